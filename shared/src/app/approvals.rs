@@ -1,0 +1,301 @@
+//! Approvals: the signed request, the confirmation page data, and decisions from the email link
+//! (token) or the CLI/console (IAM identity).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use tracing::{info, instrument, warn};
+
+use super::{notices, AppError, Applied, Services};
+use crate::domain::token::{self, TokenClaims, TokenError};
+use crate::domain::{
+    Channel, Decision, Environment, Event, Execution, ExecutionId, PipelineDefinition, Status,
+    Transition, Verdict,
+};
+use crate::ports::DeployedRevision;
+
+/// Longest name or comment kept from the form.
+pub const MAX_FORM_FIELD: usize = 500;
+
+/// Publish the approval request for an execution that reached `AWAITING_APPROVAL`, once.
+pub(crate) async fn request_approval(
+    svc: &Services,
+    exec: &Execution,
+    pipeline: &PipelineDefinition,
+) -> Result<Option<Transition>, AppError> {
+    // re-read: a supersede effect may have run in between
+    let exec = svc.execution(&exec.id).await?;
+    let Some(approval) = exec.approval.as_ref() else {
+        return Ok(None);
+    };
+    if exec.status != Status::AwaitingApproval || approval.message_id.is_some() {
+        return Ok(None);
+    }
+    let link = approval_link(svc, &exec).await?;
+    let notice = notices::approval_request(pipeline, &exec, &link, approval.expires_at);
+    let message_id = svc
+        .notifier
+        .publish(&pipeline.approval.topic_arn, &notice)
+        .await?;
+    info!(execution_id = %exec.id, %message_id, "approval request sent");
+    svc.follow_up(&exec, Event::ApprovalRequested { message_id })
+        .await
+}
+
+/// The approval page link for an execution awaiting approval.
+pub async fn approval_link(svc: &Services, exec: &Execution) -> Result<String, AppError> {
+    let (Some(approval), Some(image)) = (&exec.approval, &exec.image) else {
+        return Err(AppError::Conflict(format!(
+            "execution {} has no approval round",
+            exec.id
+        )));
+    };
+    let key = svc.secrets.get(&svc.settings.signing_key_id).await?;
+    let token = token::sign(
+        key.expose().as_bytes(),
+        &TokenClaims {
+            execution_id: exec.id.clone(),
+            nonce: approval.nonce.clone(),
+            expires_at: approval.expires_at,
+        },
+        &image.digest,
+    );
+    Ok(format!(
+        "{}/approvals/{}",
+        svc.settings.public_url.trim_end_matches('/'),
+        token
+    ))
+}
+
+/// Why an approval link cannot be used. Each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// 400
+    #[error("This approval link is malformed. Copy the whole link from the email.")]
+    Malformed,
+    /// 404
+    #[error("This approval link does not belong to any execution.")]
+    Unknown,
+    /// 403
+    #[error("This approval link is not valid: it was altered, or it belongs to an earlier approval round.")]
+    Forged,
+    /// 410
+    #[error("This approval link expired at {0}. Nothing was changed.")]
+    Expired(DateTime<Utc>),
+    /// 410
+    #[error("A newer execution replaced this one; this link no longer works. {0}")]
+    Superseded(String),
+    /// 409
+    #[error("This approval was already decided: {0}.")]
+    AlreadyDecided(String),
+    /// 409
+    #[error("This execution is {0} and does not wait for an approval.")]
+    NotAwaiting(Status),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl LinkError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            LinkError::Malformed => 400,
+            LinkError::Unknown => 404,
+            LinkError::Forged => 403,
+            LinkError::Expired(_) | LinkError::Superseded(_) => 410,
+            LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) => 409,
+            LinkError::App(e) if e.is_retryable() => 503,
+            LinkError::App(_) => 500,
+        }
+    }
+}
+
+/// What the confirmation page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalView {
+    pub execution: Execution,
+    pub pipeline: PipelineDefinition,
+    pub expires_at: DateTime<Utc>,
+    /// What production runs now (as recorded by shipgate).
+    pub production: Option<DeployedRevision>,
+}
+
+/// Check a token and load what it points at. Never changes anything.
+async fn check_link(svc: &Services, raw: &str) -> Result<(Execution, TokenClaims), LinkError> {
+    let claims = token::decode(raw).map_err(|_| LinkError::Malformed)?;
+    let exec = svc
+        .store
+        .get_execution(&claims.execution_id)
+        .await
+        .map_err(AppError::from)?
+        .ok_or(LinkError::Unknown)?;
+    let Some(digest) = exec.image.as_ref().map(|i| i.digest.clone()) else {
+        return Err(LinkError::Forged);
+    };
+    let key = svc
+        .secrets
+        .get(&svc.settings.signing_key_id)
+        .await
+        .map_err(AppError::from)?;
+    let claims = match token::verify(key.expose().as_bytes(), raw, &digest, svc.now()) {
+        Ok(c) => c,
+        Err(TokenError::Malformed) => return Err(LinkError::Malformed),
+        Err(TokenError::BadSignature) => {
+            warn!(execution_id = %exec.id, "approval token with a bad signature");
+            return Err(LinkError::Forged);
+        }
+        Err(TokenError::Expired(at)) => return Err(LinkError::Expired(at)),
+    };
+    match &exec.approval {
+        Some(a) if a.nonce == claims.nonce => {}
+        _ => return Err(LinkError::Forged),
+    }
+    status_gate(&exec)?;
+    Ok((exec, claims))
+}
+
+/// A valid link for an execution that no longer waits: say why.
+fn status_gate(exec: &Execution) -> Result<(), LinkError> {
+    match exec.status {
+        Status::AwaitingApproval => Ok(()),
+        Status::Superseded => Err(LinkError::Superseded(
+            exec.history
+                .last()
+                .map(|h| h.cause.clone())
+                .unwrap_or_default(),
+        )),
+        Status::Expired => Err(LinkError::Expired(
+            exec.approval.as_ref().map(|a| a.expires_at).unwrap_or(exec.updated_at),
+        )),
+        other => match exec.approval.as_ref().and_then(|a| a.decision.as_ref()) {
+            Some(d) => Err(LinkError::AlreadyDecided(format!(
+                "{} by {} via {} at {}",
+                match d.verdict {
+                    Verdict::Approve => "approved",
+                    Verdict::Reject => "rejected",
+                },
+                d.actor,
+                crate::domain::channel_name(d.channel),
+                d.at.format("%Y-%m-%d %H:%M UTC")
+            ))),
+            None => Err(LinkError::NotAwaiting(other)),
+        },
+    }
+}
+
+/// GET/HEAD: the page data. Never changes state.
+#[instrument(skip_all)]
+pub async fn view(svc: &Services, raw_token: &str) -> Result<ApprovalView, LinkError> {
+    let (exec, claims) = check_link(svc, raw_token).await?;
+    let pipeline = svc.pipeline(&exec.pipeline).await?;
+    let production = svc
+        .store
+        .get_revisions(&exec.pipeline, Environment::Prod)
+        .await
+        .map_err(AppError::from)?
+        .map(|r| r.current);
+    Ok(ApprovalView {
+        execution: exec,
+        pipeline,
+        expires_at: claims.expires_at,
+        production,
+    })
+}
+
+/// A decision submitted through the approval page.
+#[derive(Debug, Clone)]
+pub struct FormDecision {
+    pub verdict: Verdict,
+    pub name: Option<String>,
+    pub comment: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+fn clean_field(v: Option<String>) -> Option<String> {
+    v.map(|s| {
+        s.chars()
+            .filter(|c| !c.is_control() || *c == '\n')
+            .take(MAX_FORM_FIELD)
+            .collect::<String>()
+            .trim()
+            .to_string()
+    })
+    .filter(|s| !s.is_empty())
+}
+
+/// POST: decide through the link. Exactly one of any number of concurrent POSTs wins.
+#[instrument(skip_all)]
+pub async fn decide_by_link(
+    svc: &Services,
+    raw_token: &str,
+    form: FormDecision,
+) -> Result<Execution, LinkError> {
+    let (exec, _) = check_link(svc, raw_token).await?;
+    let decision = Decision {
+        verdict: form.verdict,
+        actor: clean_field(form.name).unwrap_or_else(|| "anonymous (email link)".into()),
+        channel: Channel::EmailLink,
+        comment: clean_field(form.comment),
+        at: svc.now(),
+        source_ip: form.source_ip,
+        user_agent: clean_field(form.user_agent),
+    };
+    record_decision(svc, &exec.id, decision).await
+}
+
+/// Approve or reject from the CLI or console (`channel` cli/console, actor = IAM identity).
+#[instrument(skip(svc, comment))]
+pub async fn decide(
+    svc: &Services,
+    id: &ExecutionId,
+    verdict: Verdict,
+    actor: &str,
+    channel: Channel,
+    comment: Option<String>,
+) -> Result<Execution, LinkError> {
+    let exec = svc.execution(id).await?;
+    status_gate(&exec)?;
+    if let Some(a) = &exec.approval {
+        if svc.now() >= a.expires_at {
+            // the sweeper would do the same; do it now so the answer is truthful
+            svc.apply(id, super::SYSTEM_ACTOR, |_| Event::ApprovalExpired)
+                .await?;
+            return Err(LinkError::Expired(a.expires_at));
+        }
+    }
+    let decision = Decision {
+        verdict,
+        actor: actor.to_string(),
+        channel,
+        comment: clean_field(comment),
+        at: svc.now(),
+        source_ip: None,
+        user_agent: None,
+    };
+    record_decision(svc, id, decision).await
+}
+
+async fn record_decision(
+    svc: &Services,
+    id: &ExecutionId,
+    decision: Decision,
+) -> Result<Execution, LinkError> {
+    let actor = decision.actor.clone();
+    match svc
+        .apply(id, &actor, move |_| Event::Decided {
+            decision: decision.clone(),
+        })
+        .await?
+    {
+        Applied::Done(exec) => Ok(exec),
+        Applied::Ignored { current, .. } => {
+            // lost the race: say who won
+            status_gate(&current)?;
+            Err(LinkError::NotAwaiting(current.status))
+        }
+    }
+}
+
+/// Default expiry for an approval round opened now.
+pub fn expiry(now: DateTime<Utc>, pipeline: &PipelineDefinition) -> DateTime<Utc> {
+    now + Duration::hours(i64::from(pipeline.approval.timeout_hours))
+}

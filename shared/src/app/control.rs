@@ -1,0 +1,302 @@
+//! Operator use cases: pipelines, status, retry, rollback, release.
+
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, instrument};
+
+use super::sources::{start_execution, StartRequest, Started};
+use super::{AppError, Applied, Services};
+use crate::domain::{
+    DeploymentRecord, Environment, Event, Execution, ExecutionId, PipelineDefinition, Status,
+    Trigger,
+};
+use crate::ports::EnvironmentRevisions;
+
+/// One changed field of a pipeline definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+/// What `apply_pipeline` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PipelineApplied {
+    pub pipeline: String,
+    /// `created`, `updated` or `unchanged`.
+    pub result: &'static str,
+    pub version: u64,
+    pub changes: Vec<FieldChange>,
+}
+
+/// Leaf-by-leaf difference of two JSON documents.
+pub fn diff(before: &Value, after: &Value) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    diff_into("", before, after, &mut out);
+    out
+}
+
+fn diff_into(path: &str, before: &Value, after: &Value, out: &mut Vec<FieldChange>) {
+    match (before, after) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => diff_into(&p, x, y, out),
+                    (x, y) => out.push(FieldChange {
+                        path: p,
+                        before: x.cloned(),
+                        after: y.cloned(),
+                    }),
+                }
+            }
+        }
+        (a, b) if a != b => out.push(FieldChange {
+            path: path.to_string(),
+            before: Some(a.clone()),
+            after: Some(b.clone()),
+        }),
+        _ => {}
+    }
+}
+
+/// Create or update a pipeline; answers what changed.
+#[instrument(skip_all, fields(pipeline = %definition.name))]
+pub async fn apply_pipeline(
+    svc: &Services,
+    definition: PipelineDefinition,
+) -> Result<PipelineApplied, AppError> {
+    definition.validate()?;
+    if let Some(existing) = svc.store.get_pipeline(&definition.name).await? {
+        if existing.definition == definition {
+            return Ok(PipelineApplied {
+                pipeline: definition.name,
+                result: "unchanged",
+                version: existing.version,
+                changes: vec![],
+            });
+        }
+    }
+    let written = svc.store.put_pipeline(&definition, svc.now()).await?;
+    let after = serde_json::to_value(&definition).unwrap_or(Value::Null);
+    let (result, changes) = match &written.previous {
+        None => ("created", vec![]),
+        Some(prev) => (
+            "updated",
+            diff(&serde_json::to_value(prev).unwrap_or(Value::Null), &after),
+        ),
+    };
+    info!(result, version = written.version, "pipeline applied");
+    Ok(PipelineApplied {
+        pipeline: definition.name,
+        result,
+        version: written.version,
+        changes,
+    })
+}
+
+/// What runs in an environment and what is in flight.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineStatus {
+    pub pipeline: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<EnvironmentRevisions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prod: Option<EnvironmentRevisions>,
+    /// Executions not yet finished, newest first.
+    pub in_flight: Vec<Execution>,
+    /// The newest execution, finished or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest: Option<Execution>,
+}
+
+/// Status of one pipeline or all.
+pub async fn status(svc: &Services, pipeline: Option<&str>) -> Result<Vec<PipelineStatus>, AppError> {
+    let names: Vec<PipelineDefinition> = match pipeline {
+        Some(name) => vec![svc.pipeline(name).await?],
+        None => svc
+            .store
+            .list_pipelines()
+            .await?
+            .into_iter()
+            .map(|p| p.definition)
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for def in names {
+        let recent = svc.store.list_executions(&def.name, 50).await?;
+        out.push(PipelineStatus {
+            pipeline: def.name.clone(),
+            source: def.source.describe(),
+            test: svc.store.get_revisions(&def.name, Environment::Test).await?,
+            prod: svc.store.get_revisions(&def.name, Environment::Prod).await?,
+            in_flight: recent.iter().filter(|e| e.status.is_active()).cloned().collect(),
+            latest: recent.into_iter().next(),
+        });
+    }
+    Ok(out)
+}
+
+/// Restart a failed execution from its failed stage (same commit; same digest for a deploy).
+#[instrument(skip(svc))]
+pub async fn retry(svc: &Services, id: &ExecutionId, actor: &str) -> Result<Execution, AppError> {
+    let exec = svc.execution(id).await?;
+    if !matches!(exec.status, Status::BuildFailed | Status::TestFailed | Status::ProdFailed) {
+        return Err(AppError::Conflict(format!(
+            "execution {id} is {}; only BUILD_FAILED, TEST_FAILED or PROD_FAILED executions can be retried",
+            exec.status
+        )));
+    }
+    match svc.apply(id, actor, |_| Event::Retry).await? {
+        Applied::Done(e) => Ok(e),
+        Applied::Ignored { reason, current } => Err(AppError::Conflict(format!(
+            "cannot retry execution {id} ({}): {reason}",
+            current.status
+        ))),
+    }
+}
+
+/// Point an environment back at its previous revision (a task definition revision pinned by
+/// digest); recorded as a new execution with cause `rollback`.
+#[instrument(skip(svc))]
+pub async fn rollback(
+    svc: &Services,
+    pipeline: &str,
+    environment: Environment,
+    actor: &str,
+) -> Result<Execution, AppError> {
+    let def = svc.pipeline(pipeline).await?;
+    let revisions = svc
+        .store
+        .get_revisions(pipeline, environment)
+        .await?
+        .ok_or_else(|| {
+            AppError::Conflict(format!(
+                "nothing has been deployed to {environment} of {pipeline} by shipgate yet"
+            ))
+        })?;
+    let target_revision = revisions.previous.clone().ok_or_else(|| {
+        AppError::Conflict(format!(
+            "{environment} of {pipeline} has no previous revision to roll back to"
+        ))
+    })?;
+    let restored = svc.execution(&target_revision.execution_id).await?;
+    let target = match environment {
+        Environment::Test => &def.test,
+        Environment::Prod => &def.prod,
+    };
+    let started = svc
+        .deployer
+        .deploy_task_definition(target, &target_revision.task_definition)
+        .await?;
+    let now = svc.now();
+    let mut exec = Execution::rollback(
+        ExecutionId::generate(now),
+        pipeline,
+        &restored,
+        DeploymentRecord {
+            environment,
+            cluster: target.cluster.clone(),
+            service: target.service.clone(),
+            task_definition: started.task_definition,
+            previous_task_definition: started.previous_task_definition,
+            deployment_id: started.deployment_id,
+            started_at: now,
+        },
+        now,
+        actor,
+    );
+    exec.image = Some(target_revision.image.clone());
+    svc.store.create_execution(&exec, None).await?;
+    info!(execution_id = %exec.id, restores = %restored.id, "rollback started");
+    if environment == Environment::Prod {
+        // the revision that was current is rolled back
+        let by = exec.id.clone();
+        let replaced = revisions.current.execution_id.clone();
+        svc.apply(&replaced, actor, move |_| Event::RolledBack { by: by.clone() })
+            .await?;
+    }
+    Ok(exec)
+}
+
+/// Start an execution without a push: for `commit`, or the head of the pipeline's branch.
+#[instrument(skip(svc))]
+pub async fn release(
+    svc: &Services,
+    pipeline: &str,
+    commit: Option<&str>,
+    request_id: Option<&str>,
+    actor: &str,
+) -> Result<Started, AppError> {
+    let def = svc.pipeline(pipeline).await?;
+    let branch = def
+        .branches
+        .iter()
+        .find(|b| !b.contains(['*', '?', '[', '{']))
+        .cloned();
+    let (sha, reference) = match commit {
+        Some(c) => {
+            let c = c.trim().to_ascii_lowercase();
+            if !(7..=40).contains(&c.len()) || !c.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                return Err(AppError::Invalid(format!(
+                    "commit {c:?} is not a commit SHA (7 to 40 hex digits)"
+                )));
+            }
+            (c, branch.unwrap_or_else(|| "release".into()))
+        }
+        None => {
+            let Some(branch) = branch else {
+                return Err(AppError::Invalid(format!(
+                    "pipeline {pipeline} only has branch globs ({}); give a commit",
+                    def.branches.join(", ")
+                )));
+            };
+            // CodeBuild builds the branch head; the SHA is learnt from the build
+            (String::new(), branch)
+        }
+    };
+    start_execution(
+        svc,
+        StartRequest {
+            pipeline: def,
+            commit: crate::domain::Commit {
+                sha,
+                reference,
+                author: None,
+                message: Some(format!("release requested by {actor}")),
+                url: None,
+            },
+            trigger: Trigger::Release {
+                actor: actor.to_string(),
+            },
+            idempotency_key: request_id.map(|r| format!("RELEASE#{pipeline}#{r}")),
+            actor: actor.to_string(),
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn diff_lists_leaf_changes() {
+        let a = json!({"name": "x", "test": {"service": "a", "cluster": "c"}, "paths": ["a"]});
+        let b = json!({"name": "x", "test": {"service": "b", "cluster": "c"}, "paths": ["a", "b"], "mode": "queued"});
+        let d = diff(&a, &b);
+        let paths: Vec<&str> = d.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, vec!["mode", "paths", "test.service"]);
+        assert_eq!(d[0].before, None);
+        assert_eq!(d[2].before, Some(json!("a")));
+        assert!(diff(&a, &a).is_empty());
+    }
+}

@@ -1,0 +1,191 @@
+//! AWS events: CodeBuild build state changes and ECS deployment state changes.
+
+use tracing::{info, instrument};
+
+use super::{approvals, AppError, Applied, Services, SYSTEM_ACTOR};
+use crate::domain::aws_events::{
+    BuildStateChange, BuildStatus, DeploymentEventName, DeploymentStateChange,
+};
+use crate::domain::token::new_nonce;
+use crate::domain::{ApprovalGrant, Event, Execution, ImageRef, Status};
+use crate::ports::{DeploymentObservation, ServiceError};
+
+/// What an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Stored; the execution is now in this status.
+    Applied(Execution),
+    /// Nothing to do (unknown, repeated, stale or out-of-order event).
+    Ignored(String),
+}
+
+impl EventOutcome {
+    fn from_applied(applied: Applied) -> EventOutcome {
+        match applied {
+            Applied::Done(e) => EventOutcome::Applied(e),
+            Applied::Ignored { reason, current } => EventOutcome::Ignored(format!(
+                "{reason} (execution {} is {})",
+                current.id, current.status
+            )),
+        }
+    }
+}
+
+/// The event did not change anything: resume owed work if the execution's worker died, and
+/// report the event as ignored.
+async fn ignored(svc: &Services, exec: &Execution, why: String) -> Result<EventOutcome, AppError> {
+    if let Some(resumed) = svc.resume_if_stale(exec).await? {
+        return Ok(EventOutcome::Applied(resumed));
+    }
+    info!(execution_id = %exec.id, status = %exec.status, reason = %why, "event ignored");
+    Ok(EventOutcome::Ignored(why))
+}
+
+/// CodeBuild "Build State Change".
+#[instrument(skip_all, fields(build_id = %change.build_id, status = change.status.as_str()))]
+pub async fn on_build_state(
+    svc: &Services,
+    change: &BuildStateChange,
+) -> Result<EventOutcome, AppError> {
+    let Some(id) = svc.store.find_by_build(&change.build_id).await? else {
+        info!("event for a build shipgate did not start; ignored");
+        return Ok(EventOutcome::Ignored(format!(
+            "build {} is not a shipgate build",
+            change.build_id
+        )));
+    };
+    let exec = svc.execution(&id).await?;
+    if exec.build_id.as_deref() != Some(change.build_id.as_str()) {
+        return ignored(svc, &exec, format!("build {} is not the execution's current build", change.build_id)).await;
+    }
+    if exec.status != Status::Building {
+        return ignored(svc, &exec, format!("execution is {}, not BUILDING", exec.status)).await;
+    }
+    let applied = match change.status {
+        BuildStatus::InProgress => {
+            let phase = change
+                .current_phase
+                .clone()
+                .unwrap_or_else(|| "IN_PROGRESS".into());
+            svc.apply(&id, SYSTEM_ACTOR, move |_| Event::BuildProgress {
+                phase: phase.clone(),
+            })
+            .await?
+        }
+        BuildStatus::Succeeded => {
+            let event = resolve_image(svc, &exec).await?;
+            svc.apply(&id, SYSTEM_ACTOR, move |_| event.clone()).await?
+        }
+        BuildStatus::Failed | BuildStatus::Stopped | BuildStatus::Fault | BuildStatus::TimedOut => {
+            let event = Event::BuildFailed {
+                status: change.status.as_str().to_string(),
+                phase: change.current_phase.clone(),
+                reason: change
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "CodeBuild gave no reason; see the build logs".into()),
+                link: change.logs_link.clone(),
+            };
+            svc.apply(&id, SYSTEM_ACTOR, move |_| event.clone()).await?
+        }
+    };
+    Ok(EventOutcome::from_applied(applied))
+}
+
+/// Find the digest the build pushed under the execution's tag.
+async fn resolve_image(svc: &Services, exec: &Execution) -> Result<Event, AppError> {
+    let pipeline = svc.pipeline(&exec.pipeline).await?;
+    let tag = exec.image_tag();
+    let repo = pipeline.image.repository_name();
+    match svc.registry.find_image(repo, &tag).await {
+        Ok(Some(image)) => Ok(Event::BuildSucceeded {
+            image: ImageRef {
+                repository_uri: pipeline.image.repository.clone(),
+                tag,
+                digest: image.digest,
+            },
+        }),
+        Ok(None) | Err(ServiceError::NotFound(_)) => Ok(Event::BuildFailed {
+            status: "SUCCEEDED".into(),
+            phase: None,
+            reason: format!(
+                "the build succeeded but no image tagged {tag} is in repository {repo} (does buildspec.yml push $IMAGE_REPO_URI:$IMAGE_TAG?)"
+            ),
+            link: None,
+        }),
+        // throttling or an outage: let EventBridge deliver the event again
+        Err(e) if e.is_retryable() => Err(e.into()),
+        Err(e) => Ok(Event::BuildFailed {
+            status: "SUCCEEDED".into(),
+            phase: None,
+            reason: format!("could not resolve the image digest: {e}"),
+            link: None,
+        }),
+    }
+}
+
+/// ECS "Deployment State Change".
+#[instrument(skip_all, fields(deployment_id = %change.deployment_id))]
+pub async fn on_deployment_state(
+    svc: &Services,
+    change: &DeploymentStateChange,
+) -> Result<EventOutcome, AppError> {
+    let Some(id) = svc.store.find_by_deployment(&change.deployment_id).await? else {
+        info!("event for a deployment shipgate did not start; ignored");
+        return Ok(EventOutcome::Ignored(format!(
+            "deployment {} is not a shipgate deployment",
+            change.deployment_id
+        )));
+    };
+    let exec = svc.execution(&id).await?;
+    let Some(env) = exec.environment_of(&change.deployment_id) else {
+        return ignored(svc, &exec, "deployment is no longer the execution's".into()).await;
+    };
+    let deployment_id = change.deployment_id.clone();
+    let applied = match change.name {
+        DeploymentEventName::InProgress => {
+            return ignored(svc, &exec, "deployment in progress".into()).await
+        }
+        DeploymentEventName::Completed => {
+            let pipeline = svc.pipeline(&exec.pipeline).await?;
+            let target = match env {
+                crate::domain::Environment::Test => &pipeline.test,
+                crate::domain::Environment::Prod => &pipeline.prod,
+            };
+            // a completed deployment that another one replaced is not a success
+            if svc.deployer.deployment_state(target, &deployment_id).await?
+                == DeploymentObservation::Replaced
+            {
+                svc.apply(&id, SYSTEM_ACTOR, move |_| Event::DeployReplaced {
+                    deployment_id: deployment_id.clone(),
+                })
+                .await?
+            } else {
+                let grant = ApprovalGrant {
+                    nonce: new_nonce(),
+                    expires_at: approvals::expiry(svc.now(), &pipeline),
+                };
+                svc.apply(&id, SYSTEM_ACTOR, move |_| Event::DeployCompleted {
+                    deployment_id: deployment_id.clone(),
+                    approval: Some(grant.clone()),
+                })
+                .await?
+            }
+        }
+        DeploymentEventName::Failed => {
+            let reason = change
+                .reason
+                .clone()
+                .unwrap_or_else(|| "ECS reported the deployment failed".into());
+            svc.apply(&id, SYSTEM_ACTOR, move |_| Event::DeployFailed {
+                deployment_id: deployment_id.clone(),
+                reason: reason.clone(),
+            })
+            .await?
+        }
+    };
+    if let Applied::Ignored { current, reason } = &applied {
+        return ignored(svc, current, reason.to_string()).await;
+    }
+    Ok(EventOutcome::from_applied(applied))
+}

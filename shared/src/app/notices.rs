@@ -1,0 +1,182 @@
+//! Messages for people: approval requests and status notices (plain text, readable in a mail
+//! client). Never contains a secret; the approval link carries a signed, single-use token only.
+
+use chrono::{DateTime, Utc};
+use tracing::{error, info};
+
+use super::Services;
+use crate::domain::{Execution, PipelineDefinition, Status};
+use crate::ports::Notice;
+
+/// SNS subjects: ASCII, no line breaks, under 100 characters.
+pub fn subject(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' })
+        .collect();
+    if clean.len() <= 99 {
+        clean
+    } else {
+        format!("{}...", &clean[..96])
+    }
+}
+
+fn short_digest(digest: &str) -> &str {
+    let end = digest.len().min(19);
+    &digest[..end]
+}
+
+/// The approval request.
+pub fn approval_request(
+    pipeline: &PipelineDefinition,
+    exec: &Execution,
+    link: &str,
+    expires_at: DateTime<Utc>,
+) -> Notice {
+    let c = &exec.commit;
+    let digest = exec.image.as_ref().map(|i| i.digest.as_str()).unwrap_or("-");
+    let mut body = String::new();
+    body.push_str(&format!(
+        "{} is running in test and waits for your approval to go to production.\n\n",
+        pipeline.name
+    ));
+    body.push_str(&format!("Pipeline:   {}\n", pipeline.name));
+    body.push_str(&format!("Execution:  {}\n", exec.id));
+    body.push_str(&format!("Commit:     {} ({})\n", c.sha, c.reference));
+    if let Some(m) = &c.message {
+        body.push_str(&format!("Message:    {}\n", m.lines().next().unwrap_or("")));
+    }
+    if let Some(a) = &c.author {
+        body.push_str(&format!("Author:     {a}\n"));
+    }
+    if let Some(u) = &c.url {
+        body.push_str(&format!("Changes:    {u}\n"));
+    }
+    body.push_str(&format!("Image:      {digest}\n"));
+    body.push_str(&format!(
+        "Test:       {} (cluster {})\n",
+        pipeline.test.service, pipeline.test.cluster
+    ));
+    body.push_str(&format!(
+        "Production: {} (cluster {})\n",
+        pipeline.prod.service, pipeline.prod.cluster
+    ));
+    body.push_str(&format!(
+        "Expires:    {}\n\n",
+        expires_at.format("%Y-%m-%d %H:%M UTC")
+    ));
+    body.push_str("Review and approve or reject (the page asks you to confirm; opening it changes nothing):\n");
+    body.push_str(&format!("{link}\n\n"));
+    body.push_str("Or from a terminal with AWS credentials:\n");
+    body.push_str(&format!("  shipgate approve {}\n", exec.id));
+    body.push_str(&format!("  shipgate reject {}\n\n", exec.id));
+    body.push_str("Production will run exactly the image digest above, the one that ran in test.\n");
+    body.push_str("A newer push that reaches test replaces this request.\n");
+    Notice {
+        subject: subject(&format!(
+            "[shipgate] Approve {} {} to production: {}",
+            pipeline.name,
+            c.short_sha(),
+            c.title()
+        )),
+        body,
+    }
+}
+
+/// A notice about a status people should hear of (failures, expiry, rollback).
+pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice {
+    let c = &exec.commit;
+    let mut body = String::new();
+    let what = match exec.status {
+        Status::BuildFailed => "The build failed.",
+        Status::TestFailed => "The deployment to test failed.",
+        Status::ProdFailed => "The deployment to production failed.",
+        Status::Expired => "The approval expired without a decision; production was not changed.",
+        Status::RolledBack => "This execution's revision was rolled back.",
+        _ => "The execution changed state.",
+    };
+    body.push_str(&format!("{what}\n\n"));
+    body.push_str(&format!("Pipeline:   {}\n", pipeline.name));
+    body.push_str(&format!("Execution:  {}\n", exec.id));
+    body.push_str(&format!("Status:     {}\n", exec.status));
+    body.push_str(&format!("Commit:     {} ({})\n", c.sha, c.reference));
+    if let Some(m) = &c.message {
+        body.push_str(&format!("Message:    {}\n", m.lines().next().unwrap_or("")));
+    }
+    if let Some(a) = &c.author {
+        body.push_str(&format!("Author:     {a}\n"));
+    }
+    if let Some(i) = &exec.image {
+        body.push_str(&format!("Image:      {}\n", short_digest(&i.digest)));
+    }
+    if let Some(f) = &exec.failure {
+        body.push_str(&format!("Stage:      {}\n", f.stage));
+        body.push_str(&format!("Cause:      {}\n", f.reason));
+        if let Some(l) = &f.link {
+            body.push_str(&format!("Logs:       {l}\n"));
+        }
+    }
+    if let Some(d) = exec.prod.as_ref().or(exec.test.as_ref()) {
+        body.push_str(&format!(
+            "Service:    {} (cluster {}), deployment {}\n",
+            d.service, d.cluster, d.deployment_id
+        ));
+    }
+    body.push('\n');
+    match exec.status {
+        Status::BuildFailed | Status::TestFailed | Status::ProdFailed => {
+            body.push_str(&format!("Retry:      shipgate retry {}\n", exec.id));
+            if exec.status == Status::ProdFailed {
+                body.push_str(&format!(
+                    "Roll back:  shipgate rollback {} --env prod\n",
+                    pipeline.name
+                ));
+            }
+        }
+        Status::Expired => {
+            body.push_str(&format!(
+                "Release again: shipgate release {} --commit {}\n",
+                pipeline.name, c.sha
+            ));
+        }
+        _ => {}
+    }
+    body.push_str(&format!("History:    shipgate show {}\n", exec.id));
+    Notice {
+        subject: subject(&format!(
+            "[shipgate] {} {}: {} {}",
+            pipeline.name,
+            exec.status,
+            c.short_sha(),
+            c.title()
+        )),
+        body,
+    }
+}
+
+/// Send a status notice on the pipeline's notification topic. Best effort: a failure is logged
+/// (the state is already stored and visible through `shipgate status`).
+pub async fn notify_status(svc: &Services, exec: &Execution, pipeline: &PipelineDefinition) {
+    let notice = status_notice(pipeline, exec);
+    match svc
+        .notifier
+        .publish(pipeline.notification_topic(), &notice)
+        .await
+    {
+        Ok(id) => info!(execution_id = %exec.id, status = %exec.status, message_id = %id, "notice sent"),
+        Err(e) => error!(execution_id = %exec.id, status = %exec.status, error = %e, "notice could not be sent"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_sns_safe() {
+        assert_eq!(subject("a\nb\u{e9}c"), "a b c");
+        let long = subject(&"x".repeat(300));
+        assert_eq!(long.len(), 99);
+        assert!(long.ends_with("..."));
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure domain: types, the execution state machine, validation and decoding.
+//! No AWS SDK types, no I/O, no async.
+
+pub mod aws_events;
+pub mod execution;
+pub mod github;
+pub mod pipeline;
+pub mod token;
+
+pub use execution::*;
+pub use pipeline::*;

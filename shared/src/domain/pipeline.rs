@@ -1,0 +1,879 @@
+//! Pipeline definitions: parsing from TOML/YAML, validation that reports every problem with its
+//! field path, and matching of pushes against branch/tag/path filters.
+
+use std::fmt;
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Default approval timeout in hours (72 h, as in CodePipeline's manual approval default of 7 d is
+/// too long for a small team; three days covers a weekend).
+pub const DEFAULT_APPROVAL_TIMEOUT_HOURS: u32 = 72;
+/// Maximum approval timeout: 30 days.
+pub const MAX_APPROVAL_TIMEOUT_HOURS: u32 = 720;
+/// Default number of images kept per repository by the sweeper's ECR pruning.
+pub const DEFAULT_KEEP_IMAGES: u32 = 10;
+
+/// How a newer execution treats older ones still awaiting approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    /// Older executions still awaiting approval become `SUPERSEDED` (default).
+    #[default]
+    Superseded,
+    /// Every execution waits for its own decision.
+    Queued,
+}
+
+/// Where pushes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// GitHub repository `owner/repo`.
+    Github(String),
+    /// CodeCommit repository name.
+    Codecommit(String),
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Github(r) => format!("github:{r}"),
+            Source::Codecommit(r) => format!("codecommit:{r}"),
+        }
+    }
+}
+
+/// An ECS service the pipeline deploys to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceTarget {
+    pub cluster: String,
+    pub service: String,
+    /// The container (in the task definition) whose image is replaced.
+    pub container: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildSpec {
+    /// CodeBuild project name.
+    pub project: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSpec {
+    /// ECR repository URI: `<account>.dkr.ecr.<region>.amazonaws.com/<name>`.
+    pub repository: String,
+}
+
+impl ImageSpec {
+    /// The repository name (the part after the registry host).
+    pub fn repository_name(&self) -> &str {
+        self.repository
+            .split_once('/')
+            .map(|(_, name)| name)
+            .unwrap_or(&self.repository)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalSpec {
+    pub topic_arn: String,
+    pub timeout_hours: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationSpec {
+    pub topic_arn: String,
+}
+
+/// A validated pipeline definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineDefinition {
+    pub name: String,
+    pub source: Source,
+    /// Branch globs (`main`, `release/*`, `**`).
+    pub branches: Vec<String>,
+    /// Tag globs; empty means tag pushes are ignored.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Optional path globs: a push runs only if one changed file matches one of them.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    pub build: BuildSpec,
+    pub image: ImageSpec,
+    pub test: ServiceTarget,
+    pub prod: ServiceTarget,
+    pub approval: ApprovalSpec,
+    /// Failure notices; default: the approval topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationSpec>,
+    #[serde(default)]
+    pub mode: ExecutionMode,
+    /// Images the sweeper keeps per repository.
+    #[serde(default = "default_keep_images")]
+    pub keep_images: u32,
+}
+
+fn default_keep_images() -> u32 {
+    DEFAULT_KEEP_IMAGES
+}
+
+/// What kind of git reference a push updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Branch,
+    Tag,
+}
+
+/// One problem in a pipeline definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationError {
+    /// Field path, e.g. `test.cluster` or `branches[1]`.
+    pub path: String,
+    pub message: String,
+}
+
+/// Every problem found in a pipeline definition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid pipeline definition ({} problem", self.0.len())?;
+        if self.0.len() != 1 {
+            write!(f, "s")?;
+        }
+        write!(f, ")")?;
+        for e in &self.0 {
+            write!(f, "\n  {}: {}", e.path, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// File formats a pipeline definition may be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// Guess the format from a file name.
+    pub fn from_path(path: &str) -> Option<Format> {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".toml") {
+            Some(Format::Toml)
+        } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            Some(Format::Yaml)
+        } else if lower.ends_with(".json") {
+            Some(Format::Json)
+        } else {
+            None
+        }
+    }
+}
+
+impl PipelineDefinition {
+    /// Parse and validate a definition written as TOML, YAML or JSON text.
+    pub fn parse(text: &str, format: Format) -> Result<PipelineDefinition, ValidationErrors> {
+        let value: Value = match format {
+            Format::Toml => toml::from_str::<toml::Value>(text)
+                .map_err(|e| syntax_error(e.message().to_string()))
+                .and_then(|v| {
+                    serde_json::to_value(v).map_err(|e| syntax_error(e.to_string()))
+                })?,
+            Format::Yaml => {
+                serde_yaml::from_str::<Value>(text).map_err(|e| syntax_error(e.to_string()))?
+            }
+            Format::Json => {
+                serde_json::from_str::<Value>(text).map_err(|e| syntax_error(e.to_string()))?
+            }
+        };
+        Self::from_value(&value)
+    }
+
+    /// Validate a loosely typed document and build the definition; all problems are reported.
+    pub fn from_value(value: &Value) -> Result<PipelineDefinition, ValidationErrors> {
+        let mut v = Validator::default();
+        let Some(root) = v.object(value, "") else {
+            return Err(ValidationErrors(v.errors));
+        };
+        v.unknown_fields(
+            root,
+            "",
+            &[
+                "name",
+                "source",
+                "branches",
+                "tags",
+                "paths",
+                "build",
+                "image",
+                "test",
+                "prod",
+                "approval",
+                "notifications",
+                "mode",
+                "keep_images",
+            ],
+        );
+
+        let name = v.required_str(root, "", "name").unwrap_or_default();
+        if !name.is_empty() && !valid_pipeline_name(&name) {
+            v.push(
+                "name",
+                "must be 1-64 characters of letters, digits, '-' or '_', starting with a letter or digit",
+            );
+        }
+
+        let source = v.source(root);
+        let branches = v
+            .glob_list(root, "branches")
+            .unwrap_or_else(|| vec!["main".to_string()]);
+        if root.contains_key("branches") && branches.is_empty() {
+            v.push("branches", "must list at least one branch glob");
+        }
+        let tags = v.glob_list(root, "tags").unwrap_or_default();
+        let paths = v.glob_list(root, "paths").unwrap_or_default();
+
+        let build = v.table(root, "", "build", &["project"]).map(|(t, p)| {
+            let project = v.required_str(t, &p, "project").unwrap_or_default();
+            if !project.is_empty() && !valid_codebuild_project(&project) {
+                v.push(
+                    &join(&p, "project"),
+                    "must be a CodeBuild project name (2-255 letters, digits, '-' or '_')",
+                );
+            }
+            BuildSpec { project }
+        });
+
+        let image = v.table(root, "", "image", &["repository"]).map(|(t, p)| {
+            let repository = v.required_str(t, &p, "repository").unwrap_or_default();
+            if !repository.is_empty() && !valid_ecr_uri(&repository) {
+                v.push(
+                    &join(&p, "repository"),
+                    "must be an ECR repository URI like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/my-service",
+                );
+            }
+            ImageSpec { repository }
+        });
+
+        let test = v.target(root, "test");
+        let prod = v.target(root, "prod");
+        if let (Some(t), Some(p)) = (&test, &prod) {
+            if !t.cluster.is_empty() && t.cluster == p.cluster && t.service == p.service {
+                v.push(
+                    "prod.service",
+                    "must not be the same cluster and service as test",
+                );
+            }
+        }
+
+        let approval = v
+            .table(root, "", "approval", &["topic_arn", "timeout_hours"])
+            .map(|(t, p)| {
+                let topic_arn = v.required_str(t, &p, "topic_arn").unwrap_or_default();
+                if !topic_arn.is_empty() && !valid_sns_arn(&topic_arn) {
+                    v.push(
+                        &join(&p, "topic_arn"),
+                        "must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)",
+                    );
+                }
+                let timeout_hours = v
+                    .optional_u32(t, &p, "timeout_hours")
+                    .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_HOURS);
+                if !(1..=MAX_APPROVAL_TIMEOUT_HOURS).contains(&timeout_hours) {
+                    v.push(
+                        &join(&p, "timeout_hours"),
+                        &format!("must be between 1 and {MAX_APPROVAL_TIMEOUT_HOURS} hours"),
+                    );
+                }
+                ApprovalSpec {
+                    topic_arn,
+                    timeout_hours,
+                }
+            });
+
+        let notifications = if root.get("notifications").is_some_and(|n| !n.is_null()) {
+            v.table(root, "", "notifications", &["topic_arn"])
+                .map(|(t, p)| {
+                    let topic_arn = v.required_str(t, &p, "topic_arn").unwrap_or_default();
+                    if !topic_arn.is_empty() && !valid_sns_arn(&topic_arn) {
+                        v.push(
+                            &join(&p, "topic_arn"),
+                            "must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)",
+                        );
+                    }
+                    NotificationSpec { topic_arn }
+                })
+        } else {
+            None
+        };
+
+        let mode = match root.get("mode") {
+            None => ExecutionMode::default(),
+            Some(Value::String(s)) if s == "superseded" => ExecutionMode::Superseded,
+            Some(Value::String(s)) if s == "queued" => ExecutionMode::Queued,
+            Some(_) => {
+                v.push("mode", "must be \"superseded\" or \"queued\"");
+                ExecutionMode::default()
+            }
+        };
+        let keep_images = v
+            .optional_u32(root, "", "keep_images")
+            .unwrap_or(DEFAULT_KEEP_IMAGES);
+        if !(1..=1000).contains(&keep_images) {
+            v.push("keep_images", "must be between 1 and 1000");
+        }
+
+        match (source, build, image, test, prod, approval) {
+            (Some(source), Some(build), Some(image), Some(test), Some(prod), Some(approval))
+                if v.errors.is_empty() =>
+            {
+                Ok(PipelineDefinition {
+                    name,
+                    source,
+                    branches,
+                    tags,
+                    paths,
+                    build,
+                    image,
+                    test,
+                    prod,
+                    approval,
+                    notifications,
+                    mode,
+                    keep_images,
+                })
+            }
+            _ => Err(ValidationErrors(v.errors)),
+        }
+    }
+
+    /// Re-check a definition built in code (e.g. read back from the store).
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let value = serde_json::to_value(self).map_err(|e| syntax_error(e.to_string()))?;
+        Self::from_value(&value).map(|_| ())
+    }
+
+    /// The topic failure notices go to.
+    pub fn notification_topic(&self) -> &str {
+        self.notifications
+            .as_ref()
+            .map(|n| n.topic_arn.as_str())
+            .unwrap_or(&self.approval.topic_arn)
+    }
+
+    /// Does a push of `ref_name` (branch or tag name, without `refs/heads/`) to this pipeline's
+    /// source start an execution? `changed_files` is `None` when the push does not say which files
+    /// changed (CodeCommit events, truncated GitHub payloads); then path filters do not exclude it.
+    pub fn matches(
+        &self,
+        source: &Source,
+        kind: RefKind,
+        ref_name: &str,
+        changed_files: Option<&[String]>,
+    ) -> bool {
+        if !self.source_matches(source) {
+            return false;
+        }
+        let ref_ok = match kind {
+            RefKind::Branch => any_glob_matches(&self.branches, ref_name),
+            RefKind::Tag => any_glob_matches(&self.tags, ref_name),
+        };
+        if !ref_ok {
+            return false;
+        }
+        match changed_files {
+            Some(files) if !self.paths.is_empty() => files
+                .iter()
+                .any(|file| any_glob_matches(&self.paths, file)),
+            _ => true,
+        }
+    }
+
+    fn source_matches(&self, source: &Source) -> bool {
+        match (&self.source, source) {
+            (Source::Github(a), Source::Github(b)) => a.eq_ignore_ascii_case(b),
+            (Source::Codecommit(a), Source::Codecommit(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Compile a glob: `*` and `?` stay within one path segment, `**` crosses segments.
+pub fn compile_glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map(|g: Glob| g.compile_matcher())
+}
+
+fn any_glob_matches(globs: &[String], candidate: &str) -> bool {
+    globs.iter().any(|g| match compile_glob(g) {
+        Ok(m) => m.is_match(candidate),
+        Err(_) => false,
+    })
+}
+
+fn syntax_error(message: String) -> ValidationErrors {
+    ValidationErrors(vec![ValidationError {
+        path: "(document)".to_string(),
+        message,
+    }])
+}
+
+fn join(parent: &str, field: &str) -> String {
+    if parent.is_empty() {
+        field.to_string()
+    } else {
+        format!("{parent}.{field}")
+    }
+}
+
+fn valid_pipeline_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_codebuild_project(name: &str) -> bool {
+    (2..=255).contains(&name.len())
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_repo_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+fn valid_github_repo(repo: &str) -> bool {
+    match repo.split_once('/') {
+        Some((owner, name)) => {
+            valid_repo_segment(owner) && valid_repo_segment(name) && !name.contains('/')
+        }
+        None => false,
+    }
+}
+
+fn valid_codecommit_repo(repo: &str) -> bool {
+    (1..=100).contains(&repo.len()) && valid_repo_segment(repo)
+}
+
+/// `<12 digits>.dkr.ecr.<region>.amazonaws.com[.cn]/<name>` with an ECR repository name.
+pub fn valid_ecr_uri(uri: &str) -> bool {
+    let Some((host, name)) = uri.split_once('/') else {
+        return false;
+    };
+    let mut parts = host.split('.');
+    let account_ok = parts
+        .next()
+        .is_some_and(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()));
+    let rest: Vec<&str> = parts.collect();
+    let host_ok = account_ok
+        && rest.len() >= 5
+        && rest[0] == "dkr"
+        && rest[1] == "ecr"
+        && !rest[2].is_empty()
+        && rest[2]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && rest[3] == "amazonaws"
+        && (rest[4..] == ["com"] || rest[4..] == ["com", "cn"]);
+    let name_ok = (2..=256).contains(&name.len())
+        && name.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && seg.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+                })
+        });
+    host_ok && name_ok
+}
+
+fn valid_sns_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "sns"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && !parts[5].is_empty()
+}
+
+/// Collects validation errors while walking a JSON document.
+#[derive(Default)]
+struct Validator {
+    errors: Vec<ValidationError>,
+}
+
+impl Validator {
+    fn push(&mut self, path: &str, message: &str) {
+        self.errors.push(ValidationError {
+            path: if path.is_empty() {
+                "(document)".to_string()
+            } else {
+                path.to_string()
+            },
+            message: message.to_string(),
+        });
+    }
+
+    fn object<'a>(&mut self, value: &'a Value, path: &str) -> Option<&'a Map<String, Value>> {
+        match value {
+            Value::Object(map) => Some(map),
+            _ => {
+                self.push(path, "must be a table/mapping");
+                None
+            }
+        }
+    }
+
+    fn unknown_fields(&mut self, map: &Map<String, Value>, path: &str, known: &[&str]) {
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                self.push(
+                    &join(path, key),
+                    &format!("unknown field (expected one of: {})", known.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn required_str(&mut self, map: &Map<String, Value>, path: &str, field: &str) -> Option<String> {
+        let p = join(path, field);
+        match map.get(field) {
+            None => {
+                self.push(&p, "is required");
+                None
+            }
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                self.push(&p, "must not be empty");
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.push(&p, "must be a string");
+                None
+            }
+        }
+    }
+
+    fn optional_u32(&mut self, map: &Map<String, Value>, path: &str, field: &str) -> Option<u32> {
+        let p = join(path, field);
+        match map.get(field) {
+            None => None,
+            Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => Some(n),
+                None => {
+                    self.push(&p, "must be a whole number");
+                    None
+                }
+            },
+            Some(_) => {
+                self.push(&p, "must be a whole number");
+                None
+            }
+        }
+    }
+
+    /// A nested table that must exist; returns it with its path.
+    fn table<'a>(
+        &mut self,
+        map: &'a Map<String, Value>,
+        path: &str,
+        field: &str,
+        known: &[&str],
+    ) -> Option<(&'a Map<String, Value>, String)> {
+        let p = join(path, field);
+        match map.get(field) {
+            None => {
+                self.push(&p, "is required");
+                None
+            }
+            Some(value) => {
+                let t = self.object(value, &p)?;
+                self.unknown_fields(t, &p, known);
+                Some((t, p))
+            }
+        }
+    }
+
+    fn glob_list(&mut self, map: &Map<String, Value>, field: &str) -> Option<Vec<String>> {
+        let value = map.get(field)?;
+        let Value::Array(items) = value else {
+            self.push(field, "must be a list of glob patterns");
+            return Some(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{field}[{i}]");
+            match item {
+                Value::String(s) if s.trim().is_empty() => self.push(&p, "must not be empty"),
+                Value::String(s) => match compile_glob(s) {
+                    Ok(_) => out.push(s.clone()),
+                    Err(e) => self.push(&p, &format!("invalid glob: {}", e.kind())),
+                },
+                _ => self.push(&p, "must be a string"),
+            }
+        }
+        Some(out)
+    }
+
+    fn source(&mut self, root: &Map<String, Value>) -> Option<Source> {
+        let (t, p) = self.table(root, "", "source", &["github", "codecommit"])?;
+        match (t.get("github"), t.get("codecommit")) {
+            (Some(_), Some(_)) => {
+                self.push(&p, "must name exactly one of github or codecommit");
+                None
+            }
+            (Some(_), None) => {
+                let repo = self.required_str(t, &p, "github")?;
+                if valid_github_repo(&repo) {
+                    Some(Source::Github(repo))
+                } else {
+                    self.push(&join(&p, "github"), "must be \"owner/repo\"");
+                    None
+                }
+            }
+            (None, Some(_)) => {
+                let repo = self.required_str(t, &p, "codecommit")?;
+                if valid_codecommit_repo(&repo) {
+                    Some(Source::Codecommit(repo))
+                } else {
+                    self.push(
+                        &join(&p, "codecommit"),
+                        "must be a CodeCommit repository name (letters, digits, '.', '-', '_')",
+                    );
+                    None
+                }
+            }
+            (None, None) => {
+                self.push(&p, "must name github = \"owner/repo\" or codecommit = \"repo\"");
+                None
+            }
+        }
+    }
+
+    fn target(&mut self, root: &Map<String, Value>, field: &str) -> Option<ServiceTarget> {
+        let (t, p) = self.table(root, "", field, &["cluster", "service", "container"])?;
+        let cluster = self.required_str(t, &p, "cluster");
+        let service = self.required_str(t, &p, "service");
+        let container = self.required_str(t, &p, "container");
+        Some(ServiceTarget {
+            cluster: cluster?,
+            service: service?,
+            container: container?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const EXAMPLE: &str = r#"
+name = "hello"
+source = { github = "acme/hello" }
+branches = ["main", "release/*"]
+paths = ["src/**", "Dockerfile"]
+build = { project = "hello-build" }
+image = { repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello" }
+test = { cluster = "apps", service = "hello-test", container = "app" }
+prod = { cluster = "apps", service = "hello-prod", container = "app" }
+approval = { topic_arn = "arn:aws:sns:eu-west-1:123456789012:approvals", timeout_hours = 48 }
+mode = "queued"
+"#;
+
+    fn example() -> PipelineDefinition {
+        PipelineDefinition::parse(EXAMPLE, Format::Toml).expect("valid example")
+    }
+
+    #[test]
+    fn parses_toml_with_defaults() {
+        let p = example();
+        assert_eq!(p.name, "hello");
+        assert_eq!(p.source, Source::Github("acme/hello".into()));
+        assert_eq!(p.approval.timeout_hours, 48);
+        assert_eq!(p.mode, ExecutionMode::Queued);
+        assert_eq!(p.keep_images, DEFAULT_KEEP_IMAGES);
+        assert!(p.tags.is_empty());
+        assert_eq!(p.image.repository_name(), "hello");
+        assert_eq!(p.notification_topic(), p.approval.topic_arn);
+        p.validate().expect("round trip validates");
+    }
+
+    #[test]
+    fn parses_yaml_and_json_the_same() {
+        let yaml = r#"
+name: hello
+source: { github: acme/hello }
+branches: [main, "release/*"]
+paths: ["src/**", Dockerfile]
+build: { project: hello-build }
+image: { repository: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello }
+test: { cluster: apps, service: hello-test, container: app }
+prod: { cluster: apps, service: hello-prod, container: app }
+approval: { topic_arn: "arn:aws:sns:eu-west-1:123456789012:approvals", timeout_hours: 48 }
+mode: queued
+"#;
+        let from_yaml = PipelineDefinition::parse(yaml, Format::Yaml).expect("yaml");
+        assert_eq!(from_yaml, example());
+        let json = serde_json::to_string(&example()).unwrap();
+        assert_eq!(
+            PipelineDefinition::parse(&json, Format::Json).unwrap(),
+            example()
+        );
+    }
+
+    #[test]
+    fn default_branch_is_main_and_approval_timeout_is_72h() {
+        let text = EXAMPLE
+            .replace("branches = [\"main\", \"release/*\"]\n", "")
+            .replace(", timeout_hours = 48", "");
+        let p = PipelineDefinition::parse(&text, Format::Toml).unwrap();
+        assert_eq!(p.branches, vec!["main"]);
+        assert_eq!(p.approval.timeout_hours, 72);
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let text = r#"
+name = "bad name!"
+source = { github = "no-slash" }
+branches = ["main", "[unclosed", 3]
+build = { }
+image = { repository = "hello" }
+test = { cluster = "apps", service = "svc", container = "" }
+prod = { cluster = "apps", service = "svc", container = "app", colour = "blue" }
+approval = { topic_arn = "not-an-arn", timeout_hours = 0 }
+mode = "sometimes"
+keep_images = 0
+extra = true
+"#;
+        let errors = PipelineDefinition::parse(text, Format::Toml).unwrap_err().0;
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        for expected in [
+            "name",
+            "source.github",
+            "branches[1]",
+            "branches[2]",
+            "build.project",
+            "image.repository",
+            "test.container",
+            "prod.colour",
+            "approval.topic_arn",
+            "approval.timeout_hours",
+            "mode",
+            "keep_images",
+            "extra",
+        ] {
+            assert!(paths.contains(&expected), "missing {expected} in {paths:?}");
+        }
+        assert_eq!(errors.len(), 13, "{errors:?}");
+    }
+
+    #[test]
+    fn missing_sections_are_required() {
+        let errors = PipelineDefinition::parse("name = \"x\"", Format::Toml)
+            .unwrap_err()
+            .0;
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["source", "build", "image", "test", "prod", "approval"]
+        );
+        assert!(errors.iter().all(|e| e.message == "is required"));
+    }
+
+    #[test]
+    fn same_test_and_prod_service_is_rejected() {
+        let text = EXAMPLE.replace("hello-prod", "hello-test");
+        let errors = PipelineDefinition::parse(&text, Format::Toml).unwrap_err();
+        assert_eq!(errors.0[0].path, "prod.service");
+    }
+
+    #[test]
+    fn both_sources_is_rejected() {
+        let text = EXAMPLE.replace(
+            "{ github = \"acme/hello\" }",
+            "{ github = \"acme/hello\", codecommit = \"hello\" }",
+        );
+        let errors = PipelineDefinition::parse(&text, Format::Toml).unwrap_err();
+        assert_eq!(errors.0[0].path, "source");
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_not_panicked() {
+        for (text, format) in [
+            ("name = ", Format::Toml),
+            ("name: [", Format::Yaml),
+            ("{", Format::Json),
+            ("[1, 2]", Format::Json),
+            ("", Format::Json),
+        ] {
+            let errors = PipelineDefinition::parse(text, format).unwrap_err();
+            assert!(!errors.0.is_empty());
+            assert!(errors.to_string().contains("invalid pipeline definition"));
+        }
+    }
+
+    #[test]
+    fn format_from_path() {
+        assert_eq!(Format::from_path("a/p.TOML"), Some(Format::Toml));
+        assert_eq!(Format::from_path("p.yml"), Some(Format::Yaml));
+        assert_eq!(Format::from_path("p.yaml"), Some(Format::Yaml));
+        assert_eq!(Format::from_path("p.json"), Some(Format::Json));
+        assert_eq!(Format::from_path("p.txt"), None);
+    }
+
+    #[test]
+    fn branch_and_path_matching() {
+        let p = example();
+        let gh = Source::Github("acme/hello".into());
+        let files = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(p.matches(&gh, RefKind::Branch, "main", None));
+        assert!(p.matches(&Source::Github("ACME/Hello".into()), RefKind::Branch, "main", None));
+        assert!(p.matches(&gh, RefKind::Branch, "release/1.2", None));
+        assert!(!p.matches(&gh, RefKind::Branch, "release/1/2", None), "* stays in one segment");
+        assert!(!p.matches(&gh, RefKind::Branch, "feature/x", None));
+        assert!(!p.matches(&gh, RefKind::Tag, "v1.0.0", None), "tags need opting in");
+        assert!(!p.matches(&Source::Github("acme/other".into()), RefKind::Branch, "main", None));
+        assert!(!p.matches(&Source::Codecommit("hello".into()), RefKind::Branch, "main", None));
+        assert!(p.matches(&gh, RefKind::Branch, "main", Some(&files(&["src/a/b.rs"]))));
+        assert!(p.matches(&gh, RefKind::Branch, "main", Some(&files(&["README.md", "Dockerfile"]))));
+        assert!(!p.matches(&gh, RefKind::Branch, "main", Some(&files(&["README.md"]))));
+        assert!(!p.matches(&gh, RefKind::Branch, "main", Some(&[])));
+    }
+
+    #[test]
+    fn tag_pushes_match_when_opted_in() {
+        let mut p = example();
+        p.tags = vec!["v*".into()];
+        p.paths.clear();
+        let gh = Source::Github("acme/hello".into());
+        assert!(p.matches(&gh, RefKind::Tag, "v1.0.0", None));
+        assert!(!p.matches(&gh, RefKind::Tag, "nightly", None));
+    }
+
+    #[test]
+    fn ecr_uri_validation() {
+        assert!(valid_ecr_uri("123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"));
+        assert!(valid_ecr_uri("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/team/hello-svc"));
+        assert!(!valid_ecr_uri("hello"));
+        assert!(!valid_ecr_uri("12345.dkr.ecr.eu-west-1.amazonaws.com/hello"));
+        assert!(!valid_ecr_uri("123456789012.dkr.ecr.eu-west-1.amazonaws.com/Hello"));
+        assert!(!valid_ecr_uri("docker.io/library/nginx"));
+    }
+}

@@ -1,0 +1,254 @@
+//! Approval tokens: `base64url(execution id "." nonce "." expiry) "." base64url(HMAC-SHA256)`.
+//!
+//! The MAC also covers the image digest that ran in test, which is not in the token: a token is
+//! valid only for that execution, that approval round (nonce) and that digest. Verification is in
+//! constant time.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::execution::ExecutionId;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const CONTEXT: &[u8] = b"shipgate-approval-v1";
+/// Longer than any token we issue; anything larger is rejected before decoding.
+pub const MAX_TOKEN_LEN: usize = 256;
+
+/// What a token claims (before its MAC is checked against the execution).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub execution_id: ExecutionId,
+    pub nonce: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the approval link is malformed")]
+    Malformed,
+    #[error("the approval link is not valid (it was altered or signed with another key)")]
+    BadSignature,
+    #[error("the approval link expired at {0}")]
+    Expired(DateTime<Utc>),
+}
+
+/// Create a token.
+pub fn sign(key: &[u8], claims: &TokenClaims, digest: &str) -> String {
+    let payload = format!(
+        "{}.{}.{}",
+        claims.execution_id,
+        claims.nonce,
+        claims.expires_at.timestamp()
+    );
+    let mac = mac(key, payload.as_bytes(), digest);
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(payload.as_bytes()),
+        URL_SAFE_NO_PAD.encode(mac)
+    )
+}
+
+/// Decode a token's claims without checking its MAC (to find the execution it names).
+pub fn decode(token: &str) -> Result<TokenClaims, TokenError> {
+    decode_parts(token).map(|(claims, _, _)| claims)
+}
+
+fn decode_parts(token: &str) -> Result<(TokenClaims, String, Vec<u8>), TokenError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let (payload_b64, mac_b64) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| TokenError::Malformed)?;
+    let mac = URL_SAFE_NO_PAD
+        .decode(mac_b64)
+        .map_err(|_| TokenError::Malformed)?;
+    if mac.len() != 32 {
+        return Err(TokenError::Malformed);
+    }
+    let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
+    let mut parts = payload.split('.');
+    let (Some(id), Some(nonce), Some(expiry), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let execution_id: ExecutionId = id.parse().map_err(|_| TokenError::Malformed)?;
+    if execution_id.as_str() != id
+        || nonce.is_empty()
+        || nonce.len() > 64
+        || !nonce.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(TokenError::Malformed);
+    }
+    let secs: i64 = expiry.parse().map_err(|_| TokenError::Malformed)?;
+    if expiry != secs.to_string() {
+        return Err(TokenError::Malformed);
+    }
+    let expires_at = Utc
+        .timestamp_opt(secs, 0)
+        .single()
+        .ok_or(TokenError::Malformed)?;
+    Ok((
+        TokenClaims {
+            execution_id,
+            nonce: nonce.to_string(),
+            expires_at,
+        },
+        payload,
+        mac,
+    ))
+}
+
+/// Verify a token against the key and the digest that ran in test, at time `now`.
+pub fn verify(
+    key: &[u8],
+    token: &str,
+    digest: &str,
+    now: DateTime<Utc>,
+) -> Result<TokenClaims, TokenError> {
+    let (claims, payload, given) = decode_parts(token)?;
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
+    m.update(&mac_input(payload.as_bytes(), digest));
+    // verify_slice compares in constant time
+    m.verify_slice(&given).map_err(|_| TokenError::BadSignature)?;
+    if now >= claims.expires_at {
+        return Err(TokenError::Expired(claims.expires_at));
+    }
+    Ok(claims)
+}
+
+fn mac_input(payload: &[u8], digest: &str) -> Vec<u8> {
+    let mut input = Vec::with_capacity(CONTEXT.len() + payload.len() + digest.len() + 2);
+    input.extend_from_slice(CONTEXT);
+    input.push(b'\n');
+    input.extend_from_slice(payload);
+    input.push(b'\n');
+    input.extend_from_slice(digest.as_bytes());
+    input
+}
+
+fn mac(key: &[u8], payload: &[u8], digest: &str) -> Vec<u8> {
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
+    m.update(&mac_input(payload, digest));
+    m.finalize().into_bytes().to_vec()
+}
+
+/// A random nonce for a new approval round (16 bytes, base64url).
+pub fn new_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS entropy: fall back to the clock; the MAC still protects the token.
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        bytes[..8].copy_from_slice(&nanos.to_be_bytes());
+    }
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn claims() -> TokenClaims {
+        TokenClaims {
+            execution_id: "01JD3V5X8Q2M4N6P7R9S0T1V2W".parse().unwrap(),
+            nonce: "abcDEF-_123".into(),
+            expires_at: Utc.timestamp_opt(1_900_000_000, 0).unwrap(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.timestamp_opt(1_899_999_000, 0).unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let token = sign(b"key", &claims(), "sha256:abc");
+        assert!(token.len() < MAX_TOKEN_LEN);
+        assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+        assert_eq!(verify(b"key", &token, "sha256:abc", now()), Ok(claims()));
+        assert_eq!(decode(&token), Ok(claims()));
+    }
+
+    #[test]
+    fn wrong_key_digest_or_expiry() {
+        let token = sign(b"key", &claims(), "sha256:abc");
+        assert_eq!(verify(b"other", &token, "sha256:abc", now()), Err(TokenError::BadSignature));
+        assert_eq!(verify(b"key", &token, "sha256:abd", now()), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(b"key", &token, "sha256:abc", claims().expires_at),
+            Err(TokenError::Expired(claims().expires_at))
+        );
+    }
+
+    #[test]
+    fn altered_claims_are_bad_signatures() {
+        let token = sign(b"key", &claims(), "sha256:abc");
+        let mut later = claims();
+        later.expires_at = Utc.timestamp_opt(2_000_000_000, 0).unwrap();
+        let forged_payload = sign(b"key", &later, "sha256:abc");
+        // graft the later payload onto the original MAC
+        let forged = format!(
+            "{}.{}",
+            forged_payload.split('.').next().unwrap(),
+            token.split('.').nth(1).unwrap()
+        );
+        assert_eq!(verify(b"key", &forged, "sha256:abc", now()), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn malformed_tokens() {
+        for bad in ["", ".", "abc", "a.b", "!!!.???", &"a".repeat(300), "aGVsbG8.aGVsbG8"] {
+            assert_eq!(verify(b"key", bad, "d", now()), Err(TokenError::Malformed), "{bad}");
+        }
+        let short_mac = format!("{}.{}", URL_SAFE_NO_PAD.encode("01JD3V5X8Q2M4N6P7R9S0T1V2W.n.1"), URL_SAFE_NO_PAD.encode([0u8; 31]));
+        assert_eq!(decode(&short_mac), Err(TokenError::Malformed));
+        let bad_expiry = format!("{}.{}", URL_SAFE_NO_PAD.encode("01JD3V5X8Q2M4N6P7R9S0T1V2W.n.+1"), URL_SAFE_NO_PAD.encode([0u8; 32]));
+        assert_eq!(decode(&bad_expiry), Err(TokenError::Malformed));
+        let extra = format!("{}.{}", URL_SAFE_NO_PAD.encode("01JD3V5X8Q2M4N6P7R9S0T1V2W.n.1.x"), URL_SAFE_NO_PAD.encode([0u8; 32]));
+        assert_eq!(decode(&extra), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn nonces_are_unique() {
+        let a = new_nonce();
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, new_nonce());
+    }
+
+    proptest! {
+        #[test]
+        fn prop_round_trip(key in proptest::collection::vec(any::<u8>(), 1..64),
+                           nonce in "[A-Za-z0-9_-]{1,32}",
+                           expiry in 1_000_000_000i64..4_000_000_000i64,
+                           digest in "sha256:[0-9a-f]{64}") {
+            let c = TokenClaims { execution_id: "01JD3V5X8Q2M4N6P7R9S0T1V2W".parse().unwrap(), nonce, expires_at: Utc.timestamp_opt(expiry, 0).unwrap() };
+            let token = sign(&key, &c, &digest);
+            let before = Utc.timestamp_opt(expiry - 1, 0).unwrap();
+            prop_assert_eq!(verify(&key, &token, &digest, before), Ok(c));
+        }
+
+        #[test]
+        fn prop_any_flipped_byte_is_rejected(pos in 0usize..200, bit in 0u8..8) {
+            let token = sign(b"key", &claims(), "sha256:abc");
+            let mut bytes = token.into_bytes();
+            let pos = pos % bytes.len();
+            bytes[pos] ^= 1 << bit;
+            if let Ok(tampered) = String::from_utf8(bytes) {
+                prop_assert!(verify(b"key", &tampered, "sha256:abc", now()).is_err());
+            }
+        }
+
+        #[test]
+        fn prop_decode_never_panics(s in "\\PC{0,300}") {
+            let _ = decode(&s);
+            let _ = verify(b"k", &s, "d", now());
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! shipgate core library.
+//!
+//! Layers (dependencies point inward only):
+//! - [`domain`]: pure types and the execution state machine;
+//! - [`ports`]: the async traits the use cases need;
+//! - [`adapters`]: AWS SDK implementations of the ports (SDK types never leave them);
+//! - [`app`]: the use cases, written against the ports only.
+
+pub mod domain;
+pub mod ports;
+pub mod app;
+pub mod telemetry;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod fakes;

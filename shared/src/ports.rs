@@ -1,0 +1,354 @@
+//! The small async traits the use cases need. Signatures use domain types only; AWS SDK types
+//! stay in [`crate::adapters`].
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    Commit, Environment, Execution, ExecutionId, ImageRef, PipelineDefinition, ServiceTarget,
+    Status,
+};
+
+/// Errors of the execution store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: the item changed since it was read. Carries the current item.
+    #[error("conflict: execution {} is now {} (version {})", .0.id, .0.status, .0.version)]
+    Conflict(Box<Execution>),
+    /// A pipeline was changed concurrently.
+    #[error("pipeline {0} was changed concurrently; read it again")]
+    PipelineConflict(String),
+    /// The item the write expected is not there.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Throttling, timeouts, 5xx: safe to retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// An item could not be decoded (should never happen; needs a person).
+    #[error("corrupt item {key}: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Errors of the other AWS-facing ports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// Timeouts, 5xx, connection failures.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Validation, access denied, bad configuration: retrying will not help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+impl ServiceError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ServiceError::Throttled(_) | ServiceError::Unavailable(_))
+    }
+}
+
+/// A key that may be claimed once (webhook deliveries, EventBridge event ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// When the claim may be forgotten (DynamoDB TTL).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Result of creating an execution under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// The key was claimed before by this execution.
+    Duplicate(ExecutionId),
+}
+
+/// Result of claiming a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    Claimed,
+    /// Claimed before; carries the value stored with the first claim.
+    Existing(String),
+}
+
+/// A stored pipeline definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPipeline {
+    pub definition: PipelineDefinition,
+    pub version: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What `put_pipeline` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineWrite {
+    pub version: u64,
+    /// The definition it replaced (None when created).
+    pub previous: Option<PipelineDefinition>,
+}
+
+/// What runs in an environment, as deployed by shipgate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployedRevision {
+    pub execution_id: ExecutionId,
+    pub commit: Commit,
+    pub image: ImageRef,
+    pub task_definition: String,
+    pub deployed_at: DateTime<Utc>,
+}
+
+/// Current and previous revision of one environment of one pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentRevisions {
+    pub current: DeployedRevision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<DeployedRevision>,
+}
+
+/// The state store: one DynamoDB table in production, memory in tests.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    /// Create or replace a pipeline definition.
+    async fn put_pipeline(
+        &self,
+        definition: &PipelineDefinition,
+        at: DateTime<Utc>,
+    ) -> Result<PipelineWrite, StoreError>;
+    async fn get_pipeline(&self, name: &str) -> Result<Option<StoredPipeline>, StoreError>;
+    /// All pipelines, by name.
+    async fn list_pipelines(&self) -> Result<Vec<StoredPipeline>, StoreError>;
+
+    /// Store a new execution (findable by its build and deployment ids, if any); with a key,
+    /// atomically claim it too (a second call with the same key stores nothing and answers the
+    /// first execution's id).
+    async fn create_execution(
+        &self,
+        execution: &Execution,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError>;
+    async fn get_execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError>;
+    /// Executions of a pipeline, newest first.
+    async fn list_executions(
+        &self,
+        pipeline: &str,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError>;
+    /// Executions in an active status (for the sweeper), oldest first.
+    async fn list_by_status(&self, status: Status, limit: usize)
+        -> Result<Vec<Execution>, StoreError>;
+    /// Replace `previous` with `next` if the stored item still has `previous`'s status and
+    /// version; also makes `next` findable by any new build or deployment id. A lost race
+    /// answers [`StoreError::Conflict`] with the current item.
+    async fn save(&self, previous: &Execution, next: &Execution) -> Result<(), StoreError>;
+
+    /// Claim a key once; the first claim stores `value`.
+    async fn claim(&self, key: &IdempotencyKey, value: &str) -> Result<Claim, StoreError>;
+    async fn find_by_build(&self, build_id: &str) -> Result<Option<ExecutionId>, StoreError>;
+    async fn find_by_deployment(
+        &self,
+        deployment_id: &str,
+    ) -> Result<Option<ExecutionId>, StoreError>;
+
+    async fn get_revisions(
+        &self,
+        pipeline: &str,
+        environment: Environment,
+    ) -> Result<Option<EnvironmentRevisions>, StoreError>;
+    /// Make `revision` current; the old current becomes previous. Recording the same execution
+    /// twice changes nothing.
+    async fn record_revision(
+        &self,
+        pipeline: &str,
+        environment: Environment,
+        revision: &DeployedRevision,
+    ) -> Result<(), StoreError>;
+}
+
+/// What to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest {
+    pub project: String,
+    pub source_version: String,
+    pub environment: Vec<(String, String)>,
+    /// Same token → same build (AWS keeps it for 5 minutes).
+    pub idempotency_token: String,
+}
+
+/// A build's state as CodeBuild reports it (for reconciliation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildObservation {
+    pub build_id: String,
+    /// IN_PROGRESS, SUCCEEDED, FAILED, FAULT, STOPPED, TIMED_OUT
+    pub status: String,
+    pub phase: Option<String>,
+    pub reason: Option<String>,
+    pub logs_link: Option<String>,
+}
+
+#[async_trait]
+pub trait BuildRunner: Send + Sync {
+    /// Start a build; answers the build id (`project:uuid`).
+    async fn start_build(&self, request: &BuildRequest) -> Result<String, ServiceError>;
+    async fn get_build(&self, build_id: &str) -> Result<BuildObservation, ServiceError>;
+}
+
+/// A deployment that was started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedDeployment {
+    pub task_definition: String,
+    pub previous_task_definition: Option<String>,
+    pub deployment_id: String,
+}
+
+/// A deployment's state as ECS reports it (for reconciliation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentObservation {
+    InProgress,
+    Completed,
+    Failed(String),
+    /// No longer the service's primary deployment.
+    Replaced,
+    Unknown,
+}
+
+/// What a service runs now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceState {
+    pub task_definition: String,
+    /// Image of the target container.
+    pub image: Option<String>,
+}
+
+#[async_trait]
+pub trait Deployer: Send + Sync {
+    /// Register a revision of the service's current task definition with only `target.container`'s
+    /// image changed to `image`, and point the service at it.
+    async fn deploy_image(
+        &self,
+        target: &ServiceTarget,
+        image: &str,
+    ) -> Result<StartedDeployment, ServiceError>;
+    /// Point the service at an existing task definition revision (rollback).
+    async fn deploy_task_definition(
+        &self,
+        target: &ServiceTarget,
+        task_definition: &str,
+    ) -> Result<StartedDeployment, ServiceError>;
+    async fn service_state(&self, target: &ServiceTarget) -> Result<ServiceState, ServiceError>;
+    async fn deployment_state(
+        &self,
+        target: &ServiceTarget,
+        deployment_id: &str,
+    ) -> Result<DeploymentObservation, ServiceError>;
+}
+
+/// An image in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageDetail {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub pushed_at: Option<DateTime<Utc>>,
+    pub size_bytes: Option<i64>,
+}
+
+#[async_trait]
+pub trait ImageRegistry: Send + Sync {
+    /// The image a tag points at, if any.
+    async fn find_image(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<ImageDetail>, ServiceError>;
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError>;
+    /// Delete images by digest; answers the digests deleted.
+    async fn delete_images(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<String>, ServiceError>;
+}
+
+/// A message for people (SNS → email).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub subject: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Publish; answers the message id.
+    async fn publish(&self, topic_arn: &str, notice: &Notice) -> Result<String, ServiceError>;
+}
+
+/// A secret value. Never printed: `Debug` and `Display` are redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: impl Into<String>) -> SecretValue {
+        SecretValue(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    async fn secret(&self, id: &str) -> Result<SecretValue, ServiceError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = SecretValue::new("hunter2");
+        assert_eq!(format!("{s:?}"), "SecretValue(<redacted>)");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn retryable_errors() {
+        assert!(ServiceError::Throttled("x".into()).is_retryable());
+        assert!(ServiceError::Unavailable("x".into()).is_retryable());
+        assert!(!ServiceError::Rejected("x".into()).is_retryable());
+        assert!(!ServiceError::NotFound("x".into()).is_retryable());
+        assert!(StoreError::Unavailable("x".into()).is_retryable());
+        assert!(!StoreError::NotFound("x".into()).is_retryable());
+    }
+}
