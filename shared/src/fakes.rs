@@ -668,7 +668,7 @@ impl SecretSource for FakeSecrets {
     }
 }
 
-/// A clock tests move by hand.
+/// A clock tests move by hand (and that ticks 1 ms per reading).
 pub struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl Default for ManualClock {
@@ -690,8 +690,11 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
+    /// Ticks one millisecond per reading, so ids and history stay strictly ordered.
     fn now(&self) -> DateTime<Utc> {
-        *lock(&self.0)
+        let mut t = lock(&self.0);
+        *t += Duration::milliseconds(1);
+        *t
     }
 }
 

@@ -11,6 +11,9 @@ pub mod events;
 pub mod notices;
 pub mod sources;
 
+#[cfg(test)]
+mod flow_tests;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
