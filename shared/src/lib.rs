@@ -8,8 +8,14 @@
 
 pub mod domain;
 pub mod ports;
+pub mod adapters;
 pub mod app;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
+
+#[cfg(feature = "local")]
+pub mod local;
+pub mod http;
+pub mod runtime;

@@ -1,1 +1,2 @@
+//! `shipgate-build-events`: CodeBuild build state changes.
 pub mod handler;

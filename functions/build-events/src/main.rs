@@ -1,1 +1,14 @@
-fn main() {}
+//! shipgate-build-events: CodeBuild build state changes (EventBridge).
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let svc = shared::runtime::bootstrap().await?;
+    run(service_fn(|event: LambdaEvent<Value>| {
+        let svc = svc.clone();
+        async move { build_events::handler::handle(&svc, event.payload).await }
+    }))
+    .await
+}

@@ -1,1 +1,46 @@
+//! CodeCommit "Repository State Change" (EventBridge).
 
+use serde_json::{json, Value};
+use shared::app::sources::{handle_codecommit_change, CodeCommitOutcome};
+use shared::app::Services;
+use shared::domain::aws_events::decode_reference_change;
+use shared::runtime::EventError;
+
+pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
+    let change = decode_reference_change(&event)?;
+    Ok(match handle_codecommit_change(svc, &change).await? {
+        CodeCommitOutcome::Ignored(reason) => json!({ "status": "ignored", "reason": reason }),
+        CodeCommitOutcome::NoPipeline => json!({ "status": "no pipeline" }),
+        CodeCommitOutcome::Started(started) => json!({
+            "status": "started",
+            "execution_id": started[0].execution_id,
+            "executions": started,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::Source;
+    use shared::fakes::FakeWorld;
+    use shared::ports::{Clock, ExecutionStore};
+
+    #[tokio::test]
+    async fn samples_through_the_handler() {
+        let w = FakeWorld::new();
+        let mut p = FakeWorld::pipeline();
+        p.source = Source::Codecommit("hello".into());
+        w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
+        let updated: Value = serde_json::from_str(include_str!("../../../events/codecommit/updated.json")).unwrap();
+        let out = handle(&w.services, updated.clone()).await.unwrap();
+        assert_eq!(out["status"], "started");
+        let again = handle(&w.services, updated).await.unwrap();
+        assert_eq!(again["execution_id"], out["execution_id"]);
+        assert_eq!(again["executions"][0]["duplicate"], true);
+        let deleted: Value = serde_json::from_str(include_str!("../../../events/codecommit/deleted.json")).unwrap();
+        assert_eq!(handle(&w.services, deleted).await.unwrap()["status"], "ignored");
+        assert_eq!(w.builds.started().len(), 1);
+        assert!(matches!(handle(&w.services, json!([])).await, Err(EventError::Invalid(_))));
+    }
+}

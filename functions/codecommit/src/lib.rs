@@ -1,1 +1,2 @@
+//! `shipgate-codecommit`: CodeCommit reference changes.
 pub mod handler;

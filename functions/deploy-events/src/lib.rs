@@ -1,1 +1,2 @@
+//! `shipgate-deploy-events`: ECS deployment state changes.
 pub mod handler;

@@ -1,1 +1,2 @@
+//! `shipgate-webhook`: verifies GitHub push webhooks and starts executions.
 pub mod handler;

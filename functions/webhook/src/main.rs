@@ -1,1 +1,14 @@
-fn main() {}
+//! shipgate-webhook: GitHub push webhooks (API Gateway HTTP API).
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use shared::http::HttpRequest;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let svc = shared::runtime::bootstrap().await?;
+    run(service_fn(|event: LambdaEvent<HttpRequest>| {
+        let svc = svc.clone();
+        async move { Ok::<_, Error>(webhook::handler::handle(&svc, event.payload).await) }
+    }))
+    .await
+}

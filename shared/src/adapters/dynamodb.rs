@@ -1,0 +1,668 @@
+//! The execution store on one DynamoDB table (single-table design).
+//!
+//! | item | pk | sk | other keys |
+//! | --- | --- | --- | --- |
+//! | pipeline | `PIPELINE#<name>` | `CONFIG` | gsi1: `PIPELINES` / `<name>` |
+//! | execution | `EXEC#<ulid>` | `EXEC` | gsi1: `PIPELINE#<name>` / `EXEC#<ulid>`; gsi2 (active only): `STATUS#<status>` / `<ulid>` |
+//! | build link | `BUILD#<build id>` | `LINK` | |
+//! | deployment link | `DEPLOY#<deployment id>` | `LINK` | |
+//! | idempotency claim | `IDEM#<key>` | `IDEM` | `ttl` |
+//! | environment revisions | `ENV#<pipeline>#<test or prod>` | `REVISION` | |
+//!
+//! Items carry `version` (optimistic locking) and `body` (the domain value as JSON).
+
+use std::collections::HashMap;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem,
+};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::classify;
+use crate::domain::{Environment, Execution, ExecutionId, Link, PipelineDefinition, Status};
+use crate::ports::*;
+
+type Item = HashMap<String, AttributeValue>;
+
+const TRANSACTION_RETRIES: usize = 6;
+
+/// The store on DynamoDB.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn body<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let key = format!(
+        "{}/{}",
+        get_s(item, "pk").unwrap_or("?"),
+        get_s(item, "sk").unwrap_or("?")
+    );
+    let raw = get_s(item, "body").ok_or_else(|| StoreError::Corrupt {
+        key: key.clone(),
+        message: "no body attribute".into(),
+    })?;
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt {
+        key,
+        message: e.to_string(),
+    })
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("domain values serialize")
+}
+
+fn exec_pk(id: &ExecutionId) -> String {
+    format!("EXEC#{id}")
+}
+
+fn link_pk(link: &Link) -> String {
+    match link {
+        Link::Build(b) => format!("BUILD#{b}"),
+        Link::Deployment(d) => format!("DEPLOY#{d}"),
+    }
+}
+
+fn env_pk(pipeline: &str, env: Environment) -> String {
+    format!("ENV#{pipeline}#{env}")
+}
+
+fn exec_item(e: &Execution) -> Item {
+    let mut item = key(exec_pk(&e.id), "EXEC");
+    item.insert("gsi1pk".into(), s(format!("PIPELINE#{}", e.pipeline)));
+    item.insert("gsi1sk".into(), s(format!("EXEC#{}", e.id)));
+    if e.status.is_active() {
+        item.insert("gsi2pk".into(), s(format!("STATUS#{}", e.status)));
+        item.insert("gsi2sk".into(), s(e.id.to_string()));
+    }
+    item.insert("status".into(), s(e.status.as_str()));
+    item.insert("version".into(), n(e.version));
+    item.insert("updated_at".into(), s(e.updated_at.to_rfc3339()));
+    item.insert("body".into(), s(to_json(e)));
+    item
+}
+
+fn claim_item(k: &IdempotencyKey, value: &str) -> Item {
+    let mut item = key(format!("IDEM#{}", k.key), "IDEM");
+    item.insert("value".into(), s(value));
+    item.insert("ttl".into(), n(k.expires_at.timestamp()));
+    item
+}
+
+/// A claim whose TTL passed may be taken again (DynamoDB deletes expired items lazily).
+const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR #ttl < :now";
+
+fn link_item(link: &Link, e: &Execution) -> Item {
+    let mut item = key(link_pk(link), "LINK");
+    item.insert("execution_id".into(), s(e.id.to_string()));
+    item.insert("pipeline".into(), s(e.pipeline.clone()));
+    item
+}
+
+fn unavailable(e: ServiceError) -> StoreError {
+    match e {
+        ServiceError::Throttled(m) | ServiceError::Unavailable(m) => StoreError::Unavailable(m),
+        ServiceError::NotFound(m) | ServiceError::Rejected(m) => {
+            StoreError::Unavailable(format!("DynamoDB rejected the request: {m}"))
+        }
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: &str) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: table.to_string(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// One cheap call (used during a cold start so the TLS handshake is not billed to the first
+    /// event).
+    pub async fn warm_up(&self) {
+        let _ = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("WARMUP".into(), "WARMUP")))
+            .send()
+            .await;
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(classify(&e)))?;
+        Ok(out.item)
+    }
+
+    fn put(&self, item: Item, condition: Option<&str>, values: Option<Item>) -> Put {
+        let mut b = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(c) = condition {
+            b = b
+                .condition_expression(c)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        }
+        if let Some(v) = values {
+            for (k, val) in v {
+                if k.starts_with('#') {
+                    if let AttributeValue::S(name) = val {
+                        b = b.expression_attribute_names(k, name);
+                    }
+                } else {
+                    b = b.expression_attribute_values(k, val);
+                }
+            }
+        }
+        b.build().expect("table and item are set")
+    }
+
+    /// Write puts atomically. Answers the cancellation codes per item when the transaction was
+    /// cancelled by a condition (`None` per item that passed).
+    async fn transact(&self, puts: Vec<Put>) -> Result<Result<(), Vec<Option<String>>>, StoreError> {
+        let items: Vec<TransactWriteItem> = puts
+            .into_iter()
+            .map(|p| TransactWriteItem::builder().put(p).build())
+            .collect();
+        let mut delay = StdDuration::from_millis(20);
+        for attempt in 0..TRANSACTION_RETRIES {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => e,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => Some(
+                    tc.cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_string))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            };
+            if let Some(cancelled) = reasons {
+                let conflict = cancelled
+                    .iter()
+                    .any(|c| c.as_deref() == Some("TransactionConflict"));
+                let condition = cancelled
+                    .iter()
+                    .any(|c| c.as_deref() == Some("ConditionalCheckFailed"));
+                if conflict && !condition && attempt + 1 < TRANSACTION_RETRIES {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    continue;
+                }
+                if condition || cancelled.is_empty() {
+                    return Ok(Err(cancelled));
+                }
+                return Err(StoreError::Unavailable(format!(
+                    "transaction cancelled: {cancelled:?}"
+                )));
+            }
+            if err.code() == Some("TransactionCanceledException") {
+                return Ok(Err(Vec::new()));
+            }
+            return Err(unavailable(classify(&err)));
+        }
+        Err(StoreError::Unavailable(
+            "transaction kept conflicting with concurrent writes".into(),
+        ))
+    }
+
+    async fn read_claim(&self, claim_key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(format!("IDEM#{claim_key}"), "IDEM")
+            .await?
+            .and_then(|i| get_s(&i, "value").map(str::to_string)))
+    }
+
+    fn claim_put(&self, k: &IdempotencyKey, value: &str, now: DateTime<Utc>) -> Put {
+        self.put(
+            claim_item(k, value),
+            Some(CLAIM_CONDITION),
+            Some(HashMap::from([
+                ("#ttl".to_string(), s("ttl")),
+                (":now".to_string(), n(now.timestamp())),
+            ])),
+        )
+    }
+
+    async fn current_execution(&self, id: &ExecutionId) -> Result<Execution, StoreError> {
+        self.get_execution(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    /// Create the table (with its indexes and TTL) if it does not exist: for the local sandbox
+    /// and tests. In AWS the table comes from `infra/template.yaml`.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("name and type are set")
+        };
+        let key_el = |name: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(t)
+                .build()
+                .expect("name and type are set")
+        };
+        let gsi = |name: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key_el(&format!("{name}pk"), KeyType::Hash))
+                .key_schema(key_el(&format!("{name}sk"), KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .expect("index is complete")
+        };
+        let result = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk"))
+            .attribute_definitions(attr("sk"))
+            .attribute_definitions(attr("gsi1pk"))
+            .attribute_definitions(attr("gsi1sk"))
+            .attribute_definitions(attr("gsi2pk"))
+            .attribute_definitions(attr("gsi2sk"))
+            .key_schema(key_el("pk", KeyType::Hash))
+            .key_schema(key_el("sk", KeyType::Range))
+            .global_secondary_indexes(gsi("gsi1"))
+            .global_secondary_indexes(gsi("gsi2"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceInUseException") => return Ok(()),
+            Err(e) => return Err(unavailable(classify(&e))),
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("ttl")
+                    .enabled(true)
+                    .build()
+                    .expect("ttl spec is complete"),
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable(classify(&e)))?;
+        Ok(())
+    }
+
+    /// Raw attributes of an item (tests check TTL attributes with it).
+    pub async fn raw_item(&self, pk: &str, sk: &str) -> Result<Option<HashMap<String, String>>, StoreError> {
+        Ok(self.get(pk.to_string(), sk).await?.map(|item| {
+            item.into_iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        AttributeValue::S(s) => s,
+                        AttributeValue::N(n) => n,
+                        other => format!("{other:?}"),
+                    };
+                    (k, text)
+                })
+                .collect()
+        }))
+    }
+
+    async fn query_all(
+        &self,
+        index: &str,
+        pk_name: &str,
+        pk_value: String,
+        forward: bool,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", s(pk_value.clone()))
+                .scan_index_forward(forward)
+                .limit(limit.clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(classify(&e)))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if out.len() < limit => start = Some(k),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ExecutionStore for DynamoStore {
+    async fn put_pipeline(
+        &self,
+        definition: &PipelineDefinition,
+        at: DateTime<Utc>,
+    ) -> Result<PipelineWrite, StoreError> {
+        let pk = format!("PIPELINE#{}", definition.name);
+        let existing = self.get(pk.clone(), "CONFIG").await?;
+        let (previous, old_version) = match &existing {
+            Some(item) => (
+                Some(body::<StoredPipeline>(item)?.definition),
+                get_n(item, "version"),
+            ),
+            None => (None, None),
+        };
+        let version = old_version.unwrap_or(0) + 1;
+        let stored = StoredPipeline {
+            definition: definition.clone(),
+            version,
+            updated_at: at,
+        };
+        let mut item = key(pk, "CONFIG");
+        item.insert("gsi1pk".into(), s("PIPELINES"));
+        item.insert("gsi1sk".into(), s(definition.name.clone()));
+        item.insert("version".into(), n(version));
+        item.insert("body".into(), s(to_json(&stored)));
+        let mut req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        req = match old_version {
+            Some(v) => req
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+            None => req.condition_expression("attribute_not_exists(pk)"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(PipelineWrite { version, previous }),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                Err(StoreError::PipelineConflict(definition.name.clone()))
+            }
+            Err(e) => Err(unavailable(classify(&e))),
+        }
+    }
+
+    async fn get_pipeline(&self, name: &str) -> Result<Option<StoredPipeline>, StoreError> {
+        self.get(format!("PIPELINE#{name}"), "CONFIG")
+            .await?
+            .map(|i| body(&i))
+            .transpose()
+    }
+
+    async fn list_pipelines(&self) -> Result<Vec<StoredPipeline>, StoreError> {
+        self.query_all("gsi1", "gsi1pk", "PIPELINES".into(), true, 10_000)
+            .await?
+            .iter()
+            .map(body)
+            .collect()
+    }
+
+    async fn create_execution(
+        &self,
+        execution: &Execution,
+        claim: Option<&IdempotencyKey>,
+    ) -> Result<Created, StoreError> {
+        let mut puts = vec![self.put(exec_item(execution), Some("attribute_not_exists(pk)"), None)];
+        if let Some(k) = claim {
+            puts.push(self.claim_put(k, execution.id.as_str(), execution.created_at));
+        }
+        for link in execution.links() {
+            puts.push(self.put(link_item(&link, execution), None, None));
+        }
+        match self.transact(puts).await? {
+            Ok(()) => Ok(Created::Created),
+            Err(_) => match claim {
+                Some(k) => match self.read_claim(&k.key).await? {
+                    Some(existing) if existing != execution.id.as_str() => {
+                        Ok(Created::Duplicate(existing.parse().map_err(|_| {
+                            StoreError::Corrupt {
+                                key: format!("IDEM#{}", k.key),
+                                message: "value is not an execution id".into(),
+                            }
+                        })?))
+                    }
+                    _ => Err(StoreError::Unavailable(
+                        "execution could not be created; try again".into(),
+                    )),
+                },
+                None => Err(StoreError::Unavailable(format!(
+                    "execution {} already exists",
+                    execution.id
+                ))),
+            },
+        }
+    }
+
+    async fn get_execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
+        self.get(exec_pk(id), "EXEC")
+            .await?
+            .map(|i| body(&i))
+            .transpose()
+    }
+
+    async fn list_executions(
+        &self,
+        pipeline: &str,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.query_all("gsi1", "gsi1pk", format!("PIPELINE#{pipeline}"), false, limit)
+            .await?
+            .iter()
+            .map(body)
+            .collect()
+    }
+
+    async fn list_by_status(
+        &self,
+        status: Status,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.query_all("gsi2", "gsi2pk", format!("STATUS#{status}"), true, limit)
+            .await?
+            .iter()
+            .map(body)
+            .collect()
+    }
+
+    async fn save(&self, previous: &Execution, next: &Execution) -> Result<(), StoreError> {
+        let condition = "#v = :v AND #s = :s";
+        let values = HashMap::from([
+            ("#v".to_string(), s("version")),
+            ("#s".to_string(), s("status")),
+            (":v".to_string(), n(previous.version)),
+            (":s".to_string(), s(previous.status.as_str())),
+        ]);
+        let old_links = previous.links();
+        let new_links: Vec<Link> = next
+            .links()
+            .into_iter()
+            .filter(|l| !old_links.contains(l))
+            .collect();
+        let mut puts = vec![self.put(exec_item(next), Some(condition), Some(values))];
+        for link in &new_links {
+            puts.push(self.put(link_item(link, next), None, None));
+        }
+        match self.transact(puts).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::Conflict(Box::new(
+                self.current_execution(&previous.id).await?,
+            ))),
+        }
+    }
+
+    async fn claim(&self, k: &IdempotencyKey, value: &str) -> Result<Claim, StoreError> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(claim_item(k, value)))
+            .condition_expression(CLAIM_CONDITION)
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match req.send().await {
+            Ok(_) => Ok(Claim::Claimed),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                let returned = match e.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(c)) => c
+                        .item()
+                        .and_then(|item| get_s(item, "value").map(str::to_string)),
+                    _ => None,
+                };
+                let existing = match returned {
+                    Some(v) => Some(v),
+                    None => self.read_claim(&k.key).await?,
+                };
+                Ok(Claim::Existing(existing.unwrap_or_default()))
+            }
+            Err(e) => Err(unavailable(classify(&e))),
+        }
+    }
+
+    async fn find_by_build(&self, build_id: &str) -> Result<Option<ExecutionId>, StoreError> {
+        self.find_link(&Link::Build(build_id.to_string())).await
+    }
+
+    async fn find_by_deployment(
+        &self,
+        deployment_id: &str,
+    ) -> Result<Option<ExecutionId>, StoreError> {
+        self.find_link(&Link::Deployment(deployment_id.to_string()))
+            .await
+    }
+
+    async fn get_revisions(
+        &self,
+        pipeline: &str,
+        environment: Environment,
+    ) -> Result<Option<EnvironmentRevisions>, StoreError> {
+        self.get(env_pk(pipeline, environment), "REVISION")
+            .await?
+            .map(|i| body(&i))
+            .transpose()
+    }
+
+    async fn record_revision(
+        &self,
+        pipeline: &str,
+        environment: Environment,
+        revision: &DeployedRevision,
+    ) -> Result<(), StoreError> {
+        for _ in 0..TRANSACTION_RETRIES {
+            let existing = self.get(env_pk(pipeline, environment), "REVISION").await?;
+            let (current, version) = match &existing {
+                Some(item) => (
+                    Some(body::<EnvironmentRevisions>(item)?),
+                    get_n(item, "version"),
+                ),
+                None => (None, None),
+            };
+            let next = match current {
+                Some(r) if r.current.execution_id == revision.execution_id => return Ok(()),
+                Some(r) => EnvironmentRevisions {
+                    current: revision.clone(),
+                    previous: Some(r.current),
+                },
+                None => EnvironmentRevisions {
+                    current: revision.clone(),
+                    previous: None,
+                },
+            };
+            let new_version = version.unwrap_or(0) + 1;
+            let mut item = key(env_pk(pipeline, environment), "REVISION");
+            item.insert("version".into(), n(new_version));
+            item.insert("body".into(), s(to_json(&next)));
+            let mut req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            req = match version {
+                Some(v) => req
+                    .condition_expression("#v = :v")
+                    .expression_attribute_names("#v", "version")
+                    .expression_attribute_values(":v", n(v)),
+                None => req.condition_expression("attribute_not_exists(pk)"),
+            };
+            match req.send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.code() == Some("ConditionalCheckFailedException") => continue,
+                Err(e) => return Err(unavailable(classify(&e))),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "revision record of {pipeline}/{environment} kept changing"
+        )))
+    }
+}
+
+impl DynamoStore {
+    async fn find_link(&self, link: &Link) -> Result<Option<ExecutionId>, StoreError> {
+        let Some(item) = self.get(link_pk(link), "LINK").await? else {
+            return Ok(None);
+        };
+        let id = get_s(&item, "execution_id").ok_or_else(|| StoreError::Corrupt {
+            key: link_pk(link),
+            message: "no execution_id".into(),
+        })?;
+        id.parse().map(Some).map_err(|_| StoreError::Corrupt {
+            key: link_pk(link),
+            message: "execution_id is not an execution id".into(),
+        })
+    }
+}

@@ -1,0 +1,34 @@
+//! `SecretSource` on Secrets Manager. Values are wrapped in [`SecretValue`] at once and never
+//! logged.
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client;
+
+use super::classify;
+use crate::ports::{SecretSource, SecretValue, ServiceError};
+
+pub struct SecretsManagerSource {
+    client: Client,
+}
+
+impl SecretsManagerSource {
+    pub fn new(client: Client) -> SecretsManagerSource {
+        SecretsManagerSource { client }
+    }
+}
+
+#[async_trait]
+impl SecretSource for SecretsManagerSource {
+    async fn secret(&self, id: &str) -> Result<SecretValue, ServiceError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        out.secret_string()
+            .map(SecretValue::new)
+            .ok_or_else(|| ServiceError::Rejected(format!("secret {id} has no string value")))
+    }
+}
