@@ -1,1 +1,206 @@
+//! `GET|HEAD|POST /approvals/{token}` (API Gateway HTTP API, payload 2.0).
+//!
+//! GET and HEAD only render: email scanners that prefetch links cannot approve anything.
+//! POST records the decision (single winner) and, on approve, deploys the tested digest to prod.
 
+use shared::app::approvals::{self, FormDecision, LinkError};
+use shared::app::Services;
+use shared::domain::Verdict;
+use shared::http::{self, HttpRequest, HttpResponse};
+use tracing::{error, info};
+
+use crate::pages;
+
+/// Largest form body accepted.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+pub async fn handle(svc: &Services, req: HttpRequest) -> HttpResponse {
+    let method = http::method(&req);
+    let Some(token) = http::path_param(&req, "token", "/approvals/") else {
+        return page_error(404, "No approval token in the link.");
+    };
+    match method.as_str() {
+        "GET" => match approvals::view(svc, &token).await {
+            Ok(view) => http::html(200, pages::confirm(&view)),
+            Err(e) => link_error(e),
+        },
+        "HEAD" => {
+            let status = match approvals::view(svc, &token).await {
+                Ok(_) => 200,
+                Err(e) => e.http_status(),
+            };
+            let mut r = http::html(status, String::new());
+            r.body = None;
+            r
+        }
+        "POST" => {
+            if http::body_len_hint(&req) > MAX_FORM_BYTES {
+                return page_error(413, "The form is too large.");
+            }
+            let Ok(body) = http::body_bytes(&req) else {
+                return page_error(400, "The form could not be read.");
+            };
+            let form = http::form(&body);
+            let verdict = match form.get("decision").map(String::as_str) {
+                Some("approve") => Verdict::Approve,
+                Some("reject") => Verdict::Reject,
+                _ => return page_error(400, "Choose Approve or Reject (decision=approve|reject)."),
+            };
+            let decision = FormDecision {
+                verdict,
+                name: form.get("name").cloned(),
+                comment: form.get("comment").cloned(),
+                source_ip: http::source_ip(&req),
+                user_agent: http::user_agent(&req),
+            };
+            match approvals::decide_by_link(svc, &token, decision).await {
+                Ok(exec) => {
+                    info!(execution_id = %exec.id, status = %exec.status, "decision recorded");
+                    http::html(200, pages::decided(&exec))
+                }
+                Err(e) => link_error(e),
+            }
+        }
+        _ => {
+            let mut r = page_error(405, "Open the link in a browser (GET) and use the buttons (POST).");
+            r.headers.insert("allow", "GET, HEAD, POST".parse().expect("valid header"));
+            r
+        }
+    }
+}
+
+fn page_error(status: u16, message: &str) -> HttpResponse {
+    http::html(status, pages::error(status, message))
+}
+
+/// The one place link errors become pages and statuses.
+fn link_error(e: LinkError) -> HttpResponse {
+    let status = e.http_status();
+    if status >= 500 {
+        error!(error = %e, "approval request failed");
+        return page_error(status, "shipgate could not process this right now. Try again in a minute.");
+    }
+    info!(status, reason = %e, "approval link refused");
+    page_error(status, &e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::app::events::{on_build_state, on_deployment_state};
+    use shared::domain::aws_events::{BuildStateChange, BuildStatus, DeploymentEventName, DeploymentStateChange};
+    use shared::domain::github::sign_body;
+    use shared::domain::{ExecutionId, Status};
+    use shared::fakes::{FakeWorld, WEBHOOK_SECRET};
+    use shared::ports::Clock;
+
+    /// Drive an execution to AWAITING_APPROVAL; answers its id and the approval link path.
+    async fn awaiting(w: &FakeWorld) -> (ExecutionId, String) {
+        let body = include_str!("../../../events/github/push.json");
+        let sig = sign_body(WEBHOOK_SECRET.as_bytes(), body.as_bytes());
+        let out = shared::app::sources::handle_github_delivery(&w.services, shared::app::sources::WebhookRequest { event: Some("push"), delivery: Some("d"), hook_id: None, signature: Some(&sig), body: body.as_bytes() }).await.unwrap();
+        let shared::app::sources::WebhookOutcome::Started(s) = out else { panic!() };
+        let id = s[0].execution_id.clone();
+        let e = w.services.execution(&id).await.unwrap();
+        w.registry.push("hello", &e.image_tag(), "sha256:abc123", w.clock.now());
+        on_build_state(&w.services, &BuildStateChange { event_id: "1".into(), build_id: e.build_id.clone().unwrap(), project: "hello-build".into(), status: BuildStatus::Succeeded, current_phase: None, reason: None, logs_link: None }).await.unwrap();
+        let e = w.services.execution(&id).await.unwrap();
+        on_deployment_state(&w.services, &DeploymentStateChange { event_id: "2".into(), deployment_id: e.test.unwrap().deployment_id, name: DeploymentEventName::Completed, service_arn: None, reason: None }).await.unwrap();
+        let (_, notice) = w.notifier.sent().pop().unwrap();
+        let link = notice.body.lines().find(|l| l.contains("/approvals/")).unwrap().trim().to_string();
+        let path = link.trim_start_matches("https://shipgate.example.com").to_string();
+        (id, path)
+    }
+
+    fn req(method: &str, path: &str, body: Option<&str>) -> HttpRequest {
+        http::request(method, path, "/approvals/{token}", &[("Content-Type", "application/x-www-form-urlencoded"), ("User-Agent", "Mozilla/5.0 test")], body, "198.51.100.23")
+    }
+
+    #[tokio::test]
+    async fn get_and_head_never_change_state() {
+        let w = FakeWorld::with_pipeline().await;
+        let (id, path) = awaiting(&w).await;
+        let before = w.services.execution(&id).await.unwrap();
+        for _ in 0..10 {
+            let r = handle(&w.services, req("GET", &path, None)).await;
+            assert_eq!(r.status_code, 200);
+            let html = http::body_text(&r);
+            assert!(html.contains("9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a"));
+            assert!(html.contains("sha256:abc123"));
+            assert!(html.contains("hello-test"));
+            assert!(html.contains("Ada Lovelace"));
+            assert!(html.contains("value=\"approve\"") && html.contains("value=\"reject\""));
+            assert!(!html.contains("http://") || !html.contains("<script"), "no external assets or scripts");
+            let h = handle(&w.services, req("HEAD", &path, None)).await;
+            assert_eq!(h.status_code, 200);
+            assert!(h.body.is_none());
+        }
+        assert_eq!(w.services.execution(&id).await.unwrap(), before);
+        assert_eq!(w.deployer.deployments_to("hello-prod"), 0);
+    }
+
+    #[tokio::test]
+    async fn post_approve_deploys_prod_and_records_who() {
+        let w = FakeWorld::with_pipeline().await;
+        let (id, path) = awaiting(&w).await;
+        let r = handle(&w.services, req("POST", &path, Some("decision=approve&name=Grace+Hopper&comment=ok"))).await;
+        assert_eq!(r.status_code, 200, "{}", http::body_text(&r));
+        assert!(http::body_text(&r).contains("Approved"));
+        let e = w.services.execution(&id).await.unwrap();
+        assert_eq!(e.status, Status::DeployingProd);
+        let d = e.approval.unwrap().decision.unwrap();
+        assert_eq!(d.actor, "Grace Hopper");
+        assert_eq!(d.source_ip.as_deref(), Some("198.51.100.23"));
+        assert_eq!(d.user_agent.as_deref(), Some("Mozilla/5.0 test"));
+        assert_eq!(w.deployer.deployments_to("hello-prod"), 1);
+        // replay
+        let again = handle(&w.services, req("POST", &path, Some("decision=approve"))).await;
+        assert_eq!(again.status_code, 409);
+        assert!(http::body_text(&again).contains("Grace Hopper"));
+        assert_eq!(w.deployer.deployments_to("hello-prod"), 1);
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_clear_pages_and_change_nothing() {
+        let w = FakeWorld::with_pipeline().await;
+        let (id, path) = awaiting(&w).await;
+        let before = w.services.execution(&id).await.unwrap();
+        let tampered = format!("{}A", &path[..path.len() - 1]);
+        let cases = [
+            (req("POST", &path, Some("decision=maybe")), 400),
+            (req("POST", &path, Some(&"x".repeat(MAX_FORM_BYTES + 10))), 413),
+            (req("PUT", &path, None), 405),
+            (req("GET", "/approvals/not-a-token", None), 400),
+            (req("POST", &tampered, Some("decision=approve")), 403),
+            (req("GET", "/approvals/", None), 400),
+        ];
+        for (r, expected) in cases {
+            let resp = handle(&w.services, r).await;
+            assert_eq!(resp.status_code, expected as i64, "{}", http::body_text(&resp));
+            let html = http::body_text(&resp);
+            assert!(html.contains("Nothing was changed"), "{html}");
+            assert_eq!(resp.headers.get("content-type").unwrap(), "text/html; charset=utf-8");
+        }
+        assert_eq!(w.services.execution(&id).await.unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn expired_links_are_410() {
+        let w = FakeWorld::with_pipeline().await;
+        let (_, path) = awaiting(&w).await;
+        w.clock.advance(chrono::Duration::hours(80));
+        assert_eq!(handle(&w.services, req("GET", &path, None)).await.status_code, 410);
+        assert_eq!(handle(&w.services, req("POST", &path, Some("decision=approve"))).await.status_code, 410);
+        assert_eq!(w.deployer.deployments_to("hello-prod"), 0);
+    }
+
+    #[tokio::test]
+    async fn html_is_escaped() {
+        let w = FakeWorld::with_pipeline().await;
+        let (_, path) = awaiting(&w).await;
+        let r = handle(&w.services, req("POST", &path, Some("decision=reject&name=%3Cscript%3Ealert(1)%3C%2Fscript%3E"))).await;
+        let html = http::body_text(&r);
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;"));
+    }
+}

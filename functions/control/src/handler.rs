@@ -1,1 +1,365 @@
+//! Direct-invoke commands (`{"command": "...", ...}`) for the CLI and the console.
+//! Always answers JSON: a result, or `{"error": {"code", "message"}}` with nothing changed.
 
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use shared::app::approvals::{self, LinkError};
+use shared::app::{control, AppError, Services};
+use shared::domain::{Channel, Environment, ExecutionId, Format, PipelineDefinition, ValidationErrors, Verdict};
+use tracing::{error, info};
+
+/// Every command, for `--help` texts and the unknown-command error.
+pub const COMMANDS: &[&str] = &[
+    "apply_pipeline",
+    "list_pipelines",
+    "list_executions",
+    "show",
+    "status",
+    "approve",
+    "reject",
+    "retry",
+    "rollback",
+    "release",
+];
+
+/// A command failed; rendered as `{"error": {...}}`.
+#[derive(Debug)]
+pub struct CommandError {
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl CommandError {
+    fn invalid(message: impl Into<String>) -> CommandError {
+        CommandError { code: "invalid_argument", message: message.into(), details: None }
+    }
+}
+
+impl From<AppError> for CommandError {
+    fn from(e: AppError) -> Self {
+        let details = match &e {
+            AppError::Validation(v) => Some(validation_details(v)),
+            _ => None,
+        };
+        if matches!(e, AppError::Store(_) | AppError::Service(_) | AppError::Config(_)) {
+            error!(error = %e, "control command failed");
+        }
+        CommandError { code: e.code(), message: e.to_string(), details }
+    }
+}
+
+impl From<LinkError> for CommandError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::App(a) => a.into(),
+            LinkError::Expired(_) | LinkError::Superseded(_) => CommandError { code: "gone", message: e.to_string(), details: None },
+            LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) => CommandError { code: "conflict", message: e.to_string(), details: None },
+            other => CommandError { code: "invalid_argument", message: other.to_string(), details: None },
+        }
+    }
+}
+
+fn validation_details(v: &ValidationErrors) -> Value {
+    Value::Array(v.0.iter().map(|e| json!({ "path": e.path, "message": e.message })).collect())
+}
+
+/// Handle one command.
+pub async fn handle(svc: &Services, input: Value) -> Value {
+    match run(svc, input).await {
+        Ok(v) => v,
+        Err(e) => {
+            let mut err = json!({ "code": e.code, "message": e.message });
+            if let Some(d) = e.details {
+                err["details"] = d;
+            }
+            json!({ "error": err })
+        }
+    }
+}
+
+fn args<T: DeserializeOwned>(command: &str, rest: Map<String, Value>) -> Result<T, CommandError> {
+    serde_path_to_error::deserialize(Value::Object(rest)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let inner = inner.split(" at line ").next().unwrap_or(&inner).to_string();
+        CommandError::invalid(if path == "." {
+            format!("{command}: {inner}")
+        } else {
+            format!("{command}: field `{path}`: {inner}")
+        })
+    })
+}
+
+fn execution_id(raw: &str) -> Result<ExecutionId, CommandError> {
+    raw.parse().map_err(|e: shared::domain::InvalidExecutionId| CommandError::invalid(format!("execution_id: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyArgs {
+    /// The definition as an object...
+    #[serde(default)]
+    pipeline: Option<Value>,
+    /// ...or as text in `format`.
+    #[serde(default)]
+    definition: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineArg {
+    pipeline: String,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptionalPipeline {
+    #[serde(default)]
+    pipeline: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecutionArg {
+    execution_id: String,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideArgs {
+    execution_id: String,
+    actor: String,
+    #[serde(default)]
+    comment: Option<String>,
+    /// `cli` (default) or `console`.
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackArgs {
+    pipeline: String,
+    environment: String,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseArgs {
+    pipeline: String,
+    #[serde(default)]
+    commit: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
+    /// Makes a retried release start nothing new.
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+fn actor(a: Option<String>) -> String {
+    a.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "control".into())
+}
+
+async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
+    let Value::Object(mut rest) = input else {
+        return Err(CommandError::invalid("expected a JSON object like {\"command\": \"list_pipelines\"}"));
+    };
+    let command = match rest.remove("command") {
+        Some(Value::String(c)) => c,
+        Some(_) => return Err(CommandError::invalid("`command` must be a string")),
+        None => return Err(CommandError::invalid(format!("missing `command` (one of: {})", COMMANDS.join(", ")))),
+    };
+    info!(command = %command, "control command");
+    match command.as_str() {
+        "apply_pipeline" => {
+            let a: ApplyArgs = args(&command, rest)?;
+            let definition = match (a.pipeline, a.definition) {
+                (Some(v), None) => PipelineDefinition::from_value(&v),
+                (None, Some(text)) => {
+                    let format = match a.format.as_deref().unwrap_or("toml") {
+                        "toml" => Format::Toml,
+                        "yaml" | "yml" => Format::Yaml,
+                        "json" => Format::Json,
+                        other => return Err(CommandError::invalid(format!("format {other:?} is not toml, yaml or json"))),
+                    };
+                    PipelineDefinition::parse(&text, format)
+                }
+                _ => return Err(CommandError::invalid("apply_pipeline: give either `pipeline` (an object) or `definition` (text with `format`)")),
+            }
+            .map_err(AppError::from)?;
+            let applied = control::apply_pipeline(svc, definition).await?;
+            Ok(serde_json::to_value(applied).unwrap_or(Value::Null))
+        }
+        "list_pipelines" => {
+            let _: OptionalPipeline = args(&command, rest)?;
+            let mut pipelines = svc.store.list_pipelines().await.map_err(AppError::from)?;
+            pipelines.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+            let list: Vec<Value> = pipelines
+                .into_iter()
+                .map(|p| json!({
+                    "name": p.definition.name,
+                    "source": p.definition.source.describe(),
+                    "version": p.version,
+                    "updated_at": p.updated_at,
+                    "definition": p.definition,
+                }))
+                .collect();
+            Ok(json!({ "pipelines": list }))
+        }
+        "list_executions" => {
+            let a: PipelineArg = args(&command, rest)?;
+            svc.pipeline(&a.pipeline).await?;
+            let limit = a.limit.unwrap_or(20).clamp(1, 200);
+            let list = svc.store.list_executions(&a.pipeline, limit).await.map_err(AppError::from)?;
+            Ok(json!({ "executions": list }))
+        }
+        "show" => {
+            let a: ExecutionArg = args(&command, rest)?;
+            let exec = svc.execution(&execution_id(&a.execution_id)?).await?;
+            Ok(json!({ "execution": exec }))
+        }
+        "status" => {
+            let a: OptionalPipeline = args(&command, rest)?;
+            let st = control::status(svc, a.pipeline.as_deref()).await?;
+            Ok(json!({ "pipelines": st }))
+        }
+        "approve" | "reject" => {
+            let a: DecideArgs = args(&command, rest)?;
+            if a.actor.trim().is_empty() {
+                return Err(CommandError::invalid(format!("{command}: `actor` must not be empty")));
+            }
+            let channel = match a.channel.as_deref().unwrap_or("cli") {
+                "cli" => Channel::Cli,
+                "console" => Channel::Console,
+                other => return Err(CommandError::invalid(format!("channel {other:?} is not cli or console"))),
+            };
+            let verdict = if command == "approve" { Verdict::Approve } else { Verdict::Reject };
+            let exec = approvals::decide(svc, &execution_id(&a.execution_id)?, verdict, &a.actor, channel, a.comment).await?;
+            Ok(json!({ "execution": exec }))
+        }
+        "retry" => {
+            let a: ExecutionArg = args(&command, rest)?;
+            let exec = control::retry(svc, &execution_id(&a.execution_id)?, &actor(a.actor)).await?;
+            Ok(json!({ "execution": exec }))
+        }
+        "rollback" => {
+            let a: RollbackArgs = args(&command, rest)?;
+            let env: Environment = a.environment.parse().map_err(CommandError::invalid)?;
+            let exec = control::rollback(svc, &a.pipeline, env, &actor(a.actor)).await?;
+            Ok(json!({ "execution": exec }))
+        }
+        "release" => {
+            let a: ReleaseArgs = args(&command, rest)?;
+            let started = control::release(svc, &a.pipeline, a.commit.as_deref(), a.request_id.as_deref(), &actor(a.actor)).await?;
+            let exec = svc.execution(&started.execution_id).await?;
+            Ok(json!({ "execution_id": started.execution_id, "duplicate": started.duplicate, "execution": exec }))
+        }
+        other => Err(CommandError {
+            code: "unknown_command",
+            message: format!("unknown command {other:?} (one of: {})", COMMANDS.join(", ")),
+            details: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::fakes::FakeWorld;
+
+    fn code(v: &Value) -> &str {
+        v["error"]["code"].as_str().unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn bad_commands_name_the_problem_and_change_nothing() {
+        let w = FakeWorld::with_pipeline().await;
+        let writes = w.store.writes();
+        for (input, expected) in [
+            (json!("show"), "invalid_argument"),
+            (json!({}), "invalid_argument"),
+            (json!({"command": 3}), "invalid_argument"),
+            (json!({"command": "explode"}), "unknown_command"),
+            (json!({"command": "show"}), "invalid_argument"),
+            (json!({"command": "show", "execution_id": "nope"}), "invalid_argument"),
+            (json!({"command": "show", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}), "not_found"),
+            (json!({"command": "show", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "extra": 1}), "invalid_argument"),
+            (json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}), "invalid_argument"),
+            (json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "actor": " "}), "invalid_argument"),
+            (json!({"command": "rollback", "pipeline": "hello", "environment": "staging"}), "invalid_argument"),
+            (json!({"command": "rollback", "pipeline": "hello", "environment": "prod"}), "conflict"),
+            (json!({"command": "list_executions", "pipeline": "nope"}), "not_found"),
+            (json!({"command": "release", "pipeline": "hello", "commit": "zzz"}), "invalid_argument"),
+            (json!({"command": "retry", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}), "not_found"),
+            (json!({"command": "apply_pipeline"}), "invalid_argument"),
+            (json!({"command": "apply_pipeline", "definition": "x", "format": "ini"}), "invalid_argument"),
+        ] {
+            let out = handle(&w.services, input.clone()).await;
+            assert_eq!(code(&out), expected, "{input} → {out}");
+            assert!(out["error"]["message"].as_str().unwrap().len() > 5, "{out}");
+        }
+        assert_eq!(w.store.writes(), writes);
+        assert!(w.builds.started().is_empty());
+    }
+
+    #[tokio::test]
+    async fn invalid_pipeline_lists_every_error_with_its_path() {
+        let w = FakeWorld::new();
+        let out = handle(&w.services, json!({"command": "apply_pipeline", "format": "toml", "definition": "name = \"x y\"\nmode = \"fast\"\n"})).await;
+        assert_eq!(code(&out), "invalid_pipeline");
+        let paths: Vec<&str> = out["error"]["details"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, vec!["name", "source", "build", "image", "test", "prod", "approval", "mode"]);
+        assert!(w.store.executions().is_empty());
+    }
+
+    #[tokio::test]
+    async fn apply_list_release_show() {
+        let w = FakeWorld::new();
+        let text = shared::fakes::SAMPLE_PIPELINE;
+        let out = handle(&w.services, json!({"command": "apply_pipeline", "definition": text, "format": "toml"})).await;
+        assert_eq!(out["result"], "created", "{out}");
+        let out = handle(&w.services, json!({"command": "list_pipelines"})).await;
+        assert_eq!(out["pipelines"][0]["name"], "hello");
+        let out = handle(&w.services, json!({"command": "release", "pipeline": "hello", "commit": "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a", "actor": "arn:aws:iam::123456789012:user/ops"})).await;
+        let id = out["execution_id"].as_str().unwrap().to_string();
+        assert_eq!(out["execution"]["status"], "BUILDING");
+        let out = handle(&w.services, json!({"command": "show", "execution_id": id})).await;
+        assert_eq!(out["execution"]["id"], id.as_str());
+        assert_eq!(out["execution"]["pipeline"], "hello");
+        assert_eq!(out["execution"]["commit"]["sha"], "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a");
+        assert!(out["execution"]["history"].as_array().unwrap().len() >= 2);
+        let out = handle(&w.services, json!({"command": "list_executions", "pipeline": "hello"})).await;
+        assert_eq!(out["executions"].as_array().unwrap().len(), 1);
+        let out = handle(&w.services, json!({"command": "status"})).await;
+        assert_eq!(out["pipelines"][0]["in_flight"].as_array().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn sample_payloads_are_accepted() {
+        let w = FakeWorld::with_pipeline().await;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/control");
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let input: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let out = handle(&w.services, input).await;
+            // samples name executions that do not exist here; anything but a malformed request is fine
+            assert_ne!(code(&out), "invalid_argument", "{}: {out}", path.display());
+            assert_ne!(code(&out), "unknown_command", "{}: {out}", path.display());
+            seen.push(path.file_stem().unwrap().to_string_lossy().replace('-', "_"));
+        }
+        for c in COMMANDS {
+            assert!(seen.iter().any(|s| s == c), "no sample for {c}");
+        }
+    }
+}

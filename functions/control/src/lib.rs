@@ -1,1 +1,2 @@
+//! `shipgate-control`: operator commands by direct invoke.
 pub mod handler;

@@ -1,1 +1,14 @@
-fn main() {}
+//! shipgate-control: operator commands (direct invoke from the CLI or the console).
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let svc = shared::runtime::bootstrap().await?;
+    run(service_fn(|event: LambdaEvent<Value>| {
+        let svc = svc.clone();
+        async move { Ok::<_, Error>(control::handler::handle(&svc, event.payload).await) }
+    }))
+    .await
+}
