@@ -1,1 +1,260 @@
-fn main() {}
+//! `shipgate`: the operator CLI (talks to `shipgate-control` through the Lambda Invoke API) and
+//! the local sandbox (`shipgate dev`).
+
+mod client;
+mod dev;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use client::{ClientError, ControlClient};
+
+/// shipgate — push → build → test → approve → production, serverless on AWS.
+#[derive(Parser, Debug)]
+#[command(name = "shipgate", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options of every command that talks to shipgate-control.
+#[derive(Args, Debug, Clone)]
+struct Remote {
+    /// Print the raw JSON answer instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The control function to invoke.
+    #[arg(long, env = "SHIPGATE_CONTROL_FUNCTION", default_value = "shipgate-control", global = true)]
+    function: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage pipeline definitions.
+    Pipeline {
+        #[command(subcommand)]
+        command: PipelineCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// What runs in test and prod (commit, digest, since when) and what is in flight.
+    Status {
+        /// Only this pipeline.
+        pipeline: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Recent executions of a pipeline, newest first.
+    Executions {
+        pipeline: String,
+        /// How many to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// One execution with the timeline of its history.
+    Show {
+        execution_id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Approve an execution awaiting approval: production gets the digest that ran in test.
+    Approve {
+        execution_id: String,
+        /// A comment recorded with the decision.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Reject an execution awaiting approval.
+    Reject {
+        execution_id: String,
+        /// A comment recorded with the decision.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Restart a failed execution from its failed stage (same commit; same digest for deploys).
+    Retry {
+        execution_id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Point an environment back at its previous successfully deployed revision.
+    Rollback {
+        pipeline: String,
+        /// The environment: prod or test.
+        #[arg(long = "env", default_value = "prod")]
+        environment: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start an execution without a push (a commit, or the branch head).
+    Release {
+        pipeline: String,
+        /// The commit SHA to build (default: the head of the pipeline's branch).
+        #[arg(long)]
+        commit: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run the whole control plane locally (moto stands in for AWS).
+    Dev(dev::DevArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum PipelineCommand {
+    /// Create or update a pipeline from a TOML, YAML or JSON file (validated; every problem is
+    /// listed with its field path).
+    Apply {
+        /// The pipeline file.
+        file: PathBuf,
+    },
+    /// List pipelines.
+    List,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        other => remote(other).await,
+    }
+}
+
+/// Exit codes: 0 done, 1 shipgate refused (bad input, wrong state), 3 could not reach AWS.
+async fn remote(command: Command) -> ExitCode {
+    let (remote, request, render): (Remote, Result<Value, String>, output::Render) = match command {
+        Command::Pipeline { command: PipelineCommand::Apply { file }, remote } => {
+            (remote, apply_request(&file), output::Render::Applied)
+        }
+        Command::Pipeline { command: PipelineCommand::List, remote } => {
+            (remote, Ok(json!({"command": "list_pipelines"})), output::Render::Pipelines)
+        }
+        Command::Status { pipeline, remote } => {
+            let mut req = json!({"command": "status"});
+            if let Some(p) = pipeline {
+                req["pipeline"] = p.into();
+            }
+            (remote, Ok(req), output::Render::Status)
+        }
+        Command::Executions { pipeline, limit, remote } => (
+            remote,
+            Ok(json!({"command": "list_executions", "pipeline": pipeline, "limit": limit})),
+            output::Render::Executions,
+        ),
+        Command::Show { execution_id, remote } => (
+            remote,
+            Ok(json!({"command": "show", "execution_id": execution_id})),
+            output::Render::Execution,
+        ),
+        Command::Approve { execution_id, comment, remote } => (
+            remote,
+            Ok(json!({"command": "approve", "execution_id": execution_id, "comment": comment})),
+            output::Render::Execution,
+        ),
+        Command::Reject { execution_id, comment, remote } => (
+            remote,
+            Ok(json!({"command": "reject", "execution_id": execution_id, "comment": comment})),
+            output::Render::Execution,
+        ),
+        Command::Retry { execution_id, remote } => (
+            remote,
+            Ok(json!({"command": "retry", "execution_id": execution_id})),
+            output::Render::Execution,
+        ),
+        Command::Rollback { pipeline, environment, remote } => (
+            remote,
+            Ok(json!({"command": "rollback", "pipeline": pipeline, "environment": environment})),
+            output::Render::Execution,
+        ),
+        Command::Release { pipeline, commit, remote } => (
+            remote,
+            Ok(json!({
+                "command": "release",
+                "pipeline": pipeline,
+                "commit": commit,
+                "request_id": ulid::Ulid::new().to_string(),
+            })),
+            output::Render::Execution,
+        ),
+        Command::Dev(_) => unreachable!("handled in main"),
+    };
+    let mut request = match request {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    // drop nulls so optional arguments are simply absent
+    if let Some(obj) = request.as_object_mut() {
+        obj.retain(|_, v| !v.is_null());
+    }
+    let client = ControlClient::new(&remote.function).await;
+    let needs_actor = matches!(
+        request["command"].as_str(),
+        Some("approve" | "reject" | "retry" | "rollback" | "release")
+    );
+    if needs_actor {
+        match client.caller_arn().await {
+            Ok(arn) => request["actor"] = arn.into(),
+            Err(e) => return client_error(e),
+        }
+    }
+    match client.invoke(&request).await {
+        Ok(answer) => {
+            if let Some(err) = answer.get("error") {
+                if remote.json {
+                    println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+                } else {
+                    output::print_error(err);
+                }
+                return ExitCode::from(1);
+            }
+            if remote.json {
+                println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+            } else {
+                output::render(render, &answer);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => client_error(e),
+    }
+}
+
+fn client_error(e: ClientError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(3)
+}
+
+/// Read a pipeline file and check it locally first, so every problem is shown before any call.
+fn apply_request(file: &PathBuf) -> Result<Value, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let name = file.to_string_lossy();
+    let format = shared::domain::Format::from_path(&name).ok_or_else(|| {
+        format!("{name}: unknown file type (use .toml, .yaml, .yml or .json)")
+    })?;
+    if let Err(errors) = shared::domain::PipelineDefinition::parse(&text, format) {
+        let mut msg = format!("{name}: {} problem(s):", errors.0.len());
+        for e in &errors.0 {
+            msg.push_str(&format!("\n  {}: {}", e.path, e.message));
+        }
+        return Err(msg);
+    }
+    let format = match format {
+        shared::domain::Format::Toml => "toml",
+        shared::domain::Format::Yaml => "yaml",
+        shared::domain::Format::Json => "json",
+    };
+    Ok(json!({"command": "apply_pipeline", "definition": text, "format": format}))
+}

@@ -1,0 +1,74 @@
+//! Talking to `shipgate-control` through the Lambda Invoke API with the caller's credentials.
+//! `AWS_ENDPOINT_URL_LAMBDA` points it at a local sandbox, as `aws lambda invoke
+//! --endpoint-url` would.
+
+use aws_sdk_lambda::error::DisplayErrorContext;
+use aws_sdk_lambda::primitives::Blob;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("could not invoke {function}: {message}\n  (check AWS credentials and region; for the local sandbox: set -a; . .shipgate/dev.env)")]
+    Invoke { function: String, message: String },
+    #[error("{function} failed: {message}")]
+    Function { function: String, message: String },
+    #[error("{function} answered something that is not JSON: {message}")]
+    BadAnswer { function: String, message: String },
+    #[error("could not find out who you are (sts:GetCallerIdentity): {0}")]
+    Identity(String),
+}
+
+pub struct ControlClient {
+    lambda: aws_sdk_lambda::Client,
+    sts: aws_sdk_sts::Client,
+    function: String,
+}
+
+impl ControlClient {
+    pub async fn new(function: &str) -> ControlClient {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        ControlClient {
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+            sts: aws_sdk_sts::Client::new(&sdk),
+            function: function.to_string(),
+        }
+    }
+
+    /// The caller's ARN: recorded as the actor of approvals, retries, rollbacks and releases.
+    pub async fn caller_arn(&self) -> Result<String, ClientError> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| ClientError::Identity(DisplayErrorContext(e).to_string()))?;
+        out.arn()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Identity("no ARN in the answer".into()))
+    }
+
+    pub async fn invoke(&self, request: &Value) -> Result<Value, ClientError> {
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(&self.function)
+            .payload(Blob::new(serde_json::to_vec(request).unwrap_or_default()))
+            .send()
+            .await
+            .map_err(|e| ClientError::Invoke {
+                function: self.function.clone(),
+                message: DisplayErrorContext(e).to_string(),
+            })?;
+        let payload = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        if out.function_error().is_some() {
+            return Err(ClientError::Function {
+                function: self.function.clone(),
+                message: String::from_utf8_lossy(&payload).into_owned(),
+            });
+        }
+        serde_json::from_slice(&payload).map_err(|e| ClientError::BadAnswer {
+            function: self.function.clone(),
+            message: e.to_string(),
+        })
+    }
+}

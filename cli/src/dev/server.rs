@@ -1,0 +1,212 @@
+//! The local HTTP server: API Gateway routes and the Lambda Invoke API, each request turned into
+//! the event shape AWS would deliver and passed to the same handler as the Lambda binary.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+use shared::http::{HttpRequest, HttpResponse};
+
+use super::DevState;
+
+pub fn router(state: DevState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/webhooks/github", post(webhook_route))
+        .route(
+            "/approvals/{token}",
+            get(approvals_route).head(approvals_route).post(approvals_route),
+        )
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/_dev/outbox", get(outbox))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn index() -> Json<Value> {
+    Json(json!({
+        "service": "shipgate dev",
+        "routes": ["POST /webhooks/github", "GET|HEAD|POST /approvals/{token}", "POST /2015-03-31/functions/{name}/invocations", "GET /_dev/outbox"],
+        "functions": FUNCTIONS,
+    }))
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response()
+}
+
+async fn outbox(State(state): State<DevState>) -> Json<Value> {
+    let messages = state
+        .outbox
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    Json(serde_json::to_value(messages).unwrap_or(Value::Array(vec![])))
+}
+
+/// An API Gateway HTTP API (payload 2.0) event for an HTTP request.
+fn apigw_event(
+    method: &Method,
+    path: &str,
+    route: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    peer: SocketAddr,
+) -> HttpRequest {
+    let mut merged: HashMap<String, String> = HashMap::new();
+    for (name, value) in headers {
+        if let Ok(v) = value.to_str() {
+            merged
+                .entry(name.as_str().to_ascii_lowercase())
+                .and_modify(|e| {
+                    e.push(',');
+                    e.push_str(v);
+                })
+                .or_insert_with(|| v.to_string());
+        }
+    }
+    let pairs: Vec<(&str, &str)> = merged.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let text = std::str::from_utf8(body).ok();
+    let mut req = shared::http::request(
+        method.as_str(),
+        path,
+        route,
+        &pairs,
+        if body.is_empty() { None } else { text },
+        &peer.ip().to_string(),
+    );
+    if !body.is_empty() && text.is_none() {
+        req.body = Some(base64::engine::general_purpose::STANDARD.encode(body));
+        req.is_base64_encoded = true;
+    }
+    req
+}
+
+fn http_response(r: HttpResponse) -> Response {
+    let status = StatusCode::from_u16(r.status_code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, shared::http::body_text(&r)).into_response();
+    for (name, value) in r.headers.iter() {
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            if let Ok(n) = axum::http::HeaderName::from_bytes(name.as_str().as_bytes()) {
+                resp.headers_mut().insert(n, v);
+            }
+        }
+    }
+    resp
+}
+
+async fn webhook_route(
+    State(state): State<DevState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let event = apigw_event(&method, "/webhooks/github", "/webhooks/github", &headers, &body, peer);
+    http_response(webhook::handler::handle(&state.services, event).await)
+}
+
+async fn approvals_route(
+    State(state): State<DevState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/approvals/{token}");
+    let event = apigw_event(&method, &path, "/approvals/{token}", &headers, &body, peer);
+    let resp = approvals::handler::handle(&state.services, event).await;
+    if method == Method::HEAD {
+        let mut r = http_response(resp);
+        *r.body_mut() = axum::body::Body::empty();
+        return r;
+    }
+    http_response(resp)
+}
+
+pub const FUNCTIONS: &[&str] = &["webhook", "codecommit", "build-events", "deploy-events", "approvals", "control"];
+
+/// `name`, `shipgate-name`, or a function ARN → the function.
+fn function_name(raw: &str) -> Option<&'static str> {
+    let name = raw.rsplit(':').next().unwrap_or(raw);
+    let name = name.strip_prefix("shipgate-").unwrap_or(name);
+    FUNCTIONS.iter().copied().find(|f| *f == name)
+}
+
+fn lambda_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let mut r = (status, Json(json!({"Type": "User", "message": message, "Message": message}))).into_response();
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("ServiceException")));
+    r
+}
+
+/// The Lambda Invoke API (`aws lambda invoke`, the SDK's `Invoke`).
+async fn invoke(State(state): State<DevState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let Some(function) = function_name(&name) else {
+        return lambda_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+    };
+    let payload: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return lambda_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", &format!("Could not parse request body into json: {e}"))
+            }
+        }
+    };
+    let svc = &state.services;
+    let result: Result<Value, (String, String)> = match function {
+        "control" => Ok(control::handler::handle(svc, payload).await),
+        "webhook" | "approvals" => match serde_json::from_value::<HttpRequest>(payload) {
+            Ok(req) => {
+                let resp = if function == "webhook" {
+                    webhook::handler::handle(svc, req).await
+                } else {
+                    approvals::handler::handle(svc, req).await
+                };
+                Ok(serde_json::to_value(resp).unwrap_or(Value::Null))
+            }
+            Err(e) => Err(("InvalidEvent".into(), format!("not an API Gateway HTTP API event: {e}"))),
+        },
+        "codecommit" => codecommit::handler::handle(svc, payload).await.map_err(diagnostic),
+        "build-events" => build_events::handler::handle(svc, payload).await.map_err(diagnostic),
+        "deploy-events" => deploy_events::handler::handle(svc, payload).await.map_err(diagnostic),
+        _ => unreachable!("FUNCTIONS lists every name"),
+    };
+    let mut resp = match result {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err((error_type, message)) => {
+            let mut r = (StatusCode::OK, Json(json!({"errorType": error_type, "errorMessage": message}))).into_response();
+            r.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+            r
+        }
+    };
+    resp.headers_mut().insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));
+    resp
+}
+
+fn diagnostic(e: shared::runtime::EventError) -> (String, String) {
+    let d: lambda_runtime::Diagnostic = e.into();
+    (d.error_type, d.error_message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names() {
+        assert_eq!(function_name("control"), Some("control"));
+        assert_eq!(function_name("shipgate-control"), Some("control"));
+        assert_eq!(function_name("arn:aws:lambda:us-east-1:123456789012:function:shipgate-build-events"), Some("build-events"));
+        assert_eq!(function_name("shipgate-nope"), None);
+    }
+}
