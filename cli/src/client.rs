@@ -26,7 +26,9 @@ pub struct ControlClient {
 
 impl ControlClient {
     pub async fn new(function: &str) -> ControlClient {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
         ControlClient {
             lambda: aws_sdk_lambda::Client::new(&sdk),
             sts: aws_sdk_sts::Client::new(&sdk),
@@ -59,7 +61,10 @@ impl ControlClient {
                 function: self.function.clone(),
                 message: DisplayErrorContext(e).to_string(),
             })?;
-        let payload = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        let payload = out
+            .payload()
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default();
         if out.function_error().is_some() {
             return Err(ClientError::Function {
                 function: self.function.clone(),

@@ -28,7 +28,12 @@ struct Remote {
     #[arg(long, global = true)]
     json: bool,
     /// The control function to invoke.
-    #[arg(long, env = "SHIPGATE_CONTROL_FUNCTION", default_value = "shipgate-control", global = true)]
+    #[arg(
+        long,
+        env = "SHIPGATE_CONTROL_FUNCTION",
+        default_value = "shipgate-control",
+        global = true
+    )]
     function: String,
 }
 
@@ -133,12 +138,18 @@ async fn main() -> ExitCode {
 /// Exit codes: 0 done, 1 shipgate refused (bad input, wrong state), 3 could not reach AWS.
 async fn remote(command: Command) -> ExitCode {
     let (remote, request, render): (Remote, Result<Value, String>, output::Render) = match command {
-        Command::Pipeline { command: PipelineCommand::Apply { file }, remote } => {
-            (remote, apply_request(&file), output::Render::Applied)
-        }
-        Command::Pipeline { command: PipelineCommand::List, remote } => {
-            (remote, Ok(json!({"command": "list_pipelines"})), output::Render::Pipelines)
-        }
+        Command::Pipeline {
+            command: PipelineCommand::Apply { file },
+            remote,
+        } => (remote, apply_request(&file), output::Render::Applied),
+        Command::Pipeline {
+            command: PipelineCommand::List,
+            remote,
+        } => (
+            remote,
+            Ok(json!({"command": "list_pipelines"})),
+            output::Render::Pipelines,
+        ),
         Command::Status { pipeline, remote } => {
             let mut req = json!({"command": "status"});
             if let Some(p) = pipeline {
@@ -146,37 +157,63 @@ async fn remote(command: Command) -> ExitCode {
             }
             (remote, Ok(req), output::Render::Status)
         }
-        Command::Executions { pipeline, limit, remote } => (
+        Command::Executions {
+            pipeline,
+            limit,
+            remote,
+        } => (
             remote,
             Ok(json!({"command": "list_executions", "pipeline": pipeline, "limit": limit})),
             output::Render::Executions,
         ),
-        Command::Show { execution_id, remote } => (
+        Command::Show {
+            execution_id,
+            remote,
+        } => (
             remote,
             Ok(json!({"command": "show", "execution_id": execution_id})),
             output::Render::Execution,
         ),
-        Command::Approve { execution_id, comment, remote } => (
+        Command::Approve {
+            execution_id,
+            comment,
+            remote,
+        } => (
             remote,
             Ok(json!({"command": "approve", "execution_id": execution_id, "comment": comment})),
             output::Render::Execution,
         ),
-        Command::Reject { execution_id, comment, remote } => (
+        Command::Reject {
+            execution_id,
+            comment,
+            remote,
+        } => (
             remote,
             Ok(json!({"command": "reject", "execution_id": execution_id, "comment": comment})),
             output::Render::Execution,
         ),
-        Command::Retry { execution_id, remote } => (
+        Command::Retry {
+            execution_id,
+            remote,
+        } => (
             remote,
             Ok(json!({"command": "retry", "execution_id": execution_id})),
             output::Render::Execution,
         ),
-        Command::Rollback { pipeline, environment, remote } => (
+        Command::Rollback {
+            pipeline,
+            environment,
+            remote,
+        } => (
             remote,
             Ok(json!({"command": "rollback", "pipeline": pipeline, "environment": environment})),
             output::Render::Execution,
         ),
-        Command::Release { pipeline, commit, remote } => (
+        Command::Release {
+            pipeline,
+            commit,
+            remote,
+        } => (
             remote,
             Ok(json!({
                 "command": "release",
@@ -214,14 +251,20 @@ async fn remote(command: Command) -> ExitCode {
         Ok(answer) => {
             if let Some(err) = answer.get("error") {
                 if remote.json {
-                    println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&answer).unwrap_or_default()
+                    );
                 } else {
                     output::print_error(err);
                 }
                 return ExitCode::from(1);
             }
             if remote.json {
-                println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&answer).unwrap_or_default()
+                );
             } else {
                 output::render(render, &answer);
             }
@@ -241,9 +284,8 @@ fn apply_request(file: &PathBuf) -> Result<Value, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let name = file.to_string_lossy();
-    let format = shared::domain::Format::from_path(&name).ok_or_else(|| {
-        format!("{name}: unknown file type (use .toml, .yaml, .yml or .json)")
-    })?;
+    let format = shared::domain::Format::from_path(&name)
+        .ok_or_else(|| format!("{name}: unknown file type (use .toml, .yaml, .yml or .json)"))?;
     if let Err(errors) = shared::domain::PipelineDefinition::parse(&text, format) {
         let mut msg = format!("{name}: {} problem(s):", errors.0.len());
         for e in &errors.0 {

@@ -96,8 +96,12 @@ fn applied(a: &Value) -> String {
         out.push_str(&format!(
             "\n  {}: {} → {}",
             s(&c["path"]),
-            c.get("before").map(|v| v.to_string()).unwrap_or_else(|| "(none)".into()),
-            c.get("after").map(|v| v.to_string()).unwrap_or_else(|| "(none)".into())
+            c.get("before")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "(none)".into()),
+            c.get("after")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "(none)".into())
         ));
     }
     out
@@ -113,7 +117,15 @@ fn pipelines(a: &Value) -> String {
             vec![
                 s(&p["name"]).to_string(),
                 s(&p["source"]).to_string(),
-                d["branches"].as_array().map(|b| b.iter().map(|x| s(x).to_string()).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+                d["branches"]
+                    .as_array()
+                    .map(|b| {
+                        b.iter()
+                            .map(|x| s(x).to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default(),
                 format!("{}/{}", s(&d["prod"]["cluster"]), s(&d["prod"]["service"])),
                 p["version"].to_string(),
                 when(&p["updated_at"]),
@@ -123,13 +135,29 @@ fn pipelines(a: &Value) -> String {
     if rows.is_empty() {
         return "no pipelines (create one with: shipgate pipeline apply FILE)".into();
     }
-    table(&["NAME", "SOURCE", "BRANCHES", "PROD SERVICE", "VERSION", "UPDATED"], &rows)
+    table(
+        &[
+            "NAME",
+            "SOURCE",
+            "BRANCHES",
+            "PROD SERVICE",
+            "VERSION",
+            "UPDATED",
+        ],
+        &rows,
+    )
 }
 
 fn revision_row(env: &str, r: &Value) -> Vec<String> {
     let cur = &r["current"];
     if cur.is_null() {
-        return vec![env.into(), "-".into(), "-".into(), "-".into(), "nothing deployed by shipgate yet".into()];
+        return vec![
+            env.into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "nothing deployed by shipgate yet".into(),
+        ];
     }
     vec![
         env.into(),
@@ -144,7 +172,10 @@ fn status(a: &Value) -> String {
     let mut out = Vec::new();
     for p in a["pipelines"].as_array().into_iter().flatten() {
         out.push(format!("{} ({})", s(&p["pipeline"]), s(&p["source"])));
-        let rows = vec![revision_row("test", &p["test"]), revision_row("prod", &p["prod"])];
+        let rows = vec![
+            revision_row("test", &p["test"]),
+            revision_row("prod", &p["prod"]),
+        ];
         for line in table(&["ENV", "COMMIT", "DIGEST", "SINCE", "EXECUTION"], &rows).lines() {
             out.push(format!("  {line}"));
         }
@@ -158,7 +189,12 @@ fn status(a: &Value) -> String {
             }
         }
         if let Some(latest) = p.get("latest").filter(|l| !l.is_null()) {
-            out.push(format!("  latest: {} {} ({})", s(&latest["id"]), s(&latest["status"]), short(s(&latest["commit"]["sha"]), 12)));
+            out.push(format!(
+                "  latest: {} {} ({})",
+                s(&latest["id"]),
+                s(&latest["status"]),
+                short(s(&latest["commit"]["sha"]), 12)
+            ));
         }
         out.push(String::new());
     }
@@ -172,7 +208,11 @@ fn executions_table(list: &[Value]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|e| {
-            let title = s(&e["commit"]["message"]).lines().next().unwrap_or("").to_string();
+            let title = s(&e["commit"]["message"])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
             vec![
                 s(&e["id"]).to_string(),
                 s(&e["status"]).to_string(),
@@ -183,7 +223,10 @@ fn executions_table(list: &[Value]) -> String {
             ]
         })
         .collect();
-    table(&["ID", "STATUS", "COMMIT", "BRANCH", "CREATED", "MESSAGE"], &rows)
+    table(
+        &["ID", "STATUS", "COMMIT", "BRANCH", "CREATED", "MESSAGE"],
+        &rows,
+    )
 }
 
 fn executions(a: &Value) -> String {
@@ -200,7 +243,15 @@ pub fn execution(e: &Value) -> String {
     out.push(format!("pipeline   {}", s(&e["pipeline"])));
     out.push(format!("status     {}", s(&e["status"])));
     let c = &e["commit"];
-    out.push(format!("commit     {} ({})", if s(&c["sha"]).is_empty() { "(branch head)" } else { s(&c["sha"]) }, s(&c["reference"])));
+    out.push(format!(
+        "commit     {} ({})",
+        if s(&c["sha"]).is_empty() {
+            "(branch head)"
+        } else {
+            s(&c["sha"])
+        },
+        s(&c["reference"])
+    ));
     if let Some(m) = c["message"].as_str() {
         out.push(format!("message    {}", m.lines().next().unwrap_or("")));
     }
@@ -208,15 +259,32 @@ pub fn execution(e: &Value) -> String {
         out.push(format!("author     {a}"));
     }
     if let Some(d) = e["image"]["digest"].as_str() {
-        out.push(format!("image      {}@{}", s(&e["image"]["repository_uri"]), d));
+        out.push(format!(
+            "image      {}@{}",
+            s(&e["image"]["repository_uri"]),
+            d
+        ));
     }
     if let Some(f) = e.get("failure").filter(|f| !f.is_null()) {
-        out.push(format!("failure    {}: {}", s(&f["stage"]), s(&f["reason"])));
+        out.push(format!(
+            "failure    {}: {}",
+            s(&f["stage"]),
+            s(&f["reason"])
+        ));
     }
     if let Some(a) = e.get("approval").filter(|a| !a.is_null()) {
         match a.get("decision").filter(|d| !d.is_null()) {
-            Some(d) => out.push(format!("decision   {} by {} via {} at {}", s(&d["verdict"]), s(&d["actor"]), s(&d["channel"]), when(&d["at"]))),
-            None => out.push(format!("approval   waiting until {}", when(&a["expires_at"]))),
+            Some(d) => out.push(format!(
+                "decision   {} by {} via {} at {}",
+                s(&d["verdict"]),
+                s(&d["actor"]),
+                s(&d["channel"]),
+                when(&d["at"])
+            )),
+            None => out.push(format!(
+                "approval   waiting until {}",
+                when(&a["expires_at"])
+            )),
         }
     }
     out.push(String::new());
@@ -226,8 +294,16 @@ pub fn execution(e: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|h| {
-            let from = h["from"].as_str().map(|f| format!("{f} → ")).unwrap_or_default();
-            vec![when(&h["at"]), format!("{from}{}", s(&h["to"])), s(&h["actor"]).to_string(), s(&h["cause"]).to_string()]
+            let from = h["from"]
+                .as_str()
+                .map(|f| format!("{f} → "))
+                .unwrap_or_default();
+            vec![
+                when(&h["at"]),
+                format!("{from}{}", s(&h["to"])),
+                s(&h["actor"]).to_string(),
+                s(&h["cause"]).to_string(),
+            ]
         })
         .collect();
     for line in table(&["AT", "TRANSITION", "ACTOR", "CAUSE"], &rows).lines() {
@@ -243,7 +319,10 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let t = table(&["A", "LONGER"], &[vec!["xxx".into(), "y".into()], vec!["z".into(), "w".into()]]);
+        let t = table(
+            &["A", "LONGER"],
+            &[vec!["xxx".into(), "y".into()], vec!["z".into(), "w".into()]],
+        );
         assert_eq!(t, "A    LONGER\nxxx  y\nz    w");
     }
 

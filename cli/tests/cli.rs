@@ -16,13 +16,17 @@ mod predicates_like {
 
 fn shipgate(sb: &DevSandbox) -> Command {
     let mut cmd = Command::cargo_bin("shipgate").unwrap();
-    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(&sb.env);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(&sb.env);
     cmd
 }
 
 #[tokio::test]
 async fn status_show_approve_and_errors() {
-    let Some(sb) = DevSandbox::start("cli") else { return };
+    let Some(sb) = DevSandbox::start("cli") else {
+        return;
+    };
 
     let out = shipgate(&sb).args(["status", "demo"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -36,19 +40,41 @@ async fn status_show_approve_and_errors() {
     let out = shipgate(&sb).args(["show", &id]).output().unwrap();
     assert!(out.status.success());
     assert!(contains(&out.stdout, "AWAITING_APPROVAL"));
-    assert!(contains(&out.stdout, "DEPLOYING_TEST → AWAITING_APPROVAL"), "timeline shown");
+    assert!(
+        contains(&out.stdout, "DEPLOYING_TEST → AWAITING_APPROVAL"),
+        "timeline shown"
+    );
 
-    let out = shipgate(&sb).args(["approve", &id, "--comment", "from the CLI test"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = shipgate(&sb)
+        .args(["approve", &id, "--comment", "from the CLI test"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(contains(&out.stdout, "DEPLOYING_PROD") || contains(&out.stdout, "SUCCEEDED"));
     let e = sb.show(&id).await;
     assert_eq!(e["approval"]["decision"]["channel"], "cli");
-    assert!(e["approval"]["decision"]["actor"].as_str().unwrap().starts_with("arn:aws:"), "actor is the caller's ARN");
+    assert!(
+        e["approval"]["decision"]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:"),
+        "actor is the caller's ARN"
+    );
     sb.wait_for(&id, "SUCCEEDED").await;
 
-    let out = shipgate(&sb).args(["status", "demo", "--json"]).output().unwrap();
+    let out = shipgate(&sb)
+        .args(["status", "demo", "--json"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["pipelines"][0]["prod"]["current"]["execution_id"], id.as_str());
+    assert_eq!(
+        v["pipelines"][0]["prod"]["current"]["execution_id"],
+        id.as_str()
+    );
 
     // errors: non-zero exit with a message
     let out = shipgate(&sb).args(["approve", &id]).output().unwrap();
@@ -59,16 +85,36 @@ async fn status_show_approve_and_errors() {
     assert!(contains(&out.stderr, "not an execution id"));
     let out = shipgate(&sb).args(["executions", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let out = shipgate(&sb).args(["status", "--function", "shipgate-missing"]).output().unwrap();
+    let out = shipgate(&sb)
+        .args(["status", "--function", "shipgate-missing"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
 
     // a pipeline file with problems: every one listed with its path, nothing sent
     let bad = sb.state_dir.join("bad.toml");
     std::fs::write(&bad, "name = \"bad name\"\nmode = \"fast\"\n").unwrap();
-    let out = shipgate(&sb).args(["pipeline", "apply"]).arg(&bad).output().unwrap();
+    let out = shipgate(&sb)
+        .args(["pipeline", "apply"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    for path in ["name:", "source:", "build:", "image:", "test:", "prod:", "approval:", "mode:"] {
-        assert!(contains(&out.stderr, path), "{path} missing in {}", String::from_utf8_lossy(&out.stderr));
+    for path in [
+        "name:",
+        "source:",
+        "build:",
+        "image:",
+        "test:",
+        "prod:",
+        "approval:",
+        "mode:",
+    ] {
+        assert!(
+            contains(&out.stderr, path),
+            "{path} missing in {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let out = shipgate(&sb).args(["pipeline", "list"]).output().unwrap();
     assert!(contains(&out.stdout, "demo"));
@@ -76,16 +122,43 @@ async fn status_show_approve_and_errors() {
 
 #[test]
 fn help_and_usage_errors() {
-    let out = Command::cargo_bin("shipgate").unwrap().arg("--help").output().unwrap();
+    let out = Command::cargo_bin("shipgate")
+        .unwrap()
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    for cmd in ["pipeline", "status", "executions", "show", "approve", "reject", "retry", "rollback", "release", "dev"] {
+    for cmd in [
+        "pipeline",
+        "status",
+        "executions",
+        "show",
+        "approve",
+        "reject",
+        "retry",
+        "rollback",
+        "release",
+        "dev",
+    ] {
         assert!(contains(&out.stdout, cmd), "{cmd} in --help");
-        let sub = Command::cargo_bin("shipgate").unwrap().args([cmd, "--help"]).output().unwrap();
+        let sub = Command::cargo_bin("shipgate")
+            .unwrap()
+            .args([cmd, "--help"])
+            .output()
+            .unwrap();
         assert!(sub.status.success(), "{cmd} --help");
     }
-    let out = Command::cargo_bin("shipgate").unwrap().arg("frobnicate").output().unwrap();
+    let out = Command::cargo_bin("shipgate")
+        .unwrap()
+        .arg("frobnicate")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::cargo_bin("shipgate").unwrap().args(["pipeline", "apply", "/nonexistent.toml"]).output().unwrap();
+    let out = Command::cargo_bin("shipgate")
+        .unwrap()
+        .args(["pipeline", "apply", "/nonexistent.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(contains(&out.stderr, "cannot read"));
 }

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::app::Services;
-use crate::domain::{Environment, Execution, ExecutionId, PipelineDefinition, ServiceTarget, Status};
+use crate::domain::{
+    Environment, Execution, ExecutionId, PipelineDefinition, ServiceTarget, Status,
+};
 use crate::ports::*;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,11 +156,12 @@ impl ExecutionStore for InMemoryStore {
         let mut s = lock(&self.state);
         if let Some(k) = key {
             if let Some((existing, _)) = s.claims.get(&k.key) {
-                return Ok(Created::Duplicate(
-                    existing
-                        .parse()
-                        .map_err(|_| StoreError::Corrupt { key: k.key.clone(), message: "claim value".into() })?,
-                ));
+                return Ok(Created::Duplicate(existing.parse().map_err(|_| {
+                    StoreError::Corrupt {
+                        key: k.key.clone(),
+                        message: "claim value".into(),
+                    }
+                })?));
             }
             s.claims
                 .insert(k.key.clone(), (execution.id.to_string(), k.expires_at));
@@ -466,7 +469,11 @@ impl Deployer for FakeDeployer {
                 .cloned()
                 .ok_or_else(|| ServiceError::NotFound(format!("service {}", target.service)))?
         };
-        if !current.containers.iter().any(|(c, _)| *c == target.container) {
+        if !current
+            .containers
+            .iter()
+            .any(|(c, _)| *c == target.container)
+        {
             return Err(ServiceError::Rejected(format!(
                 "task definition has no container named {}",
                 target.container
@@ -532,7 +539,9 @@ impl Deployer for FakeDeployer {
         }
         let services = lock(&self.services);
         match services.get(&(target.cluster.clone(), target.service.clone())) {
-            Some(s) if s.primary_deployment == deployment_id => Ok(DeploymentObservation::InProgress),
+            Some(s) if s.primary_deployment == deployment_id => {
+                Ok(DeploymentObservation::InProgress)
+            }
             Some(_) => Ok(DeploymentObservation::Replaced),
             None => Ok(DeploymentObservation::Unknown),
         }
@@ -584,7 +593,10 @@ impl ImageRegistry for FakeRegistry {
 
     async fn list_images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError> {
         self.faults.check("list_images")?;
-        Ok(lock(&self.images).get(repository).cloned().unwrap_or_default())
+        Ok(lock(&self.images)
+            .get(repository)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn delete_images(
@@ -775,10 +787,14 @@ impl FakeWorld {
             .put_pipeline(&p, w.clock.now())
             .await
             .expect("store pipeline");
-        w.deployer
-            .add_service(&p.test, &format!("{}@sha256:{}", p.image.repository, "0".repeat(64)));
-        w.deployer
-            .add_service(&p.prod, &format!("{}@sha256:{}", p.image.repository, "0".repeat(64)));
+        w.deployer.add_service(
+            &p.test,
+            &format!("{}@sha256:{}", p.image.repository, "0".repeat(64)),
+        );
+        w.deployer.add_service(
+            &p.prod,
+            &format!("{}@sha256:{}", p.image.repository, "0".repeat(64)),
+        );
         w
     }
 }

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-pub use aws_lambda_events::apigw::{ApiGatewayV2httpRequest as HttpRequest, ApiGatewayV2httpResponse as HttpResponse};
+pub use aws_lambda_events::apigw::{
+    ApiGatewayV2httpRequest as HttpRequest, ApiGatewayV2httpResponse as HttpResponse,
+};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use base64::engine::general_purpose::STANDARD;
@@ -16,7 +18,11 @@ pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 
 /// The HTTP method, upper case.
 pub fn method(req: &HttpRequest) -> String {
-    req.request_context.http.method.as_str().to_ascii_uppercase()
+    req.request_context
+        .http
+        .method
+        .as_str()
+        .to_ascii_uppercase()
 }
 
 pub fn source_ip(req: &HttpRequest) -> Option<String> {
@@ -68,7 +74,10 @@ pub fn form(body: &[u8]) -> HashMap<String, String> {
 
 fn response(status: u16, content_type: &str, body: String, extra: &[(&str, &str)]) -> HttpResponse {
     let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_str(content_type).expect("valid header"));
+    headers.insert(
+        "content-type",
+        HeaderValue::from_str(content_type).expect("valid header"),
+    );
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
     for (k, v) in extra {
         if let (Ok(name), Ok(value)) = (
@@ -192,26 +201,47 @@ mod tests {
 
     #[test]
     fn escapes_html() {
-        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]
     fn request_round_trip() {
-        let r = request("POST", "/approvals/abc", "/approvals/{token}", &[("User-Agent", "ua"), ("X-A", "1")], Some("a=1&b=two+words"), "203.0.113.1");
+        let r = request(
+            "POST",
+            "/approvals/abc",
+            "/approvals/{token}",
+            &[("User-Agent", "ua"), ("X-A", "1")],
+            Some("a=1&b=two+words"),
+            "203.0.113.1",
+        );
         assert_eq!(method(&r), "POST");
         assert_eq!(header(&r, "x-a"), Some("1"));
         assert_eq!(user_agent(&r).as_deref(), Some("ua"));
         assert_eq!(source_ip(&r).as_deref(), Some("203.0.113.1"));
-        assert_eq!(path_param(&r, "token", "/approvals/").as_deref(), Some("abc"));
+        assert_eq!(
+            path_param(&r, "token", "/approvals/").as_deref(),
+            Some("abc")
+        );
         let f = form(&body_bytes(&r).unwrap());
         assert_eq!(f["b"], "two words");
-        let fixture: HttpRequest = serde_json::from_str(include_str!("../../events/apigw/github-push.json")).unwrap();
+        let fixture: HttpRequest =
+            serde_json::from_str(include_str!("../../events/apigw/github-push.json")).unwrap();
         assert_eq!(method(&fixture), "POST");
     }
 
     #[test]
     fn base64_bodies() {
-        let mut r = request("POST", "/webhooks/github", "/webhooks/github", &[], Some("aGk="), "1.1.1.1");
+        let mut r = request(
+            "POST",
+            "/webhooks/github",
+            "/webhooks/github",
+            &[],
+            Some("aGk="),
+            "1.1.1.1",
+        );
         r.is_base64_encoded = true;
         assert_eq!(body_bytes(&r).unwrap(), b"hi");
         r.body = Some("!!".into());

@@ -6,16 +6,16 @@
 //! - [`adapters`]: AWS SDK implementations of the ports (SDK types never leave them);
 //! - [`app`]: the use cases, written against the ports only.
 
-pub mod domain;
-pub mod ports;
 pub mod adapters;
 pub mod app;
+pub mod domain;
+pub mod ports;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 
+pub mod http;
 #[cfg(feature = "local")]
 pub mod local;
-pub mod http;
 pub mod runtime;

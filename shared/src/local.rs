@@ -134,7 +134,13 @@ impl Drop for MotoServer {
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "shipgate-local"))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "shipgate-local",
+        ))
         .endpoint_url(endpoint)
         .load()
         .await
@@ -207,7 +213,9 @@ fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> LocalErro
     }
 }
 
-fn aws_step<E, R>(step: &'static str) -> impl FnOnce(aws_sdk_dynamodb::error::SdkError<E, R>) -> LocalError
+fn aws_step<E, R>(
+    step: &'static str,
+) -> impl FnOnce(aws_sdk_dynamodb::error::SdkError<E, R>) -> LocalError
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
@@ -271,7 +279,10 @@ impl Sandbox {
             .await
             .map_err(aws_step("sqs queue arn"))?
             .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
             .unwrap_or_default();
         sns.subscribe()
             .topic_arn(&topic_arn)
@@ -338,7 +349,9 @@ impl Sandbox {
             .requires_compatibilities(ecs::Compatibility::Fargate)
             .cpu("256")
             .memory("512")
-            .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/shipgate-task-execution"))
+            .execution_role_arn(format!(
+                "arn:aws:iam::{ACCOUNT}:role/shipgate-task-execution"
+            ))
             .container_definitions(container)
             .send()
             .await
@@ -490,7 +503,10 @@ mod tests {
     fn finds_links() {
         assert_eq!(
             links_in("open http://127.0.0.1:9000/approvals/abc.def\nor https://x.example/y)."),
-            vec!["http://127.0.0.1:9000/approvals/abc.def", "https://x.example/y"]
+            vec![
+                "http://127.0.0.1:9000/approvals/abc.def",
+                "https://x.example/y"
+            ]
         );
     }
 }

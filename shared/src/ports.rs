@@ -55,7 +55,10 @@ pub enum ServiceError {
 
 impl ServiceError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ServiceError::Throttled(_) | ServiceError::Unavailable(_))
+        matches!(
+            self,
+            ServiceError::Throttled(_) | ServiceError::Unavailable(_)
+        )
     }
 }
 
@@ -146,8 +149,11 @@ pub trait ExecutionStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Execution>, StoreError>;
     /// Executions in an active status (for the sweeper), oldest first.
-    async fn list_by_status(&self, status: Status, limit: usize)
-        -> Result<Vec<Execution>, StoreError>;
+    async fn list_by_status(
+        &self,
+        status: Status,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError>;
     /// Replace `previous` with `next` if the stored item still has `previous`'s status and
     /// version; also makes `next` findable by any new build or deployment id. A lost race
     /// answers [`StoreError::Conflict`] with the current item.

@@ -59,6 +59,8 @@ pub fn outcome_json(outcome: &crate::app::events::EventOutcome) -> serde_json::V
             "execution_id": e.id,
             "execution_status": e.status,
         }),
-        EventOutcome::Ignored(reason) => serde_json::json!({ "status": "ignored", "reason": reason }),
+        EventOutcome::Ignored(reason) => {
+            serde_json::json!({ "status": "ignored", "reason": reason })
+        }
     }
 }

@@ -152,5 +152,10 @@ impl World {
 }
 
 fn hex_of(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect::<String>().chars().take(64).collect()
+    s.bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .chars()
+        .take(64)
+        .collect()
 }

@@ -12,14 +12,17 @@ use shipgate_tests::World;
 const PUSH: &str = include_str!("../../events/github/push.json");
 
 fn build_event(build_id: &str, status: &str) -> Value {
-    let mut v: Value = serde_json::from_str(include_str!("../../events/codebuild/succeeded.json")).unwrap();
-    v["detail"]["build-id"] = format!("arn:aws:codebuild:us-east-1:123456789012:build/{build_id}").into();
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../events/codebuild/succeeded.json")).unwrap();
+    v["detail"]["build-id"] =
+        format!("arn:aws:codebuild:us-east-1:123456789012:build/{build_id}").into();
     v["detail"]["build-status"] = status.into();
     v
 }
 
 fn deploy_event(deployment_id: &str, name: &str) -> Value {
-    let mut v: Value = serde_json::from_str(include_str!("../../events/ecs/completed.json")).unwrap();
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../events/ecs/completed.json")).unwrap();
     v["detail"]["deploymentId"] = deployment_id.into();
     v["detail"]["eventName"] = name.into();
     v
@@ -27,7 +30,18 @@ fn deploy_event(deployment_id: &str, name: &str) -> Value {
 
 async fn start(w: &World, delivery: &str) -> ExecutionId {
     let sig = sign_body(DEV_WEBHOOK_SECRET.as_bytes(), PUSH.as_bytes());
-    let req = http::request("POST", "/webhooks/github", "/webhooks/github", &[("X-GitHub-Event", "push"), ("X-GitHub-Delivery", delivery), ("X-Hub-Signature-256", &sig)], Some(PUSH), "140.82.115.11");
+    let req = http::request(
+        "POST",
+        "/webhooks/github",
+        "/webhooks/github",
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", delivery),
+            ("X-Hub-Signature-256", &sig),
+        ],
+        Some(PUSH),
+        "140.82.115.11",
+    );
     let resp = webhook::handler::handle(&w.services, req).await;
     let body: Value = serde_json::from_str(&http::body_text(&resp)).unwrap();
     body["execution_id"].as_str().unwrap().parse().unwrap()
@@ -35,81 +49,198 @@ async fn start(w: &World, delivery: &str) -> ExecutionId {
 
 #[tokio::test]
 async fn push_to_production_with_the_tested_digest() {
-    let Some(w) = World::start().await else { return };
+    let Some(w) = World::start().await else {
+        return;
+    };
     let sb = w.provisioned.sandbox.clone();
     let id = start(&w, "d-1").await;
     let exec = w.services.execution(&id).await.unwrap();
 
     // the build pushes its image, then CodeBuild reports SUCCEEDED
     let digest = w.push_image(&exec.image_tag(), "v1").await;
-    let out = build_events::handler::handle(&w.services, build_event(exec.build_id.as_deref().unwrap(), "SUCCEEDED")).await.unwrap();
+    let out = build_events::handler::handle(
+        &w.services,
+        build_event(exec.build_id.as_deref().unwrap(), "SUCCEEDED"),
+    )
+    .await
+    .unwrap();
     assert_eq!(out["execution_status"], "DEPLOYING_TEST", "{out}");
     let pinned = format!("{}@{}", w.provisioned.repository_uri, digest);
-    assert_eq!(w.service_image(&sb.test_cluster, &sb.test_service).await, pinned, "test runs the image pinned by digest");
+    assert_eq!(
+        w.service_image(&sb.test_cluster, &sb.test_service).await,
+        pinned,
+        "test runs the image pinned by digest"
+    );
     assert!(pinned.contains("@sha256:"));
     let exec = w.services.execution(&id).await.unwrap();
     let test_dep = exec.test.clone().unwrap();
-    assert!(test_dep.task_definition.ends_with(":2"), "a new revision: {}", test_dep.task_definition);
-    assert!(test_dep.previous_task_definition.as_deref().unwrap().ends_with(":1"));
+    assert!(
+        test_dep.task_definition.ends_with(":2"),
+        "a new revision: {}",
+        test_dep.task_definition
+    );
+    assert!(test_dep
+        .previous_task_definition
+        .as_deref()
+        .unwrap()
+        .ends_with(":1"));
 
     // ECS reports the test deployment complete → approval requested through SNS
-    let out = deploy_events::handler::handle(&w.services, deploy_event(&test_dep.deployment_id, "SERVICE_DEPLOYMENT_COMPLETED")).await.unwrap();
+    let out = deploy_events::handler::handle(
+        &w.services,
+        deploy_event(&test_dep.deployment_id, "SERVICE_DEPLOYMENT_COMPLETED"),
+    )
+    .await
+    .unwrap();
     assert_eq!(out["execution_status"], "AWAITING_APPROVAL", "{out}");
-    let outbox = drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url).await.unwrap();
+    let outbox = drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
+        .await
+        .unwrap();
     assert_eq!(outbox.len(), 1);
     let msg = &outbox[0];
     assert!(msg.subject.contains("Approve demo"), "{}", msg.subject);
     assert!(msg.message.contains(&digest));
     assert!(msg.message.contains(&format!("shipgate approve {id}")));
-    let link = msg.links.iter().find(|l| l.contains("/approvals/")).expect("approval link").clone();
+    let link = msg
+        .links
+        .iter()
+        .find(|l| l.contains("/approvals/"))
+        .expect("approval link")
+        .clone();
     let path = link.trim_start_matches(&w.public_url).to_string();
 
     // GET shows the page and changes nothing
     let before = w.services.execution(&id).await.unwrap();
-    let page = approvals::handler::handle(&w.services, http::request("GET", &path, "/approvals/{token}", &[], None, "198.51.100.1")).await;
+    let page = approvals::handler::handle(
+        &w.services,
+        http::request(
+            "GET",
+            &path,
+            "/approvals/{token}",
+            &[],
+            None,
+            "198.51.100.1",
+        ),
+    )
+    .await;
     assert_eq!(page.status_code, 200);
     assert!(http::body_text(&page).contains(&exec.commit.sha));
     assert_eq!(w.services.execution(&id).await.unwrap(), before);
 
     // POST approve → prod runs the same digest
-    let post = approvals::handler::handle(&w.services, http::request("POST", &path, "/approvals/{token}", &[("Content-Type", "application/x-www-form-urlencoded")], Some("decision=approve&name=Grace"), "198.51.100.1")).await;
+    let post = approvals::handler::handle(
+        &w.services,
+        http::request(
+            "POST",
+            &path,
+            "/approvals/{token}",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some("decision=approve&name=Grace"),
+            "198.51.100.1",
+        ),
+    )
+    .await;
     assert_eq!(post.status_code, 200, "{}", http::body_text(&post));
-    assert_eq!(w.service_image(&sb.prod_cluster, &sb.prod_service).await, pinned, "prod runs exactly the tested digest");
+    assert_eq!(
+        w.service_image(&sb.prod_cluster, &sb.prod_service).await,
+        pinned,
+        "prod runs exactly the tested digest"
+    );
     let exec = w.services.execution(&id).await.unwrap();
     assert_eq!(exec.status, Status::DeployingProd);
 
-    let out = deploy_events::handler::handle(&w.services, deploy_event(&exec.prod.unwrap().deployment_id, "SERVICE_DEPLOYMENT_COMPLETED")).await.unwrap();
+    let out = deploy_events::handler::handle(
+        &w.services,
+        deploy_event(
+            &exec.prod.unwrap().deployment_id,
+            "SERVICE_DEPLOYMENT_COMPLETED",
+        ),
+    )
+    .await
+    .unwrap();
     assert_eq!(out["execution_status"], "SUCCEEDED", "{out}");
-    let history: Vec<Status> = w.services.execution(&id).await.unwrap().history.iter().map(|h| h.to).collect();
+    let history: Vec<Status> = w
+        .services
+        .execution(&id)
+        .await
+        .unwrap()
+        .history
+        .iter()
+        .map(|h| h.to)
+        .collect();
     println!("history: {history:?}");
     assert_eq!(history.last(), Some(&Status::Succeeded));
 }
 
 #[tokio::test]
 async fn failed_build_and_failed_test_deployment() {
-    let Some(w) = World::start().await else { return };
+    let Some(w) = World::start().await else {
+        return;
+    };
     let id = start(&w, "d-1").await;
     let exec = w.services.execution(&id).await.unwrap();
-    let out = build_events::handler::handle(&w.services, build_event(exec.build_id.as_deref().unwrap(), "FAILED")).await.unwrap();
+    let out = build_events::handler::handle(
+        &w.services,
+        build_event(exec.build_id.as_deref().unwrap(), "FAILED"),
+    )
+    .await
+    .unwrap();
     assert_eq!(out["execution_status"], "BUILD_FAILED");
-    let notices = drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url).await.unwrap();
-    assert!(notices[0].subject.contains("BUILD_FAILED"), "{:?}", notices[0]);
+    let notices = drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
+        .await
+        .unwrap();
+    assert!(
+        notices[0].subject.contains("BUILD_FAILED"),
+        "{:?}",
+        notices[0]
+    );
 
     // retry builds the same commit again, in CodeBuild
-    let retried = control::handler::handle(&w.services, serde_json::json!({"command": "retry", "execution_id": id, "actor": "ops"})).await;
+    let retried = control::handler::handle(
+        &w.services,
+        serde_json::json!({"command": "retry", "execution_id": id, "actor": "ops"}),
+    )
+    .await;
     assert_eq!(retried["execution"]["status"], "BUILDING", "{retried}");
-    let builds = w.codebuild().list_builds_for_project().project_name("hello-build").send().await.unwrap();
+    let builds = w
+        .codebuild()
+        .list_builds_for_project()
+        .project_name("hello-build")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(builds.ids().len(), 2);
     let exec = w.services.execution(&id).await.unwrap();
-    let got = w.codebuild().batch_get_builds().ids(exec.build_id.as_deref().unwrap()).send().await.unwrap();
-    assert_eq!(got.builds()[0].source_version(), Some(exec.commit.sha.as_str()));
+    let got = w
+        .codebuild()
+        .batch_get_builds()
+        .ids(exec.build_id.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.builds()[0].source_version(),
+        Some(exec.commit.sha.as_str())
+    );
 
     w.push_image(&exec.image_tag(), "v2").await;
-    build_events::handler::handle(&w.services, build_event(exec.build_id.as_deref().unwrap(), "SUCCEEDED")).await.unwrap();
+    build_events::handler::handle(
+        &w.services,
+        build_event(exec.build_id.as_deref().unwrap(), "SUCCEEDED"),
+    )
+    .await
+    .unwrap();
     let exec = w.services.execution(&id).await.unwrap();
     let dep = exec.test.unwrap().deployment_id;
-    let out = deploy_events::handler::handle(&w.services, deploy_event(&dep, "SERVICE_DEPLOYMENT_FAILED")).await.unwrap();
+    let out = deploy_events::handler::handle(
+        &w.services,
+        deploy_event(&dep, "SERVICE_DEPLOYMENT_FAILED"),
+    )
+    .await
+    .unwrap();
     assert_eq!(out["execution_status"], "TEST_FAILED");
-    let notices = drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url).await.unwrap();
+    let notices = drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
+        .await
+        .unwrap();
     assert!(notices.iter().any(|n| n.subject.contains("TEST_FAILED")));
 }

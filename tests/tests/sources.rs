@@ -20,7 +20,13 @@ fn signed_push(delivery: &str) -> HttpRequest {
         "POST",
         "/webhooks/github",
         "/webhooks/github",
-        &[("X-GitHub-Event", "push"), ("X-GitHub-Delivery", delivery), ("X-GitHub-Hook-ID", "512345678"), ("X-Hub-Signature-256", &sig), ("Content-Type", "application/json")],
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", delivery),
+            ("X-GitHub-Hook-ID", "512345678"),
+            ("X-Hub-Signature-256", &sig),
+            ("Content-Type", "application/json"),
+        ],
         Some(PUSH),
         "140.82.115.11",
     )
@@ -39,7 +45,9 @@ async fn builds(w: &World) -> Vec<String> {
 
 #[tokio::test]
 async fn signed_push_creates_a_building_execution_and_a_codebuild_build() {
-    let Some(w) = World::start().await else { return };
+    let Some(w) = World::start().await else {
+        return;
+    };
     let resp = webhook::handler::handle(&w.services, signed_push("d-1")).await;
     let body: Value = serde_json::from_str(&http::body_text(&resp)).unwrap();
     assert_eq!(resp.status_code, 202, "{body}");
@@ -47,27 +55,51 @@ async fn signed_push_creates_a_building_execution_and_a_codebuild_build() {
     let exec = w.services.execution(&id).await.unwrap();
     assert_eq!(exec.status, Status::Building);
     let build_id = exec.build_id.clone().unwrap();
-    let got = w.codebuild().batch_get_builds().ids(&build_id).send().await.unwrap();
+    let got = w
+        .codebuild()
+        .batch_get_builds()
+        .ids(&build_id)
+        .send()
+        .await
+        .unwrap();
     let build = &got.builds()[0];
-    assert_eq!(build.source_version(), Some(SHA), "the build is of the pushed commit");
+    assert_eq!(
+        build.source_version(),
+        Some(SHA),
+        "the build is of the pushed commit"
+    );
     assert_eq!(build.project_name(), Some("hello-build"));
-    assert_eq!(w.services.store.find_by_build(&build_id).await.unwrap(), Some(id));
+    assert_eq!(
+        w.services.store.find_by_build(&build_id).await.unwrap(),
+        Some(id)
+    );
     // the wrong secret changes nothing
     let mut bad = signed_push("d-2");
-    bad.headers.insert("x-hub-signature-256", sign_body(b"wrong", PUSH.as_bytes()).parse().unwrap());
-    assert_eq!(webhook::handler::handle(&w.services, bad).await.status_code, 401);
+    bad.headers.insert(
+        "x-hub-signature-256",
+        sign_body(b"wrong", PUSH.as_bytes()).parse().unwrap(),
+    );
+    assert_eq!(
+        webhook::handler::handle(&w.services, bad).await.status_code,
+        401
+    );
     assert_eq!(builds(&w).await.len(), 1);
 }
 
 #[tokio::test]
 async fn the_same_delivery_twenty_times_concurrently_makes_one_execution_and_one_build() {
-    let Some(w) = World::start().await else { return };
+    let Some(w) = World::start().await else {
+        return;
+    };
     let w = Arc::new(w);
     let responses = join_all((0..20).map(|_| {
         let w = w.clone();
         async move {
             let r = webhook::handler::handle(&w.services, signed_push("same-delivery")).await;
-            (r.status_code, serde_json::from_str::<Value>(&http::body_text(&r)).unwrap())
+            (
+                r.status_code,
+                serde_json::from_str::<Value>(&http::body_text(&r)).unwrap(),
+            )
         }
     }))
     .await;

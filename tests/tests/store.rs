@@ -24,15 +24,23 @@ fn exec(pipeline: &str, n: i64) -> Execution {
     Execution::received(
         ExecutionId::generate(at),
         pipeline,
-        Commit { sha: format!("{n:040x}"), reference: "main".into(), ..Default::default() },
-        Trigger::Release { actor: "test".into() },
+        Commit {
+            sha: format!("{n:040x}"),
+            reference: "main".into(),
+            ..Default::default()
+        },
+        Trigger::Release {
+            actor: "test".into(),
+        },
         at,
         "test",
     )
 }
 
 fn step(e: &Execution, event: Event) -> Execution {
-    transition(e, Change::new(event, Utc::now(), "test")).unwrap().execution
+    transition(e, Change::new(event, Utc::now(), "test"))
+        .unwrap()
+        .execution
 }
 
 #[tokio::test]
@@ -42,23 +50,45 @@ async fn create_get_list_newest_first() {
     let mut ids = Vec::new();
     for n in 0..5 {
         let e = exec("hello", n * 10);
-        assert_eq!(s.create_execution(&e, None).await.unwrap(), Created::Created);
+        assert_eq!(
+            s.create_execution(&e, None).await.unwrap(),
+            Created::Created
+        );
         ids.push(e.id.clone());
     }
     s.create_execution(&exec("other", 100), None).await.unwrap();
     let got = s.get_execution(&ids[2]).await.unwrap().unwrap();
     assert_eq!(got.id, ids[2]);
     assert_eq!(got.status, Status::Received);
-    let listed: Vec<ExecutionId> = s.list_executions("hello", 10).await.unwrap().into_iter().map(|e| e.id).collect();
+    let listed: Vec<ExecutionId> = s
+        .list_executions("hello", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     let mut newest_first = ids.clone();
     newest_first.reverse();
     assert_eq!(listed, newest_first);
     assert_eq!(s.list_executions("hello", 2).await.unwrap().len(), 2);
-    assert!(s.get_execution(&ExecutionId::generate(Utc::now())).await.unwrap().is_none());
-    assert_eq!(s.list_by_status(Status::Received, 100).await.unwrap().len(), 6);
-    assert!(matches!(s.create_execution(&exec("x", 1).clone(), None).await, Ok(Created::Created)));
+    assert!(s
+        .get_execution(&ExecutionId::generate(Utc::now()))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.list_by_status(Status::Received, 100).await.unwrap().len(),
+        6
+    );
+    assert!(matches!(
+        s.create_execution(&exec("x", 1).clone(), None).await,
+        Ok(Created::Created)
+    ));
     let dup = s.get_execution(&ids[0]).await.unwrap().unwrap();
-    assert!(s.create_execution(&dup, None).await.is_err(), "an id is created once");
+    assert!(
+        s.create_execution(&dup, None).await.is_err(),
+        "an id is created once"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +102,12 @@ async fn concurrent_transitions_from_one_version_have_one_winner() {
         let s = s.clone();
         let e = e.clone();
         tasks.push(tokio::spawn(async move {
-            let next = step(&e, Event::BuildStarted { build_id: format!("hello-build:{i}") });
+            let next = step(
+                &e,
+                Event::BuildStarted {
+                    build_id: format!("hello-build:{i}"),
+                },
+            );
             s.save(&e, &next).await
         }));
     }
@@ -82,7 +117,11 @@ async fn concurrent_transitions_from_one_version_have_one_winner() {
         match t.await.unwrap() {
             Ok(()) => wins += 1,
             Err(StoreError::Conflict(current)) => {
-                assert_eq!(current.status, Status::Building, "conflict carries the current item");
+                assert_eq!(
+                    current.status,
+                    Status::Building,
+                    "conflict carries the current item"
+                );
                 assert_eq!(current.version, 2);
                 conflicts += 1;
             }
@@ -93,39 +132,89 @@ async fn concurrent_transitions_from_one_version_have_one_winner() {
     assert_eq!((wins, conflicts), (1, 7));
     let stored = s.get_execution(&e.id).await.unwrap().unwrap();
     let winner_build = stored.build_id.clone().unwrap();
-    assert_eq!(s.find_by_build(&winner_build).await.unwrap(), Some(e.id.clone()));
+    assert_eq!(
+        s.find_by_build(&winner_build).await.unwrap(),
+        Some(e.id.clone())
+    );
     // a stale writer (old version) loses too
     let stale = step(&e, Event::BuildStartFailed { reason: "x".into() });
-    assert!(matches!(s.save(&e, &stale).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.save(&e, &stale).await,
+        Err(StoreError::Conflict(_))
+    ));
     // the status index follows the status
-    assert_eq!(s.list_by_status(Status::Building, 10).await.unwrap().len(), 1);
-    assert!(s.list_by_status(Status::Received, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.list_by_status(Status::Building, 10).await.unwrap().len(),
+        1
+    );
+    assert!(s
+        .list_by_status(Status::Received, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn idempotency_claims_and_ttl() {
     let m = moto_or_skip!();
     let s = store(&m, "t-claims").await;
-    let key = IdempotencyKey { key: "DELIVERY#1#abc#hello".into(), expires_at: Utc::now() + Duration::days(8) };
+    let key = IdempotencyKey {
+        key: "DELIVERY#1#abc#hello".into(),
+        expires_at: Utc::now() + Duration::days(8),
+    };
     assert_eq!(s.claim(&key, "first").await.unwrap(), Claim::Claimed);
-    assert_eq!(s.claim(&key, "second").await.unwrap(), Claim::Existing("first".into()));
-    let raw = s.raw_item("IDEM#DELIVERY#1#abc#hello", "IDEM").await.unwrap().unwrap();
-    assert_eq!(raw["ttl"], key.expires_at.timestamp().to_string(), "TTL attribute set");
+    assert_eq!(
+        s.claim(&key, "second").await.unwrap(),
+        Claim::Existing("first".into())
+    );
+    let raw = s
+        .raw_item("IDEM#DELIVERY#1#abc#hello", "IDEM")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        raw["ttl"],
+        key.expires_at.timestamp().to_string(),
+        "TTL attribute set"
+    );
     // an expired claim (TTL passed, not yet deleted by DynamoDB) may be taken again
-    let old = IdempotencyKey { key: "old".into(), expires_at: Utc::now() - Duration::hours(1) };
+    let old = IdempotencyKey {
+        key: "old".into(),
+        expires_at: Utc::now() - Duration::hours(1),
+    };
     assert_eq!(s.claim(&old, "a").await.unwrap(), Claim::Claimed);
     assert_eq!(s.claim(&old, "b").await.unwrap(), Claim::Claimed);
 
     // creating an execution under a key: the second sees the first
     let a = exec("hello", 0);
     let b = exec("hello", 1);
-    let k = IdempotencyKey { key: "EVENT#e-1#hello".into(), expires_at: Utc::now() + Duration::days(8) };
-    assert_eq!(s.create_execution(&a, Some(&k)).await.unwrap(), Created::Created);
-    assert_eq!(s.create_execution(&b, Some(&k)).await.unwrap(), Created::Duplicate(a.id.clone()));
-    assert!(s.get_execution(&b.id).await.unwrap().is_none(), "the duplicate wrote nothing");
-    let raw = s.raw_item("IDEM#EVENT#e-1#hello", "IDEM").await.unwrap().unwrap();
+    let k = IdempotencyKey {
+        key: "EVENT#e-1#hello".into(),
+        expires_at: Utc::now() + Duration::days(8),
+    };
+    assert_eq!(
+        s.create_execution(&a, Some(&k)).await.unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        s.create_execution(&b, Some(&k)).await.unwrap(),
+        Created::Duplicate(a.id.clone())
+    );
+    assert!(
+        s.get_execution(&b.id).await.unwrap().is_none(),
+        "the duplicate wrote nothing"
+    );
+    let raw = s
+        .raw_item("IDEM#EVENT#e-1#hello", "IDEM")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(raw.contains_key("ttl"));
-    let raw_exec = s.raw_item(&format!("EXEC#{}", a.id), "EXEC").await.unwrap().unwrap();
+    let raw_exec = s
+        .raw_item(&format!("EXEC#{}", a.id), "EXEC")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!raw_exec.contains_key("ttl"), "executions are kept");
 }
 
@@ -133,12 +222,17 @@ async fn idempotency_claims_and_ttl() {
 async fn concurrent_creates_under_one_key_make_one_execution() {
     let m = moto_or_skip!();
     let s = Arc::new(store(&m, "t-create-race").await);
-    let key = IdempotencyKey { key: "DELIVERY#1#race#hello".into(), expires_at: Utc::now() + Duration::days(8) };
+    let key = IdempotencyKey {
+        key: "DELIVERY#1#race#hello".into(),
+        expires_at: Utc::now() + Duration::days(8),
+    };
     let mut tasks = Vec::new();
     for n in 0..20 {
         let s = s.clone();
         let key = key.clone();
-        tasks.push(tokio::spawn(async move { s.create_execution(&exec("hello", n), Some(&key)).await }));
+        tasks.push(tokio::spawn(async move {
+            s.create_execution(&exec("hello", n), Some(&key)).await
+        }));
     }
     let mut created = Vec::new();
     let mut duplicates = Vec::new();
@@ -161,25 +255,86 @@ async fn links_revisions_and_pipelines() {
     let s = store(&m, "t-links").await;
     let e = exec("hello", 0);
     s.create_execution(&e, None).await.unwrap();
-    let b = step(&e, Event::BuildStarted { build_id: "hello-build:1".into() });
+    let b = step(
+        &e,
+        Event::BuildStarted {
+            build_id: "hello-build:1".into(),
+        },
+    );
     s.save(&e, &b).await.unwrap();
-    let built = step(&b, Event::BuildSucceeded { image: ImageRef { repository_uri: "r".into(), tag: "t".into(), digest: "sha256:1".into() } });
+    let built = step(
+        &b,
+        Event::BuildSucceeded {
+            image: ImageRef {
+                repository_uri: "r".into(),
+                tag: "t".into(),
+                digest: "sha256:1".into(),
+            },
+        },
+    );
     s.save(&b, &built).await.unwrap();
-    let dep = step(&built, Event::DeployStarted { deployment: DeploymentRecord { environment: Environment::Test, cluster: "c".into(), service: "s".into(), task_definition: "td:2".into(), previous_task_definition: Some("td:1".into()), deployment_id: "ecs-svc/42".into(), started_at: Utc::now() } });
+    let dep = step(
+        &built,
+        Event::DeployStarted {
+            deployment: DeploymentRecord {
+                environment: Environment::Test,
+                cluster: "c".into(),
+                service: "s".into(),
+                task_definition: "td:2".into(),
+                previous_task_definition: Some("td:1".into()),
+                deployment_id: "ecs-svc/42".into(),
+                started_at: Utc::now(),
+            },
+        },
+    );
     s.save(&built, &dep).await.unwrap();
-    assert_eq!(s.find_by_build("hello-build:1").await.unwrap(), Some(e.id.clone()));
-    assert_eq!(s.find_by_deployment("ecs-svc/42").await.unwrap(), Some(e.id.clone()));
+    assert_eq!(
+        s.find_by_build("hello-build:1").await.unwrap(),
+        Some(e.id.clone())
+    );
+    assert_eq!(
+        s.find_by_deployment("ecs-svc/42").await.unwrap(),
+        Some(e.id.clone())
+    );
     assert_eq!(s.find_by_deployment("ecs-svc/43").await.unwrap(), None);
 
-    let rev = |id: &ExecutionId, d: &str| DeployedRevision { execution_id: id.clone(), commit: Commit::default(), image: ImageRef { repository_uri: "r".into(), tag: "t".into(), digest: d.into() }, task_definition: format!("td:{d}"), deployed_at: Utc::now() };
+    let rev = |id: &ExecutionId, d: &str| DeployedRevision {
+        execution_id: id.clone(),
+        commit: Commit::default(),
+        image: ImageRef {
+            repository_uri: "r".into(),
+            tag: "t".into(),
+            digest: d.into(),
+        },
+        task_definition: format!("td:{d}"),
+        deployed_at: Utc::now(),
+    };
     let other = ExecutionId::generate(Utc::now() + Duration::seconds(1));
-    s.record_revision("hello", Environment::Prod, &rev(&e.id, "a")).await.unwrap();
-    s.record_revision("hello", Environment::Prod, &rev(&e.id, "a")).await.unwrap();
-    s.record_revision("hello", Environment::Prod, &rev(&other, "b")).await.unwrap();
-    let r = s.get_revisions("hello", Environment::Prod).await.unwrap().unwrap();
+    s.record_revision("hello", Environment::Prod, &rev(&e.id, "a"))
+        .await
+        .unwrap();
+    s.record_revision("hello", Environment::Prod, &rev(&e.id, "a"))
+        .await
+        .unwrap();
+    s.record_revision("hello", Environment::Prod, &rev(&other, "b"))
+        .await
+        .unwrap();
+    let r = s
+        .get_revisions("hello", Environment::Prod)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.current.image.digest, "b");
-    assert_eq!(r.previous.unwrap().image.digest, "a", "recording the same execution twice changed nothing");
-    assert!(s.get_revisions("hello", Environment::Test).await.unwrap().is_none());
+    assert_eq!(
+        r.previous.unwrap().image.digest,
+        "a",
+        "recording the same execution twice changed nothing"
+    );
+    assert!(s
+        .get_revisions("hello", Environment::Test)
+        .await
+        .unwrap()
+        .is_none());
 
     let p = FakeWorld::pipeline();
     assert_eq!(s.put_pipeline(&p, Utc::now()).await.unwrap().version, 1);
@@ -187,7 +342,15 @@ async fn links_revisions_and_pipelines() {
     p2.keep_images = 3;
     let w = s.put_pipeline(&p2, Utc::now()).await.unwrap();
     assert_eq!((w.version, w.previous), (2, Some(p.clone())));
-    assert_eq!(s.get_pipeline("hello").await.unwrap().unwrap().definition.keep_images, 3);
+    assert_eq!(
+        s.get_pipeline("hello")
+            .await
+            .unwrap()
+            .unwrap()
+            .definition
+            .keep_images,
+        3
+    );
     assert_eq!(s.list_pipelines().await.unwrap().len(), 1);
     assert!(s.get_pipeline("nope").await.unwrap().is_none());
 }

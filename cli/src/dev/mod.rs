@@ -14,7 +14,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use shared::adapters::{aws_services, Config};
 use shared::app::Settings;
-use shared::local::{sdk_config, MotoServer, OutboxMessage, Provisioned, Sandbox, DEV_WEBHOOK_SECRET};
+use shared::local::{
+    sdk_config, MotoServer, OutboxMessage, Provisioned, Sandbox, DEV_WEBHOOK_SECRET,
+};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -139,13 +141,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -192,13 +195,20 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
     let sb = &p.sandbox;
     println!();
     println!("shipgate dev is running");
-    println!("  API            {base}   (POST /webhooks/github, GET|HEAD|POST /approvals/{{token}})");
+    println!(
+        "  API            {base}   (POST /webhooks/github, GET|HEAD|POST /approvals/{{token}})"
+    );
     println!("  Lambda Invoke  {base}/2015-03-31/functions/{{name}}/invocations");
     println!("  outbox         {base}/_dev/outbox");
     println!("  local AWS      {aws}");
     println!(
         "  pipeline       {} (GitHub {}, branch main) → test {}/{} → prod {}/{}",
-        p.pipeline.name, sb.github_repo, sb.test_cluster, sb.test_service, sb.prod_cluster, sb.prod_service
+        p.pipeline.name,
+        sb.github_repo,
+        sb.test_cluster,
+        sb.test_service,
+        sb.prod_cluster,
+        sb.prod_service
     );
     println!("  environment    {}", env_file.display());
     println!();

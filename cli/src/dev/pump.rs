@@ -40,7 +40,12 @@ struct PendingDeployment {
     deployment_id: String,
 }
 
-pub async fn run(state: DevState, build_after: Duration, deploy_after: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    state: DevState,
+    build_after: Duration,
+    deploy_after: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let sdk = state.sdk.clone();
     let mut pump = Pump {
         codebuild: aws_sdk_codebuild::Client::new(&sdk),
@@ -57,7 +62,8 @@ pub async fn run(state: DevState, build_after: Duration, deploy_after: Duration,
     };
     // the services' first deployments (from provisioning) are not shipgate's
     for s in pump.services().await {
-        pump.baseline.insert((s.cluster, s.service), s.task_definition);
+        pump.baseline
+            .insert((s.cluster, s.service), s.task_definition);
     }
     loop {
         tokio::select! {
@@ -84,7 +90,13 @@ fn fails(exec: Option<&Execution>, marker: &str) -> bool {
 
 impl Pump {
     async fn execution_by_build(&self, build_id: &str) -> Option<Execution> {
-        let id = self.state.services.store.find_by_build(build_id).await.ok()??;
+        let id = self
+            .state
+            .services
+            .store
+            .find_by_build(build_id)
+            .await
+            .ok()??;
         self.state.services.store.get_execution(&id).await.ok()?
     }
 
@@ -99,7 +111,9 @@ impl Pump {
         let due: Vec<String> = self
             .builds_seen
             .iter()
-            .filter(|(id, at)| !self.builds_done.contains(*id) && now.duration_since(**at) >= self.build_after)
+            .filter(|(id, at)| {
+                !self.builds_done.contains(*id) && now.duration_since(**at) >= self.build_after
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for build_id in due {
@@ -116,7 +130,10 @@ impl Pump {
             let status = if failed { "FAILED" } else { "SUCCEEDED" };
             let event = build_event(&build_id, status, &self.state.provisioned.sandbox.project);
             let out = build_events::handler::handle(&self.state.services, event).await;
-            println!("[pump] build {build_id} {status} → build-events: {}", summary(out.map_err(|e| e.to_string())));
+            println!(
+                "[pump] build {build_id} {status} → build-events: {}",
+                summary(out.map_err(|e| e.to_string()))
+            );
         }
     }
 
@@ -147,12 +164,26 @@ impl Pump {
     async fn services(&self) -> Vec<ServiceNow> {
         let sb = &self.state.provisioned.sandbox;
         let mut out = Vec::new();
-        for (cluster, service) in [(&sb.test_cluster, &sb.test_service), (&sb.prod_cluster, &sb.prod_service)] {
-            let Ok(d) = self.ecs.describe_services().cluster(cluster).services(service).send().await else {
+        for (cluster, service) in [
+            (&sb.test_cluster, &sb.test_service),
+            (&sb.prod_cluster, &sb.prod_service),
+        ] {
+            let Ok(d) = self
+                .ecs
+                .describe_services()
+                .cluster(cluster)
+                .services(service)
+                .send()
+                .await
+            else {
                 continue;
             };
             for s in d.services() {
-                let primary = s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id());
+                let primary = s
+                    .deployments()
+                    .iter()
+                    .find(|d| d.status() == Some("PRIMARY"))
+                    .and_then(|d| d.id());
                 if let (Some(td), Some(id)) = (s.task_definition(), primary) {
                     out.push(ServiceNow {
                         cluster: cluster.clone(),
@@ -171,12 +202,22 @@ impl Pump {
         for s in self.services().await {
             let key = (s.cluster.clone(), s.service.clone());
             let settled = self.baseline.get(&key) == Some(&s.task_definition);
-            let already = self.pending.get(&key).is_some_and(|p| p.task_definition == s.task_definition);
+            let already = self
+                .pending
+                .get(&key)
+                .is_some_and(|p| p.task_definition == s.task_definition);
             if settled {
                 self.pending.remove(&key);
             } else if !already {
                 // a new update (or a newer one replacing a pending one) starts its clock
-                self.pending.insert(key, PendingDeployment { since: now, task_definition: s.task_definition, deployment_id: s.deployment_id });
+                self.pending.insert(
+                    key,
+                    PendingDeployment {
+                        since: now,
+                        task_definition: s.task_definition,
+                        deployment_id: s.deployment_id,
+                    },
+                );
             }
         }
         let due: Vec<(String, String)> = self
@@ -186,7 +227,9 @@ impl Pump {
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
-            let Some(p) = self.pending.remove(&key) else { continue };
+            let Some(p) = self.pending.remove(&key) else {
+                continue;
+            };
             self.baseline.insert(key.clone(), p.task_definition.clone());
             let (cluster, service) = key;
             let store = &self.state.services.store;
@@ -195,15 +238,24 @@ impl Pump {
                 _ => None,
             };
             let failed = fails(exec.as_ref(), "[fail-deploy]");
-            let name = if failed { "SERVICE_DEPLOYMENT_FAILED" } else { "SERVICE_DEPLOYMENT_COMPLETED" };
+            let name = if failed {
+                "SERVICE_DEPLOYMENT_FAILED"
+            } else {
+                "SERVICE_DEPLOYMENT_COMPLETED"
+            };
             let event = deployment_event(&p.deployment_id, name, &cluster, &service);
             let out = deploy_events::handler::handle(&self.state.services, event).await;
-            println!("[pump] {service} now on {} → {name} → deploy-events: {}", p.task_definition.rsplit('/').next().unwrap_or(""), summary(out.map_err(|e| e.to_string())));
+            println!(
+                "[pump] {service} now on {} → {name} → deploy-events: {}",
+                p.task_definition.rsplit('/').next().unwrap_or(""),
+                summary(out.map_err(|e| e.to_string()))
+            );
         }
     }
 
     async fn outbox(&mut self) {
-        let Ok(messages) = drain_outbox(&self.sqs, &self.state.provisioned.outbox_queue_url).await else {
+        let Ok(messages) = drain_outbox(&self.sqs, &self.state.provisioned.outbox_queue_url).await
+        else {
             return;
         };
         for m in messages {
@@ -221,7 +273,11 @@ impl Pump {
 fn summary(out: Result<Value, String>) -> String {
     match out {
         Ok(v) => match v["status"].as_str() {
-            Some("applied") => format!("{} is now {}", v["execution_id"].as_str().unwrap_or("?"), v["execution_status"].as_str().unwrap_or("?")),
+            Some("applied") => format!(
+                "{} is now {}",
+                v["execution_id"].as_str().unwrap_or("?"),
+                v["execution_status"].as_str().unwrap_or("?")
+            ),
             _ => v.to_string(),
         },
         Err(e) => format!("error: {e}"),
@@ -300,10 +356,21 @@ mod tests {
 
     #[test]
     fn pump_events_decode() {
-        let b = shared::domain::aws_events::decode_build_state(&build_event("hello-build:1", "FAILED", "hello-build")).unwrap();
+        let b = shared::domain::aws_events::decode_build_state(&build_event(
+            "hello-build:1",
+            "FAILED",
+            "hello-build",
+        ))
+        .unwrap();
         assert_eq!(b.build_id, "hello-build:1");
         assert!(b.reason.unwrap().contains("[fail-build]"));
-        let d = shared::domain::aws_events::decode_deployment_state(&deployment_event("ecs-svc/1", "SERVICE_DEPLOYMENT_COMPLETED", "c", "s")).unwrap();
+        let d = shared::domain::aws_events::decode_deployment_state(&deployment_event(
+            "ecs-svc/1",
+            "SERVICE_DEPLOYMENT_COMPLETED",
+            "c",
+            "s",
+        ))
+        .unwrap();
         assert_eq!(d.deployment_id, "ecs-svc/1");
     }
 }

@@ -17,7 +17,11 @@ pub struct PushArgs {
     #[arg(long, short, default_value = "main")]
     branch: String,
     /// The sandbox's base URL.
-    #[arg(long, env = "SHIPGATE_DEV_URL", default_value = "http://127.0.0.1:9000")]
+    #[arg(
+        long,
+        env = "SHIPGATE_DEV_URL",
+        default_value = "http://127.0.0.1:9000"
+    )]
     url: String,
     /// The sandbox's webhook secret.
     #[arg(long, env = "SHIPGATE_DEV_WEBHOOK_SECRET", default_value = DEV_WEBHOOK_SECRET, hide_default_value = true)]
@@ -88,12 +92,23 @@ pub async fn run(args: PushArgs) -> ExitCode {
     let status = resp.status();
     let answer: Value = resp.json().await.unwrap_or(Value::Null);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
     }
     if status.as_u16() == 202 && answer["execution_id"].is_string() {
         if !args.json {
-            println!("pushed {} to {} ({})", &sha[..12], args.branch, args.message);
-            println!("execution {}", answer["execution_id"].as_str().unwrap_or(""));
+            println!(
+                "pushed {} to {} ({})",
+                &sha[..12],
+                args.branch,
+                args.message
+            );
+            println!(
+                "execution {}",
+                answer["execution_id"].as_str().unwrap_or("")
+            );
         }
         ExitCode::SUCCESS
     } else {

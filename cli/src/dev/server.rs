@@ -22,7 +22,9 @@ pub fn router(state: DevState) -> Router {
         .route("/webhooks/github", post(webhook_route))
         .route(
             "/approvals/{token}",
-            get(approvals_route).head(approvals_route).post(approvals_route),
+            get(approvals_route)
+                .head(approvals_route)
+                .post(approvals_route),
         )
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/_dev/outbox", get(outbox))
@@ -43,11 +45,7 @@ async fn not_found() -> Response {
 }
 
 async fn outbox(State(state): State<DevState>) -> Json<Value> {
-    let messages = state
-        .outbox
-        .lock()
-        .map(|m| m.clone())
-        .unwrap_or_default();
+    let messages = state.outbox.lock().map(|m| m.clone()).unwrap_or_default();
     Json(serde_json::to_value(messages).unwrap_or(Value::Array(vec![])))
 }
 
@@ -72,7 +70,10 @@ fn apigw_event(
                 .or_insert_with(|| v.to_string());
         }
     }
-    let pairs: Vec<(&str, &str)> = merged.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = merged
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let text = std::str::from_utf8(body).ok();
     let mut req = shared::http::request(
         method.as_str(),
@@ -90,7 +91,8 @@ fn apigw_event(
 }
 
 fn http_response(r: HttpResponse) -> Response {
-    let status = StatusCode::from_u16(r.status_code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(r.status_code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, shared::http::body_text(&r)).into_response();
     for (name, value) in r.headers.iter() {
         if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
@@ -109,7 +111,14 @@ async fn webhook_route(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let event = apigw_event(&method, "/webhooks/github", "/webhooks/github", &headers, &body, peer);
+    let event = apigw_event(
+        &method,
+        "/webhooks/github",
+        "/webhooks/github",
+        &headers,
+        &body,
+        peer,
+    );
     http_response(webhook::handler::handle(&state.services, event).await)
 }
 
@@ -132,7 +141,14 @@ async fn approvals_route(
     http_response(resp)
 }
 
-pub const FUNCTIONS: &[&str] = &["webhook", "codecommit", "build-events", "deploy-events", "approvals", "control"];
+pub const FUNCTIONS: &[&str] = &[
+    "webhook",
+    "codecommit",
+    "build-events",
+    "deploy-events",
+    "approvals",
+    "control",
+];
 
 /// `name`, `shipgate-name`, or a function ARN → the function.
 fn function_name(raw: &str) -> Option<&'static str> {
@@ -142,15 +158,26 @@ fn function_name(raw: &str) -> Option<&'static str> {
 }
 
 fn lambda_error(status: StatusCode, kind: &str, message: &str) -> Response {
-    let mut r = (status, Json(json!({"Type": "User", "message": message, "Message": message}))).into_response();
-    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("ServiceException")));
+    let mut r = (
+        status,
+        Json(json!({"Type": "User", "message": message, "Message": message})),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("ServiceException")),
+    );
     r
 }
 
 /// The Lambda Invoke API (`aws lambda invoke`, the SDK's `Invoke`).
 async fn invoke(State(state): State<DevState>, Path(name): Path<String>, body: Bytes) -> Response {
     let Some(function) = function_name(&name) else {
-        return lambda_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+        return lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {name}"),
+        );
     };
     let payload: Value = if body.is_empty() {
         json!({})
@@ -158,7 +185,11 @@ async fn invoke(State(state): State<DevState>, Path(name): Path<String>, body: B
         match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
-                return lambda_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", &format!("Could not parse request body into json: {e}"))
+                return lambda_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestContentException",
+                    &format!("Could not parse request body into json: {e}"),
+                )
             }
         }
     };
@@ -174,22 +205,41 @@ async fn invoke(State(state): State<DevState>, Path(name): Path<String>, body: B
                 };
                 Ok(serde_json::to_value(resp).unwrap_or(Value::Null))
             }
-            Err(e) => Err(("InvalidEvent".into(), format!("not an API Gateway HTTP API event: {e}"))),
+            Err(e) => Err((
+                "InvalidEvent".into(),
+                format!("not an API Gateway HTTP API event: {e}"),
+            )),
         },
-        "codecommit" => codecommit::handler::handle(svc, payload).await.map_err(diagnostic),
-        "build-events" => build_events::handler::handle(svc, payload).await.map_err(diagnostic),
-        "deploy-events" => deploy_events::handler::handle(svc, payload).await.map_err(diagnostic),
+        "codecommit" => codecommit::handler::handle(svc, payload)
+            .await
+            .map_err(diagnostic),
+        "build-events" => build_events::handler::handle(svc, payload)
+            .await
+            .map_err(diagnostic),
+        "deploy-events" => deploy_events::handler::handle(svc, payload)
+            .await
+            .map_err(diagnostic),
         _ => unreachable!("FUNCTIONS lists every name"),
     };
     let mut resp = match result {
         Ok(v) => (StatusCode::OK, Json(v)).into_response(),
         Err((error_type, message)) => {
-            let mut r = (StatusCode::OK, Json(json!({"errorType": error_type, "errorMessage": message}))).into_response();
-            r.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+            let mut r = (
+                StatusCode::OK,
+                Json(json!({"errorType": error_type, "errorMessage": message})),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
             r
         }
     };
-    resp.headers_mut().insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));
+    resp.headers_mut().insert(
+        "x-amz-executed-version",
+        HeaderValue::from_static("$LATEST"),
+    );
     resp
 }
 
@@ -206,7 +256,10 @@ mod tests {
     fn function_names() {
         assert_eq!(function_name("control"), Some("control"));
         assert_eq!(function_name("shipgate-control"), Some("control"));
-        assert_eq!(function_name("arn:aws:lambda:us-east-1:123456789012:function:shipgate-build-events"), Some("build-events"));
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:shipgate-build-events"),
+            Some("build-events")
+        );
         assert_eq!(function_name("shipgate-nope"), None);
     }
 }

@@ -21,7 +21,11 @@ pub struct DevSandbox {
 }
 
 fn tmp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shipgate-{tag}-{}-{}", std::process::id(), ulid::Ulid::new()));
+    let dir = std::env::temp_dir().join(format!(
+        "shipgate-{tag}-{}-{}",
+        std::process::id(),
+        ulid::Ulid::new()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -32,7 +36,16 @@ impl DevSandbox {
     pub fn start(tag: &str) -> Option<DevSandbox> {
         let state_dir = tmp_dir(tag);
         let mut child = Command::new(env!("CARGO_BIN_EXE_shipgate"))
-            .args(["dev", "--port", "0", "--build-seconds", "1", "--deploy-seconds", "1", "--state-dir"])
+            .args([
+                "dev",
+                "--port",
+                "0",
+                "--build-seconds",
+                "1",
+                "--deploy-seconds",
+                "1",
+                "--state-dir",
+            ])
             .arg(&state_dir)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -42,7 +55,10 @@ impl DevSandbox {
             .expect("run the shipgate binary");
         let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let out = output.clone();
             let tx = tx.clone();
             std::thread::spawn(move || {
@@ -76,7 +92,10 @@ impl DevSandbox {
                         panic!("shipgate dev exited early: {:?}", output.lock().unwrap());
                     }
                 }
-                Err(_) => panic!("shipgate dev did not start in time: {:?}", output.lock().unwrap()),
+                Err(_) => panic!(
+                    "shipgate dev did not start in time: {:?}",
+                    output.lock().unwrap()
+                ),
             }
         };
         let env_text = std::fs::read_to_string(state_dir.join("dev.env")).expect("dev.env written");
@@ -86,7 +105,13 @@ impl DevSandbox {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Some(DevSandbox { child: Some(child), base, env, state_dir, output })
+        Some(DevSandbox {
+            child: Some(child),
+            base,
+            env,
+            state_dir,
+            output,
+        })
     }
 
     pub fn aws_endpoint(&self) -> String {
@@ -96,7 +121,10 @@ impl DevSandbox {
     /// Invoke `shipgate-control` through the Lambda Invoke API.
     pub async fn control(&self, command: Value) -> Value {
         reqwest::Client::new()
-            .post(format!("{}/2015-03-31/functions/shipgate-control/invocations", self.base))
+            .post(format!(
+                "{}/2015-03-31/functions/shipgate-control/invocations",
+                self.base
+            ))
             .json(&command)
             .send()
             .await
@@ -107,7 +135,9 @@ impl DevSandbox {
     }
 
     pub async fn show(&self, id: &str) -> Value {
-        self.control(json!({"command": "show", "execution_id": id})).await["execution"].clone()
+        self.control(json!({"command": "show", "execution_id": id}))
+            .await["execution"]
+            .clone()
     }
 
     /// Poll until the execution reaches `status` (or fail with its history).
@@ -119,21 +149,34 @@ impl DevSandbox {
                 return e;
             }
             if Instant::now() > deadline {
-                panic!("execution {id} did not reach {status}: {e:#}\nsandbox output: {:#?}", self.output.lock().unwrap());
+                panic!(
+                    "execution {id} did not reach {status}: {e:#}\nsandbox output: {:#?}",
+                    self.output.lock().unwrap()
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
     pub async fn outbox(&self) -> Vec<Value> {
-        reqwest::get(format!("{}/_dev/outbox", self.base)).await.unwrap().json().await.unwrap()
+        reqwest::get(format!("{}/_dev/outbox", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Wait for an outbox message whose subject contains `needle`.
     pub async fn message(&self, needle: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(m) = self.outbox().await.into_iter().find(|m| m["subject"].as_str().unwrap_or("").contains(needle)) {
+            if let Some(m) = self
+                .outbox()
+                .await
+                .into_iter()
+                .find(|m| m["subject"].as_str().unwrap_or("").contains(needle))
+            {
                 return m;
             }
             if Instant::now() > deadline {
@@ -157,7 +200,10 @@ impl DevSandbox {
             "commits": [{"id": sha, "added": [], "removed": [], "modified": ["src/main.py"]}]
         })
         .to_string();
-        let sig = shared::domain::github::sign_body(self.env["SHIPGATE_DEV_WEBHOOK_SECRET"].as_bytes(), body.as_bytes());
+        let sig = shared::domain::github::sign_body(
+            self.env["SHIPGATE_DEV_WEBHOOK_SECRET"].as_bytes(),
+            body.as_bytes(),
+        );
         let resp = reqwest::Client::new()
             .post(format!("{}/webhooks/github", self.base))
             .header("content-type", "application/json")
@@ -175,7 +221,10 @@ impl DevSandbox {
     /// SIGTERM, then wait: answers the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(status)) = child.try_wait() {

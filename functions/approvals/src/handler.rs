@@ -62,8 +62,12 @@ pub async fn handle(svc: &Services, req: HttpRequest) -> HttpResponse {
             }
         }
         _ => {
-            let mut r = page_error(405, "Open the link in a browser (GET) and use the buttons (POST).");
-            r.headers.insert("allow", "GET, HEAD, POST".parse().expect("valid header"));
+            let mut r = page_error(
+                405,
+                "Open the link in a browser (GET) and use the buttons (POST).",
+            );
+            r.headers
+                .insert("allow", "GET, HEAD, POST".parse().expect("valid header"));
             r
         }
     }
@@ -78,7 +82,10 @@ fn link_error(e: LinkError) -> HttpResponse {
     let status = e.http_status();
     if status >= 500 {
         error!(error = %e, "approval request failed");
-        return page_error(status, "shipgate could not process this right now. Try again in a minute.");
+        return page_error(
+            status,
+            "shipgate could not process this right now. Try again in a minute.",
+        );
     }
     info!(status, reason = %e, "approval link refused");
     page_error(status, &e.to_string())
@@ -88,7 +95,9 @@ fn link_error(e: LinkError) -> HttpResponse {
 mod tests {
     use super::*;
     use shared::app::events::{on_build_state, on_deployment_state};
-    use shared::domain::aws_events::{BuildStateChange, BuildStatus, DeploymentEventName, DeploymentStateChange};
+    use shared::domain::aws_events::{
+        BuildStateChange, BuildStatus, DeploymentEventName, DeploymentStateChange,
+    };
     use shared::domain::github::sign_body;
     use shared::domain::{ExecutionId, Status};
     use shared::fakes::{FakeWorld, WEBHOOK_SECRET};
@@ -98,22 +107,78 @@ mod tests {
     async fn awaiting(w: &FakeWorld) -> (ExecutionId, String) {
         let body = include_str!("../../../events/github/push.json");
         let sig = sign_body(WEBHOOK_SECRET.as_bytes(), body.as_bytes());
-        let out = shared::app::sources::handle_github_delivery(&w.services, shared::app::sources::WebhookRequest { event: Some("push"), delivery: Some("d"), hook_id: None, signature: Some(&sig), body: body.as_bytes() }).await.unwrap();
-        let shared::app::sources::WebhookOutcome::Started(s) = out else { panic!() };
+        let out = shared::app::sources::handle_github_delivery(
+            &w.services,
+            shared::app::sources::WebhookRequest {
+                event: Some("push"),
+                delivery: Some("d"),
+                hook_id: None,
+                signature: Some(&sig),
+                body: body.as_bytes(),
+            },
+        )
+        .await
+        .unwrap();
+        let shared::app::sources::WebhookOutcome::Started(s) = out else {
+            panic!()
+        };
         let id = s[0].execution_id.clone();
         let e = w.services.execution(&id).await.unwrap();
-        w.registry.push("hello", &e.image_tag(), "sha256:abc123", w.clock.now());
-        on_build_state(&w.services, &BuildStateChange { event_id: "1".into(), build_id: e.build_id.clone().unwrap(), project: "hello-build".into(), status: BuildStatus::Succeeded, current_phase: None, reason: None, logs_link: None }).await.unwrap();
+        w.registry
+            .push("hello", &e.image_tag(), "sha256:abc123", w.clock.now());
+        on_build_state(
+            &w.services,
+            &BuildStateChange {
+                event_id: "1".into(),
+                build_id: e.build_id.clone().unwrap(),
+                project: "hello-build".into(),
+                status: BuildStatus::Succeeded,
+                current_phase: None,
+                reason: None,
+                logs_link: None,
+            },
+        )
+        .await
+        .unwrap();
         let e = w.services.execution(&id).await.unwrap();
-        on_deployment_state(&w.services, &DeploymentStateChange { event_id: "2".into(), deployment_id: e.test.unwrap().deployment_id, name: DeploymentEventName::Completed, service_arn: None, reason: None }).await.unwrap();
+        on_deployment_state(
+            &w.services,
+            &DeploymentStateChange {
+                event_id: "2".into(),
+                deployment_id: e.test.unwrap().deployment_id,
+                name: DeploymentEventName::Completed,
+                service_arn: None,
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
         let (_, notice) = w.notifier.sent().pop().unwrap();
-        let link = notice.body.lines().find(|l| l.contains("/approvals/")).unwrap().trim().to_string();
-        let path = link.trim_start_matches("https://shipgate.example.com").to_string();
+        let link = notice
+            .body
+            .lines()
+            .find(|l| l.contains("/approvals/"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let path = link
+            .trim_start_matches("https://shipgate.example.com")
+            .to_string();
         (id, path)
     }
 
     fn req(method: &str, path: &str, body: Option<&str>) -> HttpRequest {
-        http::request(method, path, "/approvals/{token}", &[("Content-Type", "application/x-www-form-urlencoded"), ("User-Agent", "Mozilla/5.0 test")], body, "198.51.100.23")
+        http::request(
+            method,
+            path,
+            "/approvals/{token}",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("User-Agent", "Mozilla/5.0 test"),
+            ],
+            body,
+            "198.51.100.23",
+        )
     }
 
     #[tokio::test]
@@ -130,7 +195,10 @@ mod tests {
             assert!(html.contains("hello-test"));
             assert!(html.contains("Ada Lovelace"));
             assert!(html.contains("value=\"approve\"") && html.contains("value=\"reject\""));
-            assert!(!html.contains("http://") || !html.contains("<script"), "no external assets or scripts");
+            assert!(
+                !html.contains("http://") || !html.contains("<script"),
+                "no external assets or scripts"
+            );
             let h = handle(&w.services, req("HEAD", &path, None)).await;
             assert_eq!(h.status_code, 200);
             assert!(h.body.is_none());
@@ -143,7 +211,15 @@ mod tests {
     async fn post_approve_deploys_prod_and_records_who() {
         let w = FakeWorld::with_pipeline().await;
         let (id, path) = awaiting(&w).await;
-        let r = handle(&w.services, req("POST", &path, Some("decision=approve&name=Grace+Hopper&comment=ok"))).await;
+        let r = handle(
+            &w.services,
+            req(
+                "POST",
+                &path,
+                Some("decision=approve&name=Grace+Hopper&comment=ok"),
+            ),
+        )
+        .await;
         assert_eq!(r.status_code, 200, "{}", http::body_text(&r));
         assert!(http::body_text(&r).contains("Approved"));
         let e = w.services.execution(&id).await.unwrap();
@@ -168,7 +244,10 @@ mod tests {
         let tampered = format!("{}A", &path[..path.len() - 1]);
         let cases = [
             (req("POST", &path, Some("decision=maybe")), 400),
-            (req("POST", &path, Some(&"x".repeat(MAX_FORM_BYTES + 10))), 413),
+            (
+                req("POST", &path, Some(&"x".repeat(MAX_FORM_BYTES + 10))),
+                413,
+            ),
             (req("PUT", &path, None), 405),
             (req("GET", "/approvals/not-a-token", None), 400),
             (req("POST", &tampered, Some("decision=approve")), 403),
@@ -176,10 +255,18 @@ mod tests {
         ];
         for (r, expected) in cases {
             let resp = handle(&w.services, r).await;
-            assert_eq!(resp.status_code, expected as i64, "{}", http::body_text(&resp));
+            assert_eq!(
+                resp.status_code,
+                expected as i64,
+                "{}",
+                http::body_text(&resp)
+            );
             let html = http::body_text(&resp);
             assert!(html.contains("Nothing was changed"), "{html}");
-            assert_eq!(resp.headers.get("content-type").unwrap(), "text/html; charset=utf-8");
+            assert_eq!(
+                resp.headers.get("content-type").unwrap(),
+                "text/html; charset=utf-8"
+            );
         }
         assert_eq!(w.services.execution(&id).await.unwrap(), before);
     }
@@ -189,8 +276,18 @@ mod tests {
         let w = FakeWorld::with_pipeline().await;
         let (_, path) = awaiting(&w).await;
         w.clock.advance(chrono::Duration::hours(80));
-        assert_eq!(handle(&w.services, req("GET", &path, None)).await.status_code, 410);
-        assert_eq!(handle(&w.services, req("POST", &path, Some("decision=approve"))).await.status_code, 410);
+        assert_eq!(
+            handle(&w.services, req("GET", &path, None))
+                .await
+                .status_code,
+            410
+        );
+        assert_eq!(
+            handle(&w.services, req("POST", &path, Some("decision=approve")))
+                .await
+                .status_code,
+            410
+        );
         assert_eq!(w.deployer.deployments_to("hello-prod"), 0);
     }
 
@@ -198,7 +295,15 @@ mod tests {
     async fn html_is_escaped() {
         let w = FakeWorld::with_pipeline().await;
         let (_, path) = awaiting(&w).await;
-        let r = handle(&w.services, req("POST", &path, Some("decision=reject&name=%3Cscript%3Ealert(1)%3C%2Fscript%3E"))).await;
+        let r = handle(
+            &w.services,
+            req(
+                "POST",
+                &path,
+                Some("decision=reject&name=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+            ),
+        )
+        .await;
         let html = http::body_text(&r);
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;"));

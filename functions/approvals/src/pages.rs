@@ -34,12 +34,23 @@ fn row(label: &str, value: &str) -> String {
 
 fn commit_rows(e: &Execution) -> String {
     let c = &e.commit;
-    let sha = if c.sha.is_empty() { "(branch head)".to_string() } else { c.sha.clone() };
+    let sha = if c.sha.is_empty() {
+        "(branch head)".to_string()
+    } else {
+        c.sha.clone()
+    };
     let sha_html = match &c.url {
-        Some(u) if u.starts_with("https://") => format!("<a href=\"{}\"><code>{}</code></a>", escape(u), escape(&sha)),
+        Some(u) if u.starts_with("https://") => format!(
+            "<a href=\"{}\"><code>{}</code></a>",
+            escape(u),
+            escape(&sha)
+        ),
         _ => format!("<code>{}</code>", escape(&sha)),
     };
-    let mut out = row("Commit", &format!("{sha_html} on <code>{}</code>", escape(&c.reference)));
+    let mut out = row(
+        "Commit",
+        &format!("{sha_html} on <code>{}</code>", escape(&c.reference)),
+    );
     if let Some(m) = &c.message {
         out.push_str(&row("Message", &escape(m.lines().next().unwrap_or(""))));
     }
@@ -67,10 +78,23 @@ pub fn confirm(view: &ApprovalView) -> String {
     details.push_str(&row("Pipeline", &escape(&p.name)));
     details.push_str(&commit_rows(e));
     details.push_str(&row("Image", &format!("<code>{}</code>", escape(digest))));
-    details.push_str(&row("Tested on", &format!("{} <span class=\"note\">(cluster {})</span>", escape(&p.test.service), escape(&p.test.cluster))));
+    details.push_str(&row(
+        "Tested on",
+        &format!(
+            "{} <span class=\"note\">(cluster {})</span>",
+            escape(&p.test.service),
+            escape(&p.test.cluster)
+        ),
+    ));
     details.push_str(&row("Production now", &production));
-    details.push_str(&row("Link expires", &view.expires_at.format("%Y-%m-%d %H:%M UTC").to_string()));
-    details.push_str(&row("Execution", &format!("<code>{}</code>", escape(e.id.as_str()))));
+    details.push_str(&row(
+        "Link expires",
+        &view.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    ));
+    details.push_str(&row(
+        "Execution",
+        &format!("<code>{}</code>", escape(e.id.as_str())),
+    ));
     let body = format!(
         "<h1>Deploy {name} to production?</h1>\
 <div class=\"card\"><dl>{details}</dl></div>\
@@ -96,16 +120,33 @@ pub fn decided(e: &Execution) -> String {
     let (title, headline) = match (decision.map(|d| d.verdict), e.status) {
         (Some(Verdict::Approve), Status::ProdFailed) => (
             "Approved, but the deployment could not start",
-            format!("<h1 class=\"bad\">Approved, but production could not be updated</h1><p>{}</p>", escape(&e.failure.as_ref().map(|f| f.reason.clone()).unwrap_or_default())),
+            format!(
+                "<h1 class=\"bad\">Approved, but production could not be updated</h1><p>{}</p>",
+                escape(
+                    &e.failure
+                        .as_ref()
+                        .map(|f| f.reason.clone())
+                        .unwrap_or_default()
+                )
+            ),
         ),
         (Some(Verdict::Approve), _) => (
             "Approved",
             "<h1 class=\"ok\">Approved — production deployment started</h1>".to_string(),
         ),
-        _ => ("Rejected", "<h1 class=\"bad\">Rejected — production was not changed</h1>".to_string()),
+        _ => (
+            "Rejected",
+            "<h1 class=\"bad\">Rejected — production was not changed</h1>".to_string(),
+        ),
     };
     let who = decision
-        .map(|d| format!("{} at {}", escape(&d.actor), d.at.format("%Y-%m-%d %H:%M UTC")))
+        .map(|d| {
+            format!(
+                "{} at {}",
+                escape(&d.actor),
+                d.at.format("%Y-%m-%d %H:%M UTC")
+            )
+        })
         .unwrap_or_default();
     let body = format!(
         "{headline}<div class=\"card\"><dl>{}{}{}{}</dl></div>\

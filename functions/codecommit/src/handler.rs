@@ -32,15 +32,23 @@ mod tests {
         let mut p = FakeWorld::pipeline();
         p.source = Source::Codecommit("hello".into());
         w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
-        let updated: Value = serde_json::from_str(include_str!("../../../events/codecommit/updated.json")).unwrap();
+        let updated: Value =
+            serde_json::from_str(include_str!("../../../events/codecommit/updated.json")).unwrap();
         let out = handle(&w.services, updated.clone()).await.unwrap();
         assert_eq!(out["status"], "started");
         let again = handle(&w.services, updated).await.unwrap();
         assert_eq!(again["execution_id"], out["execution_id"]);
         assert_eq!(again["executions"][0]["duplicate"], true);
-        let deleted: Value = serde_json::from_str(include_str!("../../../events/codecommit/deleted.json")).unwrap();
-        assert_eq!(handle(&w.services, deleted).await.unwrap()["status"], "ignored");
+        let deleted: Value =
+            serde_json::from_str(include_str!("../../../events/codecommit/deleted.json")).unwrap();
+        assert_eq!(
+            handle(&w.services, deleted).await.unwrap()["status"],
+            "ignored"
+        );
         assert_eq!(w.builds.started().len(), 1);
-        assert!(matches!(handle(&w.services, json!([])).await, Err(EventError::Invalid(_))));
+        assert!(matches!(
+            handle(&w.services, json!([])).await,
+            Err(EventError::Invalid(_))
+        ));
     }
 }

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use shared::app::approvals::{self, LinkError};
 use shared::app::{control, AppError, Services};
-use shared::domain::{Channel, Environment, ExecutionId, Format, PipelineDefinition, ValidationErrors, Verdict};
+use shared::domain::{
+    Channel, Environment, ExecutionId, Format, PipelineDefinition, ValidationErrors, Verdict,
+};
 use tracing::{error, info};
 
 /// Every command, for `--help` texts and the unknown-command error.
@@ -33,7 +35,11 @@ pub struct CommandError {
 
 impl CommandError {
     fn invalid(message: impl Into<String>) -> CommandError {
-        CommandError { code: "invalid_argument", message: message.into(), details: None }
+        CommandError {
+            code: "invalid_argument",
+            message: message.into(),
+            details: None,
+        }
     }
 }
 
@@ -43,10 +49,17 @@ impl From<AppError> for CommandError {
             AppError::Validation(v) => Some(validation_details(v)),
             _ => None,
         };
-        if matches!(e, AppError::Store(_) | AppError::Service(_) | AppError::Config(_)) {
+        if matches!(
+            e,
+            AppError::Store(_) | AppError::Service(_) | AppError::Config(_)
+        ) {
             error!(error = %e, "control command failed");
         }
-        CommandError { code: e.code(), message: e.to_string(), details }
+        CommandError {
+            code: e.code(),
+            message: e.to_string(),
+            details,
+        }
     }
 }
 
@@ -54,15 +67,31 @@ impl From<LinkError> for CommandError {
     fn from(e: LinkError) -> Self {
         match e {
             LinkError::App(a) => a.into(),
-            LinkError::Expired(_) | LinkError::Superseded(_) => CommandError { code: "gone", message: e.to_string(), details: None },
-            LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) => CommandError { code: "conflict", message: e.to_string(), details: None },
-            other => CommandError { code: "invalid_argument", message: other.to_string(), details: None },
+            LinkError::Expired(_) | LinkError::Superseded(_) => CommandError {
+                code: "gone",
+                message: e.to_string(),
+                details: None,
+            },
+            LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) => CommandError {
+                code: "conflict",
+                message: e.to_string(),
+                details: None,
+            },
+            other => CommandError {
+                code: "invalid_argument",
+                message: other.to_string(),
+                details: None,
+            },
         }
     }
 }
 
 fn validation_details(v: &ValidationErrors) -> Value {
-    Value::Array(v.0.iter().map(|e| json!({ "path": e.path, "message": e.message })).collect())
+    Value::Array(
+        v.0.iter()
+            .map(|e| json!({ "path": e.path, "message": e.message }))
+            .collect(),
+    )
 }
 
 /// Handle one command.
@@ -83,7 +112,11 @@ fn args<T: DeserializeOwned>(command: &str, rest: Map<String, Value>) -> Result<
     serde_path_to_error::deserialize(Value::Object(rest)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let inner = inner.split(" at line ").next().unwrap_or(&inner).to_string();
+        let inner = inner
+            .split(" at line ")
+            .next()
+            .unwrap_or(&inner)
+            .to_string();
         CommandError::invalid(if path == "." {
             format!("{command}: {inner}")
         } else {
@@ -93,7 +126,10 @@ fn args<T: DeserializeOwned>(command: &str, rest: Map<String, Value>) -> Result<
 }
 
 fn execution_id(raw: &str) -> Result<ExecutionId, CommandError> {
-    raw.parse().map_err(|e: shared::domain::InvalidExecutionId| CommandError::invalid(format!("execution_id: {e}")))
+    raw.parse()
+        .map_err(|e: shared::domain::InvalidExecutionId| {
+            CommandError::invalid(format!("execution_id: {e}"))
+        })
 }
 
 #[derive(Deserialize)]
@@ -167,17 +203,25 @@ struct ReleaseArgs {
 }
 
 fn actor(a: Option<String>) -> String {
-    a.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "control".into())
+    a.filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "control".into())
 }
 
 async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
     let Value::Object(mut rest) = input else {
-        return Err(CommandError::invalid("expected a JSON object like {\"command\": \"list_pipelines\"}"));
+        return Err(CommandError::invalid(
+            "expected a JSON object like {\"command\": \"list_pipelines\"}",
+        ));
     };
     let command = match rest.remove("command") {
         Some(Value::String(c)) => c,
         Some(_) => return Err(CommandError::invalid("`command` must be a string")),
-        None => return Err(CommandError::invalid(format!("missing `command` (one of: {})", COMMANDS.join(", ")))),
+        None => {
+            return Err(CommandError::invalid(format!(
+                "missing `command` (one of: {})",
+                COMMANDS.join(", ")
+            )))
+        }
     };
     info!(command = %command, "control command");
     match command.as_str() {
@@ -203,16 +247,18 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
         "list_pipelines" => {
             let _: OptionalPipeline = args(&command, rest)?;
             let mut pipelines = svc.store.list_pipelines().await.map_err(AppError::from)?;
-            pipelines.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+            pipelines.sort_by_key(|p| std::cmp::Reverse(p.updated_at));
             let list: Vec<Value> = pipelines
                 .into_iter()
-                .map(|p| json!({
-                    "name": p.definition.name,
-                    "source": p.definition.source.describe(),
-                    "version": p.version,
-                    "updated_at": p.updated_at,
-                    "definition": p.definition,
-                }))
+                .map(|p| {
+                    json!({
+                        "name": p.definition.name,
+                        "source": p.definition.source.describe(),
+                        "version": p.version,
+                        "updated_at": p.updated_at,
+                        "definition": p.definition,
+                    })
+                })
                 .collect();
             Ok(json!({ "pipelines": list }))
         }
@@ -220,7 +266,11 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
             let a: PipelineArg = args(&command, rest)?;
             svc.pipeline(&a.pipeline).await?;
             let limit = a.limit.unwrap_or(20).clamp(1, 200);
-            let list = svc.store.list_executions(&a.pipeline, limit).await.map_err(AppError::from)?;
+            let list = svc
+                .store
+                .list_executions(&a.pipeline, limit)
+                .await
+                .map_err(AppError::from)?;
             Ok(json!({ "executions": list }))
         }
         "show" => {
@@ -236,20 +286,39 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
         "approve" | "reject" => {
             let a: DecideArgs = args(&command, rest)?;
             if a.actor.trim().is_empty() {
-                return Err(CommandError::invalid(format!("{command}: `actor` must not be empty")));
+                return Err(CommandError::invalid(format!(
+                    "{command}: `actor` must not be empty"
+                )));
             }
             let channel = match a.channel.as_deref().unwrap_or("cli") {
                 "cli" => Channel::Cli,
                 "console" => Channel::Console,
-                other => return Err(CommandError::invalid(format!("channel {other:?} is not cli or console"))),
+                other => {
+                    return Err(CommandError::invalid(format!(
+                        "channel {other:?} is not cli or console"
+                    )))
+                }
             };
-            let verdict = if command == "approve" { Verdict::Approve } else { Verdict::Reject };
-            let exec = approvals::decide(svc, &execution_id(&a.execution_id)?, verdict, &a.actor, channel, a.comment).await?;
+            let verdict = if command == "approve" {
+                Verdict::Approve
+            } else {
+                Verdict::Reject
+            };
+            let exec = approvals::decide(
+                svc,
+                &execution_id(&a.execution_id)?,
+                verdict,
+                &a.actor,
+                channel,
+                a.comment,
+            )
+            .await?;
             Ok(json!({ "execution": exec }))
         }
         "retry" => {
             let a: ExecutionArg = args(&command, rest)?;
-            let exec = control::retry(svc, &execution_id(&a.execution_id)?, &actor(a.actor)).await?;
+            let exec =
+                control::retry(svc, &execution_id(&a.execution_id)?, &actor(a.actor)).await?;
             Ok(json!({ "execution": exec }))
         }
         "rollback" => {
@@ -260,13 +329,25 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
         }
         "release" => {
             let a: ReleaseArgs = args(&command, rest)?;
-            let started = control::release(svc, &a.pipeline, a.commit.as_deref(), a.request_id.as_deref(), &actor(a.actor)).await?;
+            let started = control::release(
+                svc,
+                &a.pipeline,
+                a.commit.as_deref(),
+                a.request_id.as_deref(),
+                &actor(a.actor),
+            )
+            .await?;
             let exec = svc.execution(&started.execution_id).await?;
-            Ok(json!({ "execution_id": started.execution_id, "duplicate": started.duplicate, "execution": exec }))
+            Ok(
+                json!({ "execution_id": started.execution_id, "duplicate": started.duplicate, "execution": exec }),
+            )
         }
         other => Err(CommandError {
             code: "unknown_command",
-            message: format!("unknown command {other:?} (one of: {})", COMMANDS.join(", ")),
+            message: format!(
+                "unknown command {other:?} (one of: {})",
+                COMMANDS.join(", ")
+            ),
             details: None,
         }),
     }
@@ -291,18 +372,51 @@ mod tests {
             (json!({"command": 3}), "invalid_argument"),
             (json!({"command": "explode"}), "unknown_command"),
             (json!({"command": "show"}), "invalid_argument"),
-            (json!({"command": "show", "execution_id": "nope"}), "invalid_argument"),
-            (json!({"command": "show", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}), "not_found"),
-            (json!({"command": "show", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "extra": 1}), "invalid_argument"),
-            (json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}), "invalid_argument"),
-            (json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "actor": " "}), "invalid_argument"),
-            (json!({"command": "rollback", "pipeline": "hello", "environment": "staging"}), "invalid_argument"),
-            (json!({"command": "rollback", "pipeline": "hello", "environment": "prod"}), "conflict"),
-            (json!({"command": "list_executions", "pipeline": "nope"}), "not_found"),
-            (json!({"command": "release", "pipeline": "hello", "commit": "zzz"}), "invalid_argument"),
-            (json!({"command": "retry", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}), "not_found"),
+            (
+                json!({"command": "show", "execution_id": "nope"}),
+                "invalid_argument",
+            ),
+            (
+                json!({"command": "show", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}),
+                "not_found",
+            ),
+            (
+                json!({"command": "show", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "extra": 1}),
+                "invalid_argument",
+            ),
+            (
+                json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}),
+                "invalid_argument",
+            ),
+            (
+                json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "actor": " "}),
+                "invalid_argument",
+            ),
+            (
+                json!({"command": "rollback", "pipeline": "hello", "environment": "staging"}),
+                "invalid_argument",
+            ),
+            (
+                json!({"command": "rollback", "pipeline": "hello", "environment": "prod"}),
+                "conflict",
+            ),
+            (
+                json!({"command": "list_executions", "pipeline": "nope"}),
+                "not_found",
+            ),
+            (
+                json!({"command": "release", "pipeline": "hello", "commit": "zzz"}),
+                "invalid_argument",
+            ),
+            (
+                json!({"command": "retry", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}),
+                "not_found",
+            ),
             (json!({"command": "apply_pipeline"}), "invalid_argument"),
-            (json!({"command": "apply_pipeline", "definition": "x", "format": "ini"}), "invalid_argument"),
+            (
+                json!({"command": "apply_pipeline", "definition": "x", "format": "ini"}),
+                "invalid_argument",
+            ),
         ] {
             let out = handle(&w.services, input.clone()).await;
             assert_eq!(code(&out), expected, "{input} → {out}");
@@ -317,8 +431,16 @@ mod tests {
         let w = FakeWorld::new();
         let out = handle(&w.services, json!({"command": "apply_pipeline", "format": "toml", "definition": "name = \"x y\"\nmode = \"fast\"\n"})).await;
         assert_eq!(code(&out), "invalid_pipeline");
-        let paths: Vec<&str> = out["error"]["details"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
-        assert_eq!(paths, vec!["name", "source", "build", "image", "test", "prod", "approval", "mode"]);
+        let paths: Vec<&str> = out["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            vec!["name", "source", "build", "image", "test", "prod", "approval", "mode"]
+        );
         assert!(w.store.executions().is_empty());
     }
 
@@ -326,7 +448,11 @@ mod tests {
     async fn apply_list_release_show() {
         let w = FakeWorld::new();
         let text = shared::fakes::SAMPLE_PIPELINE;
-        let out = handle(&w.services, json!({"command": "apply_pipeline", "definition": text, "format": "toml"})).await;
+        let out = handle(
+            &w.services,
+            json!({"command": "apply_pipeline", "definition": text, "format": "toml"}),
+        )
+        .await;
         assert_eq!(out["result"], "created", "{out}");
         let out = handle(&w.services, json!({"command": "list_pipelines"})).await;
         assert_eq!(out["pipelines"][0]["name"], "hello");
@@ -336,12 +462,22 @@ mod tests {
         let out = handle(&w.services, json!({"command": "show", "execution_id": id})).await;
         assert_eq!(out["execution"]["id"], id.as_str());
         assert_eq!(out["execution"]["pipeline"], "hello");
-        assert_eq!(out["execution"]["commit"]["sha"], "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a");
+        assert_eq!(
+            out["execution"]["commit"]["sha"],
+            "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a"
+        );
         assert!(out["execution"]["history"].as_array().unwrap().len() >= 2);
-        let out = handle(&w.services, json!({"command": "list_executions", "pipeline": "hello"})).await;
+        let out = handle(
+            &w.services,
+            json!({"command": "list_executions", "pipeline": "hello"}),
+        )
+        .await;
         assert_eq!(out["executions"].as_array().unwrap().len(), 1);
         let out = handle(&w.services, json!({"command": "status"})).await;
-        assert_eq!(out["pipelines"][0]["in_flight"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            out["pipelines"][0]["in_flight"].as_array().unwrap().len(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -351,12 +487,18 @@ mod tests {
         let mut seen = Vec::new();
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            let input: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let input: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             let out = handle(&w.services, input).await;
             // samples name executions that do not exist here; anything but a malformed request is fine
             assert_ne!(code(&out), "invalid_argument", "{}: {out}", path.display());
             assert_ne!(code(&out), "unknown_command", "{}: {out}", path.display());
-            seen.push(path.file_stem().unwrap().to_string_lossy().replace('-', "_"));
+            seen.push(
+                path.file_stem()
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('-', "_"),
+            );
         }
         for c in COMMANDS {
             assert!(seen.iter().any(|s| s == c), "no sample for {c}");

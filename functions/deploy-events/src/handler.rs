@@ -25,10 +25,16 @@ mod tests {
             include_str!("../../../events/ecs/failed.json"),
             include_str!("../../../events/ecs/in-progress.json"),
         ] {
-            let out = handle(&w.services, serde_json::from_str(file).unwrap()).await.unwrap();
+            let out = handle(&w.services, serde_json::from_str(file).unwrap())
+                .await
+                .unwrap();
             assert_eq!(out["status"], "ignored");
         }
-        let wrong: Value = serde_json::from_str(include_str!("../../../events/codebuild/succeeded.json")).unwrap();
-        assert!(matches!(handle(&w.services, wrong).await, Err(EventError::Invalid(_))));
+        let wrong: Value =
+            serde_json::from_str(include_str!("../../../events/codebuild/succeeded.json")).unwrap();
+        assert!(matches!(
+            handle(&w.services, wrong).await,
+            Err(EventError::Invalid(_))
+        ));
     }
 }

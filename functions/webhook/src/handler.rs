@@ -87,17 +87,27 @@ pub fn respond(outcome: Result<WebhookOutcome, WebhookError>) -> HttpResponse {
             &format!("payload larger than {MAX_WEBHOOK_BODY_BYTES} bytes"),
             json!({}),
         ),
-        Err(WebhookError::Unauthorized(e)) => {
-            http::json_error(401, "invalid or missing X-Hub-Signature-256", json!({ "detail": e.to_string() }))
-        }
+        Err(WebhookError::Unauthorized(e)) => http::json_error(
+            401,
+            "invalid or missing X-Hub-Signature-256",
+            json!({ "detail": e.to_string() }),
+        ),
         Err(WebhookError::BadRequest(m)) => http::json_error(400, &m, json!({})),
         Err(WebhookError::App(e)) if e.is_retryable() => {
             warn!(error = %e, "webhook failed on a retryable error");
-            http::json_error(503, "temporarily unavailable; redeliver the webhook", json!({}))
+            http::json_error(
+                503,
+                "temporarily unavailable; redeliver the webhook",
+                json!({}),
+            )
         }
         Err(WebhookError::App(e)) => {
             error!(error = %e, "webhook failed");
-            http::json_error(500, "internal error; see the webhook function's logs", json!({}))
+            http::json_error(
+                500,
+                "internal error; see the webhook function's logs",
+                json!({}),
+            )
         }
     }
 }
@@ -117,20 +127,30 @@ mod tests {
             "POST",
             "/webhooks/github",
             "/webhooks/github",
-            &[("X-GitHub-Event", event), ("X-GitHub-Delivery", delivery), ("X-GitHub-Hook-ID", "9"), ("X-Hub-Signature-256", &sig), ("Content-Type", "application/json")],
+            &[
+                ("X-GitHub-Event", event),
+                ("X-GitHub-Delivery", delivery),
+                ("X-GitHub-Hook-ID", "9"),
+                ("X-Hub-Signature-256", &sig),
+                ("Content-Type", "application/json"),
+            ],
             Some(body),
             "140.82.115.11",
         )
     }
 
     fn status_and_json(r: &HttpResponse) -> (i64, Value) {
-        (r.status_code, serde_json::from_str(&http::body_text(r)).unwrap())
+        (
+            r.status_code,
+            serde_json::from_str(&http::body_text(r)).unwrap(),
+        )
     }
 
     #[tokio::test]
     async fn push_answers_202_with_execution_id() {
         let w = FakeWorld::with_pipeline().await;
-        let (status, body) = status_and_json(&handle(&w.services, signed(PUSH, "push", "d1")).await);
+        let (status, body) =
+            status_and_json(&handle(&w.services, signed(PUSH, "push", "d1")).await);
         assert_eq!(status, 202);
         assert_eq!(body["status"], "BUILDING");
         assert_eq!(body["execution_id"].as_str().unwrap().len(), 26);
@@ -144,13 +164,19 @@ mod tests {
         let mut unsigned = signed(PUSH, "push", "d1");
         unsigned.headers.remove("x-hub-signature-256");
         let mut bad_sig = signed(PUSH, "push", "d1");
-        bad_sig.headers.insert("x-hub-signature-256", format!("sha256={}", "0".repeat(64)).parse().unwrap());
+        bad_sig.headers.insert(
+            "x-hub-signature-256",
+            format!("sha256={}", "0".repeat(64)).parse().unwrap(),
+        );
         let mut get = signed(PUSH, "push", "d1");
         get.request_context.http.method = aws_lambda_events::http::Method::GET;
         let mut big = signed("x", "push", "d1");
         big.body = Some(" ".repeat(MAX_WEBHOOK_BODY_BYTES + 1));
         let mut form = signed(PUSH, "push", "d1");
-        form.headers.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+        form.headers.insert(
+            "content-type",
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
         let mut b64 = signed(PUSH, "push", "d1");
         b64.is_base64_encoded = true;
         b64.body = Some("%%%".into());
@@ -162,7 +188,10 @@ mod tests {
             (form, 415),
             (b64, 400),
             (signed("{broken", "push", "d1"), 400),
-            (signed(r#"{"ref":"refs/heads/main","after":"abc"}"#, "push", "d1"), 400),
+            (
+                signed(r#"{"ref":"refs/heads/main","after":"abc"}"#, "push", "d1"),
+                400,
+            ),
         ];
         for (req, expected) in cases {
             let (status, body) = status_and_json(&handle(&w.services, req).await);
@@ -187,20 +216,34 @@ mod tests {
     async fn ping_and_unknown_events() {
         let w = FakeWorld::with_pipeline().await;
         let ping = include_str!("../../../events/github/ping.json");
-        assert_eq!(handle(&w.services, signed(ping, "ping", "p")).await.status_code, 200);
-        let (status, body) = status_and_json(&handle(&w.services, signed(PUSH, "pull_request", "x")).await);
+        assert_eq!(
+            handle(&w.services, signed(ping, "ping", "p"))
+                .await
+                .status_code,
+            200
+        );
+        let (status, body) =
+            status_and_json(&handle(&w.services, signed(PUSH, "pull_request", "x")).await);
         assert_eq!((status, body["status"].as_str()), (202, Some("ignored")));
         let other = PUSH.replace("shipgate-demo/hello", "someone/else");
-        let (status, body) = status_and_json(&handle(&w.services, signed(&other, "push", "y")).await);
-        assert_eq!((status, body["status"].as_str()), (202, Some("no pipeline")));
+        let (status, body) =
+            status_and_json(&handle(&w.services, signed(&other, "push", "y")).await);
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (202, Some("no pipeline"))
+        );
         assert!(w.store.executions().is_empty());
     }
 
     #[tokio::test]
     async fn start_build_failure_is_502_with_the_execution_id() {
         let w = FakeWorld::with_pipeline().await;
-        w.builds.faults.fail_next("start_build", ServiceError::Throttled("Rate exceeded".into()));
-        let (status, body) = status_and_json(&handle(&w.services, signed(PUSH, "push", "d1")).await);
+        w.builds.faults.fail_next(
+            "start_build",
+            ServiceError::Throttled("Rate exceeded".into()),
+        );
+        let (status, body) =
+            status_and_json(&handle(&w.services, signed(PUSH, "push", "d1")).await);
         assert_eq!(status, 502);
         let id = body["execution_id"].as_str().unwrap().parse().unwrap();
         let exec = w.services.execution(&id).await.unwrap();
@@ -211,8 +254,16 @@ mod tests {
     #[tokio::test]
     async fn store_outage_is_503() {
         let w = FakeWorld::with_pipeline().await;
-        w.store.faults.fail_always("list_pipelines", shared::ports::StoreError::Unavailable("down".into()));
-        assert_eq!(handle(&w.services, signed(PUSH, "push", "d1")).await.status_code, 503);
+        w.store.faults.fail_always(
+            "list_pipelines",
+            shared::ports::StoreError::Unavailable("down".into()),
+        );
+        assert_eq!(
+            handle(&w.services, signed(PUSH, "push", "d1"))
+                .await
+                .status_code,
+            503
+        );
     }
 
     #[tokio::test]
@@ -221,7 +272,10 @@ mod tests {
         // the samples are signed with the sandbox's dev secret, not the fakes' one
         for (file, expected) in [
             (include_str!("../../../events/apigw/github-push.json"), 401),
-            (include_str!("../../../events/apigw/github-bad-signature.json"), 401),
+            (
+                include_str!("../../../events/apigw/github-bad-signature.json"),
+                401,
+            ),
         ] {
             let req: HttpRequest = serde_json::from_str(file).unwrap();
             assert_eq!(handle(&w.services, req).await.status_code, expected);

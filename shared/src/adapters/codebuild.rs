@@ -91,10 +91,7 @@ impl BuildRunner for CodeBuildRunner {
                 .map(|t| t.as_str().to_string())
                 .or_else(|| build.current_phase().map(str::to_string)),
             reason,
-            logs_link: build
-                .logs()
-                .and_then(|l| l.deep_link())
-                .map(str::to_string),
+            logs_link: build.logs().and_then(|l| l.deep_link()).map(str::to_string),
         })
     }
 }

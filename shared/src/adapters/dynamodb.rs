@@ -18,12 +18,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
     TimeToLiveSpecification, TransactWriteItem,
 };
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -57,7 +57,9 @@ fn key(pk: String, sk: &str) -> Item {
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn get_n(item: &Item, name: &str) -> Option<u64> {
@@ -184,7 +186,9 @@ impl DynamoStore {
         if let Some(c) = condition {
             b = b
                 .condition_expression(c)
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
         }
         if let Some(v) = values {
             for (k, val) in v {
@@ -202,7 +206,10 @@ impl DynamoStore {
 
     /// Write puts atomically. Answers the cancellation codes per item when the transaction was
     /// cancelled by a condition (`None` per item that passed).
-    async fn transact(&self, puts: Vec<Put>) -> Result<Result<(), Vec<Option<String>>>, StoreError> {
+    async fn transact(
+        &self,
+        puts: Vec<Put>,
+    ) -> Result<Result<(), Vec<Option<String>>>, StoreError> {
         let items: Vec<TransactWriteItem> = puts
             .into_iter()
             .map(|p| TransactWriteItem::builder().put(p).build())
@@ -303,7 +310,11 @@ impl DynamoStore {
                 .index_name(name)
                 .key_schema(key_el(&format!("{name}pk"), KeyType::Hash))
                 .key_schema(key_el(&format!("{name}sk"), KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .expect("index is complete")
         };
@@ -346,7 +357,11 @@ impl DynamoStore {
     }
 
     /// Raw attributes of an item (tests check TTL attributes with it).
-    pub async fn raw_item(&self, pk: &str, sk: &str) -> Result<Option<HashMap<String, String>>, StoreError> {
+    pub async fn raw_item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<HashMap<String, String>>, StoreError> {
         Ok(self.get(pk.to_string(), sk).await?.map(|item| {
             item.into_iter()
                 .map(|(k, v)| {
@@ -424,7 +439,11 @@ impl ExecutionStore for DynamoStore {
         item.insert("gsi1sk".into(), s(definition.name.clone()));
         item.insert("version".into(), n(version));
         item.insert("body".into(), s(to_json(&stored)));
-        let mut req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
         req = match old_version {
             Some(v) => req
                 .condition_expression("#v = :v")
@@ -504,11 +523,17 @@ impl ExecutionStore for DynamoStore {
         pipeline: &str,
         limit: usize,
     ) -> Result<Vec<Execution>, StoreError> {
-        self.query_all("gsi1", "gsi1pk", format!("PIPELINE#{pipeline}"), false, limit)
-            .await?
-            .iter()
-            .map(body)
-            .collect()
+        self.query_all(
+            "gsi1",
+            "gsi1pk",
+            format!("PIPELINE#{pipeline}"),
+            false,
+            limit,
+        )
+        .await?
+        .iter()
+        .map(body)
+        .collect()
     }
 
     async fn list_by_status(
@@ -631,7 +656,11 @@ impl ExecutionStore for DynamoStore {
             let mut item = key(env_pk(pipeline, environment), "REVISION");
             item.insert("version".into(), n(new_version));
             item.insert("body".into(), s(to_json(&next)));
-            let mut req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            let mut req = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item));
             req = match version {
                 Some(v) => req
                     .condition_expression("#v = :v")

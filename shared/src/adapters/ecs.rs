@@ -7,7 +7,9 @@ use aws_sdk_ecs::Client;
 
 use super::classify;
 use crate::domain::ServiceTarget;
-use crate::ports::{DeploymentObservation, Deployer, ServiceError, ServiceState, StartedDeployment};
+use crate::ports::{
+    Deployer, DeploymentObservation, ServiceError, ServiceState, StartedDeployment,
+};
 
 pub struct EcsDeployer {
     client: Client,
@@ -39,7 +41,10 @@ impl EcsDeployer {
             })
     }
 
-    async fn task_definition(&self, arn: &str) -> Result<(TaskDefinition, Vec<aws_sdk_ecs::types::Tag>), ServiceError> {
+    async fn task_definition(
+        &self,
+        arn: &str,
+    ) -> Result<(TaskDefinition, Vec<aws_sdk_ecs::types::Tag>), ServiceError> {
         let out = self
             .client
             .describe_task_definition()
@@ -100,7 +105,9 @@ impl Deployer for EcsDeployer {
         let service = self.service(target).await?;
         let current = service
             .task_definition()
-            .ok_or_else(|| ServiceError::Rejected(format!("service {} has no task definition", target.service)))?
+            .ok_or_else(|| {
+                ServiceError::Rejected(format!("service {} has no task definition", target.service))
+            })?
             .to_string();
         let (td, tags) = self.task_definition(&current).await?;
         let mut containers = td.container_definitions().to_vec();
@@ -108,7 +115,11 @@ impl Deployer for EcsDeployer {
             .iter_mut()
             .find(|c| c.name() == Some(target.container.as_str()))
         else {
-            let names: Vec<&str> = td.container_definitions().iter().filter_map(|c| c.name()).collect();
+            let names: Vec<&str> = td
+                .container_definitions()
+                .iter()
+                .filter_map(|c| c.name())
+                .collect();
             return Err(ServiceError::Rejected(format!(
                 "task definition {current} has no container named {:?} (it has: {})",
                 target.container,
@@ -116,9 +127,9 @@ impl Deployer for EcsDeployer {
             )));
         };
         container.image = Some(image.to_string());
-        let family = td
-            .family()
-            .ok_or_else(|| ServiceError::Rejected(format!("task definition {current} has no family")))?;
+        let family = td.family().ok_or_else(|| {
+            ServiceError::Rejected(format!("task definition {current} has no family"))
+        })?;
         let registered = self
             .client
             .register_task_definition()
@@ -148,7 +159,9 @@ impl Deployer for EcsDeployer {
         let new_arn = registered
             .task_definition()
             .and_then(|t| t.task_definition_arn())
-            .ok_or_else(|| ServiceError::Unavailable("RegisterTaskDefinition answered no ARN".into()))?
+            .ok_or_else(|| {
+                ServiceError::Unavailable("RegisterTaskDefinition answered no ARN".into())
+            })?
             .to_string();
         self.update(target, &new_arn, Some(current)).await
     }
@@ -190,11 +203,13 @@ impl Deployer for EcsDeployer {
         let service = self.service(target).await?;
         let deployments = service.deployments();
         let Some(ours) = deployments.iter().find(|d| d.id() == Some(deployment_id)) else {
-            return Ok(if deployments.iter().any(|d| d.status() == Some("PRIMARY")) {
-                DeploymentObservation::Replaced
-            } else {
-                DeploymentObservation::Unknown
-            });
+            return Ok(
+                if deployments.iter().any(|d| d.status() == Some("PRIMARY")) {
+                    DeploymentObservation::Replaced
+                } else {
+                    DeploymentObservation::Unknown
+                },
+            );
         };
         if ours.status() != Some("PRIMARY") {
             return Ok(DeploymentObservation::Replaced);

@@ -148,10 +148,15 @@ mod tests {
 
     #[test]
     fn config_names_every_missing_variable() {
-        let err = Config::from_lookup(|k| (k == "SHIPGATE_TABLE").then(|| "t".to_string())).unwrap_err();
+        let err =
+            Config::from_lookup(|k| (k == "SHIPGATE_TABLE").then(|| "t".to_string())).unwrap_err();
         assert_eq!(
             err.0,
-            vec!["SHIPGATE_WEBHOOK_SECRET_ID", "SHIPGATE_SIGNING_KEY_ID", "SHIPGATE_PUBLIC_URL"]
+            vec![
+                "SHIPGATE_WEBHOOK_SECRET_ID",
+                "SHIPGATE_SIGNING_KEY_ID",
+                "SHIPGATE_PUBLIC_URL"
+            ]
         );
         assert!(err.to_string().contains("SHIPGATE_PUBLIC_URL"));
         let ok = Config::from_lookup(|k| Some(format!("v-{k}"))).unwrap();

@@ -163,7 +163,10 @@ fn status_gate(exec: &Execution) -> Result<(), LinkError> {
                 .unwrap_or_default(),
         )),
         Status::Expired => Err(LinkError::Expired(
-            exec.approval.as_ref().map(|a| a.expires_at).unwrap_or(exec.updated_at),
+            exec.approval
+                .as_ref()
+                .map(|a| a.expires_at)
+                .unwrap_or(exec.updated_at),
         )),
         other => match exec.approval.as_ref().and_then(|a| a.decision.as_ref()) {
             Some(d) => Err(LinkError::AlreadyDecided(format!(

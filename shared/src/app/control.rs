@@ -46,7 +46,11 @@ fn diff_into(path: &str, before: &Value, after: &Value, out: &mut Vec<FieldChang
             keys.sort();
             keys.dedup();
             for k in keys {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (a.get(k), b.get(k)) {
                     (Some(x), Some(y)) => diff_into(&p, x, y, out),
                     (x, y) => out.push(FieldChange {
@@ -118,7 +122,10 @@ pub struct PipelineStatus {
 }
 
 /// Status of one pipeline or all.
-pub async fn status(svc: &Services, pipeline: Option<&str>) -> Result<Vec<PipelineStatus>, AppError> {
+pub async fn status(
+    svc: &Services,
+    pipeline: Option<&str>,
+) -> Result<Vec<PipelineStatus>, AppError> {
     let names: Vec<PipelineDefinition> = match pipeline {
         Some(name) => vec![svc.pipeline(name).await?],
         None => svc
@@ -135,9 +142,19 @@ pub async fn status(svc: &Services, pipeline: Option<&str>) -> Result<Vec<Pipeli
         out.push(PipelineStatus {
             pipeline: def.name.clone(),
             source: def.source.describe(),
-            test: svc.store.get_revisions(&def.name, Environment::Test).await?,
-            prod: svc.store.get_revisions(&def.name, Environment::Prod).await?,
-            in_flight: recent.iter().filter(|e| e.status.is_active()).cloned().collect(),
+            test: svc
+                .store
+                .get_revisions(&def.name, Environment::Test)
+                .await?,
+            prod: svc
+                .store
+                .get_revisions(&def.name, Environment::Prod)
+                .await?,
+            in_flight: recent
+                .iter()
+                .filter(|e| e.status.is_active())
+                .cloned()
+                .collect(),
             latest: recent.into_iter().next(),
         });
     }
@@ -148,7 +165,10 @@ pub async fn status(svc: &Services, pipeline: Option<&str>) -> Result<Vec<Pipeli
 #[instrument(skip(svc))]
 pub async fn retry(svc: &Services, id: &ExecutionId, actor: &str) -> Result<Execution, AppError> {
     let exec = svc.execution(id).await?;
-    if !matches!(exec.status, Status::BuildFailed | Status::TestFailed | Status::ProdFailed) {
+    if !matches!(
+        exec.status,
+        Status::BuildFailed | Status::TestFailed | Status::ProdFailed
+    ) {
         return Err(AppError::Conflict(format!(
             "execution {id} is {}; only BUILD_FAILED, TEST_FAILED or PROD_FAILED executions can be retried",
             exec.status
@@ -220,8 +240,10 @@ pub async fn rollback(
         // the revision that was current is rolled back
         let by = exec.id.clone();
         let replaced = revisions.current.execution_id.clone();
-        svc.apply(&replaced, actor, move |_| Event::RolledBack { by: by.clone() })
-            .await?;
+        svc.apply(&replaced, actor, move |_| Event::RolledBack {
+            by: by.clone(),
+        })
+        .await?;
     }
     Ok(exec)
 }

@@ -14,7 +14,7 @@ use crate::ports::{DeploymentObservation, ServiceError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventOutcome {
     /// Stored; the execution is now in this status.
-    Applied(Execution),
+    Applied(Box<Execution>),
     /// Nothing to do (unknown, repeated, stale or out-of-order event).
     Ignored(String),
 }
@@ -22,7 +22,7 @@ pub enum EventOutcome {
 impl EventOutcome {
     fn from_applied(applied: Applied) -> EventOutcome {
         match applied {
-            Applied::Done(e) => EventOutcome::Applied(e),
+            Applied::Done(e) => EventOutcome::Applied(Box::new(e)),
             Applied::Ignored { reason, current } => EventOutcome::Ignored(format!(
                 "{reason} (execution {} is {})",
                 current.id, current.status
@@ -35,7 +35,7 @@ impl EventOutcome {
 /// report the event as ignored.
 async fn ignored(svc: &Services, exec: &Execution, why: String) -> Result<EventOutcome, AppError> {
     if let Some(resumed) = svc.resume_if_stale(exec).await? {
-        return Ok(EventOutcome::Applied(resumed));
+        return Ok(EventOutcome::Applied(Box::new(resumed)));
     }
     info!(execution_id = %exec.id, status = %exec.status, reason = %why, "event ignored");
     Ok(EventOutcome::Ignored(why))
@@ -56,10 +56,23 @@ pub async fn on_build_state(
     };
     let exec = svc.execution(&id).await?;
     if exec.build_id.as_deref() != Some(change.build_id.as_str()) {
-        return ignored(svc, &exec, format!("build {} is not the execution's current build", change.build_id)).await;
+        return ignored(
+            svc,
+            &exec,
+            format!(
+                "build {} is not the execution's current build",
+                change.build_id
+            ),
+        )
+        .await;
     }
     if exec.status != Status::Building {
-        return ignored(svc, &exec, format!("execution is {}, not BUILDING", exec.status)).await;
+        return ignored(
+            svc,
+            &exec,
+            format!("execution is {}, not BUILDING", exec.status),
+        )
+        .await;
     }
     let applied = match change.status {
         BuildStatus::InProgress => {
@@ -153,7 +166,10 @@ pub async fn on_deployment_state(
                 crate::domain::Environment::Prod => &pipeline.prod,
             };
             // a completed deployment that another one replaced is not a success
-            if svc.deployer.deployment_state(target, &deployment_id).await?
+            if svc
+                .deployer
+                .deployment_state(target, &deployment_id)
+                .await?
                 == DeploymentObservation::Replaced
             {
                 svc.apply(&id, SYSTEM_ACTOR, move |_| Event::DeployReplaced {

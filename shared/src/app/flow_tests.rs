@@ -71,7 +71,8 @@ fn deploy_event(deployment_id: &str, name: DeploymentEventName) -> DeploymentSta
         deployment_id: deployment_id.into(),
         name,
         service_arn: None,
-        reason: (name == DeploymentEventName::Failed).then(|| "circuit breaker: tasks failed".into()),
+        reason: (name == DeploymentEventName::Failed)
+            .then(|| "circuit breaker: tasks failed".into()),
     }
 }
 
@@ -83,8 +84,15 @@ async fn exec(w: &FakeWorld, id: &ExecutionId) -> Execution {
 async fn built(w: &FakeWorld, n: u8) -> ExecutionId {
     let id = push(w, &sha(n), &format!("d-{n}")).await;
     let e = exec(w, &id).await;
-    w.registry.push("hello", &e.image_tag(), &format!("sha256:{:064x}", n), w.clock.now());
-    on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded)).await.unwrap();
+    w.registry.push(
+        "hello",
+        &e.image_tag(),
+        &format!("sha256:{:064x}", n),
+        w.clock.now(),
+    );
+    on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded))
+        .await
+        .unwrap();
     id
 }
 
@@ -93,14 +101,31 @@ async fn awaiting(w: &FakeWorld, n: u8) -> ExecutionId {
     let id = built(w, n).await;
     let e = exec(w, &id).await;
     let dep = e.test.as_ref().unwrap().deployment_id.clone();
-    on_deployment_state(&w.services, &deploy_event(&dep, DeploymentEventName::Completed)).await.unwrap();
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
     assert_eq!(exec(w, &id).await.status, Status::AwaitingApproval);
     id
 }
 
 fn approval_token(w: &FakeWorld) -> String {
-    let (_, notice) = w.notifier.sent().into_iter().rev().find(|(_, n)| n.subject.contains("Approve")).expect("approval message");
-    let link = notice.body.lines().find(|l| l.contains("/approvals/")).unwrap().trim().to_string();
+    let (_, notice) = w
+        .notifier
+        .sent()
+        .into_iter()
+        .rev()
+        .find(|(_, n)| n.subject.contains("Approve"))
+        .expect("approval message");
+    let link = notice
+        .body
+        .lines()
+        .find(|l| l.contains("/approvals/"))
+        .unwrap()
+        .trim()
+        .to_string();
     link.rsplit('/').next().unwrap().to_string()
 }
 
@@ -123,11 +148,24 @@ async fn full_promotion_of_the_tested_digest() {
     assert_eq!(e.status, Status::DeployingTest);
     let digest = e.image.as_ref().unwrap().digest.clone();
     let pinned = format!("{REPO}@{digest}");
-    assert_eq!(w.deployer.image_of(&p.test).unwrap(), pinned, "test runs the digest");
+    assert_eq!(
+        w.deployer.image_of(&p.test).unwrap(),
+        pinned,
+        "test runs the digest"
+    );
     let test_dep = e.test.as_ref().unwrap();
-    assert!(test_dep.previous_task_definition.as_deref().unwrap().ends_with("hello-test:1"));
+    assert!(test_dep
+        .previous_task_definition
+        .as_deref()
+        .unwrap()
+        .ends_with("hello-test:1"));
 
-    on_deployment_state(&w.services, &deploy_event(&test_dep.deployment_id, DeploymentEventName::Completed)).await.unwrap();
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&test_dep.deployment_id, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::AwaitingApproval);
     assert!(e.approval.as_ref().unwrap().message_id.is_some());
@@ -138,9 +176,23 @@ async fn full_promotion_of_the_tested_digest() {
     assert!(notice.body.contains(&e.commit.sha));
     assert!(notice.body.contains(&digest));
     assert!(notice.body.contains(&format!("shipgate approve {id}")));
-    assert!(notice.body.contains("https://shipgate.example.com/approvals/"));
-    assert!(!notice.body.contains(crate::fakes::SIGNING_KEY), "no secret in the message");
-    assert_eq!(w.store.get_revisions("hello", Environment::Test).await.unwrap().unwrap().current.execution_id, id);
+    assert!(notice
+        .body
+        .contains("https://shipgate.example.com/approvals/"));
+    assert!(
+        !notice.body.contains(crate::fakes::SIGNING_KEY),
+        "no secret in the message"
+    );
+    assert_eq!(
+        w.store
+            .get_revisions("hello", Environment::Test)
+            .await
+            .unwrap()
+            .unwrap()
+            .current
+            .execution_id,
+        id
+    );
 
     let token = approval_token(&w);
     // GET and HEAD any number of times change nothing
@@ -153,22 +205,46 @@ async fn full_promotion_of_the_tested_digest() {
     assert_eq!(exec(&w, &id).await.version, version);
     assert_eq!(w.deployer.deployments_to("hello-prod"), 0);
 
-    let after = approvals::decide_by_link(&w.services, &token, form(Verdict::Approve)).await.unwrap();
+    let after = approvals::decide_by_link(&w.services, &token, form(Verdict::Approve))
+        .await
+        .unwrap();
     assert_eq!(after.status, Status::DeployingProd);
     let d = after.approval.as_ref().unwrap().decision.as_ref().unwrap();
-    assert_eq!((d.actor.as_str(), d.channel, d.source_ip.as_deref()), ("Grace", Channel::EmailLink, Some("203.0.113.7")));
-    assert_eq!(w.deployer.image_of(&p.prod).unwrap(), pinned, "prod runs exactly the tested digest");
+    assert_eq!(
+        (d.actor.as_str(), d.channel, d.source_ip.as_deref()),
+        ("Grace", Channel::EmailLink, Some("203.0.113.7"))
+    );
+    assert_eq!(
+        w.deployer.image_of(&p.prod).unwrap(),
+        pinned,
+        "prod runs exactly the tested digest"
+    );
 
     let prod_dep = after.prod.as_ref().unwrap().deployment_id.clone();
-    on_deployment_state(&w.services, &deploy_event(&prod_dep, DeploymentEventName::Completed)).await.unwrap();
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&prod_dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::Succeeded);
-    let prod = w.store.get_revisions("hello", Environment::Prod).await.unwrap().unwrap();
+    let prod = w
+        .store
+        .get_revisions("hello", Environment::Prod)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(prod.current.image.digest, digest);
 
     // the used link now answers 409 and changes nothing
-    let again = approvals::decide_by_link(&w.services, &token, form(Verdict::Approve)).await.unwrap_err();
-    assert!(matches!(again, LinkError::AlreadyDecided(ref m) if m.contains("Grace")), "{again:?}");
+    let again = approvals::decide_by_link(&w.services, &token, form(Verdict::Approve))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, LinkError::AlreadyDecided(ref m) if m.contains("Grace")),
+        "{again:?}"
+    );
     assert_eq!(again.http_status(), 409);
     assert_eq!(w.deployer.deployments_to("hello-prod"), 1);
 }
@@ -178,7 +254,12 @@ async fn duplicate_and_out_of_order_events_cause_nothing_twice() {
     let w = FakeWorld::with_pipeline().await;
     let id = push(&w, &sha(2), "d-2").await;
     let e = exec(&w, &id).await;
-    w.registry.push("hello", &e.image_tag(), &format!("sha256:{:064x}", 2), w.clock.now());
+    w.registry.push(
+        "hello",
+        &e.image_tag(),
+        &format!("sha256:{:064x}", 2),
+        w.clock.now(),
+    );
     let succeeded = build_event(&e, BuildStatus::Succeeded);
     let in_progress = build_event(&e, BuildStatus::InProgress);
     for _ in 0..3 {
@@ -192,20 +273,43 @@ async fn duplicate_and_out_of_order_events_cause_nothing_twice() {
     let e = exec(&w, &id).await;
     let dep = e.test.as_ref().unwrap().deployment_id.clone();
     // in-progress after completed, completed three times
-    for name in [DeploymentEventName::Completed, DeploymentEventName::InProgress, DeploymentEventName::Completed, DeploymentEventName::Completed] {
-        on_deployment_state(&w.services, &deploy_event(&dep, name)).await.unwrap();
+    for name in [
+        DeploymentEventName::Completed,
+        DeploymentEventName::InProgress,
+        DeploymentEventName::Completed,
+        DeploymentEventName::Completed,
+    ] {
+        on_deployment_state(&w.services, &deploy_event(&dep, name))
+            .await
+            .unwrap();
     }
     assert_eq!(w.notifier.count("Approve"), 1, "one approval email");
     // a failure arriving after completion is stale
-    let stale = on_deployment_state(&w.services, &deploy_event(&dep, DeploymentEventName::Failed)).await.unwrap();
+    let stale = on_deployment_state(
+        &w.services,
+        &deploy_event(&dep, DeploymentEventName::Failed),
+    )
+    .await
+    .unwrap();
     assert!(matches!(stale, EventOutcome::Ignored(_)));
     assert_eq!(exec(&w, &id).await.status, Status::AwaitingApproval);
 
     // events for builds and deployments shipgate did not start are ignored
     let mut foreign = succeeded.clone();
     foreign.build_id = "other:1".into();
-    assert!(matches!(on_build_state(&w.services, &foreign).await.unwrap(), EventOutcome::Ignored(_)));
-    assert!(matches!(on_deployment_state(&w.services, &deploy_event("ecs-svc/999", DeploymentEventName::Completed)).await.unwrap(), EventOutcome::Ignored(_)));
+    assert!(matches!(
+        on_build_state(&w.services, &foreign).await.unwrap(),
+        EventOutcome::Ignored(_)
+    ));
+    assert!(matches!(
+        on_deployment_state(
+            &w.services,
+            &deploy_event("ecs-svc/999", DeploymentEventName::Completed)
+        )
+        .await
+        .unwrap(),
+        EventOutcome::Ignored(_)
+    ));
 }
 
 #[tokio::test]
@@ -213,10 +317,17 @@ async fn build_failure_notifies_and_retry_builds_the_same_commit() {
     let w = FakeWorld::with_pipeline().await;
     let id = push(&w, &sha(3), "d-3").await;
     let e = exec(&w, &id).await;
-    on_build_state(&w.services, &build_event(&e, BuildStatus::Failed)).await.unwrap();
+    on_build_state(&w.services, &build_event(&e, BuildStatus::Failed))
+        .await
+        .unwrap();
     let failed = exec(&w, &id).await;
     assert_eq!(failed.status, Status::BuildFailed);
-    assert!(failed.failure.as_ref().unwrap().reason.contains("COMMAND_EXECUTION_ERROR"));
+    assert!(failed
+        .failure
+        .as_ref()
+        .unwrap()
+        .reason
+        .contains("COMMAND_EXECUTION_ERROR"));
     let (_, notice) = w.notifier.sent().pop().unwrap();
     assert!(notice.subject.contains("BUILD_FAILED"));
     assert!(notice.body.contains(&format!("shipgate retry {id}")));
@@ -229,10 +340,15 @@ async fn build_failure_notifies_and_retry_builds_the_same_commit() {
     assert_eq!(builds[1].source_version, builds[0].source_version);
     assert_ne!(retried.build_id, e.build_id);
     // the old build's late events no longer apply
-    let stale = on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded)).await.unwrap();
+    let stale = on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded))
+        .await
+        .unwrap();
     assert!(matches!(stale, EventOutcome::Ignored(_)));
     // retry of a running execution is refused
-    assert!(matches!(control::retry(&w.services, &id, "ops").await, Err(super::AppError::Conflict(_))));
+    assert!(matches!(
+        control::retry(&w.services, &id, "ops").await,
+        Err(super::AppError::Conflict(_))
+    ));
 }
 
 #[tokio::test]
@@ -240,15 +356,24 @@ async fn succeeded_build_without_image_fails_with_cause() {
     let w = FakeWorld::with_pipeline().await;
     let id = push(&w, &sha(4), "d-4").await;
     let e = exec(&w, &id).await;
-    on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded)).await.unwrap();
+    on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded))
+        .await
+        .unwrap();
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::BuildFailed);
     assert!(e.failure.unwrap().reason.contains("no image tagged"));
     // a throttled registry is retryable: the event handler fails, nothing changes
     let id = push(&w, &sha(5), "d-5").await;
     let e = exec(&w, &id).await;
-    w.registry.faults.fail_next("find_image", ServiceError::Throttled("slow".into()));
-    assert!(on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded)).await.unwrap_err().is_retryable());
+    w.registry
+        .faults
+        .fail_next("find_image", ServiceError::Throttled("slow".into()));
+    assert!(
+        on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded))
+            .await
+            .unwrap_err()
+            .is_retryable()
+    );
     assert_eq!(exec(&w, &id).await.status, Status::Building);
 }
 
@@ -258,24 +383,45 @@ async fn test_deploy_failures() {
     // circuit breaker rolled the test deployment back
     let id = built(&w, 6).await;
     let dep = exec(&w, &id).await.test.unwrap().deployment_id;
-    on_deployment_state(&w.services, &deploy_event(&dep, DeploymentEventName::Failed)).await.unwrap();
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&dep, DeploymentEventName::Failed),
+    )
+    .await
+    .unwrap();
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::TestFailed);
-    assert!(e.failure.as_ref().unwrap().reason.contains("circuit breaker"));
+    assert!(e
+        .failure
+        .as_ref()
+        .unwrap()
+        .reason
+        .contains("circuit breaker"));
     assert_eq!(w.notifier.count("TEST_FAILED"), 1);
     // retry redeploys the same digest
     let digest = e.image.as_ref().unwrap().digest.clone();
     let r = control::retry(&w.services, &id, "ops").await.unwrap();
     assert_eq!(r.status, Status::DeployingTest);
-    assert!(w.deployer.image_of(&FakeWorld::pipeline().test).unwrap().ends_with(&digest));
+    assert!(w
+        .deployer
+        .image_of(&FakeWorld::pipeline().test)
+        .unwrap()
+        .ends_with(&digest));
     assert_eq!(w.builds.started().len(), 1, "no rebuild");
 
     // UpdateService rejected → TEST_FAILED with the AWS error
-    w.deployer.faults.fail_next("deploy_image", ServiceError::Rejected("InvalidParameterException: no container".into()));
+    w.deployer.faults.fail_next(
+        "deploy_image",
+        ServiceError::Rejected("InvalidParameterException: no container".into()),
+    );
     let id = built(&w, 7).await;
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::TestFailed);
-    assert!(e.failure.unwrap().reason.contains("InvalidParameterException"));
+    assert!(e
+        .failure
+        .unwrap()
+        .reason
+        .contains("InvalidParameterException"));
 }
 
 #[tokio::test]
@@ -283,8 +429,14 @@ async fn replaced_deployment_is_superseded_not_success() {
     let w = FakeWorld::with_pipeline().await;
     let id = built(&w, 8).await;
     let dep = exec(&w, &id).await.test.unwrap().deployment_id;
-    w.deployer.set_deployment_state(&dep, DeploymentObservation::Replaced);
-    on_deployment_state(&w.services, &deploy_event(&dep, DeploymentEventName::Completed)).await.unwrap();
+    w.deployer
+        .set_deployment_state(&dep, DeploymentObservation::Replaced);
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
     assert_eq!(exec(&w, &id).await.status, Status::Superseded);
     assert_eq!(w.notifier.count("Approve"), 0);
 }
@@ -299,7 +451,11 @@ async fn approval_races_have_one_winner() {
         let w = w.clone();
         let token = token.clone();
         tasks.push(tokio::spawn(async move {
-            let verdict = if i % 5 == 0 { Verdict::Reject } else { Verdict::Approve };
+            let verdict = if i % 5 == 0 {
+                Verdict::Reject
+            } else {
+                Verdict::Approve
+            };
             approvals::decide_by_link(&w.services, &token, form(verdict)).await
         }));
     }
@@ -319,7 +475,15 @@ async fn approval_races_have_one_winner() {
         other => panic!("{other}"),
     }
     // the CLI decides after the link won: conflict, nothing changed
-    let cli = approvals::decide(&w.services, &id, Verdict::Approve, "arn:aws:iam::1:user/ops", Channel::Cli, None).await;
+    let cli = approvals::decide(
+        &w.services,
+        &id,
+        Verdict::Approve,
+        "arn:aws:iam::1:user/ops",
+        Channel::Cli,
+        None,
+    )
+    .await;
     assert!(matches!(cli, Err(LinkError::AlreadyDecided(_))));
 }
 
@@ -335,17 +499,41 @@ async fn tampered_expired_replayed_and_superseded_links() {
     let last = chars.len() - 2;
     chars[last] = if chars[last] == 'A' { 'B' } else { 'A' };
     let tampered: String = chars.into_iter().collect();
-    let err = approvals::decide_by_link(&w.services, &tampered, form(Verdict::Approve)).await.unwrap_err();
+    let err = approvals::decide_by_link(&w.services, &tampered, form(Verdict::Approve))
+        .await
+        .unwrap_err();
     assert_eq!(err.http_status(), 403, "{err:?}");
-    assert_eq!(approvals::view(&w.services, "garbage").await.unwrap_err().http_status(), 400);
+    assert_eq!(
+        approvals::view(&w.services, "garbage")
+            .await
+            .unwrap_err()
+            .http_status(),
+        400
+    );
     // a well-formed token for an unknown execution
-    let unknown = crate::domain::token::sign(crate::fakes::SIGNING_KEY.as_bytes(), &crate::domain::token::TokenClaims { execution_id: ExecutionId::generate(w.clock.now()), nonce: "n".into(), expires_at: w.clock.now() + Duration::hours(1) }, "sha256:x");
-    assert_eq!(approvals::view(&w.services, &unknown).await.unwrap_err().http_status(), 404);
+    let unknown = crate::domain::token::sign(
+        crate::fakes::SIGNING_KEY.as_bytes(),
+        &crate::domain::token::TokenClaims {
+            execution_id: ExecutionId::generate(w.clock.now()),
+            nonce: "n".into(),
+            expires_at: w.clock.now() + Duration::hours(1),
+        },
+        "sha256:x",
+    );
+    assert_eq!(
+        approvals::view(&w.services, &unknown)
+            .await
+            .unwrap_err()
+            .http_status(),
+        404
+    );
 
     // superseded by a newer execution reaching approval
     let second = awaiting(&w, 11).await;
     assert_eq!(exec(&w, &first).await.status, Status::Superseded);
-    let err = approvals::decide_by_link(&w.services, &token, form(Verdict::Approve)).await.unwrap_err();
+    let err = approvals::decide_by_link(&w.services, &token, form(Verdict::Approve))
+        .await
+        .unwrap_err();
     assert_eq!(err.http_status(), 410);
     assert!(err.to_string().contains("newer execution"), "{err}");
     assert_eq!(w.deployer.deployments_to("hello-prod"), 0);
@@ -356,7 +544,16 @@ async fn tampered_expired_replayed_and_superseded_links() {
     w.clock.advance(Duration::hours(73));
     let err = approvals::view(&w.services, &token2).await.unwrap_err();
     assert_eq!(err.http_status(), 410);
-    let err = approvals::decide(&w.services, &second, Verdict::Approve, "ops", Channel::Cli, None).await.unwrap_err();
+    let err = approvals::decide(
+        &w.services,
+        &second,
+        Verdict::Approve,
+        "ops",
+        Channel::Cli,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, LinkError::Expired(_)));
     assert_eq!(exec(&w, &second).await.status, Status::Expired);
     assert_eq!(w.notifier.count("EXPIRED"), 1);
@@ -364,9 +561,13 @@ async fn tampered_expired_replayed_and_superseded_links() {
     // replayed after a decision: 409 (covered in full_promotion), rejected here
     let third = awaiting(&w, 12).await;
     let token3 = approval_token(&w);
-    approvals::decide_by_link(&w.services, &token3, form(Verdict::Reject)).await.unwrap();
+    approvals::decide_by_link(&w.services, &token3, form(Verdict::Reject))
+        .await
+        .unwrap();
     assert_eq!(exec(&w, &third).await.status, Status::Rejected);
-    let err = approvals::decide_by_link(&w.services, &token3, form(Verdict::Approve)).await.unwrap_err();
+    let err = approvals::decide_by_link(&w.services, &token3, form(Verdict::Approve))
+        .await
+        .unwrap_err();
     assert_eq!(err.http_status(), 409);
     assert!(err.to_string().contains("rejected by Grace"));
 }
@@ -390,29 +591,74 @@ async fn older_execution_reaching_approval_late_gives_way_to_newer() {
     let newer = awaiting(&w, 16).await;
     let dep = exec(&w, &older).await.test.unwrap().deployment_id;
     // the older execution's test deployment completes after the newer one already waits
-    w.deployer.set_deployment_state(&dep, DeploymentObservation::Completed);
-    on_deployment_state(&w.services, &deploy_event(&dep, DeploymentEventName::Completed)).await.unwrap();
+    w.deployer
+        .set_deployment_state(&dep, DeploymentObservation::Completed);
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
     assert_eq!(exec(&w, &older).await.status, Status::Superseded);
     assert_eq!(exec(&w, &newer).await.status, Status::AwaitingApproval);
-    assert_eq!(w.notifier.count("Approve"), 1, "no email for the superseded one");
+    assert_eq!(
+        w.notifier.count("Approve"),
+        1,
+        "no email for the superseded one"
+    );
 }
 
 #[tokio::test]
 async fn cli_approval_records_channel_and_actor() {
     let w = FakeWorld::with_pipeline().await;
     let id = awaiting(&w, 17).await;
-    let e = approvals::decide(&w.services, &id, Verdict::Approve, "arn:aws:iam::123456789012:user/ops", Channel::Cli, Some("from the terminal".into())).await.unwrap();
+    let e = approvals::decide(
+        &w.services,
+        &id,
+        Verdict::Approve,
+        "arn:aws:iam::123456789012:user/ops",
+        Channel::Cli,
+        Some("from the terminal".into()),
+    )
+    .await
+    .unwrap();
     assert_eq!(e.status, Status::DeployingProd);
     let d = e.approval.unwrap().decision.unwrap();
-    assert_eq!((d.channel, d.actor.as_str()), (Channel::Cli, "arn:aws:iam::123456789012:user/ops"));
-    assert!(e.history.last().unwrap().cause.contains("from the terminal") || e.history.iter().any(|h| h.cause.contains("from the terminal")));
+    assert_eq!(
+        (d.channel, d.actor.as_str()),
+        (Channel::Cli, "arn:aws:iam::123456789012:user/ops")
+    );
+    assert!(
+        e.history
+            .last()
+            .unwrap()
+            .cause
+            .contains("from the terminal")
+            || e.history
+                .iter()
+                .any(|h| h.cause.contains("from the terminal"))
+    );
 }
 
 async fn succeed(w: &FakeWorld, n: u8) -> ExecutionId {
     let id = awaiting(w, n).await;
-    let e = approvals::decide(&w.services, &id, Verdict::Approve, "ops", Channel::Cli, None).await.unwrap();
+    let e = approvals::decide(
+        &w.services,
+        &id,
+        Verdict::Approve,
+        "ops",
+        Channel::Cli,
+        None,
+    )
+    .await
+    .unwrap();
     let dep = e.prod.unwrap().deployment_id;
-    on_deployment_state(&w.services, &deploy_event(&dep, DeploymentEventName::Completed)).await.unwrap();
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
     assert_eq!(exec(w, &id).await.status, Status::Succeeded);
     id
 }
@@ -427,41 +673,71 @@ async fn rollback_restores_the_previous_digest() {
     let d2 = exec(&w, &v2).await.image.unwrap().digest;
     assert!(w.deployer.image_of(&p.prod).unwrap().ends_with(&d2));
 
-    let rb = control::rollback(&w.services, "hello", Environment::Prod, "ops").await.unwrap();
+    let rb = control::rollback(&w.services, "hello", Environment::Prod, "ops")
+        .await
+        .unwrap();
     assert_eq!(rb.status, Status::DeployingProd);
     assert!(rb.history[0].cause.contains("rollback"));
-    assert!(w.deployer.image_of(&p.prod).unwrap().ends_with(&d1), "prod is back on the previous digest");
+    assert!(
+        w.deployer.image_of(&p.prod).unwrap().ends_with(&d1),
+        "prod is back on the previous digest"
+    );
     assert_eq!(exec(&w, &v2).await.status, Status::RolledBack);
     assert_eq!(w.notifier.count("ROLLED_BACK"), 1);
     let dep = rb.prod.as_ref().unwrap().deployment_id.clone();
-    on_deployment_state(&w.services, &deploy_event(&dep, DeploymentEventName::Completed)).await.unwrap();
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
     let rb = exec(&w, &rb.id).await;
     assert_eq!(rb.status, Status::Succeeded);
-    let rev = w.store.get_revisions("hello", Environment::Prod).await.unwrap().unwrap();
+    let rev = w
+        .store
+        .get_revisions("hello", Environment::Prod)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rev.current.image.digest, d1);
     assert_eq!(rev.current.execution_id, rb.id);
 
     // nothing to roll back to
     let w2 = FakeWorld::with_pipeline().await;
-    assert!(matches!(control::rollback(&w2.services, "hello", Environment::Prod, "ops").await, Err(super::AppError::Conflict(_))));
-    assert!(matches!(control::rollback(&w2.services, "nope", Environment::Prod, "ops").await, Err(super::AppError::NotFound(_))));
+    assert!(matches!(
+        control::rollback(&w2.services, "hello", Environment::Prod, "ops").await,
+        Err(super::AppError::Conflict(_))
+    ));
+    assert!(matches!(
+        control::rollback(&w2.services, "nope", Environment::Prod, "ops").await,
+        Err(super::AppError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
 async fn release_builds_a_commit_or_the_branch_head() {
     let w = FakeWorld::with_pipeline().await;
-    let s = control::release(&w.services, "hello", Some(&sha(30)), Some("req-1"), "ops").await.unwrap();
+    let s = control::release(&w.services, "hello", Some(&sha(30)), Some("req-1"), "ops")
+        .await
+        .unwrap();
     assert_eq!(s.status, Status::Building);
     assert_eq!(w.builds.started()[0].source_version, sha(30));
-    let again = control::release(&w.services, "hello", Some(&sha(30)), Some("req-1"), "ops").await.unwrap();
+    let again = control::release(&w.services, "hello", Some(&sha(30)), Some("req-1"), "ops")
+        .await
+        .unwrap();
     assert!(again.duplicate);
-    let head = control::release(&w.services, "hello", None, None, "ops").await.unwrap();
+    let head = control::release(&w.services, "hello", None, None, "ops")
+        .await
+        .unwrap();
     let b = &w.builds.started()[1];
     assert_eq!(b.source_version, "main");
     let e = exec(&w, &head.execution_id).await;
     assert!(e.image_tag().starts_with("r-"));
     assert!(b.environment.contains(&("IMAGE_TAG".into(), e.image_tag())));
-    assert!(matches!(control::release(&w.services, "hello", Some("xyz"), None, "ops").await, Err(super::AppError::Invalid(_))));
+    assert!(matches!(
+        control::release(&w.services, "hello", Some("xyz"), None, "ops").await,
+        Err(super::AppError::Invalid(_))
+    ));
     assert_eq!(w.builds.started().len(), 2);
 }
 
@@ -469,9 +745,13 @@ async fn release_builds_a_commit_or_the_branch_head() {
 async fn apply_pipeline_reports_changes() {
     let w = FakeWorld::new();
     let p = FakeWorld::pipeline();
-    let r = control::apply_pipeline(&w.services, p.clone()).await.unwrap();
+    let r = control::apply_pipeline(&w.services, p.clone())
+        .await
+        .unwrap();
     assert_eq!((r.result, r.version), ("created", 1));
-    let r = control::apply_pipeline(&w.services, p.clone()).await.unwrap();
+    let r = control::apply_pipeline(&w.services, p.clone())
+        .await
+        .unwrap();
     assert_eq!(r.result, "unchanged");
     let mut p2 = p.clone();
     p2.test.service = "hello-test-2".into();
@@ -489,19 +769,41 @@ async fn lost_worker_is_resumed_by_a_redelivered_event() {
     let w = FakeWorld::with_pipeline().await;
     let id = push(&w, &sha(40), "d-40").await;
     let e = exec(&w, &id).await;
-    w.registry.push("hello", &e.image_tag(), "sha256:feed", w.clock.now());
+    w.registry
+        .push("hello", &e.image_tag(), "sha256:feed", w.clock.now());
     // the winner stored BUILT and died before deploying
-    w.deployer.faults.fail_next("deploy_image", ServiceError::Unavailable("killed".into()));
+    w.deployer
+        .faults
+        .fail_next("deploy_image", ServiceError::Unavailable("killed".into()));
     let mut built = e.clone();
-    built = crate::domain::transition(&built, crate::domain::Change::new(crate::domain::Event::BuildSucceeded { image: crate::domain::ImageRef { repository_uri: REPO.into(), tag: e.image_tag(), digest: "sha256:feed".into() } }, w.clock.now(), "x")).unwrap().execution;
+    built = crate::domain::transition(
+        &built,
+        crate::domain::Change::new(
+            crate::domain::Event::BuildSucceeded {
+                image: crate::domain::ImageRef {
+                    repository_uri: REPO.into(),
+                    tag: e.image_tag(),
+                    digest: "sha256:feed".into(),
+                },
+            },
+            w.clock.now(),
+            "x",
+        ),
+    )
+    .unwrap()
+    .execution;
     w.store.save(&e, &built).await.unwrap();
     w.deployer.faults.heal();
     // a redelivery soon after does not double-deploy
-    on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded)).await.unwrap();
+    on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded))
+        .await
+        .unwrap();
     assert_eq!(w.deployer.deployments_to("hello-test"), 0);
     // a redelivery after the resume window completes the work
     w.clock.advance(Duration::minutes(3));
-    on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded)).await.unwrap();
+    on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded))
+        .await
+        .unwrap();
     assert_eq!(w.deployer.deployments_to("hello-test"), 1);
     assert_eq!(exec(&w, &id).await.status, Status::DeployingTest);
 }

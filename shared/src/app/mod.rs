@@ -22,8 +22,8 @@ use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use crate::domain::{
-    pending_effects, transition, Change, DeploymentRecord, DomainError, Effect, Environment,
-    Event, Execution, ExecutionId, ExecutionMode, PipelineDefinition, Status, Transition,
+    pending_effects, transition, Change, DeploymentRecord, DomainError, Effect, Environment, Event,
+    Execution, ExecutionId, ExecutionMode, PipelineDefinition, Status, Transition,
     ValidationErrors,
 };
 use crate::ports::{
@@ -143,7 +143,10 @@ pub enum Applied {
     /// The change was stored; its effects were performed.
     Done(Execution),
     /// The change does not apply (repeated, stale or out-of-order event): nothing changed.
-    Ignored { reason: DomainError, current: Execution },
+    Ignored {
+        reason: DomainError,
+        current: Execution,
+    },
 }
 
 impl Applied {
@@ -418,18 +421,27 @@ impl Services {
 
     /// Mode `superseded`: older executions awaiting approval give way to this one; and if a
     /// newer one already awaits approval, this one gives way instead.
-    async fn supersede(&self, exec: &Execution, pipeline: &PipelineDefinition) -> Result<(), AppError> {
+    async fn supersede(
+        &self,
+        exec: &Execution,
+        pipeline: &PipelineDefinition,
+    ) -> Result<(), AppError> {
         if pipeline.mode != ExecutionMode::Superseded || exec.trigger.is_rollback() {
             return Ok(());
         }
         let recent = self.store.list_executions(&exec.pipeline, 100).await?;
-        let newer_waiting = recent
-            .iter()
-            .find(|e| e.id > exec.id && e.status == Status::AwaitingApproval && !e.trigger.is_rollback());
+        let newer_waiting = recent.iter().find(|e| {
+            e.id > exec.id && e.status == Status::AwaitingApproval && !e.trigger.is_rollback()
+        });
         // `Superseded` has no effects, so storing the transition is all there is to do.
         if let Some(newer) = newer_waiting {
-            self.follow_up(exec, Event::Superseded { by: newer.id.clone() })
-                .await?;
+            self.follow_up(
+                exec,
+                Event::Superseded {
+                    by: newer.id.clone(),
+                },
+            )
+            .await?;
             return Ok(());
         }
         for older in recent
@@ -437,7 +449,12 @@ impl Services {
             .filter(|e| e.id < exec.id && e.status == Status::AwaitingApproval)
         {
             if self
-                .follow_up(older, Event::Superseded { by: exec.id.clone() })
+                .follow_up(
+                    older,
+                    Event::Superseded {
+                        by: exec.id.clone(),
+                    },
+                )
                 .await?
                 .is_some()
             {
@@ -457,7 +474,12 @@ mod tests {
     async fn secrets_are_read_once() {
         let w = FakeWorld::new();
         for _ in 0..5 {
-            let v = w.services.secrets.get(crate::fakes::SIGNING_KEY_ID).await.unwrap();
+            let v = w
+                .services
+                .secrets
+                .get(crate::fakes::SIGNING_KEY_ID)
+                .await
+                .unwrap();
             assert_eq!(v.expose(), crate::fakes::SIGNING_KEY);
         }
         assert_eq!(w.secrets.reads(), 1);
@@ -469,8 +491,18 @@ mod tests {
         w.secrets
             .faults
             .fail_next("secret", ServiceError::Throttled("slow down".into()));
-        assert!(w.services.secrets.get(crate::fakes::SIGNING_KEY_ID).await.is_err());
-        assert!(w.services.secrets.get(crate::fakes::SIGNING_KEY_ID).await.is_ok());
+        assert!(w
+            .services
+            .secrets
+            .get(crate::fakes::SIGNING_KEY_ID)
+            .await
+            .is_err());
+        assert!(w
+            .services
+            .secrets
+            .get(crate::fakes::SIGNING_KEY_ID)
+            .await
+            .is_ok());
     }
 
     #[test]

@@ -12,7 +12,13 @@ use crate::ports::Notice;
 pub fn subject(text: &str) -> String {
     let clean: String = text
         .chars()
-        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' })
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect();
     if clean.len() <= 99 {
         clean
@@ -34,7 +40,11 @@ pub fn approval_request(
     expires_at: DateTime<Utc>,
 ) -> Notice {
     let c = &exec.commit;
-    let digest = exec.image.as_ref().map(|i| i.digest.as_str()).unwrap_or("-");
+    let digest = exec
+        .image
+        .as_ref()
+        .map(|i| i.digest.as_str())
+        .unwrap_or("-");
     let mut body = String::new();
     body.push_str(&format!(
         "{} is running in test and waits for your approval to go to production.\n\n",
@@ -70,7 +80,9 @@ pub fn approval_request(
     body.push_str("Or from a terminal with AWS credentials:\n");
     body.push_str(&format!("  shipgate approve {}\n", exec.id));
     body.push_str(&format!("  shipgate reject {}\n\n", exec.id));
-    body.push_str("Production will run exactly the image digest above, the one that ran in test.\n");
+    body.push_str(
+        "Production will run exactly the image digest above, the one that ran in test.\n",
+    );
     body.push_str("A newer push that reaches test replaces this request.\n");
     Notice {
         subject: subject(&format!(
@@ -163,8 +175,12 @@ pub async fn notify_status(svc: &Services, exec: &Execution, pipeline: &Pipeline
         .publish(pipeline.notification_topic(), &notice)
         .await
     {
-        Ok(id) => info!(execution_id = %exec.id, status = %exec.status, message_id = %id, "notice sent"),
-        Err(e) => error!(execution_id = %exec.id, status = %exec.status, error = %e, "notice could not be sent"),
+        Ok(id) => {
+            info!(execution_id = %exec.id, status = %exec.status, message_id = %id, "notice sent")
+        }
+        Err(e) => {
+            error!(execution_id = %exec.id, status = %exec.status, error = %e, "notice could not be sent")
+        }
     }
 }
 

@@ -169,7 +169,11 @@ pub async fn handle_github_delivery(
     match event {
         "ping" => return Ok(WebhookOutcome::Pong),
         "push" => {}
-        other => return Ok(WebhookOutcome::Ignored(format!("event {other:?} is not handled"))),
+        other => {
+            return Ok(WebhookOutcome::Ignored(format!(
+                "event {other:?} is not handled"
+            )))
+        }
     }
     let delivery = req
         .delivery
@@ -184,7 +188,10 @@ pub async fn handle_github_delivery(
         }
     })?;
     if push.is_deletion() {
-        return Ok(WebhookOutcome::Ignored(format!("{} was deleted", push.full_ref)));
+        return Ok(WebhookOutcome::Ignored(format!(
+            "{} was deleted",
+            push.full_ref
+        )));
     }
 
     let source = Source::Github(push.repository.clone());
@@ -195,7 +202,14 @@ pub async fn handle_github_delivery(
         .map_err(AppError::from)?
         .into_iter()
         .map(|p| p.definition)
-        .filter(|p| p.matches(&source, push.kind, &push.ref_name, push.changed_files.as_deref()))
+        .filter(|p| {
+            p.matches(
+                &source,
+                push.kind,
+                &push.ref_name,
+                push.changed_files.as_deref(),
+            )
+        })
         .collect();
     if pipelines.is_empty() {
         if push.kind == RefKind::Tag {
@@ -213,7 +227,10 @@ pub async fn handle_github_delivery(
         reference: push.ref_name.clone(),
         author: head.and_then(|h| h.author.clone()).or(push.pusher.clone()),
         message: head.map(|h| h.message.clone()),
-        url: push.compare_url.clone().or(head.and_then(|h| h.url.clone())),
+        url: push
+            .compare_url
+            .clone()
+            .or(head.and_then(|h| h.url.clone())),
     };
     let mut started = Vec::new();
     for pipeline in pipelines {
@@ -287,10 +304,7 @@ pub async fn handle_codecommit_change(
         }
         return Ok(CodeCommitOutcome::NoPipeline);
     }
-    let actor = change
-        .caller
-        .clone()
-        .unwrap_or_else(|| "codecommit".into());
+    let actor = change.caller.clone().unwrap_or_else(|| "codecommit".into());
     let mut started = Vec::new();
     for pipeline in pipelines {
         let req = StartRequest {
@@ -322,7 +336,12 @@ mod tests {
 
     const PUSH: &str = include_str!("../../../events/github/push.json");
 
-    fn request<'a>(body: &'a [u8], sig: Option<&'a str>, event: &'a str, delivery: &'a str) -> WebhookRequest<'a> {
+    fn request<'a>(
+        body: &'a [u8],
+        sig: Option<&'a str>,
+        event: &'a str,
+        delivery: &'a str,
+    ) -> WebhookRequest<'a> {
         WebhookRequest {
             event: Some(event),
             delivery: Some(delivery),
@@ -336,10 +355,15 @@ mod tests {
     async fn push_starts_one_execution_and_build() {
         let w = FakeWorld::with_pipeline().await;
         let sig = sign_body(WEBHOOK_SECRET.as_bytes(), PUSH.as_bytes());
-        let out = handle_github_delivery(&w.services, request(PUSH.as_bytes(), Some(&sig), "push", "d-1"))
-            .await
-            .unwrap();
-        let WebhookOutcome::Started(started) = out else { panic!("{out:?}") };
+        let out = handle_github_delivery(
+            &w.services,
+            request(PUSH.as_bytes(), Some(&sig), "push", "d-1"),
+        )
+        .await
+        .unwrap();
+        let WebhookOutcome::Started(started) = out else {
+            panic!("{out:?}")
+        };
         assert_eq!(started.len(), 1);
         assert_eq!(started[0].status, Status::Building);
         assert!(!started[0].duplicate);
@@ -350,13 +374,32 @@ mod tests {
         assert_eq!(b.source_version, "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a");
         let env: std::collections::HashMap<_, _> = b.environment.iter().cloned().collect();
         assert_eq!(env["IMAGE_TAG"], "9f2c7a1e4b6d");
-        assert_eq!(env["SHIPGATE_EXECUTION_ID"], started[0].execution_id.to_string());
-        assert_eq!(env["IMAGE_REPO_URI"], "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello");
-        let exec = w.services.execution(&started[0].execution_id).await.unwrap();
+        assert_eq!(
+            env["SHIPGATE_EXECUTION_ID"],
+            started[0].execution_id.to_string()
+        );
+        assert_eq!(
+            env["IMAGE_REPO_URI"],
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/hello"
+        );
+        let exec = w
+            .services
+            .execution(&started[0].execution_id)
+            .await
+            .unwrap();
         assert_eq!(exec.commit.author.as_deref(), Some("Ada Lovelace"));
-        assert!(exec.commit.message.as_deref().unwrap().starts_with("Add /health"));
+        assert!(exec
+            .commit
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("Add /health"));
         assert!(exec.commit.url.as_deref().unwrap().contains("/compare/"));
-        let by_build = w.store.find_by_build(exec.build_id.as_deref().unwrap()).await.unwrap();
+        let by_build = w
+            .store
+            .find_by_build(exec.build_id.as_deref().unwrap())
+            .await
+            .unwrap();
         assert_eq!(by_build, Some(exec.id.clone()));
     }
 
@@ -366,10 +409,15 @@ mod tests {
         let sig = sign_body(WEBHOOK_SECRET.as_bytes(), PUSH.as_bytes());
         let mut ids = Vec::new();
         for _ in 0..3 {
-            let out = handle_github_delivery(&w.services, request(PUSH.as_bytes(), Some(&sig), "push", "d-1"))
-                .await
-                .unwrap();
-            let WebhookOutcome::Started(s) = out else { panic!() };
+            let out = handle_github_delivery(
+                &w.services,
+                request(PUSH.as_bytes(), Some(&sig), "push", "d-1"),
+            )
+            .await
+            .unwrap();
+            let WebhookOutcome::Started(s) = out else {
+                panic!()
+            };
             ids.push((s[0].execution_id.clone(), s[0].duplicate));
         }
         assert_eq!(ids[0].0, ids[1].0);
@@ -379,9 +427,12 @@ mod tests {
         assert_eq!(w.store.executions().len(), 1);
         // a different delivery of the same push is a new execution (GitHub "redeliver" keeps
         // the delivery id; a new push has a new one)
-        handle_github_delivery(&w.services, request(PUSH.as_bytes(), Some(&sig), "push", "d-2"))
-            .await
-            .unwrap();
+        handle_github_delivery(
+            &w.services,
+            request(PUSH.as_bytes(), Some(&sig), "push", "d-2"),
+        )
+        .await
+        .unwrap();
         assert_eq!(w.store.executions().len(), 2);
     }
 
@@ -393,12 +444,21 @@ mod tests {
         let writes = w.store.writes();
         let cases: Vec<(WebhookRequest, &str)> = vec![
             (request(PUSH.as_bytes(), None, "push", "d"), "unauthorized"),
-            (request(PUSH.as_bytes(), Some(&wrong), "push", "d"), "unauthorized"),
-            (request(PUSH.as_bytes(), Some("sha256=zz"), "push", "d"), "unauthorized"),
+            (
+                request(PUSH.as_bytes(), Some(&wrong), "push", "d"),
+                "unauthorized",
+            ),
+            (
+                request(PUSH.as_bytes(), Some("sha256=zz"), "push", "d"),
+                "unauthorized",
+            ),
         ];
         for (req, what) in cases {
             let err = handle_github_delivery(&w.services, req).await.unwrap_err();
-            assert!(matches!(err, WebhookError::Unauthorized(_)), "{what}: {err:?}");
+            assert!(
+                matches!(err, WebhookError::Unauthorized(_)),
+                "{what}: {err:?}"
+            );
         }
         let big = vec![b' '; MAX_WEBHOOK_BODY_BYTES + 1];
         let sig = sign_body(WEBHOOK_SECRET.as_bytes(), &big);
@@ -408,12 +468,16 @@ mod tests {
         ));
         for body in [&b"{not json"[..], br#"{"ref":"refs/heads/main"}"#] {
             let sig = sign_body(WEBHOOK_SECRET.as_bytes(), body);
-            let err = handle_github_delivery(&w.services, request(body, Some(&sig), "push", "d")).await.unwrap_err();
+            let err = handle_github_delivery(&w.services, request(body, Some(&sig), "push", "d"))
+                .await
+                .unwrap_err();
             assert!(matches!(err, WebhookError::BadRequest(_)), "{err:?}");
         }
         let mut no_delivery = request(PUSH.as_bytes(), Some(&good), "push", "");
         no_delivery.delivery = None;
-        assert!(matches!(handle_github_delivery(&w.services, no_delivery).await, Err(WebhookError::BadRequest(m)) if m.contains("X-GitHub-Delivery")));
+        assert!(
+            matches!(handle_github_delivery(&w.services, no_delivery).await, Err(WebhookError::BadRequest(m)) if m.contains("X-GitHub-Delivery"))
+        );
         assert_eq!(w.store.writes(), writes, "nothing was written");
         assert!(w.builds.started().is_empty());
     }
@@ -424,18 +488,43 @@ mod tests {
         let sign = |b: &[u8]| sign_body(WEBHOOK_SECRET.as_bytes(), b);
         let ping = include_str!("../../../events/github/ping.json");
         let s = sign(ping.as_bytes());
-        assert_eq!(handle_github_delivery(&w.services, request(ping.as_bytes(), Some(&s), "ping", "p")).await.unwrap(), WebhookOutcome::Pong);
+        assert_eq!(
+            handle_github_delivery(&w.services, request(ping.as_bytes(), Some(&s), "ping", "p"))
+                .await
+                .unwrap(),
+            WebhookOutcome::Pong
+        );
         let s = sign(PUSH.as_bytes());
-        assert!(matches!(handle_github_delivery(&w.services, request(PUSH.as_bytes(), Some(&s), "issues", "i")).await.unwrap(), WebhookOutcome::Ignored(_)));
+        assert!(matches!(
+            handle_github_delivery(
+                &w.services,
+                request(PUSH.as_bytes(), Some(&s), "issues", "i")
+            )
+            .await
+            .unwrap(),
+            WebhookOutcome::Ignored(_)
+        ));
         let tag = include_str!("../../../events/github/push-tag.json");
         let s = sign(tag.as_bytes());
-        assert!(matches!(handle_github_delivery(&w.services, request(tag.as_bytes(), Some(&s), "push", "t")).await.unwrap(), WebhookOutcome::Ignored(m) if m.contains("tag")));
+        assert!(
+            matches!(handle_github_delivery(&w.services, request(tag.as_bytes(), Some(&s), "push", "t")).await.unwrap(), WebhookOutcome::Ignored(m) if m.contains("tag"))
+        );
         let del = include_str!("../../../events/github/push-branch-deleted.json");
         let s = sign(del.as_bytes());
-        assert!(matches!(handle_github_delivery(&w.services, request(del.as_bytes(), Some(&s), "push", "x")).await.unwrap(), WebhookOutcome::Ignored(m) if m.contains("deleted")));
+        assert!(
+            matches!(handle_github_delivery(&w.services, request(del.as_bytes(), Some(&s), "push", "x")).await.unwrap(), WebhookOutcome::Ignored(m) if m.contains("deleted"))
+        );
         let other = PUSH.replace("refs/heads/main", "refs/heads/feature/x");
         let s = sign(other.as_bytes());
-        assert_eq!(handle_github_delivery(&w.services, request(other.as_bytes(), Some(&s), "push", "f")).await.unwrap(), WebhookOutcome::NoPipeline);
+        assert_eq!(
+            handle_github_delivery(
+                &w.services,
+                request(other.as_bytes(), Some(&s), "push", "f")
+            )
+            .await
+            .unwrap(),
+            WebhookOutcome::NoPipeline
+        );
         assert!(w.builds.started().is_empty());
         assert!(w.store.executions().is_empty());
     }
@@ -446,30 +535,51 @@ mod tests {
         let rotating = FakeWorld::new();
         drop(rotating);
         // replace the secret with a rotation document
-        let secrets = std::sync::Arc::new(crate::fakes::FakeSecrets::with(&[
-            (crate::fakes::WEBHOOK_SECRET_ID, r#"{"current": "new-secret", "previous": "It's a Secret to Everybody"}"#),
-        ]));
+        let secrets = std::sync::Arc::new(crate::fakes::FakeSecrets::with(&[(
+            crate::fakes::WEBHOOK_SECRET_ID,
+            r#"{"current": "new-secret", "previous": "It's a Secret to Everybody"}"#,
+        )]));
         let mut svc = w.services.clone();
         svc.secrets = std::sync::Arc::new(crate::app::CachedSecrets::new(secrets));
         for secret in ["new-secret", WEBHOOK_SECRET] {
             let sig = sign_body(secret.as_bytes(), PUSH.as_bytes());
-            let out = handle_github_delivery(&svc, request(PUSH.as_bytes(), Some(&sig), "push", secret)).await.unwrap();
+            let out =
+                handle_github_delivery(&svc, request(PUSH.as_bytes(), Some(&sig), "push", secret))
+                    .await
+                    .unwrap();
             assert!(matches!(out, WebhookOutcome::Started(_)));
         }
         assert_eq!(webhook_secrets("plain"), vec!["plain"]);
         assert_eq!(webhook_secrets(r#"{"current":"a"}"#), vec!["a"]);
-        assert_eq!(webhook_secrets(r#"{"other":"a"}"#), vec![r#"{"other":"a"}"#]);
+        assert_eq!(
+            webhook_secrets(r#"{"other":"a"}"#),
+            vec![r#"{"other":"a"}"#]
+        );
     }
 
     #[tokio::test]
     async fn start_build_failure_ends_build_failed_with_cause() {
         let w = FakeWorld::with_pipeline().await;
-        w.builds.faults.fail_next("start_build", ServiceError::Rejected("AccessDeniedException: not authorized".into()));
+        w.builds.faults.fail_next(
+            "start_build",
+            ServiceError::Rejected("AccessDeniedException: not authorized".into()),
+        );
         let sig = sign_body(WEBHOOK_SECRET.as_bytes(), PUSH.as_bytes());
-        let out = handle_github_delivery(&w.services, request(PUSH.as_bytes(), Some(&sig), "push", "d-1")).await.unwrap();
-        let WebhookOutcome::Started(s) = out else { panic!() };
+        let out = handle_github_delivery(
+            &w.services,
+            request(PUSH.as_bytes(), Some(&sig), "push", "d-1"),
+        )
+        .await
+        .unwrap();
+        let WebhookOutcome::Started(s) = out else {
+            panic!()
+        };
         assert_eq!(s[0].status, Status::BuildFailed);
-        assert!(s[0].failure.as_deref().unwrap().contains("AccessDeniedException"));
+        assert!(s[0]
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("AccessDeniedException"));
         let exec = w.services.execution(&s[0].execution_id).await.unwrap();
         assert_eq!(exec.status, Status::BuildFailed);
         assert_eq!(w.notifier.count("BUILD_FAILED"), 1, "failure notice sent");
@@ -478,10 +588,20 @@ mod tests {
     #[tokio::test]
     async fn store_outage_is_retryable_and_writes_nothing() {
         let w = FakeWorld::with_pipeline().await;
-        w.store.faults.fail_next("create_execution", crate::ports::StoreError::Unavailable("503".into()));
+        w.store.faults.fail_next(
+            "create_execution",
+            crate::ports::StoreError::Unavailable("503".into()),
+        );
         let sig = sign_body(WEBHOOK_SECRET.as_bytes(), PUSH.as_bytes());
-        let err = handle_github_delivery(&w.services, request(PUSH.as_bytes(), Some(&sig), "push", "d-1")).await.unwrap_err();
-        let WebhookError::App(app) = err else { panic!() };
+        let err = handle_github_delivery(
+            &w.services,
+            request(PUSH.as_bytes(), Some(&sig), "push", "d-1"),
+        )
+        .await
+        .unwrap_err();
+        let WebhookError::App(app) = err else {
+            panic!()
+        };
         assert!(app.is_retryable());
         assert!(w.builds.started().is_empty());
     }
@@ -492,12 +612,42 @@ mod tests {
         // the first invocation recorded the execution, then died before StartBuild
         let p = FakeWorld::pipeline();
         let now = w.clock.now();
-        let exec = Execution::received(ExecutionId::generate(now), "hello", Commit { sha: "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a".into(), reference: "main".into(), ..Default::default() }, Trigger::GithubPush { delivery: "d-1".into(), pusher: None }, now, "github");
-        w.store.create_execution(&exec, Some(&IdempotencyKey { key: format!("DELIVERY#512345678#d-1#{}", p.name), expires_at: now + DELIVERY_KEY_TTL })).await.unwrap();
+        let exec = Execution::received(
+            ExecutionId::generate(now),
+            "hello",
+            Commit {
+                sha: "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a".into(),
+                reference: "main".into(),
+                ..Default::default()
+            },
+            Trigger::GithubPush {
+                delivery: "d-1".into(),
+                pusher: None,
+            },
+            now,
+            "github",
+        );
+        w.store
+            .create_execution(
+                &exec,
+                Some(&IdempotencyKey {
+                    key: format!("DELIVERY#512345678#d-1#{}", p.name),
+                    expires_at: now + DELIVERY_KEY_TTL,
+                }),
+            )
+            .await
+            .unwrap();
         w.clock.advance(chrono::Duration::minutes(5));
         let sig = sign_body(WEBHOOK_SECRET.as_bytes(), PUSH.as_bytes());
-        let out = handle_github_delivery(&w.services, request(PUSH.as_bytes(), Some(&sig), "push", "d-1")).await.unwrap();
-        let WebhookOutcome::Started(s) = out else { panic!() };
+        let out = handle_github_delivery(
+            &w.services,
+            request(PUSH.as_bytes(), Some(&sig), "push", "d-1"),
+        )
+        .await
+        .unwrap();
+        let WebhookOutcome::Started(s) = out else {
+            panic!()
+        };
         assert!(s[0].duplicate);
         assert_eq!(s[0].execution_id, exec.id);
         assert_eq!(s[0].status, Status::Building);
@@ -510,27 +660,54 @@ mod tests {
         let mut p = FakeWorld::pipeline();
         p.source = Source::Codecommit("hello".into());
         w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
-        let load = |t: &str| crate::domain::aws_events::decode_reference_change(&serde_json::from_str(t).unwrap()).unwrap();
+        let load = |t: &str| {
+            crate::domain::aws_events::decode_reference_change(&serde_json::from_str(t).unwrap())
+                .unwrap()
+        };
         let updated = load(include_str!("../../../events/codecommit/updated.json"));
-        let out = handle_codecommit_change(&w.services, &updated).await.unwrap();
-        let CodeCommitOutcome::Started(s) = out else { panic!("{out:?}") };
+        let out = handle_codecommit_change(&w.services, &updated)
+            .await
+            .unwrap();
+        let CodeCommitOutcome::Started(s) = out else {
+            panic!("{out:?}")
+        };
         assert_eq!(s[0].status, Status::Building);
         // the same event again: nothing new
-        let again = handle_codecommit_change(&w.services, &updated).await.unwrap();
-        let CodeCommitOutcome::Started(s2) = again else { panic!() };
+        let again = handle_codecommit_change(&w.services, &updated)
+            .await
+            .unwrap();
+        let CodeCommitOutcome::Started(s2) = again else {
+            panic!()
+        };
         assert!(s2[0].duplicate);
         assert_eq!(w.builds.started().len(), 1);
         let created = load(include_str!("../../../events/codecommit/created.json"));
-        assert!(matches!(handle_codecommit_change(&w.services, &created).await.unwrap(), CodeCommitOutcome::Started(_)));
+        assert!(matches!(
+            handle_codecommit_change(&w.services, &created)
+                .await
+                .unwrap(),
+            CodeCommitOutcome::Started(_)
+        ));
         let deleted = load(include_str!("../../../events/codecommit/deleted.json"));
-        assert!(matches!(handle_codecommit_change(&w.services, &deleted).await.unwrap(), CodeCommitOutcome::Ignored(_)));
+        assert!(matches!(
+            handle_codecommit_change(&w.services, &deleted)
+                .await
+                .unwrap(),
+            CodeCommitOutcome::Ignored(_)
+        ));
         let mut tag = updated.clone();
         tag.reference_type = "tag".into();
-        assert!(matches!(handle_codecommit_change(&w.services, &tag).await.unwrap(), CodeCommitOutcome::Ignored(_)));
+        assert!(matches!(
+            handle_codecommit_change(&w.services, &tag).await.unwrap(),
+            CodeCommitOutcome::Ignored(_)
+        ));
         let mut other = updated.clone();
         other.repository = "other".into();
         other.event_id = "x".into();
-        assert_eq!(handle_codecommit_change(&w.services, &other).await.unwrap(), CodeCommitOutcome::NoPipeline);
+        assert_eq!(
+            handle_codecommit_change(&w.services, &other).await.unwrap(),
+            CodeCommitOutcome::NoPipeline
+        );
         assert_eq!(w.builds.started().len(), 2);
     }
 }

@@ -36,11 +36,9 @@ pub struct Envelope {
 }
 
 fn decode_envelope(value: &Value) -> Result<Envelope, EventDecodeError> {
-    serde_path_to_error::deserialize::<_, Envelope>(value).map_err(|e| {
-        EventDecodeError::Envelope {
-            path: e.path().to_string(),
-            message: e.into_inner().to_string(),
-        }
+    serde_path_to_error::deserialize::<_, Envelope>(value).map_err(|e| EventDecodeError::Envelope {
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
     })
 }
 
@@ -189,7 +187,9 @@ pub fn decode_build_state(value: &Value) -> Result<BuildStateChange, EventDecode
                 .collect();
             (!ctx.is_empty()).then(|| ctx.join("; "))
         })
-        .or(raw.current_phase_context.filter(|c| !c.is_empty() && c != "[: ]"));
+        .or(raw
+            .current_phase_context
+            .filter(|c| !c.is_empty() && c != "[: ]"));
     let current_phase = failing_phase
         .and_then(|p| p.phase_type.clone())
         .or(raw.current_phase);
@@ -367,18 +367,29 @@ mod tests {
 
     #[test]
     fn codebuild_samples() {
-        let ok = decode_build_state(&load(include_str!("../../../events/codebuild/succeeded.json"))).unwrap();
+        let ok = decode_build_state(&load(include_str!(
+            "../../../events/codebuild/succeeded.json"
+        )))
+        .unwrap();
         assert_eq!(ok.status, BuildStatus::Succeeded);
-        assert_eq!(ok.build_id, "hello-build:8745a7a9-c340-456a-9166-edf953571bEX");
+        assert_eq!(
+            ok.build_id,
+            "hello-build:8745a7a9-c340-456a-9166-edf953571bEX"
+        );
         assert_eq!(ok.project, "hello-build");
         assert!(ok.logs_link.is_some());
 
-        let failed = decode_build_state(&load(include_str!("../../../events/codebuild/failed.json"))).unwrap();
+        let failed =
+            decode_build_state(&load(include_str!("../../../events/codebuild/failed.json")))
+                .unwrap();
         assert_eq!(failed.status, BuildStatus::Failed);
         assert_eq!(failed.current_phase.as_deref(), Some("BUILD"));
         assert!(failed.reason.unwrap().contains("COMMAND_EXECUTION_ERROR"));
 
-        let progress = decode_build_state(&load(include_str!("../../../events/codebuild/in-progress.json"))).unwrap();
+        let progress = decode_build_state(&load(include_str!(
+            "../../../events/codebuild/in-progress.json"
+        )))
+        .unwrap();
         assert_eq!(progress.status, BuildStatus::InProgress);
         assert_eq!(progress.reason, None);
     }
@@ -387,52 +398,88 @@ mod tests {
     fn codebuild_errors_name_fields() {
         let mut v = load(include_str!("../../../events/codebuild/succeeded.json"));
         v["detail"]["build-status"] = "EXPLODED".into();
-        assert!(matches!(decode_build_state(&v), Err(EventDecodeError::Detail { path, .. }) if path == "build-status"));
+        assert!(
+            matches!(decode_build_state(&v), Err(EventDecodeError::Detail { path, .. }) if path == "build-status")
+        );
         v["detail"].as_object_mut().unwrap().remove("build-id");
-        assert!(matches!(decode_build_state(&v), Err(EventDecodeError::Detail { .. })));
+        assert!(matches!(
+            decode_build_state(&v),
+            Err(EventDecodeError::Detail { .. })
+        ));
         v["detail-type"] = "Something Else".into();
-        assert!(matches!(decode_build_state(&v), Err(EventDecodeError::WrongType { .. })));
-        assert!(matches!(decode_build_state(&Value::Null), Err(EventDecodeError::Envelope { .. })));
-        assert!(matches!(decode_build_state(&serde_json::json!({"id": 1})), Err(EventDecodeError::Envelope { .. })));
+        assert!(matches!(
+            decode_build_state(&v),
+            Err(EventDecodeError::WrongType { .. })
+        ));
+        assert!(matches!(
+            decode_build_state(&Value::Null),
+            Err(EventDecodeError::Envelope { .. })
+        ));
+        assert!(matches!(
+            decode_build_state(&serde_json::json!({"id": 1})),
+            Err(EventDecodeError::Envelope { .. })
+        ));
     }
 
     #[test]
     fn build_id_from_arn_forms() {
-        assert_eq!(build_id_from_arn("arn:aws:codebuild:eu-west-1:123456789012:build/p:u-1"), "p:u-1");
+        assert_eq!(
+            build_id_from_arn("arn:aws:codebuild:eu-west-1:123456789012:build/p:u-1"),
+            "p:u-1"
+        );
         assert_eq!(build_id_from_arn("p:u-1"), "p:u-1");
     }
 
     #[test]
     fn ecs_samples() {
-        let c = decode_deployment_state(&load(include_str!("../../../events/ecs/completed.json"))).unwrap();
+        let c = decode_deployment_state(&load(include_str!("../../../events/ecs/completed.json")))
+            .unwrap();
         assert_eq!(c.name, DeploymentEventName::Completed);
         assert!(c.deployment_id.starts_with("ecs-svc/"));
         assert!(c.service_arn.unwrap().contains(":service/"));
-        let f = decode_deployment_state(&load(include_str!("../../../events/ecs/failed.json"))).unwrap();
+        let f = decode_deployment_state(&load(include_str!("../../../events/ecs/failed.json")))
+            .unwrap();
         assert_eq!(f.name, DeploymentEventName::Failed);
         assert!(f.reason.is_some());
-        let p = decode_deployment_state(&load(include_str!("../../../events/ecs/in-progress.json"))).unwrap();
+        let p =
+            decode_deployment_state(&load(include_str!("../../../events/ecs/in-progress.json")))
+                .unwrap();
         assert_eq!(p.name, DeploymentEventName::InProgress);
         let mut v = load(include_str!("../../../events/ecs/completed.json"));
         v["detail"]["eventName"] = "SERVICE_STEADY_STATE".into();
-        assert!(matches!(decode_deployment_state(&v), Err(EventDecodeError::Detail { path, .. }) if path == "eventName"));
+        assert!(
+            matches!(decode_deployment_state(&v), Err(EventDecodeError::Detail { path, .. }) if path == "eventName")
+        );
         v["detail"]["deploymentId"] = "".into();
         v["detail"]["eventName"] = "SERVICE_DEPLOYMENT_COMPLETED".into();
-        assert!(matches!(decode_deployment_state(&v), Err(EventDecodeError::Detail { path, .. }) if path == "deploymentId"));
+        assert!(
+            matches!(decode_deployment_state(&v), Err(EventDecodeError::Detail { path, .. }) if path == "deploymentId")
+        );
     }
 
     #[test]
     fn codecommit_samples() {
-        let c = decode_reference_change(&load(include_str!("../../../events/codecommit/created.json"))).unwrap();
+        let c = decode_reference_change(&load(include_str!(
+            "../../../events/codecommit/created.json"
+        )))
+        .unwrap();
         assert_eq!(c.event, ReferenceEvent::Created);
         assert_eq!(c.reference_type, "branch");
-        let u = decode_reference_change(&load(include_str!("../../../events/codecommit/updated.json"))).unwrap();
+        let u = decode_reference_change(&load(include_str!(
+            "../../../events/codecommit/updated.json"
+        )))
+        .unwrap();
         assert_eq!(u.event, ReferenceEvent::Updated);
         assert_eq!(u.commit_id.as_deref().map(str::len), Some(40));
-        let d = decode_reference_change(&load(include_str!("../../../events/codecommit/deleted.json"))).unwrap();
+        let d = decode_reference_change(&load(include_str!(
+            "../../../events/codecommit/deleted.json"
+        )))
+        .unwrap();
         assert_eq!(d.event, ReferenceEvent::Deleted);
         let mut v = load(include_str!("../../../events/codecommit/updated.json"));
         v["detail"]["commitId"] = "xyz".into();
-        assert!(matches!(decode_reference_change(&v), Err(EventDecodeError::Detail { path, .. }) if path == "commitId"));
+        assert!(
+            matches!(decode_reference_change(&v), Err(EventDecodeError::Detail { path, .. }) if path == "commitId")
+        );
     }
 }

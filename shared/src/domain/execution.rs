@@ -181,7 +181,9 @@ impl FromStr for Environment {
         match s.to_ascii_lowercase().as_str() {
             "test" => Ok(Environment::Test),
             "prod" | "production" => Ok(Environment::Prod),
-            other => Err(format!("unknown environment {other:?} (expected test or prod)")),
+            other => Err(format!(
+                "unknown environment {other:?} (expected test or prod)"
+            )),
         }
     }
 }
@@ -235,7 +237,9 @@ pub enum Trigger {
         event_id: String,
     },
     /// Started by an operator without a push.
-    Release { actor: String },
+    Release {
+        actor: String,
+    },
     /// Points an environment back at an earlier revision.
     Rollback {
         actor: String,
@@ -403,7 +407,11 @@ impl Execution {
             Trigger::GithubPush { delivery, .. } => format!("GitHub push (delivery {delivery})"),
             Trigger::CodecommitPush { event_id } => format!("CodeCommit push (event {event_id})"),
             Trigger::Release { .. } => "release requested".to_string(),
-            Trigger::Rollback { environment, restores, .. } => {
+            Trigger::Rollback {
+                environment,
+                restores,
+                ..
+            } => {
                 format!("rollback of {environment} to the revision of {restores}")
             }
         };
@@ -545,7 +553,10 @@ pub enum Event {
         approval: Option<ApprovalGrant>,
     },
     /// ECS reported the deployment failed (circuit breaker rolled it back).
-    DeployFailed { deployment_id: String, reason: String },
+    DeployFailed {
+        deployment_id: String,
+        reason: String,
+    },
     /// Another deployment replaced ours before it completed.
     DeployReplaced { deployment_id: String },
     /// The approval request was published.
@@ -662,7 +673,10 @@ pub fn pending_effects(exec: &Execution) -> Vec<Effect> {
         Status::Received if exec.build_id.is_none() => vec![Effect::StartBuild],
         Status::Built => vec![Effect::DeployTest],
         Status::AwaitingApproval
-            if exec.approval.as_ref().is_some_and(|a| a.message_id.is_none()) =>
+            if exec
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.message_id.is_none()) =>
         {
             vec![
                 Effect::RecordRevision(Environment::Test),
@@ -690,7 +704,9 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             next.build_id = Some(build_id);
             (S::Building, cause, vec![])
         }
-        (S::Building, Event::BuildStarted { build_id }) if exec.build_id.as_deref() == Some(build_id.as_str()) => {
+        (S::Building, Event::BuildStarted { build_id })
+            if exec.build_id.as_deref() == Some(build_id.as_str()) =>
+        {
             return Err(DomainError::AlreadyApplied { event: name });
         }
         (S::Received, Event::BuildStartFailed { reason }) => {
@@ -699,7 +715,11 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 reason: reason.clone(),
                 link: None,
             });
-            (S::BuildFailed, format!("build could not be started: {reason}"), vec![Effect::Notify])
+            (
+                S::BuildFailed,
+                format!("build could not be started: {reason}"),
+                vec![Effect::Notify],
+            )
         }
         (S::Building, Event::BuildProgress { phase }) => {
             let cause = format!("build phase {phase}");
@@ -713,7 +733,15 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             next.image = Some(image);
             (S::Built, cause, vec![Effect::DeployTest])
         }
-        (S::Building, Event::BuildFailed { status, phase, reason, link }) => {
+        (
+            S::Building,
+            Event::BuildFailed {
+                status,
+                phase,
+                reason,
+                link,
+            },
+        ) => {
             let cause = match &phase {
                 Some(p) => format!("build {status} in phase {p}: {reason}"),
                 None => format!("build {status}: {reason}"),
@@ -748,25 +776,49 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             next.prod = Some(deployment);
             (S::DeployingProd, cause, vec![])
         }
-        (S::Built, Event::DeployStartFailed { environment: Environment::Test, reason }) => {
+        (
+            S::Built,
+            Event::DeployStartFailed {
+                environment: Environment::Test,
+                reason,
+            },
+        ) => {
             next.failure = Some(Failure {
                 stage: "test".into(),
                 reason: reason.clone(),
                 link: None,
             });
-            (S::TestFailed, format!("test deployment could not be started: {reason}"), vec![Effect::Notify])
+            (
+                S::TestFailed,
+                format!("test deployment could not be started: {reason}"),
+                vec![Effect::Notify],
+            )
         }
-        (S::DeployingProd, Event::DeployStartFailed { environment: Environment::Prod, reason })
-            if exec.prod.is_none() =>
-        {
+        (
+            S::DeployingProd,
+            Event::DeployStartFailed {
+                environment: Environment::Prod,
+                reason,
+            },
+        ) if exec.prod.is_none() => {
             next.failure = Some(Failure {
                 stage: "prod".into(),
                 reason: reason.clone(),
                 link: None,
             });
-            (S::ProdFailed, format!("prod deployment could not be started: {reason}"), vec![Effect::Notify])
+            (
+                S::ProdFailed,
+                format!("prod deployment could not be started: {reason}"),
+                vec![Effect::Notify],
+            )
         }
-        (S::DeployingTest, Event::DeployCompleted { deployment_id, approval }) => {
+        (
+            S::DeployingTest,
+            Event::DeployCompleted {
+                deployment_id,
+                approval,
+            },
+        ) => {
             expect_deployment(exec.test.as_ref(), "test", &deployment_id)?;
             if exec.trigger.is_rollback() {
                 (
@@ -802,23 +854,43 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 vec![Effect::RecordRevision(Environment::Prod)],
             )
         }
-        (S::DeployingTest, Event::DeployFailed { deployment_id, reason }) => {
+        (
+            S::DeployingTest,
+            Event::DeployFailed {
+                deployment_id,
+                reason,
+            },
+        ) => {
             expect_deployment(exec.test.as_ref(), "test", &deployment_id)?;
             next.failure = Some(Failure {
                 stage: "test".into(),
                 reason: reason.clone(),
                 link: None,
             });
-            (S::TestFailed, format!("test deployment {deployment_id} failed: {reason}"), vec![Effect::Notify])
+            (
+                S::TestFailed,
+                format!("test deployment {deployment_id} failed: {reason}"),
+                vec![Effect::Notify],
+            )
         }
-        (S::DeployingProd, Event::DeployFailed { deployment_id, reason }) => {
+        (
+            S::DeployingProd,
+            Event::DeployFailed {
+                deployment_id,
+                reason,
+            },
+        ) => {
             expect_deployment(exec.prod.as_ref(), "prod", &deployment_id)?;
             next.failure = Some(Failure {
                 stage: "prod".into(),
                 reason: reason.clone(),
                 link: None,
             });
-            (S::ProdFailed, format!("prod deployment {deployment_id} failed: {reason}"), vec![Effect::Notify])
+            (
+                S::ProdFailed,
+                format!("prod deployment {deployment_id} failed: {reason}"),
+                vec![Effect::Notify],
+            )
         }
         (S::DeployingTest, Event::DeployReplaced { deployment_id }) => {
             expect_deployment(exec.test.as_ref(), "test", &deployment_id)?;
@@ -836,7 +908,11 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 return Err(DomainError::AlreadyApplied { event: name });
             }
             approval.message_id = Some(message_id.clone());
-            (S::AwaitingApproval, format!("approval request sent (message {message_id})"), vec![])
+            (
+                S::AwaitingApproval,
+                format!("approval request sent (message {message_id})"),
+                vec![],
+            )
         }
         (S::AwaitingApproval, Event::Decided { decision }) => {
             let Some(approval) = next.approval.as_mut() else {
@@ -851,7 +927,11 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             let verdict = decision.verdict;
             approval.decision = Some(decision);
             match verdict {
-                Verdict::Approve => (S::DeployingProd, format!("approved by {who}{comment}"), vec![Effect::DeployProd]),
+                Verdict::Approve => (
+                    S::DeployingProd,
+                    format!("approved by {who}{comment}"),
+                    vec![Effect::DeployProd],
+                ),
                 Verdict::Reject => (S::Rejected, format!("rejected by {who}{comment}"), vec![]),
             }
         }
@@ -861,38 +941,62 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 Some(e) if change.at < e => return Err(DomainError::NotExpired { expires_at: e }),
                 _ => {}
             }
-            (S::Expired, "approval expired without a decision".to_string(), vec![Effect::Notify])
+            (
+                S::Expired,
+                "approval expired without a decision".to_string(),
+                vec![Effect::Notify],
+            )
         }
-        (S::AwaitingApproval, Event::Superseded { by }) => {
-            (S::Superseded, format!("superseded by newer execution {by}"), vec![])
-        }
-        (S::Succeeded | S::ProdFailed, Event::RolledBack { by }) => {
-            (S::RolledBack, format!("rolled back by execution {by}"), vec![Effect::Notify])
-        }
+        (S::AwaitingApproval, Event::Superseded { by }) => (
+            S::Superseded,
+            format!("superseded by newer execution {by}"),
+            vec![],
+        ),
+        (S::Succeeded | S::ProdFailed, Event::RolledBack { by }) => (
+            S::RolledBack,
+            format!("rolled back by execution {by}"),
+            vec![Effect::Notify],
+        ),
         (S::BuildFailed, Event::Retry) => {
             next.attempt += 1;
             next.build_id = None;
             next.image = None;
             next.failure = None;
-            (S::Received, format!("retry {} of the build", next.attempt), vec![Effect::StartBuild])
+            (
+                S::Received,
+                format!("retry {} of the build", next.attempt),
+                vec![Effect::StartBuild],
+            )
         }
         (S::TestFailed, Event::Retry) => {
             if exec.image.is_none() {
-                return Err(DomainError::CannotRetry("a built image; retry of a build failure restarts the build"));
+                return Err(DomainError::CannotRetry(
+                    "a built image; retry of a build failure restarts the build",
+                ));
             }
             next.attempt += 1;
             next.test = None;
             next.failure = None;
-            (S::Built, format!("retry {} of the test deployment", next.attempt), vec![Effect::DeployTest])
+            (
+                S::Built,
+                format!("retry {} of the test deployment", next.attempt),
+                vec![Effect::DeployTest],
+            )
         }
         (S::ProdFailed, Event::Retry) => {
             if exec.image.is_none() || exec.trigger.is_rollback() {
-                return Err(DomainError::CannotRetry("an approved image; roll back instead"));
+                return Err(DomainError::CannotRetry(
+                    "an approved image; roll back instead",
+                ));
             }
             next.attempt += 1;
             next.prod = None;
             next.failure = None;
-            (S::DeployingProd, format!("retry {} of the approved prod deployment", next.attempt), vec![Effect::DeployProd])
+            (
+                S::DeployingProd,
+                format!("retry {} of the approved prod deployment", next.attempt),
+                vec![Effect::DeployProd],
+            )
         }
         _ => return Err(illegal()),
     };
@@ -996,7 +1100,10 @@ mod tests {
     }
 
     fn apply(exec: &Execution, event: Event) -> Result<Transition, DomainError> {
-        transition(exec, Change::new(event, t(exec.history.len() as i64), "test"))
+        transition(
+            exec,
+            Change::new(event, t(exec.history.len() as i64), "test"),
+        )
     }
 
     fn step(exec: &Execution, event: Event) -> (Execution, Vec<Effect>) {
@@ -1014,12 +1121,43 @@ mod tests {
     /// An execution driven to `status` along the happy path (or the failure edge into it).
     fn at(status: Status) -> Execution {
         let e = new_exec();
-        let building = step(&e, Event::BuildStarted { build_id: "b1".into() }).0;
+        let building = step(
+            &e,
+            Event::BuildStarted {
+                build_id: "b1".into(),
+            },
+        )
+        .0;
         let built = step(&building, Event::BuildSucceeded { image: image() }).0;
-        let deploying_test = step(&built, Event::DeployStarted { deployment: deployment(Environment::Test, "ecs-svc/1") }).0;
-        let awaiting = step(&deploying_test, Event::DeployCompleted { deployment_id: "ecs-svc/1".into(), approval: grant() }).0;
-        let deploying_prod = step(&awaiting, Event::Decided { decision: decision(Verdict::Approve) }).0;
-        let deploying_prod_started = step(&deploying_prod, Event::DeployStarted { deployment: deployment(Environment::Prod, "ecs-svc/2") }).0;
+        let deploying_test = step(
+            &built,
+            Event::DeployStarted {
+                deployment: deployment(Environment::Test, "ecs-svc/1"),
+            },
+        )
+        .0;
+        let awaiting = step(
+            &deploying_test,
+            Event::DeployCompleted {
+                deployment_id: "ecs-svc/1".into(),
+                approval: grant(),
+            },
+        )
+        .0;
+        let deploying_prod = step(
+            &awaiting,
+            Event::Decided {
+                decision: decision(Verdict::Approve),
+            },
+        )
+        .0;
+        let deploying_prod_started = step(
+            &deploying_prod,
+            Event::DeployStarted {
+                deployment: deployment(Environment::Prod, "ecs-svc/2"),
+            },
+        )
+        .0;
         match status {
             Status::Received => e,
             Status::Building => building,
@@ -1027,16 +1165,90 @@ mod tests {
             Status::DeployingTest => deploying_test,
             Status::AwaitingApproval => awaiting,
             Status::DeployingProd => deploying_prod_started,
-            Status::Succeeded => step(&deploying_prod_started, Event::DeployCompleted { deployment_id: "ecs-svc/2".into(), approval: None }).0,
-            Status::BuildFailed => step(&building, Event::BuildFailed { status: "FAILED".into(), phase: Some("BUILD".into()), reason: "exit 1".into(), link: None }).0,
-            Status::TestFailed => step(&deploying_test, Event::DeployFailed { deployment_id: "ecs-svc/1".into(), reason: "circuit breaker".into() }).0,
-            Status::Rejected => step(&awaiting, Event::Decided { decision: decision(Verdict::Reject) }).0,
-            Status::Expired => transition(&awaiting, Change::new(Event::ApprovalExpired, t(4000), "sweeper")).unwrap().execution,
-            Status::Superseded => step(&awaiting, Event::Superseded { by: ExecutionId::generate(t(9)) }).0,
-            Status::ProdFailed => step(&deploying_prod_started, Event::DeployFailed { deployment_id: "ecs-svc/2".into(), reason: "tasks failed to start".into() }).0,
+            Status::Succeeded => {
+                step(
+                    &deploying_prod_started,
+                    Event::DeployCompleted {
+                        deployment_id: "ecs-svc/2".into(),
+                        approval: None,
+                    },
+                )
+                .0
+            }
+            Status::BuildFailed => {
+                step(
+                    &building,
+                    Event::BuildFailed {
+                        status: "FAILED".into(),
+                        phase: Some("BUILD".into()),
+                        reason: "exit 1".into(),
+                        link: None,
+                    },
+                )
+                .0
+            }
+            Status::TestFailed => {
+                step(
+                    &deploying_test,
+                    Event::DeployFailed {
+                        deployment_id: "ecs-svc/1".into(),
+                        reason: "circuit breaker".into(),
+                    },
+                )
+                .0
+            }
+            Status::Rejected => {
+                step(
+                    &awaiting,
+                    Event::Decided {
+                        decision: decision(Verdict::Reject),
+                    },
+                )
+                .0
+            }
+            Status::Expired => {
+                transition(
+                    &awaiting,
+                    Change::new(Event::ApprovalExpired, t(4000), "sweeper"),
+                )
+                .unwrap()
+                .execution
+            }
+            Status::Superseded => {
+                step(
+                    &awaiting,
+                    Event::Superseded {
+                        by: ExecutionId::generate(t(9)),
+                    },
+                )
+                .0
+            }
+            Status::ProdFailed => {
+                step(
+                    &deploying_prod_started,
+                    Event::DeployFailed {
+                        deployment_id: "ecs-svc/2".into(),
+                        reason: "tasks failed to start".into(),
+                    },
+                )
+                .0
+            }
             Status::RolledBack => {
-                let failed = step(&deploying_prod_started, Event::DeployFailed { deployment_id: "ecs-svc/2".into(), reason: "x".into() }).0;
-                step(&failed, Event::RolledBack { by: ExecutionId::generate(t(99)) }).0
+                let failed = step(
+                    &deploying_prod_started,
+                    Event::DeployFailed {
+                        deployment_id: "ecs-svc/2".into(),
+                        reason: "x".into(),
+                    },
+                )
+                .0;
+                step(
+                    &failed,
+                    Event::RolledBack {
+                        by: ExecutionId::generate(t(99)),
+                    },
+                )
+                .0
             }
         }
     }
@@ -1049,46 +1261,141 @@ mod tests {
         assert_eq!(e.history.len(), 1);
         assert_eq!(e.history[0].from, None);
 
-        let (e, fx) = step(&e, Event::BuildStarted { build_id: "b1".into() });
+        let (e, fx) = step(
+            &e,
+            Event::BuildStarted {
+                build_id: "b1".into(),
+            },
+        );
         assert_eq!((e.status, e.version, fx), (Status::Building, 2, vec![]));
         assert_eq!(e.links(), vec![Link::Build("b1".into())]);
 
-        let (e, fx) = step(&e, Event::BuildProgress { phase: "BUILD".into() });
+        let (e, fx) = step(
+            &e,
+            Event::BuildProgress {
+                phase: "BUILD".into(),
+            },
+        );
         assert_eq!((e.status, fx.len()), (Status::Building, 0));
         assert_eq!(e.history.last().unwrap().cause, "build phase BUILD");
 
         let (e, fx) = step(&e, Event::BuildSucceeded { image: image() });
         assert_eq!((e.status, fx), (Status::Built, vec![Effect::DeployTest]));
 
-        let (e, fx) = step(&e, Event::DeployStarted { deployment: deployment(Environment::Test, "ecs-svc/1") });
+        let (e, fx) = step(
+            &e,
+            Event::DeployStarted {
+                deployment: deployment(Environment::Test, "ecs-svc/1"),
+            },
+        );
         assert_eq!((e.status, fx), (Status::DeployingTest, vec![]));
 
-        let (e, fx) = step(&e, Event::DeployCompleted { deployment_id: "ecs-svc/1".into(), approval: grant() });
+        let (e, fx) = step(
+            &e,
+            Event::DeployCompleted {
+                deployment_id: "ecs-svc/1".into(),
+                approval: grant(),
+            },
+        );
         assert_eq!(e.status, Status::AwaitingApproval);
-        assert_eq!(fx, vec![Effect::RecordRevision(Environment::Test), Effect::SupersedeOlder, Effect::RequestApproval]);
-        assert_eq!(pending_effects(&e), fx, "until the request is sent it is owed");
-        let (e, fx) = step(&e, Event::ApprovalRequested { message_id: "m-1".into() });
+        assert_eq!(
+            fx,
+            vec![
+                Effect::RecordRevision(Environment::Test),
+                Effect::SupersedeOlder,
+                Effect::RequestApproval
+            ]
+        );
+        assert_eq!(
+            pending_effects(&e),
+            fx,
+            "until the request is sent it is owed"
+        );
+        let (e, fx) = step(
+            &e,
+            Event::ApprovalRequested {
+                message_id: "m-1".into(),
+            },
+        );
         assert_eq!((e.status, fx), (Status::AwaitingApproval, vec![]));
         assert!(pending_effects(&e).is_empty());
-        assert_eq!(apply(&e, Event::ApprovalRequested { message_id: "m-2".into() }), Err(DomainError::AlreadyApplied { event: "ApprovalRequested" }));
+        assert_eq!(
+            apply(
+                &e,
+                Event::ApprovalRequested {
+                    message_id: "m-2".into()
+                }
+            ),
+            Err(DomainError::AlreadyApplied {
+                event: "ApprovalRequested"
+            })
+        );
         assert_eq!(e.approval.as_ref().unwrap().nonce, "n1");
 
-        let (e, fx) = step(&e, Event::Decided { decision: decision(Verdict::Approve) });
-        assert_eq!((e.status, fx), (Status::DeployingProd, vec![Effect::DeployProd]));
-        assert_eq!(e.history.last().unwrap().cause, "approved by Grace via email link: lgtm");
-        assert_eq!(e.approval.as_ref().unwrap().decision.as_ref().unwrap().actor, "Grace");
+        let (e, fx) = step(
+            &e,
+            Event::Decided {
+                decision: decision(Verdict::Approve),
+            },
+        );
+        assert_eq!(
+            (e.status, fx),
+            (Status::DeployingProd, vec![Effect::DeployProd])
+        );
+        assert_eq!(
+            e.history.last().unwrap().cause,
+            "approved by Grace via email link: lgtm"
+        );
+        assert_eq!(
+            e.approval
+                .as_ref()
+                .unwrap()
+                .decision
+                .as_ref()
+                .unwrap()
+                .actor,
+            "Grace"
+        );
 
-        let (e, _) = step(&e, Event::DeployStarted { deployment: deployment(Environment::Prod, "ecs-svc/2") });
+        let (e, _) = step(
+            &e,
+            Event::DeployStarted {
+                deployment: deployment(Environment::Prod, "ecs-svc/2"),
+            },
+        );
         assert_eq!(e.status, Status::DeployingProd);
         assert_eq!(e.environment_of("ecs-svc/2"), Some(Environment::Prod));
 
-        let (e, fx) = step(&e, Event::DeployCompleted { deployment_id: "ecs-svc/2".into(), approval: None });
-        assert_eq!((e.status, fx), (Status::Succeeded, vec![Effect::RecordRevision(Environment::Prod)]));
+        let (e, fx) = step(
+            &e,
+            Event::DeployCompleted {
+                deployment_id: "ecs-svc/2".into(),
+                approval: None,
+            },
+        );
+        assert_eq!(
+            (e.status, fx),
+            (
+                Status::Succeeded,
+                vec![Effect::RecordRevision(Environment::Prod)]
+            )
+        );
 
         let statuses: Vec<Status> = e.history.iter().map(|h| h.to).collect();
         assert_eq!(
             statuses,
-            vec![Status::Received, Status::Building, Status::Building, Status::Built, Status::DeployingTest, Status::AwaitingApproval, Status::AwaitingApproval, Status::DeployingProd, Status::DeployingProd, Status::Succeeded]
+            vec![
+                Status::Received,
+                Status::Building,
+                Status::Building,
+                Status::Built,
+                Status::DeployingTest,
+                Status::AwaitingApproval,
+                Status::AwaitingApproval,
+                Status::DeployingProd,
+                Status::DeployingProd,
+                Status::Succeeded
+            ]
         );
         // history is append-only and each entry's `from` is the previous entry's `to`
         for w in e.history.windows(2) {
@@ -1101,50 +1408,117 @@ mod tests {
     #[test]
     fn failure_edges() {
         let e = at(Status::Received);
-        let (f, fx) = step(&e, Event::BuildStartFailed { reason: "AccessDenied".into() });
+        let (f, fx) = step(
+            &e,
+            Event::BuildStartFailed {
+                reason: "AccessDenied".into(),
+            },
+        );
         assert_eq!((f.status, fx), (Status::BuildFailed, vec![Effect::Notify]));
         assert!(f.failure.unwrap().reason.contains("AccessDenied"));
 
         let f = at(Status::BuildFailed);
         assert_eq!(f.failure.as_ref().unwrap().stage, "build");
-        assert_eq!(f.history.last().unwrap().cause, "build FAILED in phase BUILD: exit 1");
+        assert_eq!(
+            f.history.last().unwrap().cause,
+            "build FAILED in phase BUILD: exit 1"
+        );
 
-        let (f, fx) = step(&at(Status::Built), Event::DeployStartFailed { environment: Environment::Test, reason: "no container app".into() });
+        let (f, fx) = step(
+            &at(Status::Built),
+            Event::DeployStartFailed {
+                environment: Environment::Test,
+                reason: "no container app".into(),
+            },
+        );
         assert_eq!((f.status, fx), (Status::TestFailed, vec![Effect::Notify]));
 
         let f = at(Status::TestFailed);
         assert_eq!(f.failure.as_ref().unwrap().stage, "test");
 
         let mut deploying_prod = at(Status::AwaitingApproval);
-        deploying_prod = step(&deploying_prod, Event::Decided { decision: decision(Verdict::Approve) }).0;
-        let (f, fx) = step(&deploying_prod, Event::DeployStartFailed { environment: Environment::Prod, reason: "throttled".into() });
+        deploying_prod = step(
+            &deploying_prod,
+            Event::Decided {
+                decision: decision(Verdict::Approve),
+            },
+        )
+        .0;
+        let (f, fx) = step(
+            &deploying_prod,
+            Event::DeployStartFailed {
+                environment: Environment::Prod,
+                reason: "throttled".into(),
+            },
+        );
         assert_eq!((f.status, fx), (Status::ProdFailed, vec![Effect::Notify]));
 
         let f = at(Status::ProdFailed);
         assert_eq!(f.failure.as_ref().unwrap().stage, "prod");
 
-        let (r, fx) = step(&at(Status::AwaitingApproval), Event::Decided { decision: decision(Verdict::Reject) });
+        let (r, fx) = step(
+            &at(Status::AwaitingApproval),
+            Event::Decided {
+                decision: decision(Verdict::Reject),
+            },
+        );
         assert_eq!((r.status, fx), (Status::Rejected, vec![]));
 
-        let (s, _) = step(&at(Status::DeployingTest), Event::DeployReplaced { deployment_id: "ecs-svc/1".into() });
+        let (s, _) = step(
+            &at(Status::DeployingTest),
+            Event::DeployReplaced {
+                deployment_id: "ecs-svc/1".into(),
+            },
+        );
         assert_eq!(s.status, Status::Superseded);
-        let (s, _) = step(&at(Status::DeployingProd), Event::DeployReplaced { deployment_id: "ecs-svc/2".into() });
+        let (s, _) = step(
+            &at(Status::DeployingProd),
+            Event::DeployReplaced {
+                deployment_id: "ecs-svc/2".into(),
+            },
+        );
         assert_eq!(s.status, Status::Superseded);
 
-        let (rb, fx) = step(&at(Status::Succeeded), Event::RolledBack { by: ExecutionId::generate(t(1)) });
+        let (rb, fx) = step(
+            &at(Status::Succeeded),
+            Event::RolledBack {
+                by: ExecutionId::generate(t(1)),
+            },
+        );
         assert_eq!((rb.status, fx), (Status::RolledBack, vec![Effect::Notify]));
         assert_eq!(at(Status::RolledBack).status, Status::RolledBack);
     }
 
     #[test]
     fn pending_effects_per_state() {
-        assert_eq!(pending_effects(&at(Status::Received)), vec![Effect::StartBuild]);
+        assert_eq!(
+            pending_effects(&at(Status::Received)),
+            vec![Effect::StartBuild]
+        );
         assert_eq!(pending_effects(&at(Status::Building)), vec![]);
-        assert_eq!(pending_effects(&at(Status::Built)), vec![Effect::DeployTest]);
-        let approved = step(&at(Status::AwaitingApproval), Event::Decided { decision: decision(Verdict::Approve) }).0;
+        assert_eq!(
+            pending_effects(&at(Status::Built)),
+            vec![Effect::DeployTest]
+        );
+        let approved = step(
+            &at(Status::AwaitingApproval),
+            Event::Decided {
+                decision: decision(Verdict::Approve),
+            },
+        )
+        .0;
         assert_eq!(pending_effects(&approved), vec![Effect::DeployProd]);
-        assert_eq!(pending_effects(&at(Status::DeployingProd)), vec![], "prod deployment recorded");
-        for s in [Status::Succeeded, Status::BuildFailed, Status::Rejected, Status::Expired] {
+        assert_eq!(
+            pending_effects(&at(Status::DeployingProd)),
+            vec![],
+            "prod deployment recorded"
+        );
+        for s in [
+            Status::Succeeded,
+            Status::BuildFailed,
+            Status::Rejected,
+            Status::Expired,
+        ] {
             assert!(pending_effects(&at(s)).is_empty());
         }
     }
@@ -1152,10 +1526,16 @@ mod tests {
     #[test]
     fn prod_failure_retry_redeploys_the_approved_digest() {
         let (r, fx) = step(&at(Status::ProdFailed), Event::Retry);
-        assert_eq!((r.status, fx), (Status::DeployingProd, vec![Effect::DeployProd]));
+        assert_eq!(
+            (r.status, fx),
+            (Status::DeployingProd, vec![Effect::DeployProd])
+        );
         assert_eq!(r.image, Some(image()));
         assert!(r.prod.is_none());
-        assert!(r.approval.unwrap().decision.is_some(), "the approval stands");
+        assert!(
+            r.approval.unwrap().decision.is_some(),
+            "the approval stands"
+        );
     }
 
     #[test]
@@ -1165,7 +1545,10 @@ mod tests {
         let mut release = new_exec();
         release.commit.sha = String::new();
         assert!(release.image_tag().starts_with("r-"));
-        assert_eq!(release.image_tag(), release.image_tag().to_ascii_lowercase());
+        assert_eq!(
+            release.image_tag(),
+            release.image_tag().to_ascii_lowercase()
+        );
     }
 
     #[test]
@@ -1191,7 +1574,12 @@ mod tests {
         assert_eq!(r.image, Some(image()), "redeploys the same digest");
         assert!(r.test.is_none());
         // and the redeploy can proceed
-        let (r, _) = step(&r, Event::DeployStarted { deployment: deployment(Environment::Test, "ecs-svc/9") });
+        let (r, _) = step(
+            &r,
+            Event::DeployStarted {
+                deployment: deployment(Environment::Test, "ecs-svc/9"),
+            },
+        );
         assert_eq!(r.status, Status::DeployingTest);
     }
 
@@ -1199,37 +1587,84 @@ mod tests {
     fn repeated_events_are_already_applied_or_illegal() {
         let building = at(Status::Building);
         assert_eq!(
-            apply(&building, Event::BuildStarted { build_id: "b1".into() }),
-            Err(DomainError::AlreadyApplied { event: "BuildStarted" })
+            apply(
+                &building,
+                Event::BuildStarted {
+                    build_id: "b1".into()
+                }
+            ),
+            Err(DomainError::AlreadyApplied {
+                event: "BuildStarted"
+            })
         );
-        let progressed = step(&building, Event::BuildProgress { phase: "BUILD".into() }).0;
+        let progressed = step(
+            &building,
+            Event::BuildProgress {
+                phase: "BUILD".into(),
+            },
+        )
+        .0;
         assert_eq!(
-            apply(&progressed, Event::BuildProgress { phase: "BUILD".into() }),
-            Err(DomainError::AlreadyApplied { event: "BuildProgress" })
+            apply(
+                &progressed,
+                Event::BuildProgress {
+                    phase: "BUILD".into()
+                }
+            ),
+            Err(DomainError::AlreadyApplied {
+                event: "BuildProgress"
+            })
         );
         // second SUCCEEDED after the first moved on
         assert!(matches!(
             apply(&at(Status::Built), Event::BuildSucceeded { image: image() }),
-            Err(DomainError::IllegalTransition { status: Status::Built, .. })
+            Err(DomainError::IllegalTransition {
+                status: Status::Built,
+                ..
+            })
         ));
         // a repeated prod DeployStarted
         assert_eq!(
-            apply(&at(Status::DeployingProd), Event::DeployStarted { deployment: deployment(Environment::Prod, "ecs-svc/2") }),
-            Err(DomainError::AlreadyApplied { event: "DeployStarted" })
+            apply(
+                &at(Status::DeployingProd),
+                Event::DeployStarted {
+                    deployment: deployment(Environment::Prod, "ecs-svc/2")
+                }
+            ),
+            Err(DomainError::AlreadyApplied {
+                event: "DeployStarted"
+            })
         );
         // completion of a deployment that is not ours
         assert!(matches!(
-            apply(&at(Status::DeployingTest), Event::DeployCompleted { deployment_id: "ecs-svc/other".into(), approval: grant() }),
+            apply(
+                &at(Status::DeployingTest),
+                Event::DeployCompleted {
+                    deployment_id: "ecs-svc/other".into(),
+                    approval: grant()
+                }
+            ),
             Err(DomainError::UnknownDeployment { .. })
         ));
         // a test completion without an approval round
         assert_eq!(
-            apply(&at(Status::DeployingTest), Event::DeployCompleted { deployment_id: "ecs-svc/1".into(), approval: None }),
+            apply(
+                &at(Status::DeployingTest),
+                Event::DeployCompleted {
+                    deployment_id: "ecs-svc/1".into(),
+                    approval: None
+                }
+            ),
             Err(DomainError::MissingApproval)
         );
         // second decision
         assert!(matches!(
-            apply(&at(Status::DeployingProd), Event::Decided { decision: decision(Verdict::Approve) }),
+            apply(
+                &at(Status::DeployingProd),
+                Event::Decided {
+                    decision: decision(Verdict::Approve)
+                }
+            ),
             Err(DomainError::IllegalTransition { .. })
         ));
     }
@@ -1239,40 +1674,104 @@ mod tests {
         // (state, event) pairs that must be refused.
         let ev = |name: &str| -> Event {
             match name {
-                "BuildStarted" => Event::BuildStarted { build_id: "b2".into() },
+                "BuildStarted" => Event::BuildStarted {
+                    build_id: "b2".into(),
+                },
                 "BuildStartFailed" => Event::BuildStartFailed { reason: "x".into() },
                 "BuildProgress" => Event::BuildProgress { phase: "X".into() },
                 "BuildSucceeded" => Event::BuildSucceeded { image: image() },
-                "BuildFailed" => Event::BuildFailed { status: "FAILED".into(), phase: None, reason: "x".into(), link: None },
-                "DeployStartedTest" => Event::DeployStarted { deployment: deployment(Environment::Test, "ecs-svc/1") },
-                "DeployStartedProd" => Event::DeployStarted { deployment: deployment(Environment::Prod, "ecs-svc/3") },
-                "DeployStartFailedTest" => Event::DeployStartFailed { environment: Environment::Test, reason: "x".into() },
-                "DeployStartFailedProd" => Event::DeployStartFailed { environment: Environment::Prod, reason: "x".into() },
-                "DeployCompleted" => Event::DeployCompleted { deployment_id: "ecs-svc/1".into(), approval: grant() },
-                "DeployFailed" => Event::DeployFailed { deployment_id: "ecs-svc/1".into(), reason: "x".into() },
-                "DeployReplaced" => Event::DeployReplaced { deployment_id: "ecs-svc/1".into() },
-                "Approve" => Event::Decided { decision: decision(Verdict::Approve) },
-                "ApprovalRequested" => Event::ApprovalRequested { message_id: "m".into() },
+                "BuildFailed" => Event::BuildFailed {
+                    status: "FAILED".into(),
+                    phase: None,
+                    reason: "x".into(),
+                    link: None,
+                },
+                "DeployStartedTest" => Event::DeployStarted {
+                    deployment: deployment(Environment::Test, "ecs-svc/1"),
+                },
+                "DeployStartedProd" => Event::DeployStarted {
+                    deployment: deployment(Environment::Prod, "ecs-svc/3"),
+                },
+                "DeployStartFailedTest" => Event::DeployStartFailed {
+                    environment: Environment::Test,
+                    reason: "x".into(),
+                },
+                "DeployStartFailedProd" => Event::DeployStartFailed {
+                    environment: Environment::Prod,
+                    reason: "x".into(),
+                },
+                "DeployCompleted" => Event::DeployCompleted {
+                    deployment_id: "ecs-svc/1".into(),
+                    approval: grant(),
+                },
+                "DeployFailed" => Event::DeployFailed {
+                    deployment_id: "ecs-svc/1".into(),
+                    reason: "x".into(),
+                },
+                "DeployReplaced" => Event::DeployReplaced {
+                    deployment_id: "ecs-svc/1".into(),
+                },
+                "Approve" => Event::Decided {
+                    decision: decision(Verdict::Approve),
+                },
+                "ApprovalRequested" => Event::ApprovalRequested {
+                    message_id: "m".into(),
+                },
                 "ApprovalExpired" => Event::ApprovalExpired,
-                "Superseded" => Event::Superseded { by: ExecutionId::generate(t(1)) },
-                "RolledBack" => Event::RolledBack { by: ExecutionId::generate(t(1)) },
+                "Superseded" => Event::Superseded {
+                    by: ExecutionId::generate(t(1)),
+                },
+                "RolledBack" => Event::RolledBack {
+                    by: ExecutionId::generate(t(1)),
+                },
                 "Retry" => Event::Retry,
                 other => panic!("unknown {other}"),
             }
         };
         let all_events = [
-            "BuildStarted", "BuildStartFailed", "BuildProgress", "BuildSucceeded", "BuildFailed",
-            "DeployStartedTest", "DeployStartedProd", "DeployStartFailedTest", "DeployStartFailedProd",
-            "DeployCompleted", "DeployFailed", "DeployReplaced", "Approve", "ApprovalRequested", "ApprovalExpired",
-            "Superseded", "RolledBack", "Retry",
+            "BuildStarted",
+            "BuildStartFailed",
+            "BuildProgress",
+            "BuildSucceeded",
+            "BuildFailed",
+            "DeployStartedTest",
+            "DeployStartedProd",
+            "DeployStartFailedTest",
+            "DeployStartFailedProd",
+            "DeployCompleted",
+            "DeployFailed",
+            "DeployReplaced",
+            "Approve",
+            "ApprovalRequested",
+            "ApprovalExpired",
+            "Superseded",
+            "RolledBack",
+            "Retry",
         ];
         // The events each state accepts; every other one must be refused.
         let legal: &[(Status, &[&str])] = &[
             (Status::Received, &["BuildStarted", "BuildStartFailed"]),
-            (Status::Building, &["BuildProgress", "BuildSucceeded", "BuildFailed"]),
-            (Status::Built, &["DeployStartedTest", "DeployStartFailedTest"]),
-            (Status::DeployingTest, &["DeployCompleted", "DeployFailed", "DeployReplaced"]),
-            (Status::AwaitingApproval, &["Approve", "ApprovalRequested", "ApprovalExpired", "Superseded"]),
+            (
+                Status::Building,
+                &["BuildProgress", "BuildSucceeded", "BuildFailed"],
+            ),
+            (
+                Status::Built,
+                &["DeployStartedTest", "DeployStartFailedTest"],
+            ),
+            (
+                Status::DeployingTest,
+                &["DeployCompleted", "DeployFailed", "DeployReplaced"],
+            ),
+            (
+                Status::AwaitingApproval,
+                &[
+                    "Approve",
+                    "ApprovalRequested",
+                    "ApprovalExpired",
+                    "Superseded",
+                ],
+            ),
             // at(DeployingProd) already has its prod deployment recorded (ecs-svc/2)
             (Status::DeployingProd, &[]),
             (Status::Succeeded, &["RolledBack"]),
@@ -1292,7 +1791,10 @@ mod tests {
             for name in all_events {
                 let result = transition(&exec, Change::new(ev(name), t(10_000), "test"));
                 if ok.contains(&name) {
-                    assert!(result.is_ok(), "{status} + {name} should be legal: {result:?}");
+                    assert!(
+                        result.is_ok(),
+                        "{status} + {name} should be legal: {result:?}"
+                    );
                 } else {
                     assert!(result.is_err(), "{status} + {name} should be refused");
                     refused += 1;
@@ -1306,7 +1808,17 @@ mod tests {
     fn terminal_states_accept_nothing_but_rollback_or_retry() {
         for s in Status::ALL {
             if !s.is_active() {
-                assert!(matches!(s, Status::Succeeded | Status::BuildFailed | Status::TestFailed | Status::Rejected | Status::Expired | Status::Superseded | Status::ProdFailed | Status::RolledBack));
+                assert!(matches!(
+                    s,
+                    Status::Succeeded
+                        | Status::BuildFailed
+                        | Status::TestFailed
+                        | Status::Rejected
+                        | Status::Expired
+                        | Status::Superseded
+                        | Status::ProdFailed
+                        | Status::RolledBack
+                ));
             }
         }
         assert!(Status::BuildFailed.is_failure());
@@ -1329,12 +1841,43 @@ mod tests {
         assert_eq!(rb.history[0].to, Status::DeployingProd);
         assert!(rb.history[0].cause.starts_with("rollback of prod"));
         assert_eq!(rb.image, restored.image);
-        let (done, fx) = step(&rb, Event::DeployCompleted { deployment_id: "ecs-svc/7".into(), approval: None });
-        assert_eq!((done.status, fx), (Status::Succeeded, vec![Effect::RecordRevision(Environment::Prod)]));
+        let (done, fx) = step(
+            &rb,
+            Event::DeployCompleted {
+                deployment_id: "ecs-svc/7".into(),
+                approval: None,
+            },
+        );
+        assert_eq!(
+            (done.status, fx),
+            (
+                Status::Succeeded,
+                vec![Effect::RecordRevision(Environment::Prod)]
+            )
+        );
 
-        let rb_test = Execution::rollback(ExecutionId::generate(t(201)), "hello", &restored, deployment(Environment::Test, "ecs-svc/8"), t(201), "ops");
-        let (done, fx) = step(&rb_test, Event::DeployCompleted { deployment_id: "ecs-svc/8".into(), approval: None });
-        assert_eq!((done.status, fx), (Status::Succeeded, vec![Effect::RecordRevision(Environment::Test)]));
+        let rb_test = Execution::rollback(
+            ExecutionId::generate(t(201)),
+            "hello",
+            &restored,
+            deployment(Environment::Test, "ecs-svc/8"),
+            t(201),
+            "ops",
+        );
+        let (done, fx) = step(
+            &rb_test,
+            Event::DeployCompleted {
+                deployment_id: "ecs-svc/8".into(),
+                approval: None,
+            },
+        );
+        assert_eq!(
+            (done.status, fx),
+            (
+                Status::Succeeded,
+                vec![Effect::RecordRevision(Environment::Test)]
+            )
+        );
     }
 
     #[test]
@@ -1343,10 +1886,16 @@ mod tests {
         assert_eq!(id.as_str().len(), 26);
         assert_eq!(id.as_str().parse::<ExecutionId>().unwrap(), id);
         assert!("nope".parse::<ExecutionId>().is_err());
-        assert!(ExecutionId::generate(t(0)) < ExecutionId::generate(t(1)), "ids sort by time");
+        assert!(
+            ExecutionId::generate(t(0)) < ExecutionId::generate(t(1)),
+            "ids sort by time"
+        );
         for s in Status::ALL {
             assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
         }
         assert_eq!("PROD".parse::<Environment>().unwrap(), Environment::Prod);
         assert!("staging".parse::<Environment>().is_err());
@@ -1357,7 +1906,10 @@ mod tests {
         let c = new_exec().commit;
         assert_eq!(c.short_sha(), "0123456789ab");
         assert_eq!(c.title(), "Add health check");
-        let short = Commit { sha: "abc".into(), ..Default::default() };
+        let short = Commit {
+            sha: "abc".into(),
+            ..Default::default()
+        };
         assert_eq!(short.short_sha(), "abc");
         assert_eq!(short.title(), "");
     }

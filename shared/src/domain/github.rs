@@ -184,7 +184,10 @@ pub fn decode_push(body: &[u8]) -> Result<Push, PushError> {
     } else {
         return Err(PushError::Field {
             path: "ref".into(),
-            message: format!("expected refs/heads/... or refs/tags/..., got {:?}", raw.full_ref),
+            message: format!(
+                "expected refs/heads/... or refs/tags/..., got {:?}",
+                raw.full_ref
+            ),
         });
     };
     if ref_name.is_empty() {
@@ -302,8 +305,17 @@ mod tests {
 
     #[test]
     fn malformed_headers() {
-        assert_eq!(verify_signature(&[b"k"], b"", None), Err(SignatureError::Missing));
-        for h in ["", "sha1=abc", "sha256=", "sha256=zz", &format!("sha256={}", "g".repeat(64))] {
+        assert_eq!(
+            verify_signature(&[b"k"], b"", None),
+            Err(SignatureError::Missing)
+        );
+        for h in [
+            "",
+            "sha1=abc",
+            "sha256=",
+            "sha256=zz",
+            &format!("sha256={}", "g".repeat(64)),
+        ] {
             assert_eq!(
                 verify_signature(&[b"k"], b"", Some(h)),
                 Err(SignatureError::Malformed),
@@ -325,7 +337,10 @@ mod tests {
         let head = p.head_commit.unwrap();
         assert_eq!(head.id, p.after);
         assert!(head.author.is_some());
-        assert!(p.changed_files.unwrap().contains(&"src/main.py".to_string()));
+        assert!(p
+            .changed_files
+            .unwrap()
+            .contains(&"src/main.py".to_string()));
     }
 
     #[test]
@@ -353,13 +368,19 @@ mod tests {
         }
         let mut v: serde_json::Value = serde_json::from_str(PUSH).unwrap();
         v["after"] = 42.into();
-        assert!(matches!(decode_push(v.to_string().as_bytes()), Err(PushError::Field { path, .. }) if path == "after"));
+        assert!(
+            matches!(decode_push(v.to_string().as_bytes()), Err(PushError::Field { path, .. }) if path == "after")
+        );
         let mut v: serde_json::Value = serde_json::from_str(PUSH).unwrap();
         v["ref"] = "refs/pull/1/head".into();
-        assert!(matches!(decode_push(v.to_string().as_bytes()), Err(PushError::Field { path, .. }) if path == "ref"));
+        assert!(
+            matches!(decode_push(v.to_string().as_bytes()), Err(PushError::Field { path, .. }) if path == "ref")
+        );
         v["ref"] = "refs/heads/main".into();
         v["after"] = "abc".into();
-        assert!(matches!(decode_push(v.to_string().as_bytes()), Err(PushError::Field { path, .. }) if path == "after"));
+        assert!(
+            matches!(decode_push(v.to_string().as_bytes()), Err(PushError::Field { path, .. }) if path == "after")
+        );
         assert!(matches!(decode_push(b"{not json"), Err(PushError::Json(_))));
         assert!(matches!(decode_push(b""), Err(PushError::Json(_))));
         assert!(matches!(decode_push(b"[]"), Err(PushError::Field { .. })));
@@ -370,8 +391,14 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_str(PUSH).unwrap();
         let commit = v["commits"][0].clone();
         v["commits"] = serde_json::Value::Array(vec![commit; 20]);
-        assert_eq!(decode_push(v.to_string().as_bytes()).unwrap().changed_files, None);
+        assert_eq!(
+            decode_push(v.to_string().as_bytes()).unwrap().changed_files,
+            None
+        );
         v["commits"] = serde_json::Value::Array(vec![]);
-        assert_eq!(decode_push(v.to_string().as_bytes()).unwrap().changed_files, None);
+        assert_eq!(
+            decode_push(v.to_string().as_bytes()).unwrap().changed_files,
+            None
+        );
     }
 }

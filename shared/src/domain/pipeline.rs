@@ -182,9 +182,7 @@ impl PipelineDefinition {
         let value: Value = match format {
             Format::Toml => toml::from_str::<toml::Value>(text)
                 .map_err(|e| syntax_error(e.message().to_string()))
-                .and_then(|v| {
-                    serde_json::to_value(v).map_err(|e| syntax_error(e.to_string()))
-                })?,
+                .and_then(|v| serde_json::to_value(v).map_err(|e| syntax_error(e.to_string())))?,
             Format::Yaml => {
                 serde_yaml::from_str::<Value>(text).map_err(|e| syntax_error(e.to_string()))?
             }
@@ -388,9 +386,9 @@ impl PipelineDefinition {
             return false;
         }
         match changed_files {
-            Some(files) if !self.paths.is_empty() => files
-                .iter()
-                .any(|file| any_glob_matches(&self.paths, file)),
+            Some(files) if !self.paths.is_empty() => {
+                files.iter().any(|file| any_glob_matches(&self.paths, file))
+            }
             _ => true,
         }
     }
@@ -436,7 +434,10 @@ fn join(parent: &str, field: &str) -> String {
 
 fn valid_pipeline_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -444,7 +445,10 @@ fn valid_pipeline_name(name: &str) -> bool {
 
 fn valid_codebuild_project(name: &str) -> bool {
     (2..=255).contains(&name.len())
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -492,7 +496,10 @@ pub fn valid_ecr_uri(uri: &str) -> bool {
     let name_ok = (2..=256).contains(&name.len())
         && name.split('/').all(|seg| {
             !seg.is_empty()
-                && seg.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && seg
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
                 && seg.chars().all(|c| {
                     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
                 })
@@ -551,7 +558,12 @@ impl Validator {
         }
     }
 
-    fn required_str(&mut self, map: &Map<String, Value>, path: &str, field: &str) -> Option<String> {
+    fn required_str(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &str,
+        field: &str,
+    ) -> Option<String> {
         let p = join(path, field);
         match map.get(field) {
             None => {
@@ -660,7 +672,10 @@ impl Validator {
                 }
             }
             (None, None) => {
-                self.push(&p, "must name github = \"owner/repo\" or codecommit = \"repo\"");
+                self.push(
+                    &p,
+                    "must name github = \"owner/repo\" or codecommit = \"repo\"",
+                );
                 None
             }
         }
@@ -844,15 +859,41 @@ extra = true
         let gh = Source::Github("acme/hello".into());
         let files = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(p.matches(&gh, RefKind::Branch, "main", None));
-        assert!(p.matches(&Source::Github("ACME/Hello".into()), RefKind::Branch, "main", None));
+        assert!(p.matches(
+            &Source::Github("ACME/Hello".into()),
+            RefKind::Branch,
+            "main",
+            None
+        ));
         assert!(p.matches(&gh, RefKind::Branch, "release/1.2", None));
-        assert!(!p.matches(&gh, RefKind::Branch, "release/1/2", None), "* stays in one segment");
+        assert!(
+            !p.matches(&gh, RefKind::Branch, "release/1/2", None),
+            "* stays in one segment"
+        );
         assert!(!p.matches(&gh, RefKind::Branch, "feature/x", None));
-        assert!(!p.matches(&gh, RefKind::Tag, "v1.0.0", None), "tags need opting in");
-        assert!(!p.matches(&Source::Github("acme/other".into()), RefKind::Branch, "main", None));
-        assert!(!p.matches(&Source::Codecommit("hello".into()), RefKind::Branch, "main", None));
+        assert!(
+            !p.matches(&gh, RefKind::Tag, "v1.0.0", None),
+            "tags need opting in"
+        );
+        assert!(!p.matches(
+            &Source::Github("acme/other".into()),
+            RefKind::Branch,
+            "main",
+            None
+        ));
+        assert!(!p.matches(
+            &Source::Codecommit("hello".into()),
+            RefKind::Branch,
+            "main",
+            None
+        ));
         assert!(p.matches(&gh, RefKind::Branch, "main", Some(&files(&["src/a/b.rs"]))));
-        assert!(p.matches(&gh, RefKind::Branch, "main", Some(&files(&["README.md", "Dockerfile"]))));
+        assert!(p.matches(
+            &gh,
+            RefKind::Branch,
+            "main",
+            Some(&files(&["README.md", "Dockerfile"]))
+        ));
         assert!(!p.matches(&gh, RefKind::Branch, "main", Some(&files(&["README.md"]))));
         assert!(!p.matches(&gh, RefKind::Branch, "main", Some(&[])));
     }
@@ -869,11 +910,19 @@ extra = true
 
     #[test]
     fn ecr_uri_validation() {
-        assert!(valid_ecr_uri("123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"));
-        assert!(valid_ecr_uri("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/team/hello-svc"));
+        assert!(valid_ecr_uri(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"
+        ));
+        assert!(valid_ecr_uri(
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/team/hello-svc"
+        ));
         assert!(!valid_ecr_uri("hello"));
-        assert!(!valid_ecr_uri("12345.dkr.ecr.eu-west-1.amazonaws.com/hello"));
-        assert!(!valid_ecr_uri("123456789012.dkr.ecr.eu-west-1.amazonaws.com/Hello"));
+        assert!(!valid_ecr_uri(
+            "12345.dkr.ecr.eu-west-1.amazonaws.com/hello"
+        ));
+        assert!(!valid_ecr_uri(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/Hello"
+        ));
         assert!(!valid_ecr_uri("docker.io/library/nginx"));
     }
 }

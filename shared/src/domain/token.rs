@@ -82,7 +82,9 @@ fn decode_parts(token: &str) -> Result<(TokenClaims, String, Vec<u8>), TokenErro
     if execution_id.as_str() != id
         || nonce.is_empty()
         || nonce.len() > 64
-        || !nonce.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || !nonce
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(TokenError::Malformed);
     }
@@ -116,7 +118,8 @@ pub fn verify(
     let mut m = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
     m.update(&mac_input(payload.as_bytes(), digest));
     // verify_slice compares in constant time
-    m.verify_slice(&given).map_err(|_| TokenError::BadSignature)?;
+    m.verify_slice(&given)
+        .map_err(|_| TokenError::BadSignature)?;
     if now >= claims.expires_at {
         return Err(TokenError::Expired(claims.expires_at));
     }
@@ -171,7 +174,9 @@ mod tests {
     fn round_trip() {
         let token = sign(b"key", &claims(), "sha256:abc");
         assert!(token.len() < MAX_TOKEN_LEN);
-        assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+        assert!(token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
         assert_eq!(verify(b"key", &token, "sha256:abc", now()), Ok(claims()));
         assert_eq!(decode(&token), Ok(claims()));
     }
@@ -179,8 +184,14 @@ mod tests {
     #[test]
     fn wrong_key_digest_or_expiry() {
         let token = sign(b"key", &claims(), "sha256:abc");
-        assert_eq!(verify(b"other", &token, "sha256:abc", now()), Err(TokenError::BadSignature));
-        assert_eq!(verify(b"key", &token, "sha256:abd", now()), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(b"other", &token, "sha256:abc", now()),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify(b"key", &token, "sha256:abd", now()),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(
             verify(b"key", &token, "sha256:abc", claims().expires_at),
             Err(TokenError::Expired(claims().expires_at))
@@ -199,19 +210,46 @@ mod tests {
             forged_payload.split('.').next().unwrap(),
             token.split('.').nth(1).unwrap()
         );
-        assert_eq!(verify(b"key", &forged, "sha256:abc", now()), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(b"key", &forged, "sha256:abc", now()),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
     fn malformed_tokens() {
-        for bad in ["", ".", "abc", "a.b", "!!!.???", &"a".repeat(300), "aGVsbG8.aGVsbG8"] {
-            assert_eq!(verify(b"key", bad, "d", now()), Err(TokenError::Malformed), "{bad}");
+        for bad in [
+            "",
+            ".",
+            "abc",
+            "a.b",
+            "!!!.???",
+            &"a".repeat(300),
+            "aGVsbG8.aGVsbG8",
+        ] {
+            assert_eq!(
+                verify(b"key", bad, "d", now()),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
         }
-        let short_mac = format!("{}.{}", URL_SAFE_NO_PAD.encode("01JD3V5X8Q2M4N6P7R9S0T1V2W.n.1"), URL_SAFE_NO_PAD.encode([0u8; 31]));
+        let short_mac = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode("01JD3V5X8Q2M4N6P7R9S0T1V2W.n.1"),
+            URL_SAFE_NO_PAD.encode([0u8; 31])
+        );
         assert_eq!(decode(&short_mac), Err(TokenError::Malformed));
-        let bad_expiry = format!("{}.{}", URL_SAFE_NO_PAD.encode("01JD3V5X8Q2M4N6P7R9S0T1V2W.n.+1"), URL_SAFE_NO_PAD.encode([0u8; 32]));
+        let bad_expiry = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode("01JD3V5X8Q2M4N6P7R9S0T1V2W.n.+1"),
+            URL_SAFE_NO_PAD.encode([0u8; 32])
+        );
         assert_eq!(decode(&bad_expiry), Err(TokenError::Malformed));
-        let extra = format!("{}.{}", URL_SAFE_NO_PAD.encode("01JD3V5X8Q2M4N6P7R9S0T1V2W.n.1.x"), URL_SAFE_NO_PAD.encode([0u8; 32]));
+        let extra = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode("01JD3V5X8Q2M4N6P7R9S0T1V2W.n.1.x"),
+            URL_SAFE_NO_PAD.encode([0u8; 32])
+        );
         assert_eq!(decode(&extra), Err(TokenError::Malformed));
     }
 
