@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 CARGO ?= cargo
 ARCH ?= arm64
 
-.PHONY: setup test lint fmt lint-infra build deploy clean
+.PHONY: setup dev test lint fmt lint-infra build deploy clean
+
+PORT ?= 9000
 
 ## setup: create ./.venv and install the pinned Python tools (moto server, template linters)
 setup: $(STAMP)
@@ -16,6 +18,11 @@ $(STAMP): requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
+
+## dev: run the whole control plane locally (moto stands in for AWS) on 127.0.0.1:$(PORT)
+dev: setup
+	$(CARGO) build -p shipgate
+	./target/debug/shipgate dev --port $(PORT)
 
 ## test: everything CI runs — formatting, clippy, template lint, all tests (moto tests included)
 test: setup

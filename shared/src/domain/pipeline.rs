@@ -909,6 +909,17 @@ extra = true
     }
 
     #[test]
+    fn example_pipeline_file_is_valid() {
+        let text = include_str!("../../../examples/pipeline.toml");
+        let p = PipelineDefinition::parse(text, Format::Toml).expect("examples/pipeline.toml");
+        assert_eq!(p.name, "hello");
+        assert_eq!(
+            p.notification_topic(),
+            "arn:aws:sns:eu-west-1:123456789012:shipgate-failures"
+        );
+    }
+
+    #[test]
     fn ecr_uri_validation() {
         assert!(valid_ecr_uri(
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"
