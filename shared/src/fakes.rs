@@ -578,6 +578,17 @@ impl FakeRegistry {
     }
 }
 
+impl FakeRegistry {
+    /// Change when an image was pushed (to make it old or new).
+    pub fn set_pushed_at(&self, repository: &str, digest: &str, at: DateTime<Utc>) {
+        if let Some(repo) = lock(&self.images).get_mut(repository) {
+            for i in repo.iter_mut().filter(|i| i.digest == digest) {
+                i.pushed_at = Some(at);
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ImageRegistry for FakeRegistry {
     async fn find_image(

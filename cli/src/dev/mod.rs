@@ -35,6 +35,9 @@ pub struct DevArgs {
     /// Seconds until a service update is "deployed".
     #[arg(long, default_value_t = 3)]
     deploy_seconds: u64,
+    /// Seconds between sweeper runs (the EventBridge schedule in AWS).
+    #[arg(long, default_value_t = 60)]
+    sweep_seconds: u64,
     /// Where dev.env is written.
     #[arg(long, default_value = ".shipgate")]
     state_dir: PathBuf,
@@ -113,6 +116,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         state.clone(),
         Duration::from_secs(args.build_seconds),
         Duration::from_secs(args.deploy_seconds),
+        Duration::from_secs(args.sweep_seconds.max(1)),
         stop_rx.clone(),
     ));
     let app = server::router(state);

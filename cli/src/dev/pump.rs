@@ -44,6 +44,7 @@ pub async fn run(
     state: DevState,
     build_after: Duration,
     deploy_after: Duration,
+    sweep_every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let sdk = state.sdk.clone();
@@ -65,6 +66,7 @@ pub async fn run(
         pump.baseline
             .insert((s.cluster, s.service), s.task_definition);
     }
+    let mut last_sweep = Instant::now();
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
@@ -73,6 +75,10 @@ pub async fn run(
         pump.builds().await;
         pump.deployments().await;
         pump.outbox().await;
+        if last_sweep.elapsed() >= sweep_every {
+            last_sweep = Instant::now();
+            pump.sweep().await;
+        }
     }
 }
 
@@ -250,6 +256,32 @@ impl Pump {
                 p.task_definition.rsplit('/').next().unwrap_or(""),
                 summary(out.map_err(|e| e.to_string()))
             );
+        }
+    }
+
+    /// What the EventBridge schedule does in AWS: one sweeper run.
+    async fn sweep(&self) {
+        match sweeper::handler::handle(
+            &self.state.services,
+            json!({"detail-type": "Scheduled Event"}),
+        )
+        .await
+        {
+            Ok(report) => {
+                let busy = [
+                    "expired",
+                    "builds_reconciled",
+                    "deployments_reconciled",
+                    "resumed",
+                    "images_deleted",
+                ]
+                .iter()
+                .any(|k| report[*k].as_u64().unwrap_or(0) > 0);
+                if busy {
+                    println!("[pump] sweeper: {report}");
+                }
+            }
+            Err(e) => println!("[pump] sweeper failed: {e}"),
         }
     }
 

@@ -219,6 +219,9 @@ async fn invoke(State(state): State<DevState>, Path(name): Path<String>, body: B
         "deploy-events" => deploy_events::handler::handle(svc, payload)
             .await
             .map_err(diagnostic),
+        "sweeper" => sweeper::handler::handle(svc, payload)
+            .await
+            .map_err(diagnostic),
         _ => unreachable!("FUNCTIONS lists every name"),
     };
     let mut resp = match result {

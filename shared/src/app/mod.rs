@@ -10,9 +10,14 @@ pub mod control;
 pub mod events;
 pub mod notices;
 pub mod sources;
+pub mod sweeper;
 
 #[cfg(test)]
 mod flow_tests;
+#[cfg(test)]
+mod sweeper_tests;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -95,6 +95,11 @@ pub fn approval_request(
     }
 }
 
+/// The region of an ECR repository URI (`<account>.dkr.ecr.<region>.amazonaws.com/<name>`).
+fn region_of(repository_uri: &str) -> Option<&str> {
+    repository_uri.split('.').nth(3).filter(|r| !r.is_empty())
+}
+
 /// A notice about a status people should hear of (failures, expiry, rollback).
 pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice {
     let c = &exec.commit;
@@ -133,6 +138,12 @@ pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice 
             "Service:    {} (cluster {}), deployment {}\n",
             d.service, d.cluster, d.deployment_id
         ));
+        if let Some(region) = region_of(&pipeline.image.repository) {
+            body.push_str(&format!(
+                "Console:    https://{region}.console.aws.amazon.com/ecs/v2/clusters/{}/services/{}/deployments?region={region}\n",
+                d.cluster, d.service
+            ));
+        }
     }
     body.push('\n');
     match exec.status {
@@ -187,6 +198,63 @@ pub async fn notify_status(svc: &Services, exec: &Execution, pipeline: &Pipeline
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_from_repository() {
+        assert_eq!(
+            region_of("123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"),
+            Some("eu-west-1")
+        );
+        assert_eq!(region_of("hello"), None);
+    }
+
+    #[test]
+    fn failure_notice_names_cause_links_and_commands() {
+        let w = crate::fakes::FakeWorld::pipeline();
+        let mut e = crate::domain::Execution::received(
+            crate::domain::ExecutionId::generate(chrono::Utc::now()),
+            "hello",
+            crate::domain::Commit {
+                sha: "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a".into(),
+                reference: "main".into(),
+                message: Some("Fix it".into()),
+                ..Default::default()
+            },
+            crate::domain::Trigger::Release {
+                actor: "ops".into(),
+            },
+            chrono::Utc::now(),
+            "ops",
+        );
+        e.status = Status::ProdFailed;
+        e.failure = Some(crate::domain::Failure {
+            stage: "prod".into(),
+            reason: "circuit breaker".into(),
+            link: Some("https://logs".into()),
+        });
+        e.prod = Some(crate::domain::DeploymentRecord {
+            environment: crate::domain::Environment::Prod,
+            cluster: "apps".into(),
+            service: "hello-prod".into(),
+            task_definition: "td:3".into(),
+            previous_task_definition: None,
+            deployment_id: "ecs-svc/1".into(),
+            started_at: chrono::Utc::now(),
+        });
+        let n = status_notice(&w, &e);
+        assert!(n
+            .subject
+            .starts_with("[shipgate] hello PROD_FAILED: 9f2c7a1e4b6d Fix it"));
+        for needle in [
+            "Cause:      circuit breaker",
+            "Logs:       https://logs",
+            "clusters/apps/services/hello-prod",
+            "shipgate retry",
+            "shipgate rollback hello --env prod",
+        ] {
+            assert!(n.body.contains(needle), "{needle} in {}", n.body);
+        }
+    }
 
     #[test]
     fn subjects_are_sns_safe() {

@@ -1,0 +1,384 @@
+//! The sweeper (every 5 minutes): expire approvals, reconcile executions whose AWS events were
+//! lost (CodeBuild and CodeCommit events are best-effort), resume work a Lambda died in the
+//! middle of, and prune old images. Every action is idempotent (conditional transitions; deleting
+//! an image twice is harmless) and bounded per run.
+
+use std::collections::HashSet;
+
+use chrono::Duration;
+use serde::Serialize;
+use tracing::{error, info, instrument, warn};
+
+use super::events::{on_build_state, on_deployment_state, EventOutcome};
+use super::{AppError, Applied, Services, SYSTEM_ACTOR};
+use crate::domain::aws_events::{
+    BuildStateChange, BuildStatus, DeploymentEventName, DeploymentStateChange,
+};
+use crate::domain::{Environment, Event, Execution, PipelineDefinition, Status};
+use crate::ports::DeploymentObservation;
+
+/// How much one run may do, and when an execution counts as stuck.
+#[derive(Debug, Clone)]
+pub struct SweepLimits {
+    /// Executions examined per status per run.
+    pub per_status: usize,
+    /// A build with no state change for this long is checked with `BatchGetBuilds`.
+    pub build_stuck_after: Duration,
+    /// A deployment with no state change for this long is checked with `DescribeServices`.
+    pub deploy_stuck_after: Duration,
+    /// Images deleted per run, over all pipelines.
+    pub max_image_deletions: usize,
+}
+
+impl Default for SweepLimits {
+    fn default() -> Self {
+        SweepLimits {
+            per_status: 50,
+            build_stuck_after: Duration::minutes(10),
+            deploy_stuck_after: Duration::minutes(10),
+            max_image_deletions: 100,
+        }
+    }
+}
+
+/// Images deleted from one repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub pipeline: String,
+    pub repository: String,
+    pub deleted: Vec<String>,
+    pub bytes_freed: i64,
+    pub kept: usize,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub expired: usize,
+    pub builds_checked: usize,
+    pub builds_reconciled: usize,
+    pub deployments_checked: usize,
+    pub deployments_reconciled: usize,
+    pub resumed: usize,
+    pub pruned: Vec<Pruned>,
+    pub images_deleted: usize,
+    pub bytes_freed: i64,
+    /// Problems with single items; the run went on with the others.
+    pub errors: Vec<String>,
+}
+
+/// One sweeper run.
+#[instrument(skip_all)]
+pub async fn sweep(svc: &Services, limits: &SweepLimits) -> Result<SweepReport, AppError> {
+    let mut report = SweepReport::default();
+    expire(svc, limits, &mut report).await?;
+    reconcile_builds(svc, limits, &mut report).await?;
+    reconcile_deployments(svc, limits, &mut report).await?;
+    resume(svc, limits, &mut report).await?;
+    prune(svc, limits, &mut report).await?;
+    report.images_deleted = report.pruned.iter().map(|p| p.deleted.len()).sum();
+    report.bytes_freed = report.pruned.iter().map(|p| p.bytes_freed).sum();
+    info!(
+        expired = report.expired,
+        builds_checked = report.builds_checked,
+        builds_reconciled = report.builds_reconciled,
+        deployments_checked = report.deployments_checked,
+        deployments_reconciled = report.deployments_reconciled,
+        resumed = report.resumed,
+        images_deleted = report.images_deleted,
+        bytes_freed = report.bytes_freed,
+        errors = report.errors.len(),
+        "sweep done"
+    );
+    for e in &report.errors {
+        error!(problem = %e, "sweep item failed");
+    }
+    Ok(report)
+}
+
+fn note(report: &mut SweepReport, exec: &Execution, what: &str, e: impl std::fmt::Display) {
+    report
+        .errors
+        .push(format!("{what} of execution {} failed: {e}", exec.id));
+}
+
+async fn expire(
+    svc: &Services,
+    limits: &SweepLimits,
+    report: &mut SweepReport,
+) -> Result<(), AppError> {
+    let now = svc.now();
+    for exec in svc
+        .store
+        .list_by_status(Status::AwaitingApproval, limits.per_status)
+        .await?
+    {
+        let due = exec.approval.as_ref().is_some_and(|a| now >= a.expires_at);
+        if !due {
+            continue;
+        }
+        match svc
+            .apply(&exec.id, SYSTEM_ACTOR, |_| Event::ApprovalExpired)
+            .await
+        {
+            Ok(Applied::Done(_)) => {
+                info!(execution_id = %exec.id, "approval expired");
+                report.expired += 1;
+            }
+            Ok(Applied::Ignored { .. }) => {}
+            Err(e) => note(report, &exec, "expiry", e),
+        }
+    }
+    Ok(())
+}
+
+/// Builds whose state-change events were lost: ask CodeBuild and apply what the event would have.
+async fn reconcile_builds(
+    svc: &Services,
+    limits: &SweepLimits,
+    report: &mut SweepReport,
+) -> Result<(), AppError> {
+    let now = svc.now();
+    for exec in svc
+        .store
+        .list_by_status(Status::Building, limits.per_status)
+        .await?
+    {
+        if now - exec.updated_at < limits.build_stuck_after {
+            continue;
+        }
+        let Some(build_id) = exec.build_id.clone() else {
+            continue;
+        };
+        report.builds_checked += 1;
+        let observed = match svc.builds.get_build(&build_id).await {
+            Ok(o) => o,
+            Err(e) => {
+                note(report, &exec, "BatchGetBuilds", e);
+                continue;
+            }
+        };
+        let Some(status) = BuildStatus::parse(&observed.status) else {
+            note(
+                report,
+                &exec,
+                "build status",
+                format!("unknown status {}", observed.status),
+            );
+            continue;
+        };
+        if status == BuildStatus::InProgress {
+            continue;
+        }
+        let change = BuildStateChange {
+            event_id: format!("sweeper:{build_id}"),
+            build_id,
+            project: String::new(),
+            status,
+            current_phase: observed.phase,
+            reason: observed.reason,
+            logs_link: observed.logs_link,
+        };
+        match on_build_state(svc, &change).await {
+            Ok(EventOutcome::Applied(e)) => {
+                warn!(execution_id = %e.id, status = %e.status, "reconciled a build whose event was lost");
+                report.builds_reconciled += 1;
+            }
+            Ok(EventOutcome::Ignored(_)) => {}
+            Err(e) => note(report, &exec, "build reconciliation", e),
+        }
+    }
+    Ok(())
+}
+
+fn target(pipeline: &PipelineDefinition, env: Environment) -> &crate::domain::ServiceTarget {
+    match env {
+        Environment::Test => &pipeline.test,
+        Environment::Prod => &pipeline.prod,
+    }
+}
+
+/// Deployments whose state-change events were lost: ask ECS (rollout state; still PRIMARY?).
+async fn reconcile_deployments(
+    svc: &Services,
+    limits: &SweepLimits,
+    report: &mut SweepReport,
+) -> Result<(), AppError> {
+    let now = svc.now();
+    for (status, env) in [
+        (Status::DeployingTest, Environment::Test),
+        (Status::DeployingProd, Environment::Prod),
+    ] {
+        for exec in svc.store.list_by_status(status, limits.per_status).await? {
+            if now - exec.updated_at < limits.deploy_stuck_after {
+                continue;
+            }
+            let Some(deployment) = exec.deployment(env).cloned() else {
+                continue;
+            };
+            let pipeline = match svc.pipeline(&exec.pipeline).await {
+                Ok(p) => p,
+                Err(e) => {
+                    note(report, &exec, "pipeline lookup", e);
+                    continue;
+                }
+            };
+            report.deployments_checked += 1;
+            let observed = match svc
+                .deployer
+                .deployment_state(target(&pipeline, env), &deployment.deployment_id)
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    note(report, &exec, "DescribeServices", e);
+                    continue;
+                }
+            };
+            let outcome = match observed {
+                DeploymentObservation::InProgress | DeploymentObservation::Unknown => continue,
+                DeploymentObservation::Replaced => {
+                    let id = deployment.deployment_id.clone();
+                    svc.apply(&exec.id, SYSTEM_ACTOR, move |_| Event::DeployReplaced {
+                        deployment_id: id.clone(),
+                    })
+                    .await
+                    .map(|a| matches!(a, Applied::Done(_)))
+                }
+                DeploymentObservation::Completed | DeploymentObservation::Failed(_) => {
+                    let (name, reason) = match observed {
+                        DeploymentObservation::Failed(r) => (DeploymentEventName::Failed, Some(r)),
+                        _ => (DeploymentEventName::Completed, None),
+                    };
+                    let change = DeploymentStateChange {
+                        event_id: format!("sweeper:{}", deployment.deployment_id),
+                        deployment_id: deployment.deployment_id.clone(),
+                        name,
+                        service_arn: None,
+                        reason,
+                    };
+                    on_deployment_state(svc, &change)
+                        .await
+                        .map(|o| matches!(o, EventOutcome::Applied(_)))
+                }
+            };
+            match outcome {
+                Ok(true) => {
+                    warn!(execution_id = %exec.id, "reconciled a deployment whose event was lost");
+                    report.deployments_reconciled += 1;
+                }
+                Ok(false) => {}
+                Err(e) => note(report, &exec, "deployment reconciliation", e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Executions that owe an effect and made no progress: a Lambda died between storing a state
+/// and acting on it (e.g. `RECEIVED` with no build: start it, or fail it with the cause).
+async fn resume(
+    svc: &Services,
+    limits: &SweepLimits,
+    report: &mut SweepReport,
+) -> Result<(), AppError> {
+    for status in [
+        Status::Received,
+        Status::Built,
+        Status::AwaitingApproval,
+        Status::DeployingProd,
+    ] {
+        for exec in svc.store.list_by_status(status, limits.per_status).await? {
+            match svc.resume_if_stale(&exec).await {
+                Ok(Some(e)) => {
+                    warn!(execution_id = %e.id, from = %status, to = %e.status, "resumed");
+                    report.resumed += 1;
+                }
+                Ok(None) => {}
+                Err(e) => note(report, &exec, "resume", e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keep the newest `keep_images` images per pipeline repository, and never delete a digest that
+/// runs in test or prod, is the recorded rollback target, or belongs to an active execution.
+async fn prune(
+    svc: &Services,
+    limits: &SweepLimits,
+    report: &mut SweepReport,
+) -> Result<(), AppError> {
+    let mut budget = limits.max_image_deletions;
+    let mut seen_repos = HashSet::new();
+    for stored in svc.store.list_pipelines().await? {
+        let p = stored.definition;
+        let repo = p.image.repository_name().to_string();
+        let mut protected = HashSet::new();
+        for env in [Environment::Test, Environment::Prod] {
+            if let Some(r) = svc.store.get_revisions(&p.name, env).await? {
+                protected.insert(r.current.image.digest.clone());
+                if let Some(prev) = r.previous {
+                    protected.insert(prev.image.digest);
+                }
+            }
+        }
+        for e in svc.store.list_executions(&p.name, 200).await? {
+            if e.status.is_active() {
+                if let Some(i) = e.image {
+                    protected.insert(i.digest);
+                }
+            }
+        }
+        // two pipelines sharing a repository: the first one prunes it, with both protected
+        if !seen_repos.insert(repo.clone()) {
+            continue;
+        }
+        let mut images = match svc.registry.list_images(&repo).await {
+            Ok(i) => i,
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("listing images of {repo} failed: {e}"));
+                continue;
+            }
+        };
+        images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at));
+        let keep = p.keep_images as usize;
+        let candidates: Vec<_> = images
+            .iter()
+            .skip(keep)
+            .filter(|i| !protected.contains(&i.digest))
+            .take(budget)
+            .collect();
+        if candidates.is_empty() {
+            continue;
+        }
+        let digests: Vec<String> = candidates.iter().map(|i| i.digest.clone()).collect();
+        match svc.registry.delete_images(&repo, &digests).await {
+            Ok(deleted) => {
+                budget = budget.saturating_sub(deleted.len());
+                let bytes = candidates
+                    .iter()
+                    .filter(|i| deleted.contains(&i.digest))
+                    .filter_map(|i| i.size_bytes)
+                    .sum();
+                info!(pipeline = %p.name, repository = %repo, deleted = deleted.len(), bytes_freed = bytes, "pruned images");
+                report.pruned.push(Pruned {
+                    pipeline: p.name.clone(),
+                    repository: repo,
+                    kept: images.len() - deleted.len(),
+                    deleted,
+                    bytes_freed: bytes,
+                });
+            }
+            Err(e) => report
+                .errors
+                .push(format!("deleting images from {repo} failed: {e}")),
+        }
+        if budget == 0 {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! The sweeper, one test per branch, against the fakes.
+
+use chrono::Duration;
+
+use super::sweeper::{sweep, SweepLimits};
+use super::test_support::*;
+use crate::domain::{Environment, Status};
+use crate::fakes::FakeWorld;
+use crate::ports::{Clock, DeploymentObservation, ExecutionStore, ServiceError};
+
+#[tokio::test]
+async fn expires_approvals_once_with_a_notice() {
+    let w = FakeWorld::with_pipeline().await;
+    let id = awaiting(&w, 1).await;
+    let limits = SweepLimits::default();
+    assert_eq!(
+        sweep(&w.services, &limits).await.unwrap().expired,
+        0,
+        "not yet"
+    );
+    w.clock.advance(Duration::hours(73));
+    let r = sweep(&w.services, &limits).await.unwrap();
+    println!("sweep: {r:?}");
+    assert_eq!(r.expired, 1);
+    assert_eq!(
+        w.services.execution(&id).await.unwrap().status,
+        Status::Expired
+    );
+    let (_, notice) = w.notifier.sent().pop().unwrap();
+    assert!(notice.subject.contains("EXPIRED"));
+    assert!(notice.body.contains("shipgate release hello --commit"));
+    assert_eq!(
+        sweep(&w.services, &limits).await.unwrap().expired,
+        0,
+        "idempotent"
+    );
+    assert_eq!(w.notifier.count("EXPIRED"), 1);
+}
+
+#[tokio::test]
+async fn reconciles_builds_whose_events_were_lost() {
+    let w = FakeWorld::with_pipeline().await;
+    let ok = push(&w, &sha(2), "d-2").await;
+    let bad = push(&w, &sha(3), "d-3").await;
+    let running = push(&w, &sha(4), "d-4").await;
+    let e_ok = w.services.execution(&ok).await.unwrap();
+    let e_bad = w.services.execution(&bad).await.unwrap();
+    w.registry
+        .push("hello", &e_ok.image_tag(), "sha256:ok", w.clock.now());
+    w.builds
+        .set_state(e_ok.build_id.as_deref().unwrap(), "SUCCEEDED", None);
+    w.builds.set_state(
+        e_bad.build_id.as_deref().unwrap(),
+        "FAILED",
+        Some("COMMAND_EXECUTION_ERROR: exit status 2"),
+    );
+    let limits = SweepLimits::default();
+    assert_eq!(
+        sweep(&w.services, &limits).await.unwrap().builds_checked,
+        0,
+        "not stuck yet"
+    );
+    w.clock.advance(Duration::minutes(11));
+    let r = sweep(&w.services, &limits).await.unwrap();
+    println!("sweep: {r:?}");
+    assert_eq!((r.builds_checked, r.builds_reconciled), (3, 2));
+    assert_eq!(
+        w.services.execution(&ok).await.unwrap().status,
+        Status::DeployingTest
+    );
+    let failed = w.services.execution(&bad).await.unwrap();
+    assert_eq!(failed.status, Status::BuildFailed);
+    assert!(failed.failure.unwrap().reason.contains("exit status 2"));
+    assert_eq!(
+        w.services.execution(&running).await.unwrap().status,
+        Status::Building
+    );
+    assert_eq!(w.deployer.deployments_to("hello-test"), 1);
+    // CodeBuild unreachable for one build: noted, the run goes on
+    w.builds
+        .faults
+        .fail_always("get_build", ServiceError::Throttled("Rate exceeded".into()));
+    w.clock.advance(Duration::minutes(11));
+    let r = sweep(&w.services, &limits).await.unwrap();
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert!(r.errors[0].contains("Rate exceeded"));
+}
+
+#[tokio::test]
+async fn reconciles_deployments_whose_events_were_lost() {
+    let w = FakeWorld::with_pipeline().await;
+    let limits = SweepLimits::default();
+    let completed = built(&w, 5).await;
+    let failed = built(&w, 6).await;
+    let replaced = built(&w, 7).await;
+    for (id, state) in [
+        (&completed, DeploymentObservation::Completed),
+        (
+            &failed,
+            DeploymentObservation::Failed("tasks failed to start".into()),
+        ),
+        (&replaced, DeploymentObservation::Replaced),
+    ] {
+        let dep = w
+            .services
+            .execution(id)
+            .await
+            .unwrap()
+            .test
+            .unwrap()
+            .deployment_id;
+        w.deployer.set_deployment_state(&dep, state);
+    }
+    w.clock.advance(Duration::minutes(11));
+    let r = sweep(&w.services, &limits).await.unwrap();
+    println!("sweep: {r:?}");
+    assert_eq!((r.deployments_checked, r.deployments_reconciled), (3, 3));
+    assert_eq!(
+        w.services.execution(&completed).await.unwrap().status,
+        Status::AwaitingApproval
+    );
+    assert_eq!(w.notifier.count("Approve"), 1);
+    let f = w.services.execution(&failed).await.unwrap();
+    assert_eq!(f.status, Status::TestFailed);
+    assert!(f.failure.unwrap().reason.contains("tasks failed to start"));
+    assert_eq!(
+        w.services.execution(&replaced).await.unwrap().status,
+        Status::Superseded
+    );
+
+    // prod
+    let id = awaiting(&w, 8).await;
+    let e = super::approvals::decide(
+        &w.services,
+        &id,
+        crate::domain::Verdict::Approve,
+        "ops",
+        crate::domain::Channel::Cli,
+        None,
+    )
+    .await
+    .unwrap();
+    w.deployer.set_deployment_state(
+        &e.prod.unwrap().deployment_id,
+        DeploymentObservation::Completed,
+    );
+    w.clock.advance(Duration::minutes(11));
+    sweep(&w.services, &limits).await.unwrap();
+    assert_eq!(
+        w.services.execution(&id).await.unwrap().status,
+        Status::Succeeded
+    );
+    assert!(w
+        .store
+        .get_revisions("hello", Environment::Prod)
+        .await
+        .unwrap()
+        .is_some());
+    // nothing left to do: a second run changes nothing
+    let r = sweep(&w.services, &limits).await.unwrap();
+    assert_eq!(
+        (
+            r.builds_reconciled,
+            r.deployments_reconciled,
+            r.resumed,
+            r.expired
+        ),
+        (0, 0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn starts_or_fails_executions_that_never_got_a_build() {
+    let w = FakeWorld::with_pipeline().await;
+    let limits = SweepLimits::default();
+    // two executions recorded by a webhook that died before StartBuild
+    let a = received_without_build(&w, 9).await;
+    let b = received_without_build(&w, 10).await;
+    assert_eq!(
+        sweep(&w.services, &limits).await.unwrap().resumed,
+        0,
+        "too recent"
+    );
+    w.clock.advance(Duration::minutes(3));
+    w.builds.faults.fail_next(
+        "start_build",
+        ServiceError::Rejected("AccessDeniedException: not allowed".into()),
+    );
+    let r = sweep(&w.services, &limits).await.unwrap();
+    println!("sweep: {r:?}");
+    assert_eq!(r.resumed, 2);
+    let statuses = [
+        w.services.execution(&a).await.unwrap(),
+        w.services.execution(&b).await.unwrap(),
+    ];
+    let building = statuses
+        .iter()
+        .filter(|e| e.status == Status::Building)
+        .count();
+    let failed: Vec<_> = statuses
+        .iter()
+        .filter(|e| e.status == Status::BuildFailed)
+        .collect();
+    assert_eq!((building, failed.len()), (1, 1));
+    assert!(failed[0]
+        .failure
+        .as_ref()
+        .unwrap()
+        .reason
+        .contains("AccessDeniedException"));
+    assert_eq!(w.builds.started().len(), 1);
+    assert_eq!(sweep(&w.services, &limits).await.unwrap().resumed, 0);
+}
+
+#[tokio::test]
+async fn resends_an_approval_request_that_was_never_sent() {
+    let w = FakeWorld::with_pipeline().await;
+    let id = built(&w, 11).await;
+    let dep = w
+        .services
+        .execution(&id)
+        .await
+        .unwrap()
+        .test
+        .unwrap()
+        .deployment_id;
+    w.notifier
+        .faults
+        .fail_next("publish", ServiceError::Unavailable("SNS 503".into()));
+    let err = super::events::on_deployment_state(&w.services, &deployment_change(&dep))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    let e = w.services.execution(&id).await.unwrap();
+    assert_eq!(e.status, Status::AwaitingApproval);
+    assert!(e.approval.unwrap().message_id.is_none());
+    w.clock.advance(Duration::minutes(3));
+    let r = sweep(&w.services, &SweepLimits::default()).await.unwrap();
+    assert_eq!(r.resumed, 1);
+    assert_eq!(w.notifier.count("Approve"), 1);
+    assert!(w
+        .services
+        .execution(&id)
+        .await
+        .unwrap()
+        .approval
+        .unwrap()
+        .message_id
+        .is_some());
+}
+
+#[tokio::test]
+async fn prunes_old_images_but_never_protected_ones() {
+    let w = FakeWorld::with_pipeline().await;
+    // prod: v1 then v2 (v1 is the rollback target); an execution awaits approval with v3
+    let v1 = succeed(&w, 20).await;
+    let v2 = succeed(&w, 21).await;
+    let v3 = awaiting(&w, 22).await;
+    let digest = |e: crate::domain::Execution| e.image.unwrap().digest;
+    let protected = [
+        digest(w.services.execution(&v1).await.unwrap()),
+        digest(w.services.execution(&v2).await.unwrap()),
+        digest(w.services.execution(&v3).await.unwrap()),
+    ];
+    // make the protected images the oldest, then 12 newer unrelated ones
+    let base = w.clock.now() - Duration::days(30);
+    for (i, d) in protected.iter().enumerate() {
+        w.registry
+            .set_pushed_at("hello", d, base + Duration::minutes(i as i64));
+    }
+    for i in 0..12 {
+        w.registry.push(
+            "hello",
+            &format!("new-{i}"),
+            &format!("sha256:new{i:02}"),
+            base + Duration::days(1) + Duration::minutes(i),
+        );
+    }
+    let mut limits = SweepLimits {
+        max_image_deletions: 1,
+        ..SweepLimits::default()
+    };
+    let r = sweep(&w.services, &limits).await.unwrap();
+    assert_eq!(r.images_deleted, 1, "bounded per run");
+    limits.max_image_deletions = 100;
+    let r = sweep(&w.services, &limits).await.unwrap();
+    println!("sweep: {r:?}");
+    // 15 images: the newest 10 are kept; of the 5 older ones, 3 are protected (the prod
+    // revision, its rollback target, the image awaiting approval): only new01 and new00 go
+    assert_eq!(r.images_deleted, 1);
+    assert_eq!(r.bytes_freed, 50_000_000);
+    assert_eq!(r.pruned[0].kept, 13);
+    let deleted = w.registry.deleted.lock().unwrap().clone();
+    assert_eq!(
+        deleted,
+        vec!["sha256:new01".to_string(), "sha256:new00".to_string()]
+    );
+    for d in &protected {
+        assert!(!deleted.contains(d), "protected {d} deleted");
+    }
+    assert_eq!(
+        sweep(&w.services, &limits).await.unwrap().images_deleted,
+        0,
+        "idempotent"
+    );
+}
