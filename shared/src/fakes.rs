@@ -579,6 +579,14 @@ impl FakeRegistry {
 }
 
 impl FakeRegistry {
+    /// The images of a repository, without going through the port.
+    pub fn list_images_now(&self, repository: &str) -> Vec<ImageDetail> {
+        lock(&self.images)
+            .get(repository)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Change when an image was pushed (to make it old or new).
     pub fn set_pushed_at(&self, repository: &str, digest: &str, at: DateTime<Utc>) {
         if let Some(repo) = lock(&self.images).get_mut(repository) {

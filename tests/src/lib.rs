@@ -159,3 +159,106 @@ fn hex_of(s: &str) -> String {
         .take(64)
         .collect()
 }
+
+/// A GitHub push sample (events/github/push.json).
+pub const PUSH: &str = include_str!("../../events/github/push.json");
+
+/// A CodeBuild "Build State Change" event for `build_id`.
+pub fn build_event(build_id: &str, status: &str) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/codebuild/succeeded.json")).unwrap();
+    v["detail"]["build-id"] =
+        format!("arn:aws:codebuild:us-east-1:123456789012:build/{build_id}").into();
+    v["detail"]["build-status"] = status.into();
+    v
+}
+
+/// An ECS "Deployment State Change" event for `deployment_id`.
+pub fn deploy_event(deployment_id: &str, name: &str) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/ecs/completed.json")).unwrap();
+    v["detail"]["deploymentId"] = deployment_id.into();
+    v["detail"]["eventName"] = name.into();
+    v
+}
+
+/// A signed push (`body`, or the sample) as API Gateway delivers it.
+pub fn signed_push(body: &str, delivery: &str, secret: &str) -> shared::http::HttpRequest {
+    let sig = shared::domain::github::sign_body(secret.as_bytes(), body.as_bytes());
+    shared::http::request(
+        "POST",
+        "/webhooks/github",
+        "/webhooks/github",
+        &[
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", delivery),
+            ("X-GitHub-Hook-ID", "512345678"),
+            ("X-Hub-Signature-256", &sig),
+            ("Content-Type", "application/json"),
+        ],
+        Some(body),
+        "140.82.115.11",
+    )
+}
+
+/// The sample push, sent through the webhook handler; answers the execution id.
+pub async fn start(w: &World, delivery: &str) -> shared::domain::ExecutionId {
+    let req = signed_push(PUSH, delivery, shared::local::DEV_WEBHOOK_SECRET);
+    let resp = webhook::handler::handle(&w.services, req).await;
+    let body: serde_json::Value = serde_json::from_str(&shared::http::body_text(&resp)).unwrap();
+    body["execution_id"]
+        .as_str()
+        .expect("execution id")
+        .parse()
+        .unwrap()
+}
+
+/// A TCP proxy in front of moto that can be cut (every open connection dropped, new ones
+/// refused) and restored: an AWS outage in the middle of a run, with moto's state kept.
+pub struct Outage {
+    pub endpoint: String,
+    down: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Outage {
+    /// Start a proxy on a free loopback port forwarding to `upstream` (`http://127.0.0.1:port`).
+    pub async fn proxy(upstream: &str) -> Outage {
+        let target = upstream.trim_start_matches("http://").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if *rx.borrow() {
+                    continue; // refused: dropped at once
+                }
+                let target = target.clone();
+                let mut down = rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|d| *d) => {}
+                    }
+                });
+            }
+        });
+        Outage {
+            endpoint,
+            down: std::sync::Arc::new(tx),
+        }
+    }
+
+    pub fn cut(&self) {
+        let _ = self.down.send(true);
+    }
+
+    pub fn restore(&self) {
+        let _ = self.down.send(false);
+    }
+}

@@ -2,50 +2,12 @@
 //! revision pinned by digest → deployment COMPLETED → approval message captured through SQS →
 //! GET page → POST approve → prod runs the same digest → prod COMPLETED → SUCCEEDED.
 
-use serde_json::Value;
-use shared::domain::github::sign_body;
-use shared::domain::{ExecutionId, Status};
+use shared::domain::Status;
 use shared::http::{self};
-use shared::local::{drain_outbox, DEV_WEBHOOK_SECRET};
+use shared::local::drain_outbox;
 use shipgate_tests::World;
 
-const PUSH: &str = include_str!("../../events/github/push.json");
-
-fn build_event(build_id: &str, status: &str) -> Value {
-    let mut v: Value =
-        serde_json::from_str(include_str!("../../events/codebuild/succeeded.json")).unwrap();
-    v["detail"]["build-id"] =
-        format!("arn:aws:codebuild:us-east-1:123456789012:build/{build_id}").into();
-    v["detail"]["build-status"] = status.into();
-    v
-}
-
-fn deploy_event(deployment_id: &str, name: &str) -> Value {
-    let mut v: Value =
-        serde_json::from_str(include_str!("../../events/ecs/completed.json")).unwrap();
-    v["detail"]["deploymentId"] = deployment_id.into();
-    v["detail"]["eventName"] = name.into();
-    v
-}
-
-async fn start(w: &World, delivery: &str) -> ExecutionId {
-    let sig = sign_body(DEV_WEBHOOK_SECRET.as_bytes(), PUSH.as_bytes());
-    let req = http::request(
-        "POST",
-        "/webhooks/github",
-        "/webhooks/github",
-        &[
-            ("X-GitHub-Event", "push"),
-            ("X-GitHub-Delivery", delivery),
-            ("X-Hub-Signature-256", &sig),
-        ],
-        Some(PUSH),
-        "140.82.115.11",
-    );
-    let resp = webhook::handler::handle(&w.services, req).await;
-    let body: Value = serde_json::from_str(&http::body_text(&resp)).unwrap();
-    body["execution_id"].as_str().unwrap().parse().unwrap()
-}
+use shipgate_tests::{build_event, deploy_event, start};
 
 #[tokio::test]
 async fn push_to_production_with_the_tested_digest() {

@@ -11,25 +11,11 @@ use shared::http::{self, HttpRequest};
 use shared::local::DEV_WEBHOOK_SECRET;
 use shipgate_tests::World;
 
-const PUSH: &str = include_str!("../../events/github/push.json");
+use shipgate_tests::PUSH;
 const SHA: &str = "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a";
 
 fn signed_push(delivery: &str) -> HttpRequest {
-    let sig = sign_body(DEV_WEBHOOK_SECRET.as_bytes(), PUSH.as_bytes());
-    http::request(
-        "POST",
-        "/webhooks/github",
-        "/webhooks/github",
-        &[
-            ("X-GitHub-Event", "push"),
-            ("X-GitHub-Delivery", delivery),
-            ("X-GitHub-Hook-ID", "512345678"),
-            ("X-Hub-Signature-256", &sig),
-            ("Content-Type", "application/json"),
-        ],
-        Some(PUSH),
-        "140.82.115.11",
-    )
+    shipgate_tests::signed_push(PUSH, delivery, DEV_WEBHOOK_SECRET)
 }
 
 async fn builds(w: &World) -> Vec<String> {

@@ -411,6 +411,12 @@ impl Services {
         let (Some(image), Some(deployment)) = (&exec.image, exec.deployment(env)) else {
             return Ok(());
         };
+        // a late retry for an older execution must not replace a newer revision
+        if let Some(current) = self.store.get_revisions(&exec.pipeline, env).await? {
+            if current.current.execution_id > exec.id {
+                return Ok(());
+            }
+        }
         let revision = DeployedRevision {
             execution_id: exec.id.clone(),
             commit: exec.commit.clone(),

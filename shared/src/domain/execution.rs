@@ -685,6 +685,9 @@ pub fn pending_effects(exec: &Execution) -> Vec<Effect> {
             ]
         }
         Status::DeployingProd if exec.prod.is_none() => vec![Effect::DeployProd],
+        // recording what runs is idempotent; owed in case the write after SUCCEEDED failed
+        Status::Succeeded if exec.prod.is_some() => vec![Effect::RecordRevision(Environment::Prod)],
+        Status::Succeeded if exec.test.is_some() => vec![Effect::RecordRevision(Environment::Test)],
         _ => vec![],
     }
 }
@@ -1513,11 +1516,15 @@ mod tests {
             vec![],
             "prod deployment recorded"
         );
+        assert_eq!(
+            pending_effects(&at(Status::Succeeded)),
+            vec![Effect::RecordRevision(Environment::Prod)]
+        );
         for s in [
-            Status::Succeeded,
             Status::BuildFailed,
             Status::Rejected,
             Status::Expired,
+            Status::Superseded,
         ] {
             assert!(pending_effects(&at(s)).is_empty());
         }

@@ -1,0 +1,524 @@
+//! Checks on `infra/template.yaml` (the SAM template of the control plane) for the things the
+//! Rust code, the CLI and the docs rely on: one function per crate under `functions/` with the
+//! stable `shipgate-<name>` name, the HTTP routes, the `SHIPGATE_*` environment, no mutating IAM
+//! action on `Resource: "*"`, and the DynamoDB key schema the adapters use.
+//!
+//! CloudFormation short tags (`!Ref`, `!Sub`, `!GetAtt`, `!If`, ...) parse as
+//! `serde_yaml::Value::Tagged`; the helpers below look through them where it matters.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+/// The functions of the ARCHITECTURE.md interface table (`functions/<name>`, `shipgate-<name>`).
+const ARCHITECTURE_FUNCTIONS: [&str; 7] = [
+    "webhook",
+    "codecommit",
+    "build-events",
+    "deploy-events",
+    "approvals",
+    "control",
+    "sweeper",
+];
+
+/// Environment every function reads at cold start.
+const SHIPGATE_ENVIRONMENT: [&str; 4] = [
+    "SHIPGATE_TABLE",
+    "SHIPGATE_WEBHOOK_SECRET_ID",
+    "SHIPGATE_SIGNING_KEY_ID",
+    "SHIPGATE_PUBLIC_URL",
+];
+
+/// Mutating actions for which AWS offers no resource-level permissions (the IAM Service
+/// Authorization Reference lists no resource type), so `"*"` is the only valid `Resource`.
+const NO_RESOURCE_LEVEL_PERMISSIONS: [&str; 1] = ["ecs:RegisterTaskDefinition"];
+
+/// Action name prefixes (after `service:`) that only read.
+const READ_ONLY_PREFIXES: [&str; 4] = ["Describe", "List", "Get", "BatchGet"];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> Value {
+    let path = repo_root().join("infra/template.yaml");
+    let text = fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    serde_yaml::from_str(&text)
+        .unwrap_or_else(|error| panic!("{} is not valid YAML: {error}", path.display()))
+}
+
+/// `(logical id, resource)` of every resource of the given CloudFormation/SAM type.
+fn resources_of_type<'a>(template: &'a Value, resource_type: &str) -> Vec<(&'a str, &'a Value)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("infra/template.yaml has no Resources mapping")
+        .iter()
+        .filter(|(_, resource)| resource["Type"].as_str() == Some(resource_type))
+        .map(|(id, resource)| (id.as_str().unwrap_or("<non-string id>"), resource))
+        .collect()
+}
+
+/// The name of a short-form tag without the `!` (`!Ref` -> `Ref`).
+fn tag_name(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) => Some(tagged.tag.to_string().trim_start_matches('!').to_owned()),
+        _ => None,
+    }
+}
+
+/// The value under a tag (`!Sub "..."` -> `"..."`), or the value itself when untagged.
+fn untagged(value: &Value) -> &Value {
+    match value {
+        Value::Tagged(tagged) => &tagged.value,
+        other => other,
+    }
+}
+
+/// Every `AWS::Serverless::Function` keyed by the `<name>` of its `FunctionName: shipgate-<name>`.
+fn functions_by_name(template: &Value) -> BTreeMap<String, (&str, &Value)> {
+    let mut functions = BTreeMap::new();
+    for (id, function) in resources_of_type(template, "AWS::Serverless::Function") {
+        let function_name = function["Properties"]["FunctionName"]
+            .as_str()
+            .unwrap_or_else(|| panic!("function {id} has no literal FunctionName"));
+        let name = function_name.strip_prefix("shipgate-").unwrap_or_else(|| {
+            panic!(
+                "function {id} is named {function_name:?}; every function must be shipgate-<name>"
+            )
+        });
+        if let Some((previous, _)) = functions.insert(name.to_owned(), (id, function)) {
+            panic!("functions {previous} and {id} are both named {function_name:?}");
+        }
+    }
+    functions
+}
+
+/// Names of the directories under `functions/` (one crate each).
+fn function_crate_directories() -> Vec<String> {
+    let dir = repo_root().join("functions");
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("cannot list {}: {error}", dir.display()))
+        .map(|entry| entry.unwrap_or_else(|error| panic!("cannot list {}: {error}", dir.display())))
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        !names.is_empty(),
+        "no function crates found under {}",
+        dir.display()
+    );
+    names
+}
+
+fn assert_function_builds_its_crate(name: &str, id: &str, function: &Value) {
+    let metadata = &function["Metadata"];
+    assert_eq!(
+        metadata["BuildMethod"].as_str(),
+        Some("rust-cargolambda"),
+        "function {id} (shipgate-{name}): Metadata.BuildMethod must be rust-cargolambda"
+    );
+    assert_eq!(
+        metadata["BuildProperties"]["Binary"].as_str(),
+        Some(name),
+        "function {id} (shipgate-{name}): Metadata.BuildProperties.Binary must be the crate's binary {name:?}"
+    );
+    assert_eq!(
+        function["Properties"]["CodeUri"].as_str(),
+        Some(".."),
+        "function {id} (shipgate-{name}): CodeUri must be the Cargo workspace root \"..\" \
+         (SAM's cargo-lambda build looks for target/lambda/<Binary>/bootstrap under CodeUri)"
+    );
+}
+
+#[test]
+fn every_function_crate_has_a_function_named_after_it() {
+    let template = template();
+    let functions = functions_by_name(&template);
+    for dir in function_crate_directories() {
+        let (id, function) = functions.get(&dir).unwrap_or_else(|| {
+            panic!(
+                "functions/{dir} has no AWS::Serverless::Function with FunctionName \
+                 \"shipgate-{dir}\" in infra/template.yaml (functions there: {:?})",
+                functions.keys().collect::<Vec<_>>()
+            )
+        });
+        assert_function_builds_its_crate(&dir, id, function);
+    }
+}
+
+#[test]
+fn template_declares_every_function_of_the_architecture() {
+    let template = template();
+    let functions = functions_by_name(&template);
+    let declared: BTreeSet<&str> = functions.keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = ARCHITECTURE_FUNCTIONS.into_iter().collect();
+    assert_eq!(
+        declared, expected,
+        "infra/template.yaml must declare exactly the functions of ARCHITECTURE.md"
+    );
+    for (name, (id, function)) in &functions {
+        assert_function_builds_its_crate(name, id, function);
+    }
+    let globals = &template["Globals"]["Function"];
+    for (key, expected) in [("Runtime", "provided.al2023"), ("Handler", "bootstrap")] {
+        assert_eq!(
+            globals[key].as_str(),
+            Some(expected),
+            "Globals.Function.{key} must be {expected:?}"
+        );
+    }
+    assert_eq!(
+        globals["Architectures"],
+        serde_yaml::from_str::<Value>("[arm64]").unwrap(),
+        "Globals.Function.Architectures must be [arm64] (scripts/build-lambdas.sh builds arm64)"
+    );
+}
+
+#[test]
+fn http_api_routes_are_wired_to_their_functions() {
+    let template = template();
+    let expected_routes = [
+        ("POST", "/webhooks/github", "webhook"),
+        ("GET", "/approvals/{token}", "approvals"),
+        ("POST", "/approvals/{token}", "approvals"),
+    ];
+
+    // Routes declared as HttpApi events: (METHOD, path) -> function name.
+    let mut routes: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (name, (id, function)) in functions_by_name(&template) {
+        let Some(events) = function["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (event_id, event) in events {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let event_id = event_id.as_str().unwrap_or("<non-string id>");
+            let properties = &event["Properties"];
+            let api = &properties["ApiId"];
+            assert_eq!(
+                (tag_name(api).as_deref(), untagged(api).as_str()),
+                (Some("Ref"), Some("HttpApi")),
+                "event {id}.{event_id} must attach to the HttpApi resource (ApiId: !Ref HttpApi)"
+            );
+            let method = properties["Method"]
+                .as_str()
+                .unwrap_or_else(|| panic!("event {id}.{event_id} has no Method"))
+                .to_uppercase();
+            let path = properties["Path"]
+                .as_str()
+                .unwrap_or_else(|| panic!("event {id}.{event_id} has no Path"))
+                .to_owned();
+            if let Some(other) = routes.insert((method.clone(), path.clone()), name.clone()) {
+                panic!("route {method} {path} is declared by both shipgate-{other} and shipgate-{name}");
+            }
+        }
+    }
+    for (method, path, function) in expected_routes {
+        let key = (method.to_owned(), path.to_owned());
+        assert_eq!(
+            routes.get(&key).map(String::as_str),
+            Some(function),
+            "route {method} {path} must be an HttpApi event of shipgate-{function} \
+             (HttpApi routes found: {routes:?})"
+        );
+    }
+
+    // The API's DefinitionBody addresses the functions by name (to avoid a circular dependency
+    // with SHIPGATE_PUBLIC_URL); it must name the same function as the event.
+    let apis = resources_of_type(&template, "AWS::Serverless::HttpApi");
+    assert_eq!(
+        apis.len(),
+        1,
+        "expected exactly one AWS::Serverless::HttpApi"
+    );
+    let paths = &apis[0].1["Properties"]["DefinitionBody"]["paths"];
+    for (method, path, function) in expected_routes {
+        let uri =
+            &paths[path][method.to_lowercase().as_str()]["x-amazon-apigateway-integration"]["uri"];
+        let uri_text = untagged(uri).as_str().unwrap_or_else(|| {
+            panic!("HttpApi DefinitionBody has no integration uri for {method} {path}")
+        });
+        let expected_suffix = format!(":function:shipgate-{function}/invocations");
+        assert!(
+            uri_text.ends_with(&expected_suffix),
+            "HttpApi DefinitionBody integration of {method} {path} must invoke shipgate-{function}, \
+             its uri is {uri_text:?}"
+        );
+    }
+}
+
+#[test]
+fn every_function_gets_the_shipgate_environment() {
+    let template = template();
+    let variable_names = |environment: &Value| -> BTreeSet<String> {
+        environment["Variables"]
+            .as_mapping()
+            .map(|variables| {
+                variables
+                    .keys()
+                    .filter_map(|key| key.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let global_environment = &template["Globals"]["Function"]["Environment"];
+    let from_globals = variable_names(global_environment);
+    for (name, (id, function)) in functions_by_name(&template) {
+        let own = variable_names(&function["Properties"]["Environment"]);
+        let missing: Vec<&str> = SHIPGATE_ENVIRONMENT
+            .into_iter()
+            .filter(|variable| !own.contains(*variable) && !from_globals.contains(*variable))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "function {id} (shipgate-{name}) gets none of {missing:?}, neither in its own \
+             Environment.Variables nor in Globals.Function.Environment.Variables"
+        );
+    }
+
+    // The table variable names the table of this template, the secret ids are secret ARNs.
+    let table_ids: Vec<&str> = resources_of_type(&template, "AWS::DynamoDB::Table")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let table = &global_environment["Variables"]["SHIPGATE_TABLE"];
+    assert!(
+        tag_name(table).as_deref() == Some("Ref")
+            && untagged(table)
+                .as_str()
+                .is_some_and(|id| table_ids.contains(&id)),
+        "SHIPGATE_TABLE must be !Ref of the template's table {table_ids:?}, is {table:?}"
+    );
+    for variable in ["SHIPGATE_WEBHOOK_SECRET_ID", "SHIPGATE_SIGNING_KEY_ID"] {
+        let value = &global_environment["Variables"][variable];
+        let target = untagged(value).as_str().unwrap_or_default();
+        assert!(
+            tag_name(value).as_deref() == Some("Ref")
+                && template["Resources"][target]["Type"].as_str()
+                    == Some("AWS::SecretsManager::Secret"),
+            "{variable} must be !Ref of an AWS::SecretsManager::Secret (its ARN, never the \
+             secret value), is {value:?}"
+        );
+    }
+}
+
+/// One IAM policy statement found in the template, with where it was found.
+struct Statement<'a> {
+    location: String,
+    body: &'a serde_yaml::Mapping,
+}
+
+/// Every mapping with `Effect` and `Action`/`NotAction` anywhere in the template: statements of
+/// roles, managed policies and resource policies, including both branches of `!If`.
+fn collect_statements<'a>(value: &'a Value, location: &str, found: &mut Vec<Statement<'a>>) {
+    match value {
+        Value::Mapping(mapping) => {
+            let has = |key: &str| mapping.contains_key(key);
+            if has("Effect") && (has("Action") || has("NotAction")) {
+                let location = match mapping.get("Sid").and_then(Value::as_str) {
+                    Some(sid) => format!("{location} (Sid {sid})"),
+                    None => location.to_owned(),
+                };
+                found.push(Statement {
+                    location,
+                    body: mapping,
+                });
+            }
+            for (key, child) in mapping {
+                let key = key.as_str().unwrap_or("?");
+                collect_statements(child, &format!("{location}.{key}"), found);
+            }
+        }
+        Value::Sequence(items) => {
+            for (index, child) in items.iter().enumerate() {
+                collect_statements(child, &format!("{location}[{index}]"), found);
+            }
+        }
+        Value::Tagged(tagged) => collect_statements(&tagged.value, location, found),
+        _ => {}
+    }
+}
+
+/// String entries of an `Action`/`Resource` value (a string or a list of strings).
+fn strings(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(text) => vec![text.as_str()],
+        Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_mutating(action: &str) -> bool {
+    let operation = action
+        .split_once(':')
+        .map_or(action, |(_, operation)| operation);
+    !READ_ONLY_PREFIXES
+        .iter()
+        .any(|prefix| operation.starts_with(prefix))
+}
+
+#[test]
+fn no_mutating_iam_action_is_granted_on_every_resource() {
+    let template = template();
+    let mut statements = Vec::new();
+    collect_statements(&template["Resources"], "Resources", &mut statements);
+    assert!(
+        statements.len() >= 20,
+        "found only {} IAM statements in infra/template.yaml; the walker is broken",
+        statements.len()
+    );
+
+    let mut violations = Vec::new();
+    for statement in &statements {
+        let body = statement.body;
+        if body.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            continue;
+        }
+        let Some(resource) = body.get("Resource") else {
+            continue; // trust policies name a Principal, not a Resource
+        };
+        if !strings(resource).contains(&"*") {
+            continue;
+        }
+        if let Some(not_action) = body.get("NotAction") {
+            violations.push(format!(
+                "{}: NotAction {:?} with Resource \"*\" grants every other action on everything",
+                statement.location,
+                strings(not_action)
+            ));
+        }
+        let actions = body.get("Action").map(strings).unwrap_or_default();
+        for action in actions {
+            if is_mutating(action) && !NO_RESOURCE_LEVEL_PERMISSIONS.contains(&action) {
+                violations.push(format!(
+                    "{}: mutating action {action} is granted on Resource \"*\"",
+                    statement.location
+                ));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "IAM statements grant mutating actions on every resource (scope them to ARNs, or add the \
+         action to NO_RESOURCE_LEVEL_PERMISSIONS only if AWS supports no resource-level \
+         permission for it):\n  {}",
+        violations.join("\n  ")
+    );
+}
+
+#[test]
+fn table_key_schema_matches_the_code() {
+    let template = template();
+    let tables = resources_of_type(&template, "AWS::DynamoDB::Table");
+    assert_eq!(tables.len(), 1, "expected exactly one AWS::DynamoDB::Table");
+    let (id, table) = tables[0];
+    let properties = &table["Properties"];
+
+    for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+        assert_eq!(
+            table[policy].as_str(),
+            Some("Retain"),
+            "table {id}: {policy} must be Retain (executions survive a stack deletion)"
+        );
+    }
+    assert_eq!(
+        properties["BillingMode"].as_str(),
+        Some("PAY_PER_REQUEST"),
+        "table {id}: BillingMode must be PAY_PER_REQUEST (on-demand, no cost while idle)"
+    );
+
+    let attributes: BTreeMap<&str, &str> = properties["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("table {id}: AttributeDefinitions must be a list"))
+        .iter()
+        .map(|attribute| {
+            (
+                attribute["AttributeName"].as_str().unwrap_or("?"),
+                attribute["AttributeType"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    let expected_attributes: BTreeMap<&str, &str> = [
+        ("pk", "S"),
+        ("sk", "S"),
+        ("gsi1pk", "S"),
+        ("gsi1sk", "S"),
+        ("gsi2pk", "S"),
+        ("gsi2sk", "S"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        attributes, expected_attributes,
+        "table {id}: AttributeDefinitions must be exactly the string keys the adapters use"
+    );
+
+    let key_schema = |schema: &Value, owner: &str| -> Vec<(String, String)> {
+        schema
+            .as_sequence()
+            .unwrap_or_else(|| panic!("table {id}: {owner} KeySchema must be a list"))
+            .iter()
+            .map(|key| {
+                (
+                    key["AttributeName"].as_str().unwrap_or("?").to_owned(),
+                    key["KeyType"].as_str().unwrap_or("?").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |name: &str, kind: &str| (name.to_owned(), kind.to_owned());
+    assert_eq!(
+        key_schema(&properties["KeySchema"], "table"),
+        vec![pair("pk", "HASH"), pair("sk", "RANGE")],
+        "table {id}: KeySchema must be pk (HASH) + sk (RANGE)"
+    );
+
+    let indexes: BTreeMap<&str, &Value> = properties["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("table {id}: GlobalSecondaryIndexes must be a list"))
+        .iter()
+        .map(|index| (index["IndexName"].as_str().unwrap_or("?"), index))
+        .collect();
+    assert_eq!(
+        indexes.keys().copied().collect::<Vec<_>>(),
+        vec!["gsi1", "gsi2"],
+        "table {id}: the global secondary indexes must be exactly gsi1 and gsi2"
+    );
+    for (name, index) in &indexes {
+        assert_eq!(
+            key_schema(&index["KeySchema"], name),
+            vec![
+                pair(&format!("{name}pk"), "HASH"),
+                pair(&format!("{name}sk"), "RANGE")
+            ],
+            "table {id}: index {name} must be keyed {name}pk (HASH) + {name}sk (RANGE)"
+        );
+        assert_eq!(
+            index["Projection"]["ProjectionType"].as_str(),
+            Some("ALL"),
+            "table {id}: index {name} must project ALL attributes"
+        );
+    }
+
+    let ttl = &properties["TimeToLiveSpecification"];
+    assert_eq!(
+        (ttl["AttributeName"].as_str(), ttl["Enabled"].as_bool()),
+        (Some("ttl"), Some(true)),
+        "table {id}: TTL must be enabled on the attribute `ttl`"
+    );
+    assert_eq!(
+        properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true),
+        "table {id}: point-in-time recovery must be enabled"
+    );
+    assert_eq!(
+        properties["SSESpecification"]["SSEEnabled"].as_bool(),
+        Some(true),
+        "table {id}: server-side encryption must be enabled"
+    );
+}
