@@ -29,6 +29,8 @@ test: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	SHIPGATE_REQUIRE_MOTO=1 $(CARGO) test --workspace
+	$(CARGO) build -p shipgate
+	SHIPGATE_REQUIRE_BROWSER=1 bash scripts/browser-test.sh
 
 ## lint: formatting and clippy only
 lint:

@@ -16,7 +16,8 @@ input,textarea{width:100%;box-sizing:border-box;font:inherit;padding:.5rem;borde
 .actions{display:flex;gap:.75rem;flex-wrap:wrap;margin-top:1rem}\
 button{font:inherit;font-weight:600;padding:.7rem 1.4rem;border-radius:6px;border:0;cursor:pointer}\
 .approve{background:#1a7f37;color:#fff}.reject{background:#fff;color:#b42318;border:2px solid #b42318}\
-.note{color:#555;font-size:.9rem}.ok{color:#1a7f37}.bad{color:#b42318}";
+.note{color:#555;font-size:.9rem}.ok{color:#1a7f37}.bad{color:#b42318}\
+@media (max-width:32rem){main{padding:.75rem}dl{grid-template-columns:1fr;gap:0}dt{margin-top:.5rem}dd code{font-size:.8em}}";
 
 fn page(title: &str, body: &str) -> String {
     format!(
