@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CARGO ?= cargo
 ARCH ?= arm64
 
-.PHONY: setup dev test lint fmt lint-infra build deploy clean
+.PHONY: setup dev test lint fmt fuzz lint-infra build deploy clean
 
 PORT ?= 9000
 
@@ -31,6 +31,11 @@ test: setup
 	SHIPGATE_REQUIRE_MOTO=1 $(CARGO) test --workspace
 	$(CARGO) build -p shipgate
 	SHIPGATE_REQUIRE_BROWSER=1 bash scripts/browser-test.sh
+
+## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (libFuzzer; crashes land in fuzz/artifacts)
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 ## lint: formatting and clippy only
 lint:
