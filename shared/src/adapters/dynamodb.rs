@@ -439,24 +439,10 @@ impl ExecutionStore for DynamoStore {
         item.insert("gsi1sk".into(), s(definition.name.clone()));
         item.insert("version".into(), n(version));
         item.insert("body".into(), s(to_json(&stored)));
-        let mut req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        req = match old_version {
-            Some(v) => req
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", n(v)),
-            None => req.condition_expression("attribute_not_exists(pk)"),
-        };
-        match req.send().await {
-            Ok(_) => Ok(PipelineWrite { version, previous }),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                Err(StoreError::PipelineConflict(definition.name.clone()))
-            }
-            Err(e) => Err(unavailable(classify(&e))),
+        if self.put_versioned(item, old_version).await? {
+            Ok(PipelineWrite { version, previous })
+        } else {
+            Err(StoreError::PipelineConflict(definition.name.clone()))
         }
     }
 
@@ -656,22 +642,8 @@ impl ExecutionStore for DynamoStore {
             let mut item = key(env_pk(pipeline, environment), "REVISION");
             item.insert("version".into(), n(new_version));
             item.insert("body".into(), s(to_json(&next)));
-            let mut req = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item));
-            req = match version {
-                Some(v) => req
-                    .condition_expression("#v = :v")
-                    .expression_attribute_names("#v", "version")
-                    .expression_attribute_values(":v", n(v)),
-                None => req.condition_expression("attribute_not_exists(pk)"),
-            };
-            match req.send().await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.code() == Some("ConditionalCheckFailedException") => continue,
-                Err(e) => return Err(unavailable(classify(&e))),
+            if self.put_versioned(item, version).await? {
+                return Ok(());
             }
         }
         Err(StoreError::Unavailable(format!(
@@ -681,6 +653,28 @@ impl ExecutionStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Put `item` if the stored one still has version `expected` (`None`: if there is none).
+    /// Answers false when another writer got there first.
+    async fn put_versioned(&self, item: Item, expected: Option<u64>) -> Result<bool, StoreError> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let req = match expected {
+            Some(v) => req
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+            None => req.condition_expression("attribute_not_exists(pk)"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(unavailable(classify(&e))),
+        }
+    }
+
     async fn find_link(&self, link: &Link) -> Result<Option<ExecutionId>, StoreError> {
         let Some(item) = self.get(link_pk(link), "LINK").await? else {
             return Ok(None);
