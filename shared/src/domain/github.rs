@@ -290,6 +290,19 @@ mod tests {
     }
 
     #[test]
+    fn hex_case_does_not_matter() {
+        // found by the fuzzer: upper-case hex is the same MAC, so it verifies too
+        let secret = b"It's a Secret to Everybody";
+        let header = sign_body(secret, b"Hello, World!")
+            .to_ascii_uppercase()
+            .replace("SHA256=", "sha256=");
+        assert_eq!(
+            verify_signature(&[secret], b"Hello, World!", Some(&header)),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn rotation_accepts_either_secret() {
         let body = b"{}";
         let old = sign_body(b"old", body);
