@@ -10,8 +10,10 @@ ARCH ?= arm64
 
 PORT ?= 9000
 
-## setup: create ./.venv and install the pinned Python tools (moto server, template linters)
+## setup: ./.venv with the pinned moto server; ./.venv-infra with the template linters and the
+## Lambda cross-build tools (separate: checkov pins an older boto3 than moto's server needs)
 setup: $(STAMP)
+	@source scripts/infra-venv.sh && infra_venv_ready
 
 $(STAMP): requirements-dev.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +30,7 @@ dev: setup
 test: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/lint-infra.sh
 	SHIPGATE_REQUIRE_MOTO=1 $(CARGO) test --workspace
 	$(CARGO) build -p shipgate
 	SHIPGATE_REQUIRE_BROWSER=1 bash scripts/browser-test.sh
@@ -36,6 +39,18 @@ test: setup
 FUZZ_SECONDS ?= 60
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## lint-infra: cfn-lint + checkov on infra/ (and the SAM-expanded template), hello-service tests
+lint-infra:
+	scripts/lint-infra.sh
+
+## build: cargo lambda build --release for every functions/* crate (arm64; ARCH=x86_64 to override)
+build:
+	ARCH=$(ARCH) scripts/build-lambdas.sh
+
+## deploy: sam build && sam deploy --guided (cargo-lambda and zig from .venv-infra on PATH)
+deploy:
+	source scripts/infra-venv.sh && infra_venv_ready && cd infra && sam build && sam deploy --guided
 
 ## lint: formatting and clippy only
 lint:
