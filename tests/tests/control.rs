@@ -1,0 +1,225 @@
+//! Every `control` command through the real handler against moto.
+
+use serde_json::{json, Value};
+use shared::domain::Status;
+use shared::local::drain_outbox;
+use shipgate_tests::{build_event, deploy_event, World};
+
+async fn control(w: &World, command: Value) -> Value {
+    control::handler::handle(&w.services, command).await
+}
+
+/// Drive an execution started by `release` to AWAITING_APPROVAL; answers its id and digest.
+async fn release_to_approval(w: &World, commit: &str) -> (String, String) {
+    let out = control(
+        w,
+        json!({"command": "release", "pipeline": "demo", "commit": commit, "actor": "ops"}),
+    )
+    .await;
+    let id = out["execution_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    let e = w.services.execution(&id.parse().unwrap()).await.unwrap();
+    let digest = w.push_image(&e.image_tag(), commit).await;
+    build_events::handler::handle(
+        &w.services,
+        build_event(e.build_id.as_deref().unwrap(), "SUCCEEDED"),
+    )
+    .await
+    .unwrap();
+    let e = w.services.execution(&e.id).await.unwrap();
+    deploy_events::handler::handle(
+        &w.services,
+        deploy_event(
+            &e.test.unwrap().deployment_id,
+            "SERVICE_DEPLOYMENT_COMPLETED",
+        ),
+    )
+    .await
+    .unwrap();
+    drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
+        .await
+        .unwrap();
+    (id, digest)
+}
+
+async fn approve_to_success(w: &World, id: &str) {
+    let out = control(w, json!({"command": "approve", "execution_id": id, "actor": "arn:aws:iam::123456789012:user/ops", "comment": "ok"})).await;
+    assert_eq!(out["execution"]["status"], "DEPLOYING_PROD", "{out}");
+    let dep = out["execution"]["prod"]["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = deploy_events::handler::handle(
+        &w.services,
+        deploy_event(&dep, "SERVICE_DEPLOYMENT_COMPLETED"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done["execution_status"], "SUCCEEDED", "{done}");
+}
+
+#[tokio::test]
+async fn every_command_against_moto() {
+    let Some(w) = World::start().await else {
+        return;
+    };
+    let sb = w.provisioned.sandbox.clone();
+
+    // apply_pipeline: invalid → every problem with its path, nothing stored
+    let bad = control(&w, json!({"command": "apply_pipeline", "format": "yaml", "definition": "name: other\nsource: {github: nope}\nmode: fast\n"})).await;
+    assert_eq!(bad["error"]["code"], "invalid_pipeline");
+    let paths: Vec<&str> = bad["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            "source.github",
+            "build",
+            "image",
+            "test",
+            "prod",
+            "approval",
+            "mode"
+        ]
+    );
+    // apply_pipeline: an update of the demo pipeline lists what changed
+    let mut def = w.provisioned.pipeline.clone();
+    def.keep_images = 5;
+    let applied = control(&w, json!({"command": "apply_pipeline", "pipeline": def})).await;
+    assert_eq!(applied["result"], "updated", "{applied}");
+    assert_eq!(applied["changes"][0]["path"], "keep_images");
+    let list = control(&w, json!({"command": "list_pipelines"})).await;
+    assert_eq!(
+        list["pipelines"].as_array().unwrap().len(),
+        1,
+        "the invalid one was not stored"
+    );
+
+    // release a commit → a real CodeBuild build of it
+    let (first, first_digest) =
+        release_to_approval(&w, "1111111111111111111111111111111111111111").await;
+    let builds = w
+        .codebuild()
+        .list_builds_for_project()
+        .project_name(&sb.project)
+        .send()
+        .await
+        .unwrap();
+    let got = w
+        .codebuild()
+        .batch_get_builds()
+        .ids(&builds.ids()[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.builds()[0].source_version(),
+        Some("1111111111111111111111111111111111111111")
+    );
+
+    // reject, then release again and approve
+    let rejected = control(
+        &w,
+        json!({"command": "reject", "execution_id": first, "actor": "ops", "comment": "not today"}),
+    )
+    .await;
+    assert_eq!(rejected["execution"]["status"], "REJECTED", "{rejected}");
+    let (v1, d1) = release_to_approval(&w, "2222222222222222222222222222222222222222").await;
+    approve_to_success(&w, &v1).await;
+    let (v2, d2) = release_to_approval(&w, "3333333333333333333333333333333333333333").await;
+    approve_to_success(&w, &v2).await;
+    assert_ne!(d1, d2);
+    assert_ne!(first_digest, d1);
+    assert!(w
+        .service_image(&sb.prod_cluster, &sb.prod_service)
+        .await
+        .ends_with(&d2));
+
+    // list_executions newest first, show, status
+    let listed = control(
+        &w,
+        json!({"command": "list_executions", "pipeline": "demo"}),
+    )
+    .await;
+    let ids: Vec<&str> = listed["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![v2.as_str(), v1.as_str(), first.as_str()]);
+    let shown = control(&w, json!({"command": "show", "execution_id": v2})).await;
+    assert_eq!(shown["execution"]["status"], "SUCCEEDED");
+    assert_eq!(shown["execution"]["approval"]["decision"]["channel"], "cli");
+    let status = control(&w, json!({"command": "status", "pipeline": "demo"})).await;
+    assert_eq!(
+        status["pipelines"][0]["prod"]["current"]["image"]["digest"],
+        d2.as_str()
+    );
+    assert_eq!(
+        status["pipelines"][0]["prod"]["previous"]["image"]["digest"],
+        d1.as_str()
+    );
+
+    // rollback: prod runs the previous digest again, recorded as its own execution
+    let rb = control(
+        &w,
+        json!({"command": "rollback", "pipeline": "demo", "environment": "prod", "actor": "ops"}),
+    )
+    .await;
+    assert_eq!(rb["execution"]["status"], "DEPLOYING_PROD", "{rb}");
+    assert!(rb["execution"]["history"][0]["cause"]
+        .as_str()
+        .unwrap()
+        .contains("rollback"));
+    let prod_image = w.service_image(&sb.prod_cluster, &sb.prod_service).await;
+    assert!(
+        prod_image.ends_with(&format!("@{d1}")),
+        "prod runs {prod_image}, expected {d1}"
+    );
+    assert_eq!(
+        w.services
+            .execution(&v2.parse().unwrap())
+            .await
+            .unwrap()
+            .status,
+        Status::RolledBack
+    );
+    let rb_dep = rb["execution"]["prod"]["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    deploy_events::handler::handle(
+        &w.services,
+        deploy_event(&rb_dep, "SERVICE_DEPLOYMENT_COMPLETED"),
+    )
+    .await
+    .unwrap();
+    let status = control(&w, json!({"command": "status", "pipeline": "demo"})).await;
+    assert_eq!(
+        status["pipelines"][0]["prod"]["current"]["image"]["digest"],
+        d1.as_str()
+    );
+    let notices = drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
+        .await
+        .unwrap();
+    assert!(
+        notices.iter().any(|n| n.subject.contains("ROLLED_BACK")),
+        "{notices:?}"
+    );
+
+    // retry of something that did not fail: a clear conflict, nothing changed
+    let retry = control(
+        &w,
+        json!({"command": "retry", "execution_id": v1, "actor": "ops"}),
+    )
+    .await;
+    assert_eq!(retry["error"]["code"], "conflict", "{retry}");
+    println!("commands run against moto: apply_pipeline ×2, list_pipelines, release ×3, reject, approve ×2, list_executions, show, status ×2, rollback, retry");
+}
