@@ -22,7 +22,7 @@ $(STAMP): requirements-dev.txt
 	@touch $(STAMP)
 
 ## dev: run the whole control plane locally (moto stands in for AWS) on 127.0.0.1:$(PORT)
-dev: setup
+dev: $(STAMP)
 	$(CARGO) build -p shipgate
 	./target/debug/shipgate dev --port $(PORT)
 
