@@ -62,4 +62,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) .shipgate
+	rm -rf $(VENV) .venv-infra .shipgate
