@@ -343,7 +343,7 @@ async fn prune(
                 continue;
             }
         };
-        images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at));
+        images.sort_by_key(|i| std::cmp::Reverse(i.pushed_at));
         let keep = p.keep_images as usize;
         let candidates: Vec<_> = images
             .iter()
