@@ -522,3 +522,60 @@ fn table_key_schema_matches_the_code() {
         "table {id}: server-side encryption must be enabled"
     );
 }
+
+/// The example environment's `PipelineFile` output, with its `${...}` placeholders filled with
+/// sample values, is a pipeline definition shipgate accepts (so template and validation cannot
+/// drift apart).
+#[test]
+fn generated_pipeline_file_is_valid() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/example-environment.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("read example-environment.yaml");
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).expect("parse example-environment.yaml");
+    let value = &doc["Outputs"]["PipelineFile"]["Value"];
+    let template = match value {
+        serde_yaml::Value::Tagged(t) => match &t.value {
+            serde_yaml::Value::Sequence(parts) => parts[0].as_str().map(str::to_string),
+            serde_yaml::Value::String(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+    .expect("PipelineFile is a !Sub");
+    let samples = [
+        ("ServiceName", "hello"),
+        ("SourceKey", "github"),
+        ("SourceRepository", "acme/hello"),
+        ("SourceBranch", "main"),
+        ("ServiceDirectory", "examples/hello-service"),
+        ("BuildProject", "hello-build"),
+        (
+            "Repository.RepositoryUri",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello",
+        ),
+        ("Cluster", "apps"),
+        ("TestService.Name", "hello-test"),
+        ("ProdService.Name", "hello-prod"),
+        ("AWS::Partition", "aws"),
+        ("AWS::Region", "eu-west-1"),
+        ("AWS::AccountId", "123456789012"),
+        ("AWS::StackName", "hello-env"),
+    ];
+    let mut filled = template.clone();
+    for (name, value) in samples {
+        filled = filled.replace(&format!("${{{name}}}"), value);
+    }
+    assert!(
+        !filled.contains("${"),
+        "placeholder without a sample value in:\n{filled}"
+    );
+    let p = shared::domain::PipelineDefinition::parse(&filled, shared::domain::Format::Toml)
+        .unwrap_or_else(|e| panic!("{e}\n{filled}"));
+    assert_eq!(
+        p.image.repository,
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"
+    );
+}
