@@ -5,6 +5,12 @@ process that started it exits for any reason (even SIGKILL), the pipe closes and
 so no moto process is ever left behind.
 
 Usage: python scripts/moto_server.py [PORT]   (PORT 0, the default, picks a free port)
+
+Requests are handled one at a time (threads still do the socket I/O). moto applies a
+TransactWriteItems item by item and, when one item fails, restores a copy of the whole table taken
+when that transaction began — without a lock, so under concurrency a failing transaction can undo
+another request's committed writes. DynamoDB transactions are isolated; serializing requests gives
+the tests that semantics.
 """
 
 import os
@@ -15,18 +21,26 @@ import threading
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     try:
-        from moto.server import ThreadedMotoServer
+        from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
     except ImportError as exc:  # pragma: no cover - reported to the caller
         print(f"ERROR moto is not installed: {exc}", flush=True)
         sys.exit(3)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def serialized(environ, start_response):
+        with lock:
+            # the whole response is produced inside the lock
+            return list(app(environ, start_response))
+
     try:
-        server.start()
+        server = make_server("127.0.0.1", port, serialized, True, request_handler=MotoRequestHandler)
     except OSError as exc:
         print(f"ERROR cannot listen on 127.0.0.1:{port}: {exc}", flush=True)
         sys.exit(4)
-    _, actual = server.get_host_and_port()
-    print(f"PORT {actual}", flush=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"PORT {server.server_address[1]}", flush=True)
 
     def watch_parent() -> None:
         sys.stdin.read()  # returns at EOF: the parent is gone or closed the pipe
