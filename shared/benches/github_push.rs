@@ -54,6 +54,15 @@ fn bench(c: &mut Criterion) {
                 decode_push(black_box(&body)).expect("decodes")
             })
         });
+        // reference points (not shipgate code): the cost of only parsing the same JSON
+        g.bench_function("reference_serde_json_ignored_any", |b| {
+            b.iter(|| {
+                serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).expect("JSON")
+            })
+        });
+        g.bench_function("reference_serde_json_value", |b| {
+            b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).expect("JSON"))
+        });
         g.finish();
         println!("payload {n}_commits: {} bytes", body.len());
     }

@@ -1,19 +1,21 @@
 //! Cold-start wiring shared by every function's `main.rs`.
 
-use crate::adapters::{aws_services, dynamodb::DynamoStore, load_sdk_config, Config};
+use crate::adapters::{dynamodb::DynamoStore, load_sdk_config, Config, Wiring};
 use crate::app::Services;
 
 /// Init tracing, load the SDK and typed configuration once (failing fast with a clear message),
-/// build the adapters, and make one cheap DynamoDB call so the TLS handshake happens during init
-/// rather than on the first event.
-pub async fn bootstrap() -> Result<Services, lambda_error::BootstrapError> {
+/// let the function wire the adapters it uses, and make one cheap DynamoDB call so the TLS
+/// handshake happens during init rather than on the first event.
+pub async fn bootstrap(
+    wire: impl FnOnce(&Wiring) -> Services,
+) -> Result<Services, lambda_error::BootstrapError> {
     crate::telemetry::init();
     let config = Config::from_env().map_err(lambda_error::BootstrapError::Config)?;
     let sdk = load_sdk_config().await;
     DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table)
         .warm_up()
         .await;
-    Ok(aws_services(&sdk, &config))
+    Ok(wire(&Wiring { sdk, config }))
 }
 
 pub mod lambda_error {

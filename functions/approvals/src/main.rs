@@ -1,11 +1,24 @@
 //! shipgate-approvals: approval pages and decisions (API Gateway HTTP API).
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use shared::adapters::Wiring;
+use shared::app::Capabilities;
 use shared::http::HttpRequest;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let svc = shared::runtime::bootstrap().await?;
+    // only the ports this function uses are wired (and linked); see Capabilities
+    let svc = shared::runtime::bootstrap(|w| {
+        w.services(
+            Wiring::unused(),
+            w.ecs(),
+            Wiring::unused(),
+            w.sns(),
+            w.secrets_manager(),
+            Capabilities::APPROVALS,
+        )
+    })
+    .await?;
     run(service_fn(|event: LambdaEvent<HttpRequest>| {
         let svc = svc.clone();
         async move { Ok::<_, Error>(approvals::handler::handle(&svc, event.payload).await) }

@@ -2,10 +2,23 @@
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
+use shared::adapters::Wiring;
+use shared::app::Capabilities;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let svc = shared::runtime::bootstrap().await?;
+    // only the ports this function uses are wired (and linked); see Capabilities
+    let svc = shared::runtime::bootstrap(|w| {
+        w.services(
+            Wiring::unused(),
+            w.ecs(),
+            w.ecr(),
+            w.sns(),
+            Wiring::unused(),
+            Capabilities::BUILD_EVENTS,
+        )
+    })
+    .await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let svc = svc.clone();
         async move { build_events::handler::handle(&svc, event.payload).await }

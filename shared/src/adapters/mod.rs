@@ -114,6 +114,148 @@ impl Config {
     }
 }
 
+/// A port a function does not use (so its SDK client is not even linked into that binary).
+/// Every call answers `Rejected`; [`crate::app::Capabilities`] keep use cases from calling it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unused;
+
+fn unused(port: &str) -> ServiceError {
+    ServiceError::Rejected(format!("{port} is not available in this function"))
+}
+
+#[async_trait::async_trait]
+impl crate::ports::BuildRunner for Unused {
+    async fn start_build(&self, _: &crate::ports::BuildRequest) -> Result<String, ServiceError> {
+        Err(unused("CodeBuild"))
+    }
+    async fn get_build(&self, _: &str) -> Result<crate::ports::BuildObservation, ServiceError> {
+        Err(unused("CodeBuild"))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::Deployer for Unused {
+    async fn deploy_image(
+        &self,
+        _: &crate::domain::ServiceTarget,
+        _: &str,
+    ) -> Result<crate::ports::StartedDeployment, ServiceError> {
+        Err(unused("ECS"))
+    }
+    async fn deploy_task_definition(
+        &self,
+        _: &crate::domain::ServiceTarget,
+        _: &str,
+    ) -> Result<crate::ports::StartedDeployment, ServiceError> {
+        Err(unused("ECS"))
+    }
+    async fn service_state(
+        &self,
+        _: &crate::domain::ServiceTarget,
+    ) -> Result<crate::ports::ServiceState, ServiceError> {
+        Err(unused("ECS"))
+    }
+    async fn deployment_state(
+        &self,
+        _: &crate::domain::ServiceTarget,
+        _: &str,
+    ) -> Result<crate::ports::DeploymentObservation, ServiceError> {
+        Err(unused("ECS"))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::ImageRegistry for Unused {
+    async fn find_image(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<crate::ports::ImageDetail>, ServiceError> {
+        Err(unused("ECR"))
+    }
+    async fn list_images(&self, _: &str) -> Result<Vec<crate::ports::ImageDetail>, ServiceError> {
+        Err(unused("ECR"))
+    }
+    async fn delete_images(&self, _: &str, _: &[String]) -> Result<Vec<String>, ServiceError> {
+        Err(unused("ECR"))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::Notifier for Unused {
+    async fn publish(&self, _: &str, _: &crate::ports::Notice) -> Result<String, ServiceError> {
+        Err(unused("SNS"))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::SecretSource for Unused {
+    async fn secret(&self, _: &str) -> Result<crate::ports::SecretValue, ServiceError> {
+        Err(unused("Secrets Manager"))
+    }
+}
+
+/// Builds the adapters a function needs from one SDK configuration: a function names the ports
+/// it uses, so only those SDK clients are linked into its binary.
+pub struct Wiring {
+    pub sdk: aws_config::SdkConfig,
+    pub config: Config,
+}
+
+impl Wiring {
+    pub fn dynamodb(&self) -> Arc<dyn crate::ports::ExecutionStore> {
+        Arc::new(dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &self.config.table,
+        ))
+    }
+    pub fn codebuild(&self) -> Arc<dyn crate::ports::BuildRunner> {
+        Arc::new(codebuild::CodeBuildRunner::new(
+            aws_sdk_codebuild::Client::new(&self.sdk),
+        ))
+    }
+    pub fn ecs(&self) -> Arc<dyn crate::ports::Deployer> {
+        Arc::new(ecs::EcsDeployer::new(aws_sdk_ecs::Client::new(&self.sdk)))
+    }
+    pub fn ecr(&self) -> Arc<dyn crate::ports::ImageRegistry> {
+        Arc::new(ecr::EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk)))
+    }
+    pub fn sns(&self) -> Arc<dyn crate::ports::Notifier> {
+        Arc::new(sns::SnsNotifier::new(aws_sdk_sns::Client::new(&self.sdk)))
+    }
+    pub fn secrets_manager(&self) -> Arc<dyn crate::ports::SecretSource> {
+        Arc::new(secrets::SecretsManagerSource::new(
+            aws_sdk_secretsmanager::Client::new(&self.sdk),
+        ))
+    }
+    pub fn unused() -> Arc<Unused> {
+        Arc::new(Unused)
+    }
+
+    /// The services of a function from the ports it wires (the store is always DynamoDB).
+    pub fn services(
+        &self,
+        builds: Arc<dyn crate::ports::BuildRunner>,
+        deployer: Arc<dyn crate::ports::Deployer>,
+        registry: Arc<dyn crate::ports::ImageRegistry>,
+        notifier: Arc<dyn crate::ports::Notifier>,
+        secrets: Arc<dyn crate::ports::SecretSource>,
+        can: crate::app::Capabilities,
+    ) -> Services {
+        Services::new(
+            self.dynamodb(),
+            builds,
+            deployer,
+            registry,
+            notifier,
+            secrets,
+            Arc::new(SystemClock),
+            self.config.settings.clone(),
+        )
+        .with_capabilities(can)
+    }
+}
+
 /// Load the AWS SDK configuration (region, credentials, endpoints) once per cold start.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -121,24 +263,19 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// Every port backed by AWS, from one SDK configuration.
+/// Every port backed by AWS, able to do everything (control, the local sandbox, tests).
 pub fn aws_services(sdk: &aws_config::SdkConfig, config: &Config) -> Services {
-    Services::new(
-        Arc::new(dynamodb::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            &config.table,
-        )),
-        Arc::new(codebuild::CodeBuildRunner::new(
-            aws_sdk_codebuild::Client::new(sdk),
-        )),
-        Arc::new(ecs::EcsDeployer::new(aws_sdk_ecs::Client::new(sdk))),
-        Arc::new(ecr::EcrRegistry::new(aws_sdk_ecr::Client::new(sdk))),
-        Arc::new(sns::SnsNotifier::new(aws_sdk_sns::Client::new(sdk))),
-        Arc::new(secrets::SecretsManagerSource::new(
-            aws_sdk_secretsmanager::Client::new(sdk),
-        )),
-        Arc::new(SystemClock),
-        config.settings.clone(),
+    let w = Wiring {
+        sdk: sdk.clone(),
+        config: config.clone(),
+    };
+    w.services(
+        w.codebuild(),
+        w.ecs(),
+        w.ecr(),
+        w.sns(),
+        w.secrets_manager(),
+        crate::app::Capabilities::ALL,
     )
 }
 

@@ -129,6 +129,80 @@ impl CachedSecrets {
     }
 }
 
+/// What a function is allowed to do (its IAM role), so that work it resumes for a dead worker is
+/// never something it would be denied: a denied deploy would wrongly fail the execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub start_build: bool,
+    pub deploy_test: bool,
+    pub deploy_prod: bool,
+    pub request_approval: bool,
+    pub notify: bool,
+}
+
+impl Capabilities {
+    /// Everything (control, the local sandbox, tests).
+    pub const ALL: Capabilities = Capabilities {
+        start_build: true,
+        deploy_test: true,
+        deploy_prod: true,
+        request_approval: true,
+        notify: true,
+    };
+    /// webhook, codecommit: start builds.
+    pub const SOURCES: Capabilities = Capabilities {
+        start_build: true,
+        deploy_test: false,
+        deploy_prod: false,
+        request_approval: false,
+        notify: false,
+    };
+    /// build-events: deploy to test, send notices.
+    pub const BUILD_EVENTS: Capabilities = Capabilities {
+        start_build: false,
+        deploy_test: true,
+        deploy_prod: false,
+        request_approval: false,
+        notify: true,
+    };
+    /// deploy-events: request approvals, send notices.
+    pub const DEPLOY_EVENTS: Capabilities = Capabilities {
+        start_build: false,
+        deploy_test: false,
+        deploy_prod: false,
+        request_approval: true,
+        notify: true,
+    };
+    /// approvals: deploy to prod, send notices.
+    pub const APPROVALS: Capabilities = Capabilities {
+        start_build: false,
+        deploy_test: false,
+        deploy_prod: true,
+        request_approval: false,
+        notify: true,
+    };
+    /// sweeper: everything but production (a never-started prod deployment is failed instead,
+    /// and `shipgate retry` starts it through `control`).
+    pub const SWEEPER: Capabilities = Capabilities {
+        start_build: true,
+        deploy_test: true,
+        deploy_prod: false,
+        request_approval: true,
+        notify: true,
+    };
+
+    pub fn allows(&self, effect: &Effect) -> bool {
+        match effect {
+            Effect::StartBuild => self.start_build,
+            Effect::DeployTest => self.deploy_test,
+            Effect::DeployProd => self.deploy_prod,
+            Effect::RequestApproval => self.request_approval,
+            Effect::Notify => self.notify,
+            Effect::SupersedeOlder | Effect::RecordRevision(_) => true,
+        }
+    }
+}
+
 /// Everything a use case may touch.
 #[derive(Clone)]
 pub struct Services {
@@ -140,6 +214,8 @@ pub struct Services {
     pub secrets: Arc<CachedSecrets>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    /// What this function may do (see [`Capabilities`]).
+    pub can: Capabilities,
 }
 
 /// What [`Services::apply`] did.
@@ -184,6 +260,7 @@ impl Services {
             secrets: Arc::new(CachedSecrets::new(secrets)),
             clock,
             settings: Arc::new(settings),
+            can: Capabilities::ALL,
         }
     }
 
@@ -266,6 +343,11 @@ impl Services {
         }
         let pipeline = self.pipeline(&latest.pipeline).await?;
         while let Some(effect) = queue.pop_front() {
+            if !self.can.allows(&effect) {
+                // stays owed (pending_effects) for a function that is allowed to do it
+                info!(execution_id = %latest.id, effect = ?effect, "not this function's to do; skipped");
+                continue;
+            }
             if let Some(next) = self.perform_one(&latest, &pipeline, &effect).await? {
                 latest = next.execution;
                 queue.extend(next.effects);
@@ -276,11 +358,22 @@ impl Services {
         Ok(latest)
     }
 
+    /// Restrict what this function does (see [`Capabilities`]).
+    pub fn with_capabilities(mut self, can: Capabilities) -> Services {
+        self.can = can;
+        self
+    }
+
     /// If the execution owes effects and has not changed for [`RESUME_AFTER`], perform them
-    /// (its worker died). Safe to call from any event handler or the sweeper.
+    /// (its worker died) — if this function is allowed to do all of them; otherwise they are
+    /// left to a function that is. Safe to call from any event handler or the sweeper.
     pub async fn resume_if_stale(&self, exec: &Execution) -> Result<Option<Execution>, AppError> {
         let owed = pending_effects(exec);
         if owed.is_empty() || self.now() - exec.updated_at < RESUME_AFTER {
+            return Ok(None);
+        }
+        if let Some(denied) = owed.iter().find(|e| !self.can.allows(e)) {
+            info!(execution_id = %exec.id, status = %exec.status, effect = ?denied, "owed work left to a function allowed to do it");
             return Ok(None);
         }
         warn!(execution_id = %exec.id, status = %exec.status, effects = ?owed, "resuming work a previous invocation did not finish");

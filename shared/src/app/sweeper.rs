@@ -289,6 +289,30 @@ async fn resume(
         Status::DeployingProd,
     ] {
         for exec in svc.store.list_by_status(status, limits.per_status).await? {
+            if status == Status::DeployingProd
+                && exec.prod.is_none()
+                && !svc.can.deploy_prod
+                && svc.now() - exec.updated_at >= super::RESUME_AFTER
+            {
+                // approved, but the approvals function stopped before deploying; the sweeper
+                // may not touch production: fail it visibly, `shipgate retry` deploys it
+                let reason = format!(
+                    "the approval was recorded but the production deployment was never started; `shipgate retry {}` deploys the approved digest",
+                    exec.id
+                );
+                match svc
+                    .apply(&exec.id, SYSTEM_ACTOR, move |_| Event::DeployStartFailed {
+                        environment: Environment::Prod,
+                        reason: reason.clone(),
+                    })
+                    .await
+                {
+                    Ok(Applied::Done(_)) => report.resumed += 1,
+                    Ok(Applied::Ignored { .. }) => {}
+                    Err(e) => note(report, &exec, "failing a never-started prod deployment", e),
+                }
+                continue;
+            }
             match svc.resume_if_stale(&exec).await {
                 Ok(Some(e)) => {
                     warn!(execution_id = %e.id, from = %status, to = %e.status, "resumed");

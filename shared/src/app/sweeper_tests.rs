@@ -304,3 +304,134 @@ async fn prunes_old_images_but_never_protected_ones() {
         "idempotent"
     );
 }
+
+/// An execution approved whose prod deployment was never started (the approvals function died
+/// between storing the decision and calling ECS).
+async fn approved_not_deployed(w: &FakeWorld, n: u8) -> crate::domain::ExecutionId {
+    let id = awaiting(w, n).await;
+    let e = w.services.execution(&id).await.unwrap();
+    let decided = crate::domain::transition(
+        &e,
+        crate::domain::Change::new(
+            crate::domain::Event::Decided {
+                decision: crate::domain::Decision {
+                    verdict: crate::domain::Verdict::Approve,
+                    actor: "Grace".into(),
+                    channel: crate::domain::Channel::EmailLink,
+                    comment: None,
+                    at: w.clock.now(),
+                    source_ip: None,
+                    user_agent: None,
+                },
+            },
+            w.clock.now(),
+            "Grace",
+        ),
+    )
+    .unwrap()
+    .execution;
+    w.store.save(&e, &decided).await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn functions_only_resume_what_they_are_allowed_to_do() {
+    use crate::app::Capabilities;
+    let w = FakeWorld::with_pipeline().await;
+    let id = approved_not_deployed(&w, 30).await;
+    w.clock.advance(Duration::minutes(3));
+    let e = w.services.execution(&id).await.unwrap();
+    // deploy-events and build-events may not touch production: they leave it
+    for can in [
+        Capabilities::DEPLOY_EVENTS,
+        Capabilities::BUILD_EVENTS,
+        Capabilities::SOURCES,
+    ] {
+        let svc = w.services.clone().with_capabilities(can);
+        assert!(svc.resume_if_stale(&e).await.unwrap().is_none());
+    }
+    assert_eq!(w.deployer.deployments_to("hello-prod"), 0);
+    assert_eq!(
+        w.services.execution(&id).await.unwrap().status,
+        Status::DeployingProd
+    );
+    // the approvals function may
+    let svc = w
+        .services
+        .clone()
+        .with_capabilities(Capabilities::APPROVALS);
+    let done = svc.resume_if_stale(&e).await.unwrap().unwrap();
+    assert_eq!(done.status, Status::DeployingProd);
+    assert_eq!(w.deployer.deployments_to("hello-prod"), 1);
+}
+
+#[tokio::test]
+async fn the_sweeper_fails_a_never_started_prod_deployment_and_retry_deploys_it() {
+    use crate::app::Capabilities;
+    let w = FakeWorld::with_pipeline().await;
+    let id = approved_not_deployed(&w, 31).await;
+    let sweeper = w.services.clone().with_capabilities(Capabilities::SWEEPER);
+    assert_eq!(
+        sweep(&sweeper, &SweepLimits::default())
+            .await
+            .unwrap()
+            .resumed,
+        0,
+        "too recent"
+    );
+    w.clock.advance(Duration::minutes(3));
+    let r = sweep(&sweeper, &SweepLimits::default()).await.unwrap();
+    assert_eq!(r.resumed, 1);
+    let e = w.services.execution(&id).await.unwrap();
+    assert_eq!(e.status, Status::ProdFailed);
+    assert!(e
+        .failure
+        .unwrap()
+        .reason
+        .contains(&format!("shipgate retry {id}")));
+    assert_eq!(
+        w.deployer.deployments_to("hello-prod"),
+        0,
+        "the sweeper never touches prod"
+    );
+    assert_eq!(w.notifier.count("PROD_FAILED"), 1);
+    // the operator's retry (control may deploy to prod) deploys the approved digest
+    let e = super::control::retry(&w.services, &id, "ops")
+        .await
+        .unwrap();
+    assert_eq!(e.status, Status::DeployingProd);
+    assert_eq!(w.deployer.deployments_to("hello-prod"), 1);
+}
+
+#[tokio::test]
+async fn sources_do_not_publish_notices() {
+    use crate::app::Capabilities;
+    let w = FakeWorld::with_pipeline().await;
+    let svc = w.services.clone().with_capabilities(Capabilities::SOURCES);
+    w.builds
+        .faults
+        .fail_next("start_build", ServiceError::Rejected("AccessDenied".into()));
+    let body = include_str!("../../../events/github/push.json");
+    let sig =
+        crate::domain::github::sign_body(crate::fakes::WEBHOOK_SECRET.as_bytes(), body.as_bytes());
+    let out = super::sources::handle_github_delivery(
+        &svc,
+        super::sources::WebhookRequest {
+            event: Some("push"),
+            delivery: Some("d"),
+            hook_id: None,
+            signature: Some(&sig),
+            body: body.as_bytes(),
+        },
+    )
+    .await
+    .unwrap();
+    let super::sources::WebhookOutcome::Started(s) = out else {
+        panic!()
+    };
+    assert_eq!(s[0].status, Status::BuildFailed);
+    assert!(
+        w.notifier.sent().is_empty(),
+        "the public webhook function has no SNS permission"
+    );
+}
