@@ -164,19 +164,35 @@ const GITHUB_COMMIT_LIST_LIMIT: usize = 20;
 
 /// Decode a push payload, naming the field that is missing or wrong.
 pub fn decode_push(body: &[u8]) -> Result<Push, PushError> {
+    // the fast path; only a failure is decoded again to find the field's path
+    let raw: RawPush = match serde_json::from_slice(body) {
+        Ok(raw) => raw,
+        Err(_) => return Err(locate_push_error(body)),
+    };
+    build_push(raw)
+}
+
+/// Decode again, tracking the path, to say which field is wrong.
+fn locate_push_error(body: &[u8]) -> PushError {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let raw: RawPush = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            PushError::Json(inner.to_string())
-        } else {
-            PushError::Field {
-                path: if path == "." { "(body)".into() } else { path },
-                message: strip_position(&inner.to_string()),
+    match serde_path_to_error::deserialize::<_, RawPush>(de) {
+        Ok(_) => PushError::Json("the payload could not be decoded".into()),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                PushError::Json(inner.to_string())
+            } else {
+                PushError::Field {
+                    path: if path == "." { "(body)".into() } else { path },
+                    message: strip_position(&inner.to_string()),
+                }
             }
         }
-    })?;
+    }
+}
+
+fn build_push(raw: RawPush) -> Result<Push, PushError> {
     let (kind, ref_name) = if let Some(b) = raw.full_ref.strip_prefix("refs/heads/") {
         (RefKind::Branch, b.to_string())
     } else if let Some(t) = raw.full_ref.strip_prefix("refs/tags/") {
