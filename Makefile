@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CARGO ?= cargo
 ARCH ?= arm64
 
-.PHONY: setup dev test lint fmt fuzz lint-infra build deploy clean
+.PHONY: setup dev test lint fmt fuzz bench lint-infra build deploy clean
 
 PORT ?= 9000
 
@@ -39,6 +39,11 @@ test: setup
 FUZZ_SECONDS ?= 60
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## bench: performance evidence (release build, Lambda Runtime API emulator, boto3 peer, criterion);
+## one table printed, JSON in target/bench/results.json. Not part of make test.
+bench: $(STAMP)
+	bash bench/run.sh
 
 ## lint-infra: cfn-lint + checkov on infra/ (and the SAM-expanded template), hello-service tests
 lint-infra:
