@@ -13,8 +13,8 @@ shared/src/adapters/dynamodb.rs), with the same AWS calls on the same table:
          (attribute_not_exists or expired TTL)]; a cancelled transaction = duplicate delivery;
          codebuild:StartBuild(sourceVersion = SHA, IMAGE_TAG / IMAGE_REPO_URI /
          SHIPGATE_EXECUTION_ID, idempotency token);
-         TransactWriteItems [Put execution BUILDING (condition on version and status),
-         Put BUILD#<id> link] -> 202 {"execution_id": ...}.
+         PutItem execution BUILDING with gsi3pk = BUILD#<id> (condition on version and
+         status) -> 202 {"execution_id": ...}.
 
 Run under a Lambda runtime: `python -m awslambdaric handler.handler` (cwd bench/peer).
 """
@@ -154,6 +154,9 @@ def _exec_item(e: dict) -> dict:
         "updated_at": {"S": e["updated_at"]},
         "body": {"S": json.dumps(e, separators=(",", ":"))},
     }
+    if e.get("build_id"):
+        item["gsi3pk"] = {"S": f"BUILD#{e['build_id']}"}
+        item["gsi3sk"] = {"S": e["id"]}
     return item
 
 
@@ -226,29 +229,12 @@ def _start(pipeline: dict, push: dict, delivery: str, hook_id: str) -> dict:
     later = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     execution.update(status="BUILDING", version=prev_version + 1, updated_at=later, build_id=build_id)
     execution["history"].append({"at": later, "from": "RECEIVED", "to": "BUILDING", "cause": f"build {build_id} started", "actor": "shipgate"})
-    ddb.transact_write_items(
-        TransactItems=[
-            {
-                "Put": {
-                    "TableName": TABLE,
-                    "Item": _exec_item(execution),
-                    "ConditionExpression": "#v = :v AND #s = :s",
-                    "ExpressionAttributeNames": {"#v": "version", "#s": "status"},
-                    "ExpressionAttributeValues": {":v": {"N": str(prev_version)}, ":s": {"S": prev_status}},
-                }
-            },
-            {
-                "Put": {
-                    "TableName": TABLE,
-                    "Item": {
-                        "pk": {"S": f"BUILD#{build_id}"},
-                        "sk": {"S": "LINK"},
-                        "execution_id": {"S": exec_id},
-                        "pipeline": {"S": pipeline["name"]},
-                    },
-                }
-            },
-        ]
+    ddb.put_item(
+        TableName=TABLE,
+        Item=_exec_item(execution),
+        ConditionExpression="#v = :v AND #s = :s",
+        ExpressionAttributeNames={"#v": "version", "#s": "status"},
+        ExpressionAttributeValues={":v": {"N": str(prev_version)}, ":s": {"S": prev_status}},
     )
     return {"execution_id": exec_id, "duplicate": False}
 

@@ -71,8 +71,6 @@ struct StoreState {
     pipelines: BTreeMap<String, StoredPipeline>,
     executions: BTreeMap<ExecutionId, Execution>,
     claims: HashMap<String, (String, DateTime<Utc>)>,
-    builds: HashMap<String, ExecutionId>,
-    deployments: HashMap<String, ExecutionId>,
     revisions: HashMap<(String, Environment), EnvironmentRevisions>,
 }
 
@@ -97,14 +95,17 @@ impl InMemoryStore {
     }
     /// Put an execution as-is (test set-up).
     pub fn insert(&self, e: Execution) {
-        let mut s = lock(&self.state);
-        for link in e.links() {
-            match link {
-                crate::domain::Link::Build(b) => s.builds.insert(b, e.id.clone()),
-                crate::domain::Link::Deployment(d) => s.deployments.insert(d, e.id.clone()),
-            };
-        }
-        s.executions.insert(e.id.clone(), e);
+        lock(&self.state).executions.insert(e.id.clone(), e);
+    }
+    /// Like the store's index on `Execution::awaited`: only the work an execution waits on
+    /// finds it (the newest execution, should two wait on the same id).
+    fn awaiting(&self, link: &crate::domain::Link) -> Option<ExecutionId> {
+        lock(&self.state)
+            .executions
+            .values()
+            .filter(|e| e.awaited().as_ref() == Some(link))
+            .map(|e| e.id.clone())
+            .max()
     }
     fn wrote(&self) {
         self.writes.fetch_add(1, Ordering::SeqCst);
@@ -219,16 +220,6 @@ impl ExecutionStore for InMemoryStore {
         if current.version != previous.version || current.status != previous.status {
             return Err(StoreError::Conflict(Box::new(current)));
         }
-        for link in next.links() {
-            match link {
-                crate::domain::Link::Build(b) => {
-                    s.builds.insert(b, next.id.clone());
-                }
-                crate::domain::Link::Deployment(d) => {
-                    s.deployments.insert(d, next.id.clone());
-                }
-            }
-        }
         s.executions.insert(next.id.clone(), next.clone());
         self.wrote();
         Ok(())
@@ -248,7 +239,7 @@ impl ExecutionStore for InMemoryStore {
 
     async fn find_by_build(&self, build_id: &str) -> Result<Option<ExecutionId>, StoreError> {
         self.faults.check("find_by_build")?;
-        Ok(lock(&self.state).builds.get(build_id).cloned())
+        Ok(self.awaiting(&crate::domain::Link::Build(build_id.to_string())))
     }
 
     async fn find_by_deployment(
@@ -256,7 +247,7 @@ impl ExecutionStore for InMemoryStore {
         deployment_id: &str,
     ) -> Result<Option<ExecutionId>, StoreError> {
         self.faults.check("find_by_deployment")?;
-        Ok(lock(&self.state).deployments.get(deployment_id).cloned())
+        Ok(self.awaiting(&crate::domain::Link::Deployment(deployment_id.to_string())))
     }
 
     async fn get_revisions(

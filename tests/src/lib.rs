@@ -65,6 +65,19 @@ pub struct World {
 }
 
 impl World {
+    /// From now on, count the DynamoDB items this world's store writes.
+    pub fn count_dynamodb_writes(&mut self) -> std::sync::Arc<WriteCounter> {
+        let counter = std::sync::Arc::new(WriteCounter::default());
+        let conf = aws_sdk_dynamodb::config::Builder::from(&self.moto.sdk)
+            .interceptor(CountWrites(counter.clone()))
+            .build();
+        self.services.store = std::sync::Arc::new(shared::adapters::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(conf),
+            &self.provisioned.sandbox.table,
+        ));
+        counter
+    }
+
     pub async fn start() -> Option<World> {
         let moto = moto().await?;
         let sandbox = Sandbox::default();
@@ -211,6 +224,99 @@ pub async fn start(w: &World, delivery: &str) -> shared::domain::ExecutionId {
         .expect("execution id")
         .parse()
         .unwrap()
+}
+
+/// DynamoDB items written by successful requests, by operation: PutItem, UpdateItem and
+/// DeleteItem write one; TransactWriteItems and BatchWriteItem write each of their items.
+#[derive(Debug, Default)]
+pub struct WriteCounter(std::sync::Mutex<std::collections::BTreeMap<String, u64>>);
+
+impl WriteCounter {
+    pub fn total(&self) -> u64 {
+        self.by_operation().values().sum()
+    }
+    pub fn by_operation(&self) -> std::collections::BTreeMap<String, u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The counting adapter: an SDK interceptor that notes what each attempt writes before it is
+/// sent and counts it once the attempt succeeded.
+#[derive(Debug)]
+struct CountWrites(std::sync::Arc<WriteCounter>);
+
+/// What the attempt in flight writes (kept in the attempt's config bag).
+#[derive(Debug, Clone)]
+struct Writes(String, u64);
+
+impl aws_smithy_types::config_bag::Storable for Writes {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_sdk_dynamodb::config::Intercept for CountWrites {
+    fn name(&self) -> &'static str {
+        "CountWrites"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let request = context.request();
+        let operation = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("?")
+            .to_string();
+        let body: serde_json::Value = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
+        let items = match operation.as_str() {
+            "PutItem" | "UpdateItem" | "DeleteItem" => 1,
+            "TransactWriteItems" => body["TransactItems"].as_array().map_or(0, |items| {
+                items
+                    .iter()
+                    .filter(|i| i.get("ConditionCheck").is_none())
+                    .count() as u64
+            }),
+            "BatchWriteItem" => body["RequestItems"].as_object().map_or(0, |tables| {
+                tables
+                    .values()
+                    .filter_map(|v| v.as_array())
+                    .map(|v| v.len() as u64)
+                    .sum()
+            }),
+            _ => 0,
+        };
+        cfg.interceptor_state().store_put(Writes(operation, items));
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let succeeded = context.response().is_some_and(|r| r.status().is_success());
+        if let (true, Some(Writes(operation, items))) = (succeeded, cfg.load::<Writes>()) {
+            if *items > 0 {
+                *self
+                    .0
+                     .0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(operation.clone())
+                    .or_default() += items;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A TCP proxy in front of moto that can be cut (every open connection dropped, new ones

@@ -11,9 +11,10 @@ use shipgate_tests::{build_event, deploy_event, start};
 
 #[tokio::test]
 async fn push_to_production_with_the_tested_digest() {
-    let Some(w) = World::start().await else {
+    let Some(mut w) = World::start().await else {
         return;
     };
+    let writes = w.count_dynamodb_writes();
     let sb = w.provisioned.sandbox.clone();
     let id = start(&w, "d-1").await;
     let exec = w.services.execution(&id).await.unwrap();
@@ -132,6 +133,19 @@ async fn push_to_production_with_the_tested_digest() {
         .collect();
     println!("history: {history:?}");
     assert_eq!(history.last(), Some(&Status::Succeeded));
+
+    // the target: at most 12 DynamoDB items written per successful execution
+    println!(
+        "DynamoDB items written: {} {:?}",
+        writes.total(),
+        writes.by_operation()
+    );
+    assert!(
+        writes.total() <= 12,
+        "{} items written: {:?}",
+        writes.total(),
+        writes.by_operation()
+    );
 }
 
 #[tokio::test]

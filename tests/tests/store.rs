@@ -262,6 +262,17 @@ async fn links_revisions_and_pipelines() {
         },
     );
     s.save(&e, &b).await.unwrap();
+    assert_eq!(
+        s.find_by_build("hello-build:1").await.unwrap(),
+        Some(e.id.clone()),
+        "a building execution is found by its build"
+    );
+    let raw = s
+        .raw_item(&format!("EXEC#{}", e.id), "EXEC")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw["gsi3pk"], "BUILD#hello-build:1");
     let built = step(
         &b,
         Event::BuildSucceeded {
@@ -288,15 +299,19 @@ async fn links_revisions_and_pipelines() {
         },
     );
     s.save(&built, &dep).await.unwrap();
-    assert_eq!(
-        s.find_by_build("hello-build:1").await.unwrap(),
-        Some(e.id.clone())
-    );
+    // the index follows what the execution waits on: the deployment now, not the build
+    assert_eq!(s.find_by_build("hello-build:1").await.unwrap(), None);
     assert_eq!(
         s.find_by_deployment("ecs-svc/42").await.unwrap(),
         Some(e.id.clone())
     );
     assert_eq!(s.find_by_deployment("ecs-svc/43").await.unwrap(), None);
+    // no separate link items: one item per transition
+    assert_eq!(
+        s.raw_item("BUILD#hello-build:1", "LINK").await.unwrap(),
+        None
+    );
+    assert_eq!(s.raw_item("DEPLOY#ecs-svc/42", "LINK").await.unwrap(), None);
 
     let rev = |id: &ExecutionId, d: &str| DeployedRevision {
         execution_id: id.clone(),

@@ -3,13 +3,16 @@
 //! | item | pk | sk | other keys |
 //! | --- | --- | --- | --- |
 //! | pipeline | `PIPELINE#<name>` | `CONFIG` | gsi1: `PIPELINES` / `<name>` |
-//! | execution | `EXEC#<ulid>` | `EXEC` | gsi1: `PIPELINE#<name>` / `EXEC#<ulid>`; gsi2 (active only): `STATUS#<status>` / `<ulid>` |
-//! | build link | `BUILD#<build id>` | `LINK` | |
-//! | deployment link | `DEPLOY#<deployment id>` | `LINK` | |
+//! | execution | `EXEC#<ulid>` | `EXEC` | gsi1: `PIPELINE#<name>` / `EXEC#<ulid>`; gsi2 (active only): `STATUS#<status>` / `<ulid>`; gsi3 (keys only): `BUILD#<build id>` or `DEPLOY#<deployment id>` / `<ulid>` |
 //! | idempotency claim | `IDEM#<key>` | `IDEM` | `ttl` |
 //! | environment revisions | `ENV#<pipeline>#<test or prod>` | `REVISION` | |
 //!
 //! Items carry `version` (optimistic locking) and `body` (the domain value as JSON).
+//!
+//! gsi3 holds what an execution waits on (`Execution::awaited`): the build, then the test
+//! deployment, then the prod deployment. It lives on the execution item, so a transition costs
+//! one write rather than a transaction with a separate link item; build and deployment events
+//! find their execution with one query of that index.
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
@@ -111,6 +114,10 @@ fn exec_item(e: &Execution) -> Item {
         item.insert("gsi2pk".into(), s(format!("STATUS#{}", e.status)));
         item.insert("gsi2sk".into(), s(e.id.to_string()));
     }
+    if let Some(link) = e.awaited() {
+        item.insert("gsi3pk".into(), s(link_pk(&link)));
+        item.insert("gsi3sk".into(), s(e.id.to_string()));
+    }
     item.insert("status".into(), s(e.status.as_str()));
     item.insert("version".into(), n(e.version));
     item.insert("updated_at".into(), s(e.updated_at.to_rfc3339()));
@@ -127,13 +134,6 @@ fn claim_item(k: &IdempotencyKey, value: &str) -> Item {
 
 /// A claim whose TTL passed may be taken again (DynamoDB deletes expired items lazily).
 const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR #ttl < :now";
-
-fn link_item(link: &Link, e: &Execution) -> Item {
-    let mut item = key(link_pk(link), "LINK");
-    item.insert("execution_id".into(), s(e.id.to_string()));
-    item.insert("pipeline".into(), s(e.pipeline.clone()));
-    item
-}
 
 fn unavailable(e: ServiceError) -> StoreError {
     match e {
@@ -329,10 +329,25 @@ impl DynamoStore {
             .attribute_definitions(attr("gsi1sk"))
             .attribute_definitions(attr("gsi2pk"))
             .attribute_definitions(attr("gsi2sk"))
+            .attribute_definitions(attr("gsi3pk"))
+            .attribute_definitions(attr("gsi3sk"))
             .key_schema(key_el("pk", KeyType::Hash))
             .key_schema(key_el("sk", KeyType::Range))
             .global_secondary_indexes(gsi("gsi1"))
             .global_secondary_indexes(gsi("gsi2"))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("gsi3")
+                    .key_schema(key_el("gsi3pk", KeyType::Hash))
+                    .key_schema(key_el("gsi3sk", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .expect("index is complete"),
+            )
             .send()
             .await;
         match result {
@@ -470,9 +485,6 @@ impl ExecutionStore for DynamoStore {
         if let Some(k) = claim {
             puts.push(self.claim_put(k, execution.id.as_str(), execution.created_at));
         }
-        for link in execution.links() {
-            puts.push(self.put(link_item(&link, execution), None, None));
-        }
         match self.transact(puts).await? {
             Ok(()) => Ok(Created::Created),
             Err(_) => match claim {
@@ -534,29 +546,35 @@ impl ExecutionStore for DynamoStore {
             .collect()
     }
 
+    /// One conditional put of the execution item (its gsi3 keys included): no transaction.
     async fn save(&self, previous: &Execution, next: &Execution) -> Result<(), StoreError> {
-        let condition = "#v = :v AND #s = :s";
-        let values = HashMap::from([
-            ("#v".to_string(), s("version")),
-            ("#s".to_string(), s("status")),
-            (":v".to_string(), n(previous.version)),
-            (":s".to_string(), s(previous.status.as_str())),
-        ]);
-        let old_links = previous.links();
-        let new_links: Vec<Link> = next
-            .links()
-            .into_iter()
-            .filter(|l| !old_links.contains(l))
-            .collect();
-        let mut puts = vec![self.put(exec_item(next), Some(condition), Some(values))];
-        for link in &new_links {
-            puts.push(self.put(link_item(link, next), None, None));
-        }
-        match self.transact(puts).await? {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::Conflict(Box::new(
-                self.current_execution(&previous.id).await?,
-            ))),
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(exec_item(next)))
+            .condition_expression("#v = :v AND #s = :s")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":v", n(previous.version))
+            .expression_attribute_values(":s", s(previous.status.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                let returned = match e.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                        c.item().map(body::<Execution>).transpose()?
+                    }
+                    _ => None,
+                };
+                let current = match returned {
+                    Some(current) => current,
+                    None => self.current_execution(&previous.id).await?,
+                };
+                Err(StoreError::Conflict(Box::new(current)))
+            }
+            Err(e) => Err(unavailable(classify(&e))),
         }
     }
 
@@ -675,17 +693,22 @@ impl DynamoStore {
         }
     }
 
+    /// The execution waiting on `link` (gsi3; one query, keys only). Should two wait on the same
+    /// id (ECS deployment ids are unique; a test double's may not be), the newest one.
     async fn find_link(&self, link: &Link) -> Result<Option<ExecutionId>, StoreError> {
-        let Some(item) = self.get(link_pk(link), "LINK").await? else {
+        let items = self
+            .query_all("gsi3", "gsi3pk", link_pk(link), false, 1)
+            .await?;
+        let Some(item) = items.first() else {
             return Ok(None);
         };
-        let id = get_s(&item, "execution_id").ok_or_else(|| StoreError::Corrupt {
-            key: link_pk(link),
-            message: "no execution_id".into(),
-        })?;
-        id.parse().map(Some).map_err(|_| StoreError::Corrupt {
-            key: link_pk(link),
-            message: "execution_id is not an execution id".into(),
-        })
+        let pk = get_s(item, "pk").unwrap_or_default();
+        pk.strip_prefix("EXEC#")
+            .and_then(|id| id.parse().ok())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: link_pk(link),
+                message: format!("gsi3 item {pk:?} is not an execution"),
+            })
     }
 }

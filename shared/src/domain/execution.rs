@@ -491,16 +491,16 @@ impl Execution {
         }
     }
 
-    /// Ids this execution must be findable by.
-    pub fn links(&self) -> Vec<Link> {
-        let mut links = Vec::new();
-        if let Some(b) = &self.build_id {
-            links.push(Link::Build(b.clone()));
+    /// The id of the AWS work this execution waits on, which its events are looked up by: the
+    /// newest of prod deployment, test deployment and build (a retry clears what comes after the
+    /// retried stage, so the newest is the one the execution is in). Events for older work
+    /// (a build once the test deployment started, the test deployment once prod started) no
+    /// longer find the execution; its state machine would ignore them anyway.
+    pub fn awaited(&self) -> Option<Link> {
+        if let Some(d) = self.prod.as_ref().or(self.test.as_ref()) {
+            return Some(Link::Deployment(d.deployment_id.clone()));
         }
-        for d in [&self.test, &self.prod].into_iter().flatten() {
-            links.push(Link::Deployment(d.deployment_id.clone()));
-        }
-        links
+        self.build_id.clone().map(Link::Build)
     }
 
     /// The deployment of an environment, if one was started.
@@ -1271,7 +1271,7 @@ mod tests {
             },
         );
         assert_eq!((e.status, e.version, fx), (Status::Building, 2, vec![]));
-        assert_eq!(e.links(), vec![Link::Build("b1".into())]);
+        assert_eq!(e.awaited(), Some(Link::Build("b1".into())));
 
         let (e, fx) = step(
             &e,
@@ -1292,6 +1292,7 @@ mod tests {
             },
         );
         assert_eq!((e.status, fx), (Status::DeployingTest, vec![]));
+        assert_eq!(e.awaited(), Some(Link::Deployment("ecs-svc/1".into())));
 
         let (e, fx) = step(
             &e,
@@ -1368,6 +1369,7 @@ mod tests {
         );
         assert_eq!(e.status, Status::DeployingProd);
         assert_eq!(e.environment_of("ecs-svc/2"), Some(Environment::Prod));
+        assert_eq!(e.awaited(), Some(Link::Deployment("ecs-svc/2".into())));
 
         let (e, fx) = step(
             &e,
@@ -1588,6 +1590,21 @@ mod tests {
             },
         );
         assert_eq!(r.status, Status::DeployingTest);
+        assert_eq!(r.awaited(), Some(Link::Deployment("ecs-svc/9".into())));
+    }
+
+    #[test]
+    fn a_retried_build_waits_on_nothing_until_the_new_build_starts() {
+        let failed = at(Status::BuildFailed);
+        let (r, _) = step(&failed, Event::Retry);
+        assert_eq!(r.awaited(), None);
+        let (r, _) = step(
+            &r,
+            Event::BuildStarted {
+                build_id: "b2".into(),
+            },
+        );
+        assert_eq!(r.awaited(), Some(Link::Build("b2".into())));
     }
 
     #[test]
