@@ -642,6 +642,17 @@ def criterion_medians(criterion_dir: Path) -> dict:
     return dict(sorted(out.items()))
 
 
+def cpu_counters() -> list:
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def steal_percent(before: list, after: list) -> float:
+    """Share of CPU time the hypervisor gave to others meanwhile (the `steal` column)."""
+    d = [b - a for a, b in zip(before, after)]
+    return round(100.0 * d[7] / max(1, sum(d[:8])), 1)
+
+
 def machine() -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     mem_kb = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
@@ -701,6 +712,8 @@ def fmt(v):
 
 def build_table(r: dict) -> list:
     rows = []
+    for phase, pct_ in r.get("cpu_steal_percent", {}).items():
+        rows.append(row(f"CPU steal during {phase} (hypervisor; noise indicator)", pct_, unit="%"))
     if r.get("release_build_seconds") is not None:
         rows.append(row("cargo build --release of the 7 functions in this run (no-op if up to date)", round(r["release_build_seconds"], 1), unit="s"))
     for name, size in r["binary_bytes"].items():
@@ -826,6 +839,8 @@ def main() -> int:
     ev = Events()
 
     log("phase A: sandbox 1 (shipgate dev + moto)")
+    stat = cpu_counters()
+    results["cpu_steal_percent"] = {}
     sb = Sandbox(out_dir / "sandbox-a", logs / "sandbox-a.log")
     try:
         log("A1: counting AWS calls of full executions (proxy)")
@@ -834,6 +849,7 @@ def main() -> int:
         results["latency"] = phase_latency(sb, ev, args, logs)
     finally:
         sb.stop()
+    results["cpu_steal_percent"]["phase A"] = steal_percent(stat, stat := cpu_counters())
 
     # a fresh sandbox, so first invocations after a cold start do not see phase A's table
     log("phase B: sandbox 2")
@@ -847,6 +863,7 @@ def main() -> int:
         results["peer"] = phase_peer(sb, ev, args, logs)
     finally:
         sb.stop()
+    results["cpu_steal_percent"]["phase B"] = steal_percent(stat, cpu_counters())
 
     results["criterion"] = criterion_medians(Path(os.environ.get("CRITERION_HOME", ROOT / "target/criterion")))
     results["cost"] = cost(results["count"], results["latency"])
