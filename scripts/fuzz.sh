@@ -10,7 +10,7 @@ SECONDS_PER_TARGET="${1:-60}"
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(webhook_push approval_token codebuild_event ecs_event codecommit_event pipeline_definition)
+  TARGETS=(webhook_push approval_token codebuild_event ecs_event codecommit_event pipeline_definition glob)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz..." >&2

@@ -1,6 +1,6 @@
 //! Cold-start wiring shared by every function's `main.rs`.
 
-use crate::adapters::{dynamodb::DynamoStore, load_sdk_config, Config, Wiring};
+use crate::adapters::{dynamodb::DynamoStore, lambda_sdk_config, Config, Wiring};
 use crate::app::Services;
 
 /// Init tracing, load the SDK and typed configuration once (failing fast with a clear message),
@@ -11,7 +11,7 @@ pub async fn bootstrap(
 ) -> Result<Services, lambda_error::BootstrapError> {
     crate::telemetry::init();
     let config = Config::from_env().map_err(lambda_error::BootstrapError::Config)?;
-    let sdk = load_sdk_config().await;
+    let sdk = lambda_sdk_config();
     DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table)
         .warm_up()
         .await;

@@ -256,11 +256,90 @@ impl Wiring {
     }
 }
 
-/// Load the AWS SDK configuration (region, credentials, endpoints) once per cold start.
-pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+/// The AWS SDK configuration of a function, built once per cold start from the variables Lambda
+/// sets: `AWS_REGION`, and the execution role's `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
+/// `AWS_SESSION_TOKEN`; endpoints from `AWS_ENDPOINT_URL_<SERVICE>` or `AWS_ENDPOINT_URL`
+/// (local runs, tests, the benchmarks). Not aws-config's default chain: profiles, SSO, web
+/// identity through STS and instance metadata never apply on Lambda, and linking them cost
+/// every binary about half a megabyte. Retries, timeouts, the identity cache and the HTTPS
+/// client are the SDK clients' defaults for this behavior version.
+pub fn lambda_sdk_config() -> aws_config::SdkConfig {
+    lambda_sdk_config_from(|name| std::env::var(name).ok())
+}
+
+/// [`lambda_sdk_config`] from any variable lookup (tests).
+pub fn lambda_sdk_config_from(
+    lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+) -> aws_config::SdkConfig {
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find_map(var)
+        .map(aws_config::Region::new);
+    // Lambda's variables do not change during an execution environment's life
+    let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(key), Some(secret)) => {
+            SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+                key,
+                secret,
+                var("AWS_SESSION_TOKEN"),
+                None,
+                "Environment",
+            ))
+        }
+        // absent: every call fails, saying so
+        _ => SharedCredentialsProvider::new(NoCredentials),
+    };
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .credentials_provider(credentials)
+        .service_config(EnvServiceConfig(Box::new(lookup)));
+    builder.set_region(region);
+    builder.build()
+}
+
+#[derive(Debug)]
+struct NoCredentials;
+
+impl aws_credential_types::provider::ProvideCredentials for NoCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+            aws_credential_types::provider::error::CredentialsError::not_loaded(
+                "no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (Lambda sets them from the execution role)",
+            ),
+        ))
+    }
+}
+
+/// Per-service settings from the environment: `<NAME>_<SERVICE ID>` first (for example
+/// `AWS_ENDPOINT_URL_DYNAMODB`), then `<NAME>`.
+struct EnvServiceConfig(Box<Lookup>);
+
+/// Reads one environment variable.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+impl std::fmt::Debug for EnvServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnvServiceConfig")
+    }
+}
+
+impl aws_types::service_config::LoadServiceConfig for EnvServiceConfig {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        let service = key
+            .service_id()
+            .to_ascii_uppercase()
+            .replace([' ', '-'], "_");
+        [format!("{}_{service}", key.env()), key.env().to_string()]
+            .iter()
+            .find_map(|name| (self.0)(name).filter(|v| !v.is_empty()))
+    }
 }
 
 /// Every port backed by AWS, able to do everything (control, the local sandbox, tests).
@@ -282,6 +361,45 @@ pub fn aws_services(sdk: &aws_config::SdkConfig, config: &Config) -> Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lambda_sdk_config_reads_the_lambda_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let sdk = lambda_sdk_config_from(env(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:6000"),
+        ]));
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert!(sdk.credentials_provider().is_some());
+        let conf = sdk.service_config().unwrap();
+        let key = |service: &'static str| {
+            aws_types::service_config::ServiceConfigKey::builder()
+                .service_id(service)
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .unwrap()
+        };
+        assert_eq!(
+            conf.load_config(key("DynamoDB")).as_deref(),
+            Some("http://127.0.0.1:6000")
+        );
+        assert_eq!(
+            conf.load_config(key("ECS")).as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        let sdk = lambda_sdk_config_from(env(&[("AWS_DEFAULT_REGION", "us-east-2")]));
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("us-east-2"));
+        assert_eq!(sdk.service_config().unwrap().load_config(key("ECS")), None);
+    }
 
     #[test]
     fn config_names_every_missing_variable() {

@@ -4,6 +4,7 @@
 pub mod aws_events;
 pub mod execution;
 pub mod github;
+pub mod glob;
 pub mod pipeline;
 pub mod token;
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
+use super::glob::{Glob, GlobError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -402,12 +402,10 @@ impl PipelineDefinition {
     }
 }
 
-/// Compile a glob: `*` and `?` stay within one path segment, `**` crosses segments.
-pub fn compile_glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map(|g: Glob| g.compile_matcher())
+/// Compile a glob: `*` and `?` stay within one path segment, `**` crosses segments (see
+/// [`super::glob`]).
+pub fn compile_glob(pattern: &str) -> Result<Glob, GlobError> {
+    Glob::new(pattern)
 }
 
 fn any_glob_matches(globs: &[String], candidate: &str) -> bool {
@@ -635,7 +633,7 @@ impl Validator {
                 Value::String(s) if s.trim().is_empty() => self.push(&p, "must not be empty"),
                 Value::String(s) => match compile_glob(s) {
                     Ok(_) => out.push(s.clone()),
-                    Err(e) => self.push(&p, &format!("invalid glob: {}", e.kind())),
+                    Err(e) => self.push(&p, &format!("invalid glob: {e}")),
                 },
                 _ => self.push(&p, "must be a string"),
             }

@@ -1,0 +1,469 @@
+//! Glob patterns for branches, tags and paths (pure; no regex engine, so no regex in the
+//! function binaries).
+//!
+//! The syntax and meaning are those of the `globset` crate with `literal_separator` on (what
+//! shipgate used before; a property test checks the two agree on ASCII input):
+//!
+//! - `?` one character other than `/`; `*` any run of characters other than `/`;
+//! - `**` as a whole path component: `**/x` (any leading directories, none included), `x/**`
+//!   (everything below `x/`), `x/**/y` (zero or more directories between); `**` alone matches
+//!   everything; `**` elsewhere is two `*`;
+//! - `[abc]`, `[a-z]`, `[!a-z]` / `[^a-z]` one character of (or not of) the set — this may be
+//!   `/`; `]` first in a class and `-` first or last are literal;
+//! - `{a,b}` alternatives (nestable; empty alternatives are dropped);
+//! - `\` escapes the next character.
+//!
+//! Matching is a table over (pattern position, text position): time and memory are
+//! proportional to pattern length × text length, whatever the pattern.
+
+use std::fmt;
+
+/// Why a pattern is not a glob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobError {
+    UnclosedClass,
+    InvalidRange(char, char),
+    UnopenedAlternates,
+    UnclosedAlternates,
+    DanglingEscape,
+    TooManyAlternatives,
+}
+
+impl fmt::Display for GlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GlobError::UnclosedClass => f.write_str("unclosed character class; missing ']'"),
+            GlobError::InvalidRange(a, b) => write!(f, "invalid range; '{a}' > '{b}'"),
+            GlobError::UnopenedAlternates => {
+                f.write_str("unopened alternate group; missing '{' (maybe escape '}' with '[}]'?)")
+            }
+            GlobError::UnclosedAlternates => {
+                f.write_str("unclosed alternate group; missing '}' (maybe escape '{' with '[{]'?)")
+            }
+            GlobError::DanglingEscape => f.write_str("dangling '\\'"),
+            GlobError::TooManyAlternatives => write!(
+                f,
+                "more than {MAX_ALTERNATIVES} combinations of {{...}} alternatives"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for GlobError {}
+
+/// Upper bound on the patterns a glob's `{...}` groups expand to.
+pub const MAX_ALTERNATIVES: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    /// `?`
+    Any,
+    /// `*`
+    ZeroOrMore,
+    /// `**/` at the start: `(?:/?|.*/)`
+    RecursivePrefix,
+    /// `/**` at the end: `/.*`
+    RecursiveSuffix,
+    /// `/**/`: `(?:/|/.*/)`
+    RecursiveZeroOrMore,
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+    Alternates(Vec<Vec<Token>>),
+    /// the whole glob is `**`: `.*`
+    Everything,
+}
+
+/// A compiled glob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob {
+    /// The pattern with its `{...}` groups expanded: it matches when one of them does.
+    alternatives: Vec<Vec<Token>>,
+}
+
+impl Glob {
+    pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+        let tokens = Parser::new(pattern).parse()?;
+        let alternatives = if tokens == [Token::RecursivePrefix] {
+            vec![vec![Token::Everything]]
+        } else {
+            expand(&tokens)?
+        };
+        Ok(Glob { alternatives })
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        let text: Vec<char> = text.chars().collect();
+        self.alternatives.iter().any(|a| matches(a, &text))
+    }
+}
+
+struct Parser<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    prev: Option<char>,
+    cur: Option<char>,
+    /// Open `{` groups: the index in `branches` where each one's branches start.
+    alternates_stack: Vec<usize>,
+    branches: Vec<Vec<Token>>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(pattern: &'a str) -> Parser<'a> {
+        Parser {
+            chars: pattern.chars().peekable(),
+            prev: None,
+            cur: None,
+            alternates_stack: Vec::new(),
+            branches: vec![Vec::new()],
+        }
+    }
+
+    fn parse(mut self) -> Result<Vec<Token>, GlobError> {
+        while let Some(c) = self.bump() {
+            match c {
+                '?' => self.push(Token::Any)?,
+                '*' => self.star()?,
+                '[' => self.class()?,
+                '{' => {
+                    self.alternates_stack.push(self.branches.len());
+                    self.branches.push(Vec::new());
+                }
+                '}' => {
+                    let start = self
+                        .alternates_stack
+                        .pop()
+                        .ok_or(GlobError::UnopenedAlternates)?;
+                    let alternatives = self.branches.drain(start..).collect();
+                    self.push(Token::Alternates(alternatives))?;
+                }
+                ',' if !self.alternates_stack.is_empty() => self.branches.push(Vec::new()),
+                '\\' => {
+                    let escaped = self.bump().ok_or(GlobError::DanglingEscape)?;
+                    self.push(Token::Literal(escaped))?;
+                }
+                c => self.push(Token::Literal(c))?,
+            }
+        }
+        if self.branches.len() != 1 {
+            return Err(GlobError::UnclosedAlternates);
+        }
+        Ok(self.branches.pop().unwrap_or_default())
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        self.prev = self.cur;
+        self.cur = self.chars.next();
+        self.cur
+    }
+
+    fn peek(&mut self) -> Option<char> {
+        self.chars.peek().copied()
+    }
+
+    fn branch(&mut self) -> Result<&mut Vec<Token>, GlobError> {
+        self.branches
+            .last_mut()
+            .ok_or(GlobError::UnopenedAlternates)
+    }
+
+    fn push(&mut self, token: Token) -> Result<(), GlobError> {
+        self.branch()?.push(token);
+        Ok(())
+    }
+
+    fn star(&mut self) -> Result<(), GlobError> {
+        let prev = self.prev;
+        if self.peek() != Some('*') {
+            return self.push(Token::ZeroOrMore);
+        }
+        self.bump();
+        if self.branch()?.is_empty() {
+            if self.peek().is_some_and(|c| c != '/') {
+                self.push(Token::ZeroOrMore)?;
+                return self.push(Token::ZeroOrMore);
+            }
+            self.push(Token::RecursivePrefix)?;
+            self.bump(); // the separator (or nothing)
+            return Ok(());
+        }
+        if prev != Some('/')
+            && (self.branches.len() <= 1 || (prev != Some(',') && prev != Some('{')))
+        {
+            self.push(Token::ZeroOrMore)?;
+            return self.push(Token::ZeroOrMore);
+        }
+        let is_suffix = match self.peek() {
+            None => {
+                self.bump();
+                true
+            }
+            Some(',' | '}') if self.branches.len() >= 2 => true,
+            Some('/') => {
+                self.bump();
+                false
+            }
+            Some(_) => {
+                self.push(Token::ZeroOrMore)?;
+                return self.push(Token::ZeroOrMore);
+            }
+        };
+        let last = self.branch()?.pop();
+        match last {
+            Some(t @ (Token::RecursivePrefix | Token::RecursiveSuffix)) => self.push(t),
+            _ if is_suffix => self.push(Token::RecursiveSuffix),
+            _ => self.push(Token::RecursiveZeroOrMore),
+        }
+    }
+
+    fn class(&mut self) -> Result<(), GlobError> {
+        let negated = matches!(self.peek(), Some('!' | '^'));
+        if negated {
+            self.bump();
+        }
+        let mut ranges: Vec<(char, char)> = Vec::new();
+        let mut first = true;
+        let mut in_range = false;
+        loop {
+            let c = self.bump().ok_or(GlobError::UnclosedClass)?;
+            match c {
+                ']' if !first => break,
+                '-' if !first && !in_range => in_range = true,
+                c => {
+                    match ranges.last_mut() {
+                        Some(r) if in_range => {
+                            if c < r.0 {
+                                return Err(GlobError::InvalidRange(r.0, c));
+                            }
+                            r.1 = c;
+                        }
+                        _ => ranges.push((c, c)),
+                    }
+                    in_range = false;
+                }
+            }
+            first = false;
+        }
+        if in_range {
+            ranges.push(('-', '-'));
+        }
+        self.push(Token::Class { negated, ranges })
+    }
+}
+
+/// The token sequences a pattern's `{...}` groups expand to (none of them holds `Alternates`).
+fn expand(tokens: &[Token]) -> Result<Vec<Vec<Token>>, GlobError> {
+    let mut out: Vec<Vec<Token>> = vec![Vec::new()];
+    for token in tokens {
+        match token {
+            Token::Alternates(branches) => {
+                let mut options: Vec<Vec<Token>> = Vec::new();
+                for branch in branches {
+                    options.extend(expand(branch)?.into_iter().filter(|b| !b.is_empty()));
+                }
+                if options.is_empty() {
+                    continue; // `{}` or `{,}`: nothing
+                }
+                if out.len() * options.len() > MAX_ALTERNATIVES {
+                    return Err(GlobError::TooManyAlternatives);
+                }
+                out = out
+                    .iter()
+                    .flat_map(|prefix| {
+                        options.iter().map(move |o| {
+                            let mut v = prefix.clone();
+                            v.extend(o.iter().cloned());
+                            v
+                        })
+                    })
+                    .collect();
+            }
+            t => out.iter_mut().for_each(|v| v.push(t.clone())),
+        }
+    }
+    Ok(out)
+}
+
+/// Does `tokens` (no `Alternates`) match all of `text`?
+///
+/// Row by row from the last token: `row[j]` says tokens `i..` match `text[j..]`, from the next
+/// token's row `next`. For the recursive tokens a helper row holds `.*/` (some `/` at `k ≥ j`
+/// with `next[k + 1]`) or `.*` (some `k ≥ j` with `next[k]`); `.` is any character, `\n`
+/// included, as in globset.
+fn matches(tokens: &[Token], text: &[char]) -> bool {
+    let n = text.len();
+    let mut next = vec![false; n + 1];
+    next[n] = true; // no tokens match the empty rest
+    let mut row = vec![false; n + 1];
+    let mut helper = vec![false; n + 2];
+    for token in tokens.iter().rev() {
+        match token {
+            Token::RecursivePrefix | Token::RecursiveZeroOrMore => {
+                // helper[j]: exists k >= j with text[k] == '/' and next[k+1]
+                helper[n] = false;
+                for j in (0..n).rev() {
+                    helper[j] = (text[j] == '/' && next[j + 1]) || helper[j + 1];
+                }
+            }
+            Token::RecursiveSuffix | Token::Everything => {
+                // helper[j]: exists k >= j with next[k]
+                helper[n] = next[n];
+                for j in (0..n).rev() {
+                    helper[j] = next[j] || helper[j + 1];
+                }
+            }
+            _ => {}
+        }
+        for j in (0..=n).rev() {
+            let c = text.get(j).copied();
+            row[j] = match token {
+                Token::Literal(l) => c == Some(*l) && next[j + 1],
+                Token::Any => c.is_some_and(|c| c != '/') && next[j + 1],
+                Token::ZeroOrMore => next[j] || (c.is_some_and(|c| c != '/') && row[j + 1]),
+                Token::Class { negated, ranges } => {
+                    c.is_some_and(|c| ranges.iter().any(|&(a, b)| a <= c && c <= b) != *negated)
+                        && next[j + 1]
+                }
+                // (?:/?|.*/)
+                Token::RecursivePrefix => next[j] || helper[j],
+                // (?:/|/.*/)
+                Token::RecursiveZeroOrMore => c == Some('/') && (next[j + 1] || helper[j + 1]),
+                // /.*
+                Token::RecursiveSuffix => c == Some('/') && helper[j + 1],
+                // .*
+                Token::Everything => helper[j],
+                Token::Alternates(_) => false, // expanded before matching
+            };
+        }
+        std::mem::swap(&mut next, &mut row);
+    }
+    next[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pattern: &str, text: &str) -> bool {
+        Glob::new(pattern).unwrap().is_match(text)
+    }
+
+    #[test]
+    fn stars_stay_within_a_segment() {
+        assert!(m("main", "main"));
+        assert!(!m("main", "main2"));
+        assert!(m("release/*", "release/1.2"));
+        assert!(!m("release/*", "release/1/2"));
+        assert!(m("feature-*", "feature-"));
+        assert!(m("v?.*", "v1.2"));
+        assert!(!m("?", "/"));
+        assert!(!m("*", "a/b"));
+        assert!(m("*", ""));
+    }
+
+    #[test]
+    fn double_star_crosses_segments() {
+        assert!(m("**", "a/b/c"));
+        assert!(m("**", ""));
+        assert!(m("src/**", "src/a/b.rs"));
+        assert!(m("src/**", "src/"));
+        assert!(!m("src/**", "src"));
+        assert!(!m("src/**", "srcx/a"));
+        assert!(m("**/Dockerfile", "Dockerfile"));
+        assert!(m("**/Dockerfile", "a/b/Dockerfile"));
+        assert!(!m("**/Dockerfile", "a/xDockerfile"));
+        assert!(m("a/**/b", "a/b"));
+        assert!(m("a/**/b", "a/x/y/b"));
+        assert!(!m("a/**/b", "a/xb"));
+        // not a whole component: two single stars
+        assert!(m("a**", "abc"));
+        assert!(!m("a**", "a/c"));
+        assert!(m("**a", "xa"));
+        assert!(!m("**a", "x/a"));
+    }
+
+    #[test]
+    fn classes_alternatives_and_escapes() {
+        assert!(m("v[0-9]*", "v1.0"));
+        assert!(!m("v[0-9]*", "va"));
+        assert!(m("[!a]", "b"));
+        assert!(m("[^a]", "/"));
+        assert!(!m("[!a]", "a"));
+        assert!(m("[]]", "]"));
+        assert!(m("[-a]", "-"));
+        assert!(m("[a-]", "-"));
+        assert!(m("{main,release/*}", "release/1"));
+        assert!(m("{main,release/*}", "main"));
+        assert!(!m("{main,release/*}", "dev"));
+        assert!(m("x{a,{b,c}}", "xc"));
+        assert!(m("x{a,}y", "xay"));
+        assert!(!m("x{a,}y", "xy"), "empty alternatives are dropped");
+        assert!(m("x{}y", "xy"));
+        assert!(m("\\*", "*"));
+        assert!(!m("\\*", "a"));
+        assert!(m("a,b", "a,b"));
+        assert!(m("{src/**,docs/*}", "src/a/b"));
+    }
+
+    #[test]
+    fn bad_patterns_say_why() {
+        let e = |p: &str| Glob::new(p).unwrap_err();
+        assert_eq!(e("["), GlobError::UnclosedClass);
+        assert_eq!(e("[]"), GlobError::UnclosedClass);
+        assert_eq!(e("[!]"), GlobError::UnclosedClass);
+        assert_eq!(e("[z-a]"), GlobError::InvalidRange('z', 'a'));
+        assert_eq!(e("{a,b"), GlobError::UnclosedAlternates);
+        assert_eq!(e("{a,{b,c}"), GlobError::UnclosedAlternates);
+        assert_eq!(e("a,b}"), GlobError::UnopenedAlternates);
+        assert_eq!(e("{a,b}}"), GlobError::UnopenedAlternates);
+        assert_eq!(e("a\\"), GlobError::DanglingEscape);
+        assert_eq!(
+            e(&"{a,b}".repeat(9)),
+            GlobError::TooManyAlternatives,
+            "2^9 combinations"
+        );
+        assert!(e("[").to_string().contains("missing ']'"));
+    }
+
+    #[test]
+    fn long_inputs_take_bounded_work() {
+        let p = "*a".repeat(40) + "b";
+        let text = "a".repeat(4000);
+        assert!(!m(&p, &text));
+        let p = "**/".repeat(20) + "x";
+        assert!(m(&p, &("d/".repeat(2000) + "x")));
+    }
+
+    /// The same answers as `globset` (literal separator on) for ASCII patterns and paths.
+    mod same_as_globset {
+        use super::super::Glob;
+        use proptest::prelude::*;
+
+        fn reference(pattern: &str) -> Option<globset::GlobMatcher> {
+            globset::GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .ok()
+                .map(|g| g.compile_matcher())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+            #[test]
+            fn agree(
+                pattern in "[ab/*?\\[\\]!^{},\\\\-]{0,12}",
+                texts in proptest::collection::vec("[ab/\\-\n]{0,10}", 1..8),
+            ) {
+                let ours = Glob::new(&pattern);
+                let theirs = reference(&pattern);
+                prop_assert_eq!(ours.is_ok(), theirs.is_some(), "accepts {:?}: {:?}", pattern, ours);
+                if let (Ok(ours), Some(theirs)) = (ours, theirs) {
+                    for t in &texts {
+                        prop_assert_eq!(ours.is_match(t), theirs.is_match(t), "{:?} on {:?}", pattern, t);
+                    }
+                }
+            }
+        }
+    }
+}
