@@ -27,6 +27,7 @@ pub struct ControlClient {
 impl ControlClient {
     pub async fn new(function: &str) -> ControlClient {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(shared::adapters::https_client())
             .load()
             .await;
         ControlClient {

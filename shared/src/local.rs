@@ -133,6 +133,7 @@ impl Drop for MotoServer {
 /// SDK configuration for a local endpoint with dummy credentials.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::adapters::https_client())
         .region(aws_config::Region::new(REGION))
         .credentials_provider(Credentials::new(
             "testing",

@@ -600,6 +600,7 @@ async fn aws_outage_mid_run_loses_nothing() {
     };
     let outage = Outage::proxy(&w.moto.server.endpoint()).await;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(shared::adapters::https_client())
         .region(aws_config::Region::new(shared::local::REGION))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "test",
