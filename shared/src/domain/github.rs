@@ -102,7 +102,7 @@ pub enum PushError {
 }
 
 #[derive(Deserialize)]
-struct RawPush {
+struct RawPush<'a> {
     #[serde(rename = "ref")]
     full_ref: String,
     after: String,
@@ -115,8 +115,8 @@ struct RawPush {
     head_commit: Option<RawCommit>,
     #[serde(default)]
     pusher: Option<RawPusher>,
-    #[serde(default)]
-    commits: Option<Vec<RawCommitFiles>>,
+    #[serde(default, borrow)]
+    commits: Option<Vec<RawCommitFiles<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -149,15 +149,21 @@ struct RawPusher {
     name: Option<String>,
 }
 
+/// File lists are only used for short pushes (see [`GITHUB_COMMIT_LIST_LIMIT`]): they borrow from
+/// the body, so a long push does not allocate a string per file it never looks at.
 #[derive(Deserialize)]
-struct RawCommitFiles {
-    #[serde(default)]
-    added: Vec<String>,
-    #[serde(default)]
-    removed: Vec<String>,
-    #[serde(default)]
-    modified: Vec<String>,
+struct RawCommitFiles<'a> {
+    #[serde(default, borrow)]
+    added: Vec<BorrowedStr<'a>>,
+    #[serde(default, borrow)]
+    removed: Vec<BorrowedStr<'a>>,
+    #[serde(default, borrow)]
+    modified: Vec<BorrowedStr<'a>>,
 }
+
+/// A JSON string borrowed from the body (copied only when it holds escapes).
+#[derive(Deserialize)]
+struct BorrowedStr<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
 
 /// GitHub lists at most 20 commits in a push payload.
 const GITHUB_COMMIT_LIST_LIMIT: usize = 20;
@@ -165,7 +171,7 @@ const GITHUB_COMMIT_LIST_LIMIT: usize = 20;
 /// Decode a push payload, naming the field that is missing or wrong.
 pub fn decode_push(body: &[u8]) -> Result<Push, PushError> {
     // the fast path; only a failure is decoded again to find the field's path
-    let raw: RawPush = match serde_json::from_slice(body) {
+    let raw: RawPush<'_> = match serde_json::from_slice(body) {
         Ok(raw) => raw,
         Err(_) => return Err(locate_push_error(body)),
     };
@@ -175,7 +181,7 @@ pub fn decode_push(body: &[u8]) -> Result<Push, PushError> {
 /// Decode again, tracking the path, to say which field is wrong.
 fn locate_push_error(body: &[u8]) -> PushError {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, RawPush>(de) {
+    match serde_path_to_error::deserialize::<_, RawPush<'_>>(de) {
         Ok(_) => PushError::Json("the payload could not be decoded".into()),
         Err(e) => {
             let path = e.path().to_string();
@@ -192,7 +198,7 @@ fn locate_push_error(body: &[u8]) -> PushError {
     }
 }
 
-fn build_push(raw: RawPush) -> Result<Push, PushError> {
+fn build_push(raw: RawPush<'_>) -> Result<Push, PushError> {
     let (kind, ref_name) = if let Some(b) = raw.full_ref.strip_prefix("refs/heads/") {
         (RefKind::Branch, b.to_string())
     } else if let Some(t) = raw.full_ref.strip_prefix("refs/tags/") {
@@ -229,7 +235,7 @@ fn build_push(raw: RawPush) -> Result<Push, PushError> {
             let mut files: Vec<String> = commits
                 .iter()
                 .flat_map(|c| c.added.iter().chain(&c.removed).chain(&c.modified))
-                .cloned()
+                .map(|f| f.0.to_string())
                 .collect();
             files.sort();
             files.dedup();
@@ -413,6 +419,27 @@ mod tests {
         assert!(matches!(decode_push(b"{not json"), Err(PushError::Json(_))));
         assert!(matches!(decode_push(b""), Err(PushError::Json(_))));
         assert!(matches!(decode_push(b"[]"), Err(PushError::Field { .. })));
+    }
+
+    #[test]
+    fn file_names_with_escapes_decode() {
+        let mut v: serde_json::Value = serde_json::from_str(PUSH).unwrap();
+        v["commits"][0]["added"] = serde_json::json!(["docs/caf\u{e9} \"menu\".md", "plain.txt"]);
+        v["commits"][0]["removed"] = serde_json::json!([]);
+        v["commits"][0]["modified"] = serde_json::json!(["a\\b"]);
+        // serde_json writes the quote and backslash escaped; \u00e9 as UTF-8
+        let body = v.to_string().replace('\u{e9}', "\\u00e9");
+        let files = decode_push(body.as_bytes()).unwrap().changed_files.unwrap();
+        assert!(
+            files.contains(&"docs/caf\u{e9} \"menu\".md".to_string()),
+            "{files:?}"
+        );
+        assert!(files.contains(&"a\\b".to_string()));
+        assert!(files.contains(&"plain.txt".to_string()));
+        v["commits"][0]["added"] = serde_json::json!([7]);
+        assert!(
+            matches!(decode_push(v.to_string().as_bytes()), Err(PushError::Field { path, .. }) if path.starts_with("commits[0].added"))
+        );
     }
 
     #[test]
