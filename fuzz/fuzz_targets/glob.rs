@@ -1,9 +1,10 @@
 //! Branch, tag and path globs: compiling and matching any pattern against any text never
 //! panics, and on ASCII input the answers are globset's (literal separator on), the crate
-//! shipgate's matcher replaced. Input: pattern, a NUL byte, then texts separated by NUL.
+//! shipgate's matcher replaced (except that shipgate refuses more than
+//! `MAX_ALTERNATIVES` combinations of `{...}` groups). Input: pattern, a NUL byte, then texts separated by NUL.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use shipgate_fuzz::domain::glob::Glob;
+use shipgate_fuzz::domain::glob::{Glob, GlobError};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -14,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
         .literal_separator(true)
         .build()
         .map(|g| g.compile_matcher());
-    let ascii = text.is_ascii();
+    // shipgate caps the combinations of {...} groups (globset has no cap): not a disagreement
+    let ascii = text.is_ascii() && ours != Err(GlobError::TooManyAlternatives);
     if ascii {
         assert_eq!(ours.is_ok(), reference.is_ok(), "accepts {pattern:?}: {ours:?}");
     }

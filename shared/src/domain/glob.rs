@@ -10,7 +10,8 @@
 //!   everything; `**` elsewhere is two `*`;
 //! - `[abc]`, `[a-z]`, `[!a-z]` / `[^a-z]` one character of (or not of) the set — this may be
 //!   `/`; `]` first in a class and `-` first or last are literal;
-//! - `{a,b}` alternatives (nestable; empty alternatives are dropped);
+//! - `{a,b}` alternatives (nestable; empty alternatives are dropped; at most
+//!   [`MAX_ALTERNATIVES`] combinations per pattern — globset has no such cap);
 //! - `\` escapes the next character.
 //!
 //! Matching is a table over (pattern position, text position): time and memory are
