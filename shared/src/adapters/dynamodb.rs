@@ -135,6 +135,25 @@ fn claim_item(k: &IdempotencyKey, value: &str) -> Item {
 /// A claim whose TTL passed may be taken again (DynamoDB deletes expired items lazily).
 const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR #ttl < :now";
 
+/// Send a conditional put. `Err(old)` when the condition refused it: the item that was there, if
+/// DynamoDB returned one (none when there was no item).
+async fn send_conditional(
+    req: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+) -> Result<Result<(), Option<Item>>, StoreError> {
+    let req =
+        req.return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    match req.send().await {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+            Ok(Err(match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
+                _ => None,
+            }))
+        }
+        Err(e) => Err(unavailable(classify(&e))),
+    }
+}
+
 fn unavailable(e: ServiceError) -> StoreError {
     match e {
         ServiceError::Throttled(m) | ServiceError::Unavailable(m) => StoreError::Unavailable(m),
@@ -305,16 +324,12 @@ impl DynamoStore {
                 .build()
                 .expect("name and type are set")
         };
-        let gsi = |name: &str| {
+        let gsi = |name: &str, projection: ProjectionType| {
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key_el(&format!("{name}pk"), KeyType::Hash))
                 .key_schema(key_el(&format!("{name}sk"), KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(Projection::builder().projection_type(projection).build())
                 .build()
                 .expect("index is complete")
         };
@@ -333,21 +348,9 @@ impl DynamoStore {
             .attribute_definitions(attr("gsi3sk"))
             .key_schema(key_el("pk", KeyType::Hash))
             .key_schema(key_el("sk", KeyType::Range))
-            .global_secondary_indexes(gsi("gsi1"))
-            .global_secondary_indexes(gsi("gsi2"))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name("gsi3")
-                    .key_schema(key_el("gsi3pk", KeyType::Hash))
-                    .key_schema(key_el("gsi3sk", KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::KeysOnly)
-                            .build(),
-                    )
-                    .build()
-                    .expect("index is complete"),
-            )
+            .global_secondary_indexes(gsi("gsi1", ProjectionType::All))
+            .global_secondary_indexes(gsi("gsi2", ProjectionType::All))
+            .global_secondary_indexes(gsi("gsi3", ProjectionType::KeysOnly))
             .send()
             .await;
         match result {
@@ -557,24 +560,16 @@ impl ExecutionStore for DynamoStore {
             .expression_attribute_names("#v", "version")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":v", n(previous.version))
-            .expression_attribute_values(":s", s(previous.status.as_str()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                let returned = match e.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                        c.item().map(body::<Execution>).transpose()?
-                    }
-                    _ => None,
-                };
-                let current = match returned {
-                    Some(current) => current,
+            .expression_attribute_values(":s", s(previous.status.as_str()));
+        match send_conditional(req).await? {
+            Ok(()) => Ok(()),
+            Err(old) => {
+                let current = match old {
+                    Some(item) => body(&item)?,
                     None => self.current_execution(&previous.id).await?,
                 };
                 Err(StoreError::Conflict(Box::new(current)))
             }
-            Err(e) => Err(unavailable(classify(&e))),
         }
     }
 
@@ -586,24 +581,17 @@ impl ExecutionStore for DynamoStore {
             .set_item(Some(claim_item(k, value)))
             .condition_expression(CLAIM_CONDITION)
             .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":now", n(Utc::now().timestamp()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match req.send().await {
-            Ok(_) => Ok(Claim::Claimed),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                let returned = match e.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(c)) => c
-                        .item()
-                        .and_then(|item| get_s(item, "value").map(str::to_string)),
-                    _ => None,
-                };
-                let existing = match returned {
+            .expression_attribute_values(":now", n(Utc::now().timestamp()));
+        match send_conditional(req).await? {
+            Ok(()) => Ok(Claim::Claimed),
+            Err(old) => {
+                let existing = match old.and_then(|item| get_s(&item, "value").map(str::to_string))
+                {
                     Some(v) => Some(v),
                     None => self.read_claim(&k.key).await?,
                 };
                 Ok(Claim::Existing(existing.unwrap_or_default()))
             }
-            Err(e) => Err(unavailable(classify(&e))),
         }
     }
 
@@ -686,11 +674,7 @@ impl DynamoStore {
                 .expression_attribute_values(":v", n(v)),
             None => req.condition_expression("attribute_not_exists(pk)"),
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(unavailable(classify(&e))),
-        }
+        Ok(send_conditional(req).await?.is_ok())
     }
 
     /// The execution waiting on `link` (gsi3; one query, keys only). Should two wait on the same
