@@ -71,7 +71,7 @@ struct StoreState {
     pipelines: BTreeMap<String, StoredPipeline>,
     executions: BTreeMap<ExecutionId, Execution>,
     claims: HashMap<String, (String, DateTime<Utc>)>,
-    revisions: HashMap<(String, Environment), EnvironmentRevisions>,
+    revisions: HashMap<(String, Environment), Versioned<EnvironmentRevisions>>,
 }
 
 /// The execution store in memory.
@@ -254,7 +254,7 @@ impl ExecutionStore for InMemoryStore {
         &self,
         pipeline: &str,
         environment: Environment,
-    ) -> Result<Option<EnvironmentRevisions>, StoreError> {
+    ) -> Result<Option<Versioned<EnvironmentRevisions>>, StoreError> {
         self.faults.check("get_revisions")?;
         Ok(lock(&self.state)
             .revisions
@@ -262,29 +262,29 @@ impl ExecutionStore for InMemoryStore {
             .cloned())
     }
 
-    async fn record_revision(
+    async fn put_revisions(
         &self,
         pipeline: &str,
         environment: Environment,
-        revision: &DeployedRevision,
-    ) -> Result<(), StoreError> {
+        revisions: &EnvironmentRevisions,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
         self.faults.check("record_revision")?;
         let mut s = lock(&self.state);
         let key = (pipeline.to_string(), environment);
-        let next = match s.revisions.get(&key) {
-            Some(r) if r.current.execution_id == revision.execution_id => return Ok(()),
-            Some(r) => EnvironmentRevisions {
-                current: revision.clone(),
-                previous: Some(r.current.clone()),
+        let stored = s.revisions.get(&key).map(|v| v.version);
+        if stored != expected {
+            return Ok(false);
+        }
+        s.revisions.insert(
+            key,
+            Versioned {
+                value: revisions.clone(),
+                version: expected.unwrap_or(0) + 1,
             },
-            None => EnvironmentRevisions {
-                current: revision.clone(),
-                previous: None,
-            },
-        };
-        s.revisions.insert(key, next);
+        );
         self.wrote();
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Commit, Environment, Execution, ExecutionId, ImageRef, PipelineDefinition, ServiceTarget,
-    Status,
+    Environment, Execution, ExecutionId, PipelineDefinition, ServiceTarget, Status,
 };
 
 /// Errors of the execution store.
@@ -102,22 +101,13 @@ pub struct PipelineWrite {
     pub previous: Option<PipelineDefinition>,
 }
 
-/// What runs in an environment, as deployed by shipgate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeployedRevision {
-    pub execution_id: ExecutionId,
-    pub commit: Commit,
-    pub image: ImageRef,
-    pub task_definition: String,
-    pub deployed_at: DateTime<Utc>,
-}
+pub use crate::domain::{DeployedRevision, EnvironmentRevisions};
 
-/// Current and previous revision of one environment of one pipeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnvironmentRevisions {
-    pub current: DeployedRevision,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<DeployedRevision>,
+/// A stored value with its optimistic-locking version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
 }
 
 /// The state store: one DynamoDB table in production, memory in tests.
@@ -167,19 +157,21 @@ pub trait ExecutionStore: Send + Sync {
         deployment_id: &str,
     ) -> Result<Option<ExecutionId>, StoreError>;
 
+    /// The deployment history of an environment (see [`EnvironmentRevisions`]).
     async fn get_revisions(
         &self,
         pipeline: &str,
         environment: Environment,
-    ) -> Result<Option<EnvironmentRevisions>, StoreError>;
-    /// Make `revision` current; the old current becomes previous. Recording the same execution
-    /// twice changes nothing.
-    async fn record_revision(
+    ) -> Result<Option<Versioned<EnvironmentRevisions>>, StoreError>;
+    /// Store the history if the stored one still has version `expected` (`None`: if there is
+    /// none yet). Answers false when another writer got there first (read again and re-decide).
+    async fn put_revisions(
         &self,
         pipeline: &str,
         environment: Environment,
-        revision: &DeployedRevision,
-    ) -> Result<(), StoreError>;
+        revisions: &EnvironmentRevisions,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What to build.

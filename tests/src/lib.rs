@@ -226,6 +226,71 @@ pub async fn start(w: &World, delivery: &str) -> shared::domain::ExecutionId {
         .unwrap()
 }
 
+/// One `control` command through the real handler.
+pub async fn control(w: &World, command: serde_json::Value) -> serde_json::Value {
+    control::handler::handle(&w.services, command).await
+}
+
+/// Drive an execution started by `release` of `pipeline` to AWAITING_APPROVAL through the real
+/// handlers (an image is pushed under its tag, as the build would); answers its id and digest.
+pub async fn release_to_approval(w: &World, pipeline: &str, commit: &str) -> (String, String) {
+    let out = control(
+        w,
+        serde_json::json!({"command": "release", "pipeline": pipeline, "commit": commit, "actor": "ops"}),
+    )
+    .await;
+    let id = out["execution_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    let e = w.services.execution(&id.parse().unwrap()).await.unwrap();
+    let digest = w.push_image(&e.image_tag(), commit).await;
+    build_events::handler::handle(
+        &w.services,
+        build_event(e.build_id.as_deref().unwrap(), "SUCCEEDED"),
+    )
+    .await
+    .unwrap();
+    let e = w.services.execution(&e.id).await.unwrap();
+    deploy_events::handler::handle(
+        &w.services,
+        deploy_event(
+            &e.test.unwrap().deployment_id,
+            "SERVICE_DEPLOYMENT_COMPLETED",
+        ),
+    )
+    .await
+    .unwrap();
+    shared::local::drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
+        .await
+        .unwrap();
+    (id, digest)
+}
+
+/// Approve from the CLI channel; answers the prod deployment id.
+pub async fn approve(w: &World, id: &str) -> String {
+    let out = control(w, serde_json::json!({"command": "approve", "execution_id": id, "actor": "arn:aws:iam::123456789012:user/ops", "comment": "ok"})).await;
+    assert_eq!(out["execution"]["status"], "DEPLOYING_PROD", "{out}");
+    out["execution"]["prod"]["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Deliver an ECS deployment state change through the real handler; answers its report.
+pub async fn deployment_event(w: &World, deployment_id: &str, name: &str) -> serde_json::Value {
+    deploy_events::handler::handle(&w.services, deploy_event(deployment_id, name))
+        .await
+        .unwrap()
+}
+
+/// Approve and complete the prod deployment: SUCCEEDED.
+pub async fn approve_to_success(w: &World, id: &str) {
+    let dep = approve(w, id).await;
+    let done = deployment_event(w, &dep, "SERVICE_DEPLOYMENT_COMPLETED").await;
+    assert_eq!(done["execution_status"], "SUCCEEDED", "{done}");
+}
+
 /// DynamoDB items written by successful requests, by operation: PutItem, UpdateItem and
 /// DeleteItem write one; TransactWriteItems and BatchWriteItem write each of their items.
 #[derive(Debug, Default)]

@@ -1,63 +1,14 @@
 //! Every `control` command through the real handler against moto.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::domain::Status;
 use shared::local::drain_outbox;
-use shipgate_tests::{build_event, deploy_event, World};
+use shipgate_tests::{
+    approve_to_success, control, deploy_event, release_to_approval as release_of, World,
+};
 
-async fn control(w: &World, command: Value) -> Value {
-    control::handler::handle(&w.services, command).await
-}
-
-/// Drive an execution started by `release` to AWAITING_APPROVAL; answers its id and digest.
 async fn release_to_approval(w: &World, commit: &str) -> (String, String) {
-    let out = control(
-        w,
-        json!({"command": "release", "pipeline": "demo", "commit": commit, "actor": "ops"}),
-    )
-    .await;
-    let id = out["execution_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{out}"))
-        .to_string();
-    let e = w.services.execution(&id.parse().unwrap()).await.unwrap();
-    let digest = w.push_image(&e.image_tag(), commit).await;
-    build_events::handler::handle(
-        &w.services,
-        build_event(e.build_id.as_deref().unwrap(), "SUCCEEDED"),
-    )
-    .await
-    .unwrap();
-    let e = w.services.execution(&e.id).await.unwrap();
-    deploy_events::handler::handle(
-        &w.services,
-        deploy_event(
-            &e.test.unwrap().deployment_id,
-            "SERVICE_DEPLOYMENT_COMPLETED",
-        ),
-    )
-    .await
-    .unwrap();
-    drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
-        .await
-        .unwrap();
-    (id, digest)
-}
-
-async fn approve_to_success(w: &World, id: &str) {
-    let out = control(w, json!({"command": "approve", "execution_id": id, "actor": "arn:aws:iam::123456789012:user/ops", "comment": "ok"})).await;
-    assert_eq!(out["execution"]["status"], "DEPLOYING_PROD", "{out}");
-    let dep = out["execution"]["prod"]["deployment_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let done = deploy_events::handler::handle(
-        &w.services,
-        deploy_event(&dep, "SERVICE_DEPLOYMENT_COMPLETED"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(done["execution_status"], "SUCCEEDED", "{done}");
+    release_of(w, "demo", commit).await
 }
 
 #[tokio::test]

@@ -567,6 +567,7 @@ fn generated_pipeline_file_is_valid() {
         ("AWS::Region", "eu-west-1"),
         ("AWS::AccountId", "123456789012"),
         ("AWS::StackName", "hello-env"),
+        ("ImagesToKeep", "30"),
     ];
     let mut filled = template.clone();
     for (name, value) in samples {
@@ -581,5 +582,28 @@ fn generated_pipeline_file_is_valid() {
     assert_eq!(
         p.image.repository,
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello"
+    );
+    assert_eq!(
+        p.keep_images, 30,
+        "the sweeper prunes with the stack's ImagesToKeep"
+    );
+}
+
+/// No ECR lifecycle rule in the example environment: a rule cannot see what runs in ECS, so it
+/// could expire a running image or a rollback target; the sweeper prunes instead.
+#[test]
+fn example_repository_has_no_lifecycle_rule() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/example-environment.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("read example-environment.yaml");
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).expect("parse example-environment.yaml");
+    let repository = &doc["Resources"]["Repository"];
+    assert_eq!(repository["Type"].as_str(), Some("AWS::ECR::Repository"));
+    assert!(
+        repository["Properties"]["LifecyclePolicy"].is_null(),
+        "the example repository must not expire images by itself"
     );
 }

@@ -582,7 +582,7 @@ async fn fault_at_every_aws_call_ends_defined_and_completes_once() {
         );
         assert_eq!(w.store.executions().len(), 1, "{name}: one execution");
         assert_eq!(
-            revision.map(|r| r.current.execution_id),
+            revision.and_then(|r| r.value.current().map(|c| c.execution_id.clone())),
             Some(id),
             "{name}: prod revision recorded"
         );

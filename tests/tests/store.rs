@@ -10,7 +10,10 @@ use shared::domain::{
     ImageRef, Status, Trigger,
 };
 use shared::fakes::FakeWorld;
-use shared::ports::{Claim, Created, DeployedRevision, ExecutionStore, IdempotencyKey, StoreError};
+use shared::ports::{
+    Claim, Created, DeployedRevision, EnvironmentRevisions, ExecutionStore, IdempotencyKey,
+    StoreError,
+};
 use shipgate_tests::moto_or_skip;
 
 async fn store(m: &shipgate_tests::Moto, table: &str) -> DynamoStore {
@@ -313,8 +316,12 @@ async fn links_revisions_and_pipelines() {
     );
     assert_eq!(s.raw_item("DEPLOY#ecs-svc/42", "LINK").await.unwrap(), None);
 
-    let rev = |id: &ExecutionId, d: &str| DeployedRevision {
+    // environment histories: conditional puts on their version, values round-trip
+    let rev = |id: &ExecutionId, d: &str, started: i64| DeployedRevision {
         execution_id: id.clone(),
+        restores: None,
+        how: shared::domain::DeployKind::Push,
+        deployment_id: Some(format!("ecs-svc/{d}")),
         commit: Commit::default(),
         image: ImageRef {
             repository_uri: "r".into(),
@@ -322,29 +329,42 @@ async fn links_revisions_and_pipelines() {
             digest: d.into(),
         },
         task_definition: format!("td:{d}"),
+        started_at: Some(Utc::now() + Duration::seconds(started)),
         deployed_at: Utc::now(),
     };
     let other = ExecutionId::generate(Utc::now() + Duration::seconds(1));
-    s.record_revision("hello", Environment::Prod, &rev(&e.id, "a"))
+    let mut history = EnvironmentRevisions::default();
+    history.record(rev(&e.id, "a", 0));
+    assert!(s
+        .put_revisions("hello", Environment::Prod, &history, None)
         .await
-        .unwrap();
-    s.record_revision("hello", Environment::Prod, &rev(&e.id, "a"))
+        .unwrap());
+    assert!(
+        !s.put_revisions("hello", Environment::Prod, &history, None)
+            .await
+            .unwrap(),
+        "a second first write loses"
+    );
+    history.record(rev(&other, "b", 1));
+    assert!(s
+        .put_revisions("hello", Environment::Prod, &history, Some(1))
         .await
-        .unwrap();
-    s.record_revision("hello", Environment::Prod, &rev(&other, "b"))
-        .await
-        .unwrap();
+        .unwrap());
+    assert!(
+        !s.put_revisions("hello", Environment::Prod, &history, Some(1))
+            .await
+            .unwrap(),
+        "a write from a stale read loses"
+    );
     let r = s
         .get_revisions("hello", Environment::Prod)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(r.current.image.digest, "b");
-    assert_eq!(
-        r.previous.unwrap().image.digest,
-        "a",
-        "recording the same execution twice changed nothing"
-    );
+    assert_eq!(r.version, 2);
+    assert_eq!(r.value, history);
+    assert_eq!(r.value.current().unwrap().image.digest, "b");
+    assert_eq!(r.value.previous().unwrap().image.digest, "a");
     assert!(s
         .get_revisions("hello", Environment::Test)
         .await

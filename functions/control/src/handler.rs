@@ -72,11 +72,13 @@ impl From<LinkError> for CommandError {
                 message: e.to_string(),
                 details: None,
             },
-            LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) => CommandError {
-                code: "conflict",
-                message: e.to_string(),
-                details: None,
-            },
+            LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) | LinkError::OutOfOrder(_) => {
+                CommandError {
+                    code: "conflict",
+                    message: e.to_string(),
+                    details: None,
+                }
+            }
             other => CommandError {
                 code: "invalid_argument",
                 message: other.to_string(),
@@ -185,6 +187,9 @@ struct DecideArgs {
 struct RollbackArgs {
     pipeline: String,
     environment: String,
+    /// An execution id or commit SHA that once ran there successfully.
+    #[serde(default)]
+    to: Option<String>,
     #[serde(default)]
     actor: Option<String>,
 }
@@ -324,7 +329,8 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
         "rollback" => {
             let a: RollbackArgs = args(&command, rest)?;
             let env: Environment = a.environment.parse().map_err(CommandError::invalid)?;
-            let exec = control::rollback(svc, &a.pipeline, env, &actor(a.actor)).await?;
+            let exec =
+                control::rollback(svc, &a.pipeline, env, a.to.as_deref(), &actor(a.actor)).await?;
             Ok(json!({ "execution": exec }))
         }
         "release" => {

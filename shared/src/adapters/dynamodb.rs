@@ -611,50 +611,27 @@ impl ExecutionStore for DynamoStore {
         &self,
         pipeline: &str,
         environment: Environment,
-    ) -> Result<Option<EnvironmentRevisions>, StoreError> {
-        self.get(env_pk(pipeline, environment), "REVISION")
-            .await?
-            .map(|i| body(&i))
-            .transpose()
+    ) -> Result<Option<Versioned<EnvironmentRevisions>>, StoreError> {
+        let Some(item) = self.get(env_pk(pipeline, environment), "REVISION").await? else {
+            return Ok(None);
+        };
+        Ok(Some(Versioned {
+            value: body(&item)?,
+            version: get_n(&item, "version").unwrap_or(0),
+        }))
     }
 
-    async fn record_revision(
+    async fn put_revisions(
         &self,
         pipeline: &str,
         environment: Environment,
-        revision: &DeployedRevision,
-    ) -> Result<(), StoreError> {
-        for _ in 0..TRANSACTION_RETRIES {
-            let existing = self.get(env_pk(pipeline, environment), "REVISION").await?;
-            let (current, version) = match &existing {
-                Some(item) => (
-                    Some(body::<EnvironmentRevisions>(item)?),
-                    get_n(item, "version"),
-                ),
-                None => (None, None),
-            };
-            let next = match current {
-                Some(r) if r.current.execution_id == revision.execution_id => return Ok(()),
-                Some(r) => EnvironmentRevisions {
-                    current: revision.clone(),
-                    previous: Some(r.current),
-                },
-                None => EnvironmentRevisions {
-                    current: revision.clone(),
-                    previous: None,
-                },
-            };
-            let new_version = version.unwrap_or(0) + 1;
-            let mut item = key(env_pk(pipeline, environment), "REVISION");
-            item.insert("version".into(), n(new_version));
-            item.insert("body".into(), s(to_json(&next)));
-            if self.put_versioned(item, version).await? {
-                return Ok(());
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "revision record of {pipeline}/{environment} kept changing"
-        )))
+        revisions: &EnvironmentRevisions,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut item = key(env_pk(pipeline, environment), "REVISION");
+        item.insert("version".into(), n(expected.unwrap_or(0) + 1));
+        item.insert("body".into(), s(to_json(revisions)));
+        self.put_versioned(item, expected).await
     }
 }
 

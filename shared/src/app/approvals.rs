@@ -90,6 +90,9 @@ pub enum LinkError {
     /// 409
     #[error("This execution is {0} and does not wait for an approval.")]
     NotAwaiting(Status),
+    /// 409: approving would move production back to an older release.
+    #[error("This release can no longer go to production: {0}. Nothing was changed.")]
+    OutOfOrder(String),
     #[error(transparent)]
     App(#[from] AppError),
 }
@@ -101,7 +104,9 @@ impl LinkError {
             LinkError::Unknown => 404,
             LinkError::Forged => 403,
             LinkError::Expired(_) | LinkError::Superseded(_) => 410,
-            LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) => 409,
+            LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) | LinkError::OutOfOrder(_) => {
+                409
+            }
             LinkError::App(e) if e.is_retryable() => 503,
             LinkError::App(_) => 500,
         }
@@ -194,7 +199,7 @@ pub async fn view(svc: &Services, raw_token: &str) -> Result<ApprovalView, LinkE
         .get_revisions(&exec.pipeline, Environment::Prod)
         .await
         .map_err(AppError::from)?
-        .map(|r| r.current);
+        .and_then(|r| r.value.current().cloned());
     Ok(ApprovalView {
         execution: exec,
         pipeline,
@@ -282,6 +287,13 @@ async fn record_decision(
     id: &ExecutionId,
     decision: Decision,
 ) -> Result<Execution, LinkError> {
+    if decision.verdict == Verdict::Approve {
+        let exec = svc.execution(id).await?;
+        match super::releases::check_push_order(svc, &exec).await {
+            Err(AppError::Conflict(why)) => return Err(LinkError::OutOfOrder(why)),
+            other => other?,
+        }
+    }
     let actor = decision.actor.clone();
     match svc
         .apply(id, &actor, move |_| Event::Decided {

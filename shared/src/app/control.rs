@@ -7,10 +7,9 @@ use tracing::{info, instrument};
 use super::sources::{start_execution, StartRequest, Started};
 use super::{AppError, Applied, Services};
 use crate::domain::{
-    DeploymentRecord, Environment, Event, Execution, ExecutionId, PipelineDefinition, Status,
+    Environment, EnvironmentRevisions, Event, Execution, ExecutionId, PipelineDefinition, Status,
     Trigger,
 };
-use crate::ports::EnvironmentRevisions;
 
 /// One changed field of a pipeline definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,11 +144,13 @@ pub async fn status(
             test: svc
                 .store
                 .get_revisions(&def.name, Environment::Test)
-                .await?,
+                .await?
+                .map(|v| v.value),
             prod: svc
                 .store
                 .get_revisions(&def.name, Environment::Prod)
-                .await?,
+                .await?
+                .map(|v| v.value),
             in_flight: recent
                 .iter()
                 .filter(|e| e.status.is_active())
@@ -174,6 +175,9 @@ pub async fn retry(svc: &Services, id: &ExecutionId, actor: &str) -> Result<Exec
             exec.status
         )));
     }
+    if exec.status == Status::ProdFailed {
+        super::releases::check_push_order(svc, &exec).await?;
+    }
     match svc.apply(id, actor, |_| Event::Retry).await? {
         Applied::Done(e) => Ok(e),
         Applied::Ignored { reason, current } => Err(AppError::Conflict(format!(
@@ -183,70 +187,7 @@ pub async fn retry(svc: &Services, id: &ExecutionId, actor: &str) -> Result<Exec
     }
 }
 
-/// Point an environment back at its previous revision (a task definition revision pinned by
-/// digest); recorded as a new execution with cause `rollback`.
-#[instrument(skip(svc))]
-pub async fn rollback(
-    svc: &Services,
-    pipeline: &str,
-    environment: Environment,
-    actor: &str,
-) -> Result<Execution, AppError> {
-    let def = svc.pipeline(pipeline).await?;
-    let revisions = svc
-        .store
-        .get_revisions(pipeline, environment)
-        .await?
-        .ok_or_else(|| {
-            AppError::Conflict(format!(
-                "nothing has been deployed to {environment} of {pipeline} by shipgate yet"
-            ))
-        })?;
-    let target_revision = revisions.previous.clone().ok_or_else(|| {
-        AppError::Conflict(format!(
-            "{environment} of {pipeline} has no previous revision to roll back to"
-        ))
-    })?;
-    let restored = svc.execution(&target_revision.execution_id).await?;
-    let target = match environment {
-        Environment::Test => &def.test,
-        Environment::Prod => &def.prod,
-    };
-    let started = svc
-        .deployer
-        .deploy_task_definition(target, &target_revision.task_definition)
-        .await?;
-    let now = svc.now();
-    let mut exec = Execution::rollback(
-        ExecutionId::generate(now),
-        pipeline,
-        &restored,
-        DeploymentRecord {
-            environment,
-            cluster: target.cluster.clone(),
-            service: target.service.clone(),
-            task_definition: started.task_definition,
-            previous_task_definition: started.previous_task_definition,
-            deployment_id: started.deployment_id,
-            started_at: now,
-        },
-        now,
-        actor,
-    );
-    exec.image = Some(target_revision.image.clone());
-    svc.store.create_execution(&exec, None).await?;
-    info!(execution_id = %exec.id, restores = %restored.id, "rollback started");
-    if environment == Environment::Prod {
-        // the revision that was current is rolled back
-        let by = exec.id.clone();
-        let replaced = revisions.current.execution_id.clone();
-        svc.apply(&replaced, actor, move |_| Event::RolledBack {
-            by: by.clone(),
-        })
-        .await?;
-    }
-    Ok(exec)
-}
+pub use super::releases::rollback;
 
 /// Start an execution without a push: for `commit`, or the head of the pipeline's branch.
 #[instrument(skip(svc))]

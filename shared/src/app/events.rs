@@ -161,10 +161,7 @@ pub async fn on_deployment_state(
         }
         DeploymentEventName::Completed => {
             let pipeline = svc.pipeline(&exec.pipeline).await?;
-            let target = match env {
-                crate::domain::Environment::Test => &pipeline.test,
-                crate::domain::Environment::Prod => &pipeline.prod,
-            };
+            let target = pipeline.target(env);
             // a completed deployment that another one replaced is not a success
             if svc
                 .deployer

@@ -64,7 +64,9 @@ async fn full_promotion_of_the_tested_digest() {
             .await
             .unwrap()
             .unwrap()
-            .current
+            .value
+            .current()
+            .unwrap()
             .execution_id,
         id
     );
@@ -110,7 +112,7 @@ async fn full_promotion_of_the_tested_digest() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(prod.current.image.digest, digest);
+    assert_eq!(prod.value.current().unwrap().image.digest, digest);
 
     // the used link now answers 409 and changes nothing
     let again = approvals::decide_by_link(&w.services, &token, form(Verdict::Approve))
@@ -525,7 +527,7 @@ async fn rollback_restores_the_previous_digest() {
     let d2 = exec(&w, &v2).await.image.unwrap().digest;
     assert!(w.deployer.image_of(&p.prod).unwrap().ends_with(&d2));
 
-    let rb = control::rollback(&w.services, "hello", Environment::Prod, "ops")
+    let rb = control::rollback(&w.services, "hello", Environment::Prod, None, "ops")
         .await
         .unwrap();
     assert_eq!(rb.status, Status::DeployingProd);
@@ -551,17 +553,17 @@ async fn rollback_restores_the_previous_digest() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(rev.current.image.digest, d1);
-    assert_eq!(rev.current.execution_id, rb.id);
+    assert_eq!(rev.value.current().unwrap().image.digest, d1);
+    assert_eq!(rev.value.current().unwrap().execution_id, rb.id);
 
     // nothing to roll back to
     let w2 = FakeWorld::with_pipeline().await;
     assert!(matches!(
-        control::rollback(&w2.services, "hello", Environment::Prod, "ops").await,
+        control::rollback(&w2.services, "hello", Environment::Prod, None, "ops").await,
         Err(super::AppError::Conflict(_))
     ));
     assert!(matches!(
-        control::rollback(&w2.services, "nope", Environment::Prod, "ops").await,
+        control::rollback(&w2.services, "nope", Environment::Prod, None, "ops").await,
         Err(super::AppError::NotFound(_))
     ));
 }

@@ -9,11 +9,14 @@ pub mod approvals;
 pub mod control;
 pub mod events;
 pub mod notices;
+pub mod releases;
 pub mod sources;
 pub mod sweeper;
 
 #[cfg(test)]
 mod flow_tests;
+#[cfg(test)]
+mod release_tests;
 #[cfg(test)]
 mod sweeper_tests;
 #[cfg(test)]
@@ -32,12 +35,12 @@ use crate::domain::{
     ValidationErrors,
 };
 use crate::ports::{
-    BuildRequest, BuildRunner, Clock, DeployedRevision, Deployer, ExecutionStore, ImageRegistry,
-    Notifier, SecretSource, SecretValue, ServiceError, StoreError,
+    BuildRequest, BuildRunner, Clock, Deployer, ExecutionStore, ImageRegistry, Notifier,
+    SecretSource, SecretValue, ServiceError, StoreError,
 };
 
 /// How often a conditional write is retried after losing a race.
-const MAX_CONFLICT_RETRIES: usize = 8;
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 8;
 /// A state that has not changed for this long may have lost its worker (a Lambda died between
 /// the write and the effect); a redelivered event or the sweeper then resumes its effects.
 pub const RESUME_AFTER: Duration = Duration::seconds(120);
@@ -403,7 +406,7 @@ impl Services {
                 Ok(None)
             }
             Effect::RecordRevision(env) => {
-                self.record_revision(exec, *env).await?;
+                releases::record_revision(self, exec, *env).await?;
                 Ok(None)
             }
             Effect::Notify => {
@@ -458,11 +461,14 @@ impl Services {
                 exec.id
             )));
         };
-        let target = match env {
-            Environment::Test => &pipeline.test,
-            Environment::Prod => &pipeline.prod,
+        let target = pipeline.target(env);
+        // a rollback points the service back at the revision it restores; everything else
+        // registers a revision of the current one with the pinned image
+        let started = match exec.restores_task_definition(env) {
+            Some(td) => self.deployer.deploy_task_definition(target, td).await,
+            None => self.deployer.deploy_image(target, &image.pinned()).await,
         };
-        let event = match self.deployer.deploy_image(target, &image.pinned()).await {
+        let event = match started {
             Ok(started) => Event::DeployStarted {
                 deployment: DeploymentRecord {
                     environment: env,
@@ -500,37 +506,19 @@ impl Services {
         }
     }
 
-    async fn record_revision(&self, exec: &Execution, env: Environment) -> Result<(), AppError> {
-        let (Some(image), Some(deployment)) = (&exec.image, exec.deployment(env)) else {
-            return Ok(());
-        };
-        // a late retry for an older execution must not replace a newer revision
-        if let Some(current) = self.store.get_revisions(&exec.pipeline, env).await? {
-            if current.current.execution_id > exec.id {
-                return Ok(());
-            }
-        }
-        let revision = DeployedRevision {
-            execution_id: exec.id.clone(),
-            commit: exec.commit.clone(),
-            image: image.clone(),
-            task_definition: deployment.task_definition.clone(),
-            deployed_at: self.now(),
-        };
-        self.store
-            .record_revision(&exec.pipeline, env, &revision)
-            .await?;
-        Ok(())
-    }
-
-    /// Mode `superseded`: older executions awaiting approval give way to this one; and if a
-    /// newer one already awaits approval, this one gives way instead.
+    /// Older executions still awaiting approval give way: in mode `superseded` when this one
+    /// reaches approval (and if a newer one already awaits approval, this one gives way
+    /// instead); in every mode when this one is approved, since releases reach production in
+    /// push order and the older ones could no longer be approved.
     async fn supersede(
         &self,
         exec: &Execution,
         pipeline: &PipelineDefinition,
     ) -> Result<(), AppError> {
-        if pipeline.mode != ExecutionMode::Superseded || exec.trigger.is_rollback() {
+        let approved = exec.status == Status::DeployingProd;
+        let reached_approval =
+            exec.status == Status::AwaitingApproval && pipeline.mode == ExecutionMode::Superseded;
+        if exec.trigger.is_rollback() || !(approved || reached_approval) {
             return Ok(());
         }
         let recent = self.store.list_executions(&exec.pipeline, 100).await?;
@@ -538,7 +526,7 @@ impl Services {
             e.id > exec.id && e.status == Status::AwaitingApproval && !e.trigger.is_rollback()
         });
         // `Superseded` has no effects, so storing the transition is all there is to do.
-        if let Some(newer) = newer_waiting {
+        if let (true, Some(newer)) = (reached_approval, newer_waiting) {
             self.follow_up(
                 exec,
                 Event::Superseded {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info};
 
 use super::Services;
-use crate::domain::{Execution, PipelineDefinition, Status};
+use crate::domain::{Execution, ExecutionMode, PipelineDefinition, Status, Trigger};
 use crate::ports::Notice;
 
 /// SNS subjects: ASCII, no line breaks, under 100 characters.
@@ -83,7 +83,12 @@ pub fn approval_request(
     body.push_str(
         "Production will run exactly the image digest above, the one that ran in test.\n",
     );
-    body.push_str("A newer push that reaches test replaces this request.\n");
+    body.push_str(match pipeline.mode {
+        ExecutionMode::Superseded => "A newer push that reaches test replaces this request.\n",
+        ExecutionMode::Queued => {
+            "Releases reach production in push order: if a newer execution is approved first, this request is withdrawn.\n"
+        }
+    });
     Notice {
         subject: subject(&format!(
             "[shipgate] Approve {} {} to production: {}",
@@ -147,11 +152,23 @@ pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice 
     }
     body.push('\n');
     match exec.status {
+        Status::ProdFailed if exec.trigger.is_rollback() => {
+            if let Trigger::Rollback { restores, .. } = &exec.trigger {
+                body.push_str(&format!(
+                    "Try again:  shipgate rollback {} --env prod --to {restores}\n",
+                    pipeline.name
+                ));
+            }
+            body.push_str(&format!(
+                "Go further back: shipgate rollback {} --env prod\n",
+                pipeline.name
+            ));
+        }
         Status::BuildFailed | Status::TestFailed | Status::ProdFailed => {
             body.push_str(&format!("Retry:      shipgate retry {}\n", exec.id));
             if exec.status == Status::ProdFailed {
                 body.push_str(&format!(
-                    "Roll back:  shipgate rollback {} --env prod\n",
+                    "Roll back:  shipgate rollback {} --env prod   (redeploys the last release that succeeded in production)\n",
                     pipeline.name
                 ));
             }

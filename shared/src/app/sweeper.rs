@@ -3,7 +3,7 @@
 //! middle of, and prune old images. Every action is idempotent (conditional transitions; deleting
 //! an image twice is harmless) and bounded per run.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::Duration;
 use serde::Serialize;
@@ -15,7 +15,7 @@ use crate::domain::aws_events::{
     BuildStateChange, BuildStatus, DeploymentEventName, DeploymentStateChange,
 };
 use crate::domain::{Environment, Event, Execution, PipelineDefinition, Status};
-use crate::ports::DeploymentObservation;
+use crate::ports::{DeploymentObservation, ServiceError};
 
 /// How much one run may do, and when an execution counts as stuck.
 #[derive(Debug, Clone)]
@@ -191,13 +191,6 @@ async fn reconcile_builds(
     Ok(())
 }
 
-fn target(pipeline: &PipelineDefinition, env: Environment) -> &crate::domain::ServiceTarget {
-    match env {
-        Environment::Test => &pipeline.test,
-        Environment::Prod => &pipeline.prod,
-    }
-}
-
 /// Deployments whose state-change events were lost: ask ECS (rollout state; still PRIMARY?).
 async fn reconcile_deployments(
     svc: &Services,
@@ -226,7 +219,7 @@ async fn reconcile_deployments(
             report.deployments_checked += 1;
             let observed = match svc
                 .deployer
-                .deployment_state(target(&pipeline, env), &deployment.deployment_id)
+                .deployment_state(pipeline.target(env), &deployment.deployment_id)
                 .await
             {
                 Ok(o) => o,
@@ -296,10 +289,17 @@ async fn resume(
             {
                 // approved, but the approvals function stopped before deploying; the sweeper
                 // may not touch production: fail it visibly, `shipgate retry` deploys it
-                let reason = format!(
-                    "the approval was recorded but the production deployment was never started; `shipgate retry {}` deploys the approved digest",
-                    exec.id
-                );
+                let reason = if exec.trigger.is_rollback() {
+                    format!(
+                        "the rollback was recorded but its production deployment was never started; run `shipgate rollback {} --env prod` again",
+                        exec.pipeline
+                    )
+                } else {
+                    format!(
+                        "the approval was recorded but the production deployment was never started; `shipgate retry {}` deploys the approved digest",
+                        exec.id
+                    )
+                };
                 match svc
                     .apply(&exec.id, SYSTEM_ACTOR, move |_| Event::DeployStartFailed {
                         environment: Environment::Prod,
@@ -326,37 +326,115 @@ async fn resume(
     Ok(())
 }
 
-/// Keep the newest `keep_images` images per pipeline repository, and never delete a digest that
-/// runs in test or prod, is the recorded rollback target, or belongs to an active execution.
+/// Executions per active status read to protect their images; more than this and pruning
+/// waits for a later run rather than guess.
+const ACTIVE_SCAN_LIMIT: usize = 1_000;
+
+/// What pruning must never delete, over every pipeline.
+#[derive(Debug, Default)]
+struct Protected {
+    digests: HashSet<String>,
+    /// Images a service runs by tag (not pinned): every image carrying that tag is kept.
+    tags: HashSet<String>,
+}
+
+/// Every digest any pipeline still needs: all revisions in every environment's kept history
+/// (what runs and every rollback target), what each test and prod service runs in ECS right
+/// now, and the image of every active execution. Any doubt is an error: nothing is pruned.
+async fn protected_images(
+    svc: &Services,
+    pipelines: &[PipelineDefinition],
+) -> Result<Protected, String> {
+    let mut p = Protected::default();
+    for def in pipelines {
+        for env in [Environment::Test, Environment::Prod] {
+            let revisions =
+                svc.store.get_revisions(&def.name, env).await.map_err(|e| {
+                    format!("the {env} history of {} could not be read: {e}", def.name)
+                })?;
+            if let Some(r) = revisions {
+                p.digests.extend(r.value.digests().map(str::to_string));
+            }
+            let target = def.target(env);
+            match svc.deployer.service_state(target).await {
+                Ok(state) => match state.image.as_deref().map(|i| i.rsplit_once('@')) {
+                    Some(Some((_, digest))) => {
+                        p.digests.insert(digest.to_string());
+                    }
+                    Some(None) => {
+                        let image = state.image.unwrap_or_default();
+                        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+                        p.tags.insert(tag.to_string());
+                    }
+                    None => {}
+                },
+                // a service that no longer exists runs nothing
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "what {} in cluster {} runs could not be read: {e}",
+                        target.service, target.cluster
+                    ))
+                }
+            }
+        }
+    }
+    for status in Status::ALL.into_iter().filter(|s| s.is_active()) {
+        let active = svc
+            .store
+            .list_by_status(status, ACTIVE_SCAN_LIMIT)
+            .await
+            .map_err(|e| format!("{status} executions could not be listed: {e}"))?;
+        if active.len() >= ACTIVE_SCAN_LIMIT {
+            return Err(format!(
+                "{ACTIVE_SCAN_LIMIT} or more executions are {status}; pruning waits"
+            ));
+        }
+        p.digests
+            .extend(active.into_iter().filter_map(|e| e.image).map(|i| i.digest));
+    }
+    Ok(p)
+}
+
+/// Keep the newest images of each repository (the most any pipeline on it asks for with
+/// `keep_images`) and never delete a protected one (see [`protected_images`]): the protected
+/// set is computed over every pipeline before anything is deleted, so two pipelines sharing a
+/// repository protect each other's releases.
 async fn prune(
     svc: &Services,
     limits: &SweepLimits,
     report: &mut SweepReport,
 ) -> Result<(), AppError> {
+    let pipelines: Vec<PipelineDefinition> = svc
+        .store
+        .list_pipelines()
+        .await?
+        .into_iter()
+        .map(|p| p.definition)
+        .collect();
+    if pipelines.is_empty() {
+        return Ok(());
+    }
+    let protected = match protected_images(svc, &pipelines).await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(problem = %e, "pruning skipped this run");
+            report.errors.push(format!("pruning skipped: {e}"));
+            return Ok(());
+        }
+    };
+    let mut repositories: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
+    for def in &pipelines {
+        let entry = repositories
+            .entry(def.image.repository_name().to_string())
+            .or_default();
+        entry.0 = entry.0.max(def.keep_images as usize);
+        entry.1.push(def.name.clone());
+    }
     let mut budget = limits.max_image_deletions;
-    let mut seen_repos = HashSet::new();
-    for stored in svc.store.list_pipelines().await? {
-        let p = stored.definition;
-        let repo = p.image.repository_name().to_string();
-        let mut protected = HashSet::new();
-        for env in [Environment::Test, Environment::Prod] {
-            if let Some(r) = svc.store.get_revisions(&p.name, env).await? {
-                protected.insert(r.current.image.digest.clone());
-                if let Some(prev) = r.previous {
-                    protected.insert(prev.image.digest);
-                }
-            }
-        }
-        for e in svc.store.list_executions(&p.name, 200).await? {
-            if e.status.is_active() {
-                if let Some(i) = e.image {
-                    protected.insert(i.digest);
-                }
-            }
-        }
-        // two pipelines sharing a repository: the first one prunes it, with both protected
-        if !seen_repos.insert(repo.clone()) {
-            continue;
+    for (repo, (keep, names)) in repositories {
+        if budget == 0 {
+            break;
         }
         let mut images = match svc.registry.list_images(&repo).await {
             Ok(i) => i,
@@ -368,11 +446,11 @@ async fn prune(
             }
         };
         images.sort_by_key(|i| std::cmp::Reverse(i.pushed_at));
-        let keep = p.keep_images as usize;
         let candidates: Vec<_> = images
             .iter()
             .skip(keep)
-            .filter(|i| !protected.contains(&i.digest))
+            .filter(|i| !protected.digests.contains(&i.digest))
+            .filter(|i| !i.tags.iter().any(|t| protected.tags.contains(t)))
             .take(budget)
             .collect();
         if candidates.is_empty() {
@@ -387,9 +465,10 @@ async fn prune(
                     .filter(|i| deleted.contains(&i.digest))
                     .filter_map(|i| i.size_bytes)
                     .sum();
-                info!(pipeline = %p.name, repository = %repo, deleted = deleted.len(), bytes_freed = bytes, "pruned images");
+                let pipeline = names.join(",");
+                info!(%pipeline, repository = %repo, deleted = deleted.len(), bytes_freed = bytes, "pruned images");
                 report.pruned.push(Pruned {
-                    pipeline: p.name.clone(),
+                    pipeline,
                     repository: repo,
                     kept: images.len() - deleted.len(),
                     deleted,
@@ -399,9 +478,6 @@ async fn prune(
             Err(e) => report
                 .errors
                 .push(format!("deleting images from {repo} failed: {e}")),
-        }
-        if budget == 0 {
-            break;
         }
     }
     Ok(())

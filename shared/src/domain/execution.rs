@@ -10,6 +10,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::revisions::DeployedRevision;
+
 /// Execution id: a ULID (sortable by creation time).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -246,6 +248,9 @@ pub enum Trigger {
         environment: Environment,
         /// The execution whose revision is being restored.
         restores: ExecutionId,
+        /// The task definition revision the environment is pointed back at.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_definition: Option<String>,
     },
 }
 
@@ -441,17 +446,17 @@ impl Execution {
         }
     }
 
-    /// A rollback execution: starts directly in `DEPLOYING_TEST`/`DEPLOYING_PROD` with the
-    /// restored image and the deployment that was started for it.
+    /// A rollback execution of `environment` to an earlier revision. It owes the deployment
+    /// from the start (`DEPLOYING_PROD` without a prod deployment, or `BUILT` for test), so
+    /// the deployment is only started once the execution is stored.
     pub fn rollback(
         id: ExecutionId,
         pipeline: &str,
-        restored: &Execution,
-        deployment: DeploymentRecord,
+        environment: Environment,
+        restored: &DeployedRevision,
         at: DateTime<Utc>,
         actor: &str,
     ) -> Execution {
-        let environment = deployment.environment;
         let mut exec = Execution::received(
             id,
             pipeline,
@@ -459,25 +464,32 @@ impl Execution {
             Trigger::Rollback {
                 actor: actor.to_string(),
                 environment,
-                restores: restored.id.clone(),
+                restores: restored.origin().clone(),
+                task_definition: Some(restored.task_definition.clone()),
             },
             at,
             actor,
         );
-        exec.image = restored.image.clone();
+        exec.image = Some(restored.image.clone());
         let to = match environment {
-            Environment::Test => {
-                exec.test = Some(deployment);
-                Status::DeployingTest
-            }
-            Environment::Prod => {
-                exec.prod = Some(deployment);
-                Status::DeployingProd
-            }
+            Environment::Test => Status::Built,
+            Environment::Prod => Status::DeployingProd,
         };
         exec.status = to;
         exec.history[0].to = to;
         exec
+    }
+
+    /// For a rollback of `env`: the task definition revision it restores.
+    pub fn restores_task_definition(&self, env: Environment) -> Option<&str> {
+        match &self.trigger {
+            Trigger::Rollback {
+                environment,
+                task_definition,
+                ..
+            } if *environment == env => task_definition.as_deref(),
+            _ => None,
+        }
     }
 
     /// The image tag CodeBuild pushes: the short commit SHA, or for a release of a branch head
@@ -933,7 +945,9 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 Verdict::Approve => (
                     S::DeployingProd,
                     format!("approved by {who}{comment}"),
-                    vec![Effect::DeployProd],
+                    // releases reach production in push order: older ones still waiting
+                    // could no longer be approved, so they give way now
+                    vec![Effect::DeployProd, Effect::SupersedeOlder],
                 ),
                 Verdict::Reject => (S::Rejected, format!("rejected by {who}{comment}"), vec![]),
             }
@@ -1344,7 +1358,10 @@ mod tests {
         );
         assert_eq!(
             (e.status, fx),
-            (Status::DeployingProd, vec![Effect::DeployProd])
+            (
+                Status::DeployingProd,
+                vec![Effect::DeployProd, Effect::SupersedeOlder]
+            )
         );
         assert_eq!(
             e.history.last().unwrap().cause,
@@ -1850,21 +1867,38 @@ mod tests {
     }
 
     #[test]
-    fn rollback_execution_starts_deploying_and_succeeds_on_completion() {
-        let restored = at(Status::Succeeded);
+    fn rollback_execution_owes_its_deployment_and_succeeds_on_completion() {
+        let restored_exec = at(Status::Succeeded);
+        let restored =
+            crate::domain::DeployedRevision::completed(&restored_exec, Environment::Prod, t(100))
+                .unwrap();
         let rb = Execution::rollback(
             ExecutionId::generate(t(200)),
             "hello",
+            Environment::Prod,
             &restored,
-            deployment(Environment::Prod, "ecs-svc/7"),
             t(200),
             "arn:aws:iam::123456789012:user/ops",
         );
         assert_eq!(rb.status, Status::DeployingProd);
+        assert!(rb.prod.is_none());
+        assert_eq!(pending_effects(&rb), vec![Effect::DeployProd]);
         assert_eq!(rb.history.len(), 1);
         assert_eq!(rb.history[0].to, Status::DeployingProd);
         assert!(rb.history[0].cause.starts_with("rollback of prod"));
-        assert_eq!(rb.image, restored.image);
+        assert_eq!(rb.image, restored_exec.image);
+        assert_eq!(
+            rb.restores_task_definition(Environment::Prod),
+            Some(restored.task_definition.as_str())
+        );
+        assert_eq!(rb.restores_task_definition(Environment::Test), None);
+        let (rb, fx) = step(
+            &rb,
+            Event::DeployStarted {
+                deployment: deployment(Environment::Prod, "ecs-svc/7"),
+            },
+        );
+        assert_eq!((rb.status, fx), (Status::DeployingProd, vec![]));
         let (done, fx) = step(
             &rb,
             Event::DeployCompleted {
@@ -1879,14 +1913,35 @@ mod tests {
                 vec![Effect::RecordRevision(Environment::Prod)]
             )
         );
+        // a rollback that fails is not retried (roll back again instead)
+        let (failed, _) = step(
+            &rb,
+            Event::DeployFailed {
+                deployment_id: "ecs-svc/7".into(),
+                reason: "circuit breaker".into(),
+            },
+        );
+        assert_eq!(failed.status, Status::ProdFailed);
+        assert!(matches!(
+            transition(&failed, Change::new(Event::Retry, t(300), "ops")),
+            Err(DomainError::CannotRetry(_))
+        ));
 
         let rb_test = Execution::rollback(
             ExecutionId::generate(t(201)),
             "hello",
+            Environment::Test,
             &restored,
-            deployment(Environment::Test, "ecs-svc/8"),
             t(201),
             "ops",
+        );
+        assert_eq!(rb_test.status, Status::Built);
+        assert_eq!(pending_effects(&rb_test), vec![Effect::DeployTest]);
+        let (rb_test, _) = step(
+            &rb_test,
+            Event::DeployStarted {
+                deployment: deployment(Environment::Test, "ecs-svc/8"),
+            },
         );
         let (done, fx) = step(
             &rb_test,

@@ -6,7 +6,9 @@ pub mod execution;
 pub mod github;
 pub mod glob;
 pub mod pipeline;
+pub mod revisions;
 pub mod token;
 
 pub use execution::*;
 pub use pipeline::*;
+pub use revisions::*;

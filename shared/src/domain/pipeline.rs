@@ -177,6 +177,14 @@ impl Format {
 }
 
 impl PipelineDefinition {
+    /// The service an environment deploys to.
+    pub fn target(&self, env: crate::domain::Environment) -> &ServiceTarget {
+        match env {
+            crate::domain::Environment::Test => &self.test,
+            crate::domain::Environment::Prod => &self.prod,
+        }
+    }
+
     /// Parse and validate a definition written as TOML, YAML or JSON text.
     pub fn parse(text: &str, format: Format) -> Result<PipelineDefinition, ValidationErrors> {
         let value: Value = match format {

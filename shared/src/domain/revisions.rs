@@ -1,0 +1,545 @@
+//! What shipgate deployed to each environment of a pipeline, and which revision a rollback
+//! restores. Pure: the store keeps one [`EnvironmentRevisions`] per environment and writes it
+//! with a conditional put on its version.
+//!
+//! Releases are ordered by the id of the execution that first built them (its *origin*;
+//! execution ids are ULIDs, so that is push order). A rollback execution redeploys an earlier
+//! release: its revision keeps the origin of the release it restores. So "older" always means
+//! "an earlier release", however often a release was redeployed.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::execution::{Commit, Environment, Execution, ExecutionId, ImageRef, Trigger};
+
+/// Revisions kept per environment (newest first); older ones are forgotten and can no longer be
+/// rolled back to by shipgate (the task definitions stay in ECS).
+pub const KEPT_REVISIONS: usize = 30;
+/// Longest commit title, author or reference kept in a revision record.
+const MAX_TEXT: usize = 200;
+
+/// How a revision came to run in the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployKind {
+    /// A push (GitHub or CodeCommit) went through the pipeline.
+    #[default]
+    Push,
+    /// `shipgate release`.
+    Release,
+    /// `shipgate retry` of a failed deployment.
+    Retry,
+    /// `shipgate rollback`: an earlier release deployed again.
+    Rollback,
+}
+
+impl DeployKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployKind::Push => "push",
+            DeployKind::Release => "release",
+            DeployKind::Retry => "retry",
+            DeployKind::Rollback => "rollback",
+        }
+    }
+}
+
+/// One successful deployment of an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployedRevision {
+    /// The execution that deployed it (for a rollback, the rollback execution).
+    pub execution_id: ExecutionId,
+    /// For a rollback: the execution whose release it restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restores: Option<ExecutionId>,
+    #[serde(default)]
+    pub how: DeployKind,
+    /// The ECS deployment (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    pub commit: Commit,
+    pub image: ImageRef,
+    pub task_definition: String,
+    /// When the deployment was started (what ECS runs is the newest started deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it completed and was recorded.
+    pub deployed_at: DateTime<Utc>,
+}
+
+impl DeployedRevision {
+    /// The execution that built this release (the restored one, for a rollback).
+    pub fn origin(&self) -> &ExecutionId {
+        self.restores.as_ref().unwrap_or(&self.execution_id)
+    }
+
+    /// When its deployment started (when it was recorded, for records without that).
+    pub fn started(&self) -> DateTime<Utc> {
+        self.started_at.unwrap_or(self.deployed_at)
+    }
+
+    /// The revision an execution's completed deployment to `env` put there; `None` if the
+    /// execution has no image or no deployment to that environment.
+    pub fn completed(
+        exec: &Execution,
+        env: Environment,
+        at: DateTime<Utc>,
+    ) -> Option<DeployedRevision> {
+        let image = exec.image.clone()?;
+        let deployment = exec.deployment(env)?;
+        let (how, restores) = match &exec.trigger {
+            Trigger::Rollback { restores, .. } => (DeployKind::Rollback, Some(restores.clone())),
+            _ if exec.attempt > 1 => (DeployKind::Retry, None),
+            Trigger::Release { .. } => (DeployKind::Release, None),
+            Trigger::GithubPush { .. } | Trigger::CodecommitPush { .. } => (DeployKind::Push, None),
+        };
+        Some(DeployedRevision {
+            execution_id: exec.id.clone(),
+            restores,
+            how,
+            deployment_id: Some(deployment.deployment_id.clone()),
+            commit: excerpt(&exec.commit),
+            image,
+            task_definition: deployment.task_definition.clone(),
+            started_at: Some(deployment.started_at),
+            deployed_at: at,
+        })
+    }
+}
+
+/// The commit as a revision record keeps it: title only, every text bounded, so thirty records
+/// stay far below DynamoDB's item limit whatever a push carried.
+fn excerpt(c: &Commit) -> Commit {
+    fn cut(s: &str) -> String {
+        match s.char_indices().nth(MAX_TEXT) {
+            Some((i, _)) => format!("{}…", &s[..i]),
+            None => s.to_string(),
+        }
+    }
+    Commit {
+        sha: cut(&c.sha),
+        reference: cut(&c.reference),
+        author: c.author.as_deref().map(cut),
+        message: c.message.as_ref().map(|_| cut(c.title())),
+        url: c
+            .url
+            .as_deref()
+            .filter(|u| u.len() <= 2 * MAX_TEXT)
+            .map(str::to_string),
+    }
+}
+
+/// A rollback under way: further rollbacks of the environment are refused until it is no longer
+/// active (checked against the execution's status, so a rollback that died does not block).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackClaim {
+    pub execution_id: ExecutionId,
+    pub at: DateTime<Utc>,
+}
+
+/// The deployment history of one environment, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvironmentRevisions {
+    pub history: Vec<DeployedRevision>,
+    pub rollback: Option<RollbackClaim>,
+}
+
+/// Why `rollback --to` found nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevisionLookupError {
+    #[error("give an execution id or a commit SHA (at least 7 hex digits)")]
+    BadSelector,
+    #[error(
+        "no revision of {0} ever ran successfully here (shipgate keeps the last {KEPT_REVISIONS})"
+    )]
+    NotFound(String),
+    #[error("{selector} matches more than one release ({}); give more of the SHA or an execution id", .candidates.join(", "))]
+    Ambiguous {
+        selector: String,
+        candidates: Vec<String>,
+    },
+}
+
+impl EnvironmentRevisions {
+    /// What shipgate last deployed successfully, i.e. what runs now.
+    pub fn current(&self) -> Option<&DeployedRevision> {
+        self.history.first()
+    }
+
+    /// The newest revision of an earlier release than the current one.
+    pub fn previous(&self) -> Option<&DeployedRevision> {
+        let current = self.current()?;
+        self.rollback_target(current.origin())
+    }
+
+    /// Record a completed deployment. Kept in the order the deployments were started (the later
+    /// `UpdateService` is what ECS runs), so a late or repeated record never makes an older
+    /// deployment current. A rollback's own record releases its claim. Answers whether anything
+    /// changed (false: this deployment was recorded before).
+    pub fn record(&mut self, revision: DeployedRevision) -> bool {
+        let released = self
+            .rollback
+            .take_if(|claim| claim.execution_id == revision.execution_id)
+            .is_some();
+        if self.history.iter().any(|r| {
+            r.execution_id == revision.execution_id && r.deployment_id == revision.deployment_id
+        }) {
+            return released;
+        }
+        let at = self
+            .history
+            .iter()
+            .position(|r| r.started() <= revision.started())
+            .unwrap_or(self.history.len());
+        self.history.insert(at, revision);
+        self.history.truncate(KEPT_REVISIONS);
+        true
+    }
+
+    /// Every digest in the kept history (pruning never deletes these).
+    pub fn digests(&self) -> impl Iterator<Item = &str> {
+        self.history.iter().map(|r| r.image.digest.as_str())
+    }
+
+    /// The revision `rollback` restores when the environment was last asked to run the release
+    /// of `from`: the newest deployment of the newest release older than it.
+    pub fn rollback_target(&self, from: &ExecutionId) -> Option<&DeployedRevision> {
+        let mut best: Option<&DeployedRevision> = None;
+        for r in self.history.iter().filter(|r| r.origin() < from) {
+            // history is newest first: keep the first revision of the greatest origin
+            if best.is_none_or(|b| r.origin() > b.origin()) {
+                best = Some(r);
+            }
+        }
+        best
+    }
+
+    /// `rollback --to`: the newest revision of the release an execution id (the release or a
+    /// rollback of it) or a commit SHA prefix names.
+    pub fn find(&self, selector: &str) -> Result<&DeployedRevision, RevisionLookupError> {
+        let selector = selector.trim();
+        if let Ok(id) = selector.parse::<ExecutionId>() {
+            return self
+                .history
+                .iter()
+                .find(|r| r.execution_id == id || r.origin() == &id)
+                .ok_or_else(|| RevisionLookupError::NotFound(format!("execution {id}")));
+        }
+        let sha = selector.to_ascii_lowercase();
+        if !(7..=40).contains(&sha.len()) || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(RevisionLookupError::BadSelector);
+        }
+        let matching: Vec<&DeployedRevision> = self
+            .history
+            .iter()
+            .filter(|r| r.commit.sha.to_ascii_lowercase().starts_with(&sha))
+            .collect();
+        let Some(first) = matching.first() else {
+            return Err(RevisionLookupError::NotFound(format!("commit {sha}")));
+        };
+        let mut shas: Vec<String> = matching.iter().map(|r| r.commit.sha.clone()).collect();
+        shas.sort();
+        shas.dedup();
+        if shas.len() > 1 {
+            return Err(RevisionLookupError::Ambiguous {
+                selector: sha,
+                candidates: shas,
+            });
+        }
+        Ok(first)
+    }
+}
+
+/// The stored and answered form: `current` and `previous` are derived, written for readers of
+/// the JSON (status, older CLIs) and for records from before the history was kept.
+#[derive(Serialize)]
+struct Wire<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<&'a DeployedRevision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<&'a DeployedRevision>,
+    history: &'a [DeployedRevision],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollback: Option<&'a RollbackClaim>,
+}
+
+#[derive(Deserialize)]
+struct WireOwned {
+    #[serde(default)]
+    current: Option<DeployedRevision>,
+    #[serde(default)]
+    previous: Option<DeployedRevision>,
+    #[serde(default)]
+    history: Option<Vec<DeployedRevision>>,
+    #[serde(default)]
+    rollback: Option<RollbackClaim>,
+}
+
+impl Serialize for EnvironmentRevisions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            current: self.current(),
+            previous: self.previous(),
+            history: &self.history,
+            rollback: self.rollback.as_ref(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvironmentRevisions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WireOwned::deserialize(d)?;
+        let history = match w.history {
+            Some(h) => h,
+            // a record from before the history: current and previous only
+            None => w.current.into_iter().chain(w.previous).collect(),
+        };
+        Ok(EnvironmentRevisions {
+            history,
+            rollback: w.rollback,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(min)
+    }
+
+    fn id(n: i64) -> ExecutionId {
+        // ULIDs made at increasing times sort in that order
+        ExecutionId::generate(t(n))
+    }
+
+    fn rev(
+        exec: &ExecutionId,
+        restores: Option<&ExecutionId>,
+        n: i64,
+        digest: &str,
+    ) -> DeployedRevision {
+        DeployedRevision {
+            execution_id: exec.clone(),
+            restores: restores.cloned(),
+            how: if restores.is_some() {
+                DeployKind::Rollback
+            } else {
+                DeployKind::Push
+            },
+            deployment_id: Some(format!("ecs-svc/{n}")),
+            commit: Commit {
+                sha: format!("{digest:0<40}"),
+                reference: "main".into(),
+                ..Default::default()
+            },
+            image: ImageRef {
+                repository_uri: "r".into(),
+                tag: "t".into(),
+                digest: format!("sha256:{digest}"),
+            },
+            task_definition: format!("td:{n}"),
+            started_at: Some(t(n)),
+            deployed_at: t(n) + Duration::seconds(30),
+        }
+    }
+
+    #[test]
+    fn rollback_after_a_failed_release_restores_the_last_good_one_and_walks_back() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        let mut env = EnvironmentRevisions::default();
+        assert!(env.record(rev(&a, None, 10, "a")));
+        assert!(env.record(rev(&b, None, 20, "b")));
+        // C failed in prod: never recorded; it is what prod was last asked to run
+        let target = env.rollback_target(&c).unwrap();
+        assert_eq!(
+            target.origin(),
+            &b,
+            "after a failed deploy: the last good one"
+        );
+        // the rollback to B completes
+        let r1 = id(4);
+        assert!(env.record(rev(&r1, Some(&b), 40, "b")));
+        assert_eq!(env.current().unwrap().origin(), &b);
+        // rolling back again walks further back, not to and fro
+        let target = env
+            .rollback_target(env.current().unwrap().origin())
+            .unwrap();
+        assert_eq!(target.origin(), &a);
+        let r2 = id(5);
+        env.record(rev(&r2, Some(&a), 50, "a"));
+        assert!(env.rollback_target(&a).is_none(), "nothing older than A");
+        assert_eq!(env.previous(), None);
+    }
+
+    #[test]
+    fn rollback_after_success_restores_the_one_before() {
+        let (a, b) = (id(1), id(2));
+        let mut env = EnvironmentRevisions::default();
+        env.record(rev(&a, None, 10, "a"));
+        env.record(rev(&b, None, 20, "b"));
+        assert_eq!(env.rollback_target(&b).unwrap().origin(), &a);
+        assert_eq!(env.previous().unwrap().origin(), &a);
+    }
+
+    #[test]
+    fn records_are_idempotent_and_ordered_by_deployment_start() {
+        let (a, b) = (id(1), id(2));
+        let mut env = EnvironmentRevisions::default();
+        env.record(rev(&b, None, 20, "b"));
+        // a late record of an earlier deployment does not become current
+        assert!(env.record(rev(&a, None, 10, "a")));
+        assert_eq!(env.current().unwrap().execution_id, b);
+        assert!(!env.record(rev(&a, None, 10, "a")), "repeated");
+        assert!(!env.record(rev(&b, None, 20, "b")), "repeated");
+        assert_eq!(env.history.len(), 2);
+        // a retry of the same execution is a new deployment
+        assert!(env.record(rev(&a, None, 30, "a")));
+        assert_eq!(env.current().unwrap().execution_id, a);
+    }
+
+    #[test]
+    fn keeps_a_bounded_history() {
+        let mut env = EnvironmentRevisions::default();
+        for n in 0..(KEPT_REVISIONS as i64 + 10) {
+            env.record(rev(&id(n), None, n, &format!("{n:x}")));
+        }
+        assert_eq!(env.history.len(), KEPT_REVISIONS);
+        assert_eq!(
+            env.current().unwrap().started_at,
+            Some(t(KEPT_REVISIONS as i64 + 9))
+        );
+        const { assert!(KEPT_REVISIONS >= 20) };
+    }
+
+    #[test]
+    fn a_completed_rollback_releases_its_claim() {
+        let (a, b, r) = (id(1), id(2), id(3));
+        let mut env = EnvironmentRevisions::default();
+        env.record(rev(&a, None, 10, "a"));
+        env.record(rev(&b, None, 20, "b"));
+        env.rollback = Some(RollbackClaim {
+            execution_id: r.clone(),
+            at: t(30),
+        });
+        env.record(rev(&b, None, 20, "b"));
+        assert!(
+            env.rollback.is_some(),
+            "another execution's record keeps the claim"
+        );
+        env.record(rev(&r, Some(&a), 30, "a"));
+        assert!(env.rollback.is_none());
+    }
+
+    #[test]
+    fn find_by_execution_or_commit() {
+        let (a, b, r) = (id(1), id(2), id(3));
+        let mut env = EnvironmentRevisions::default();
+        env.record(rev(&a, None, 10, "aaaa"));
+        env.record(rev(&b, None, 20, "bbbb"));
+        env.record(rev(&r, Some(&a), 30, "aaaa"));
+        assert_eq!(
+            env.find(a.as_str()).unwrap().execution_id,
+            r,
+            "newest of that release"
+        );
+        assert_eq!(env.find(b.as_str()).unwrap().execution_id, b);
+        assert_eq!(
+            env.find(&"1".repeat(36)).unwrap_err(),
+            RevisionLookupError::NotFound(format!("commit {}", "1".repeat(36)))
+        );
+        assert_eq!(env.find("BBBB000").unwrap().origin(), &b);
+        assert_eq!(env.find("aaaa0000").unwrap().execution_id, r);
+        assert!(matches!(
+            env.find("000000"),
+            Err(RevisionLookupError::BadSelector)
+        ));
+        assert!(matches!(
+            env.find("not a sha"),
+            Err(RevisionLookupError::BadSelector)
+        ));
+        env.record(rev(&id(4), None, 40, "aaaa0001"));
+        assert!(matches!(
+            env.find("aaaa"),
+            Err(RevisionLookupError::BadSelector)
+        ));
+        assert!(matches!(
+            env.find("aaaa000"),
+            Err(RevisionLookupError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            env.find(id(9).as_str()),
+            Err(RevisionLookupError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn json_keeps_current_and_previous_and_reads_old_records() {
+        let (a, b) = (id(1), id(2));
+        let mut env = EnvironmentRevisions::default();
+        env.record(rev(&a, None, 10, "a"));
+        env.record(rev(&b, None, 20, "b"));
+        let v = serde_json::to_value(&env).unwrap();
+        assert_eq!(v["current"]["execution_id"], b.as_str());
+        assert_eq!(v["previous"]["execution_id"], a.as_str());
+        assert_eq!(v["history"].as_array().unwrap().len(), 2);
+        let back: EnvironmentRevisions = serde_json::from_value(v).unwrap();
+        assert_eq!(back, env);
+        // the record as written before the history existed
+        let old = serde_json::json!({
+            "current": serde_json::to_value(rev(&b, None, 20, "b")).unwrap(),
+            "previous": serde_json::to_value(rev(&a, None, 10, "a")).unwrap(),
+        });
+        let old: EnvironmentRevisions = serde_json::from_value(old).unwrap();
+        assert_eq!(old.history.len(), 2);
+        assert_eq!(old.current().unwrap().execution_id, b);
+    }
+
+    #[test]
+    fn revision_records_bound_commit_text() {
+        let now = t(0);
+        let mut exec = Execution::received(
+            id(1),
+            "p",
+            Commit {
+                sha: "a".repeat(40),
+                reference: "main".into(),
+                author: Some("x".repeat(10_000)),
+                message: Some(format!(
+                    "{}\n\n{}",
+                    "t".repeat(5_000),
+                    "body ".repeat(80_000)
+                )),
+                url: Some(format!("https://{}", "u".repeat(5_000))),
+            },
+            Trigger::Release {
+                actor: "ops".into(),
+            },
+            now,
+            "ops",
+        );
+        exec.image = Some(ImageRef {
+            repository_uri: "r".into(),
+            tag: "t".into(),
+            digest: "sha256:x".into(),
+        });
+        exec.prod = Some(crate::domain::DeploymentRecord {
+            environment: Environment::Prod,
+            cluster: "c".into(),
+            service: "s".into(),
+            task_definition: "td:1".into(),
+            previous_task_definition: None,
+            deployment_id: "d".into(),
+            started_at: now,
+        });
+        let r = DeployedRevision::completed(&exec, Environment::Prod, now).unwrap();
+        assert_eq!(r.how, DeployKind::Release);
+        assert!(serde_json::to_string(&r).unwrap().len() < 2_000);
+        assert!(r.commit.message.unwrap().ends_with('…'));
+        assert_eq!(r.commit.url, None);
+        assert!(DeployedRevision::completed(&exec, Environment::Test, now).is_none());
+    }
+}
