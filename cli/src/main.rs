@@ -50,6 +50,9 @@ enum Command {
     Status {
         /// Only this pipeline.
         pipeline: Option<String>,
+        /// Also list every revision kept per environment (what `rollback` can restore).
+        #[arg(long)]
+        history: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -92,12 +95,18 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Point an environment back at its previous successfully deployed revision.
+    /// Point an environment back at an earlier release: the newest release older than the one it
+    /// was last asked to run (after a failed deployment: the last good one; again: one further
+    /// back), or the one `--to` names.
     Rollback {
         pipeline: String,
         /// The environment: prod or test.
         #[arg(long = "env", default_value = "prod")]
         environment: String,
+        /// An execution id or commit SHA that once ran there successfully
+        /// (see `shipgate status PIPELINE --history`).
+        #[arg(long)]
+        to: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -150,12 +159,21 @@ async fn remote(command: Command) -> ExitCode {
             Ok(json!({"command": "list_pipelines"})),
             output::Render::Pipelines,
         ),
-        Command::Status { pipeline, remote } => {
+        Command::Status {
+            pipeline,
+            history,
+            remote,
+        } => {
             let mut req = json!({"command": "status"});
             if let Some(p) = pipeline {
                 req["pipeline"] = p.into();
             }
-            (remote, Ok(req), output::Render::Status)
+            let render = if history {
+                output::Render::StatusHistory
+            } else {
+                output::Render::Status
+            };
+            (remote, Ok(req), render)
         }
         Command::Executions {
             pipeline,
@@ -203,12 +221,16 @@ async fn remote(command: Command) -> ExitCode {
         Command::Rollback {
             pipeline,
             environment,
+            to,
             remote,
-        } => (
-            remote,
-            Ok(json!({"command": "rollback", "pipeline": pipeline, "environment": environment})),
-            output::Render::Execution,
-        ),
+        } => {
+            let mut req =
+                json!({"command": "rollback", "pipeline": pipeline, "environment": environment});
+            if let Some(to) = to {
+                req["to"] = to.into();
+            }
+            (remote, Ok(req), output::Render::Execution)
+        }
         Command::Release {
             pipeline,
             commit,

@@ -7,6 +7,8 @@ pub enum Render {
     Applied,
     Pipelines,
     Status,
+    /// `status --history`: every kept revision per environment.
+    StatusHistory,
     Executions,
     Execution,
 }
@@ -79,6 +81,7 @@ pub fn render(kind: Render, answer: &Value) {
         Render::Applied => applied(answer),
         Render::Pipelines => pipelines(answer),
         Render::Status => status(answer),
+        Render::StatusHistory => status_history(answer),
         Render::Executions => executions(answer),
         Render::Execution => execution(answer.get("execution").unwrap_or(answer)),
     };
@@ -156,16 +159,58 @@ fn revision_row(env: &str, r: &Value) -> Vec<String> {
             "-".into(),
             "-".into(),
             "-".into(),
+            "-".into(),
             "nothing deployed by shipgate yet".into(),
         ];
     }
+    let mut row = history_row(cur);
+    row.insert(0, env.into());
+    row
+}
+
+/// One kept revision: when, how, commit, digest, execution (and what a rollback restored).
+fn history_row(r: &Value) -> Vec<String> {
+    let execution = match r["restores"].as_str() {
+        Some(restored) => format!("{} (restores {restored})", s(&r["execution_id"])),
+        None => s(&r["execution_id"]).to_string(),
+    };
     vec![
-        env.into(),
-        short(s(&cur["commit"]["sha"]), 12),
-        short(s(&cur["image"]["digest"]), 19),
-        when(&cur["deployed_at"]),
-        s(&cur["execution_id"]).to_string(),
+        short(s(&r["commit"]["sha"]), 12),
+        short(s(&r["image"]["digest"]), 19),
+        when(&r["deployed_at"]),
+        r["how"].as_str().unwrap_or("push").to_string(),
+        execution,
     ]
+}
+
+/// Every kept revision of each environment, newest first.
+fn status_history(a: &Value) -> String {
+    let mut out = Vec::new();
+    for p in a["pipelines"].as_array().into_iter().flatten() {
+        for env in ["prod", "test"] {
+            out.push(format!("{} {env}:", s(&p["pipeline"])));
+            let rows: Vec<Vec<String>> = p[env]["history"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(history_row)
+                .collect();
+            if rows.is_empty() {
+                out.push("  nothing deployed by shipgate yet".into());
+            }
+            for line in table(&["COMMIT", "DIGEST", "SINCE", "HOW", "EXECUTION"], &rows).lines() {
+                out.push(format!("  {line}"));
+            }
+            if let Some(claim) = p[env]["rollback"].as_object() {
+                out.push(format!(
+                    "  rollback under way: {}",
+                    claim.get("execution_id").map(s).unwrap_or("?")
+                ));
+            }
+        }
+        out.push(String::new());
+    }
+    out.join("\n").trim_end().to_string()
 }
 
 fn status(a: &Value) -> String {
@@ -176,7 +221,12 @@ fn status(a: &Value) -> String {
             revision_row("test", &p["test"]),
             revision_row("prod", &p["prod"]),
         ];
-        for line in table(&["ENV", "COMMIT", "DIGEST", "SINCE", "EXECUTION"], &rows).lines() {
+        for line in table(
+            &["ENV", "COMMIT", "DIGEST", "SINCE", "HOW", "EXECUTION"],
+            &rows,
+        )
+        .lines()
+        {
             out.push(format!("  {line}"));
         }
         let flight = p["in_flight"].as_array().cloned().unwrap_or_default();

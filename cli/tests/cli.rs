@@ -76,6 +76,44 @@ async fn status_show_approve_and_errors() {
         id.as_str()
     );
 
+    // a second release, then roll back: the first one runs again, and the history says how
+    let (_, body) = sb.push("CLI second change").await;
+    let second = body["execution_id"].as_str().unwrap().to_string();
+    sb.wait_for(&second, "AWAITING_APPROVAL").await;
+    let out = shipgate(&sb).args(["approve", &second]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    sb.wait_for(&second, "SUCCEEDED").await;
+    let out = shipgate(&sb)
+        .args(["rollback", "demo", "--env", "prod", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rb: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rb["execution"]["trigger"]["restores"], id.as_str(), "{rb}");
+    let rb_id = rb["execution"]["id"].as_str().unwrap().to_string();
+    sb.wait_for(&rb_id, "SUCCEEDED").await;
+    assert_eq!(sb.show(&second).await["status"], "ROLLED_BACK");
+    let out = shipgate(&sb)
+        .args(["status", "demo", "--history"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        contains(&out.stdout, &format!("(restores {id})")) && contains(&out.stdout, "HOW"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = shipgate(&sb)
+        .args(["rollback", "demo", "--to", "deadbeefdeadbeef"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        contains(&out.stderr, "ever ran successfully here"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // errors: non-zero exit with a message
     let out = shipgate(&sb).args(["approve", &id]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
