@@ -676,6 +676,10 @@ impl FakeSecrets {
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::SeqCst)
     }
+    /// Replace a secret's value (a rotation; cached readers see it after their next cold start).
+    pub fn set(&self, id: &str, value: &str) {
+        lock(&self.values).insert(id.to_string(), value.to_string());
+    }
 }
 
 #[async_trait]
@@ -781,6 +785,20 @@ impl FakeWorld {
             clock,
             services,
         }
+    }
+
+    /// The services of a new cold start over the same fakes (secrets are read again).
+    pub fn cold_start(&self) -> Services {
+        Services::new(
+            self.store.clone(),
+            self.builds.clone(),
+            self.deployer.clone(),
+            self.registry.clone(),
+            self.notifier.clone(),
+            self.secrets.clone(),
+            self.clock.clone(),
+            self.services.settings.as_ref().clone(),
+        )
     }
 
     /// The standard test pipeline (`hello`, GitHub `shipgate-demo/hello`, branch `main`).

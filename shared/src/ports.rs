@@ -312,6 +312,25 @@ impl SecretValue {
     }
 }
 
+/// A secret that may be rotated: a plain string, or JSON `{"current": "...", "previous": "..."}`
+/// while a rotation is under way. Answers the values to accept, `current` first (the one to sign
+/// with); a JSON object without either key, or with only empty ones, is taken as a plain string.
+/// The one parser of rotating secrets (webhook secret, approval signing key).
+pub fn rotating_secrets(raw: &str) -> Vec<String> {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(raw) {
+        let secrets: Vec<String> = ["current", "previous"]
+            .iter()
+            .filter_map(|k| map.get(*k).and_then(|v| v.as_str()))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if !secrets.is_empty() {
+            return secrets;
+        }
+    }
+    vec![raw.to_string()]
+}
+
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretValue(<redacted>)")

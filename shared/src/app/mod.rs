@@ -13,6 +13,8 @@ pub mod sources;
 pub mod sweeper;
 
 #[cfg(test)]
+mod approval_key_tests;
+#[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
 mod sweeper_tests;
