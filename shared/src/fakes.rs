@@ -315,8 +315,20 @@ impl FakeBuilds {
                 phase: Some("BUILD".into()),
                 reason: reason.map(str::to_string),
                 logs_link: None,
+                resolved_source_version: None,
+                exported_variables: Vec::new(),
             },
         );
+    }
+    /// Set what `get_build` answers for the commit a build resolved and the variables it exported.
+    pub fn set_outputs(&self, build_id: &str, resolved: Option<&str>, exported: &[(&str, &str)]) {
+        if let Some(o) = lock(&self.observations).get_mut(build_id) {
+            o.resolved_source_version = resolved.map(str::to_string);
+            o.exported_variables = exported
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
     }
 }
 
@@ -599,6 +611,17 @@ impl ImageRegistry for FakeRegistry {
         Ok(lock(&self.images)
             .get(repository)
             .and_then(|r| r.iter().find(|i| i.tags.iter().any(|t| t == tag)).cloned()))
+    }
+
+    async fn find_digest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ImageDetail>, ServiceError> {
+        self.faults.check("find_digest")?;
+        Ok(lock(&self.images)
+            .get(repository)
+            .and_then(|r| r.iter().find(|i| i.digest == digest).cloned()))
     }
 
     async fn list_images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError> {

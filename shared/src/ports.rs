@@ -201,6 +201,11 @@ pub struct BuildObservation {
     pub phase: Option<String>,
     pub reason: Option<String>,
     pub logs_link: Option<String>,
+    /// The commit the build checked out (`resolvedSourceVersion`): for a build of a branch head,
+    /// the SHA it resolved to.
+    pub resolved_source_version: Option<String>,
+    /// Variables the buildspec exported (`env: exported-variables:`), e.g. `IMAGE_DIGEST`.
+    pub exported_variables: Vec<(String, String)>,
 }
 
 #[async_trait]
@@ -276,6 +281,12 @@ pub trait ImageRegistry: Send + Sync {
         &self,
         repository: &str,
         tag: &str,
+    ) -> Result<Option<ImageDetail>, ServiceError>;
+    /// The image with this digest, if the repository has it.
+    async fn find_digest(
+        &self,
+        repository: &str,
+        digest: &str,
     ) -> Result<Option<ImageDetail>, ServiceError>;
     async fn list_images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError>;
     /// Delete images by digest; answers the digests deleted.

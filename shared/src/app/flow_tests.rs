@@ -637,6 +637,8 @@ async fn lost_worker_is_resumed_by_a_redelivered_event() {
                     tag: e.image_tag(),
                     digest: "sha256:feed".into(),
                 },
+                resolved_sha: None,
+                note: None,
             },
             w.clock.now(),
             "x",

@@ -15,6 +15,8 @@ pub mod sweeper;
 #[cfg(test)]
 mod approval_key_tests;
 #[cfg(test)]
+mod build_output_tests;
+#[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
 mod sweeper_tests;
