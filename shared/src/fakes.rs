@@ -69,6 +69,8 @@ impl<E: Clone> Faults<E> {
 #[derive(Default)]
 struct StoreState {
     pipelines: BTreeMap<String, StoredPipeline>,
+    /// Replaced versions per pipeline, oldest first.
+    pipeline_history: HashMap<String, Vec<StoredPipeline>>,
     executions: BTreeMap<ExecutionId, Execution>,
     claims: HashMap<String, (String, DateTime<Utc>)>,
     revisions: HashMap<(String, Environment), EnvironmentRevisions>,
@@ -114,10 +116,11 @@ impl InMemoryStore {
 
 #[async_trait]
 impl ExecutionStore for InMemoryStore {
-    async fn put_pipeline(
+    async fn put_pipeline_by(
         &self,
         definition: &PipelineDefinition,
         at: DateTime<Utc>,
+        applied_by: &str,
     ) -> Result<PipelineWrite, StoreError> {
         self.faults.check("put_pipeline")?;
         let mut s = lock(&self.state);
@@ -128,14 +131,34 @@ impl ExecutionStore for InMemoryStore {
             StoredPipeline {
                 definition: definition.clone(),
                 version,
-                updated_at: at,
+                applied_at: at,
+                applied_by: Some(applied_by.to_string()),
             },
         );
+        if let Some(p) = &previous {
+            s.pipeline_history
+                .entry(definition.name.clone())
+                .or_default()
+                .push(p.clone());
+        }
         self.wrote();
         Ok(PipelineWrite {
             version,
             previous: previous.map(|p| p.definition),
         })
+    }
+
+    async fn pipeline_history(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        self.faults.check("pipeline_history")?;
+        Ok(lock(&self.state)
+            .pipeline_history
+            .get(name)
+            .map(|h| h.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn get_pipeline(&self, name: &str) -> Result<Option<StoredPipeline>, StoreError> {

@@ -86,13 +86,23 @@ pub enum Claim {
     Existing(String),
 }
 
-/// A stored pipeline definition.
+/// A stored pipeline definition (one version of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredPipeline {
     pub definition: PipelineDefinition,
     pub version: u64,
-    pub updated_at: DateTime<Utc>,
+    /// When this version was applied (items written before `applied_by` existed call it
+    /// `updated_at`).
+    #[serde(alias = "updated_at")]
+    pub applied_at: DateTime<Utc>,
+    /// Who applied it: the actor the control command carried (absent for versions applied before
+    /// shipgate recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
 }
+
+/// Who applies pipelines that no operator applied (the sandbox's own, test set-up).
+pub const SYSTEM_APPLIER: &str = "shipgate";
 
 /// What `put_pipeline` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,12 +133,28 @@ pub struct EnvironmentRevisions {
 /// The state store: one DynamoDB table in production, memory in tests.
 #[async_trait]
 pub trait ExecutionStore: Send + Sync {
-    /// Create or replace a pipeline definition.
+    /// Create or replace a pipeline definition, applied by `applied_by`; an update keeps the
+    /// version it replaces (see [`ExecutionStore::pipeline_history`]).
+    async fn put_pipeline_by(
+        &self,
+        definition: &PipelineDefinition,
+        at: DateTime<Utc>,
+        applied_by: &str,
+    ) -> Result<PipelineWrite, StoreError>;
+    /// [`ExecutionStore::put_pipeline_by`] by [`SYSTEM_APPLIER`].
     async fn put_pipeline(
         &self,
         definition: &PipelineDefinition,
         at: DateTime<Utc>,
-    ) -> Result<PipelineWrite, StoreError>;
+    ) -> Result<PipelineWrite, StoreError> {
+        self.put_pipeline_by(definition, at, SYSTEM_APPLIER).await
+    }
+    /// The versions of a pipeline that later versions replaced, newest first (at most `limit`).
+    async fn pipeline_history(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError>;
     async fn get_pipeline(&self, name: &str) -> Result<Option<StoredPipeline>, StoreError>;
     /// All pipelines, by name.
     async fn list_pipelines(&self) -> Result<Vec<StoredPipeline>, StoreError>;
