@@ -133,6 +133,15 @@ enum PipelineCommand {
     },
     /// List pipelines.
     List,
+    /// A pipeline's current definition (version, when and by whom it was applied); with
+    /// `--history`, every kept version with what it changed.
+    Show {
+        /// The pipeline's name.
+        name: String,
+        /// List the versions (newest first): version, when, by whom, the field changes.
+        #[arg(long)]
+        history: bool,
+    },
 }
 
 #[tokio::main]
@@ -158,6 +167,14 @@ async fn remote(command: Command) -> ExitCode {
             remote,
             Ok(json!({"command": "list_pipelines"})),
             output::Render::Pipelines,
+        ),
+        Command::Pipeline {
+            command: PipelineCommand::Show { name, history },
+            remote,
+        } => (
+            remote,
+            Ok(json!({"command": "show_pipeline", "pipeline": name, "history": history})),
+            output::Render::PipelineShown,
         ),
         Command::Status {
             pipeline,
@@ -261,7 +278,7 @@ async fn remote(command: Command) -> ExitCode {
     let client = ControlClient::new(&remote.function).await;
     let needs_actor = matches!(
         request["command"].as_str(),
-        Some("approve" | "reject" | "retry" | "rollback" | "release")
+        Some("apply_pipeline" | "approve" | "reject" | "retry" | "rollback" | "release")
     );
     if needs_actor {
         match client.caller_arn().await {

@@ -6,6 +6,7 @@ use serde_json::Value;
 pub enum Render {
     Applied,
     Pipelines,
+    PipelineShown,
     Status,
     /// `status --history`: every kept revision per environment.
     StatusHistory,
@@ -80,6 +81,7 @@ pub fn render(kind: Render, answer: &Value) {
     let text = match kind {
         Render::Applied => applied(answer),
         Render::Pipelines => pipelines(answer),
+        Render::PipelineShown => pipeline_shown(answer),
         Render::Status => status(answer),
         Render::StatusHistory => status_history(answer),
         Render::Executions => executions(answer),
@@ -106,6 +108,60 @@ fn applied(a: &Value) -> String {
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "(none)".into())
         ));
+    }
+    out
+}
+
+/// `{before} → {after}` of one field change.
+fn change_line(c: &Value) -> String {
+    let side = |k: &str| {
+        c.get(k)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "(none)".into())
+    };
+    format!("{}: {} → {}", s(&c["path"]), side("before"), side("after"))
+}
+
+fn pipeline_shown(a: &Value) -> String {
+    let p = &a["pipeline"];
+    let by = |v: &Value| match v.as_str() {
+        Some(actor) => actor.to_string(),
+        None => "(not recorded)".to_string(),
+    };
+    let mut out = format!(
+        "{} version {}, applied {} by {}",
+        s(&p["definition"]["name"]),
+        p["version"],
+        when(&p["applied_at"]),
+        by(&p["applied_by"])
+    );
+    match a["history"].as_array() {
+        None => {
+            let text = serde_json::to_string_pretty(&p["definition"]).unwrap_or_default();
+            out.push('\n');
+            out.push_str(&text);
+        }
+        Some(versions) => {
+            for v in versions {
+                out.push_str(&format!(
+                    "\n\nversion {}  {}  {}",
+                    v["version"],
+                    when(&v["applied_at"]),
+                    by(&v["applied_by"])
+                ));
+                let changes = v["changes"].as_array().cloned().unwrap_or_default();
+                if changes.is_empty() {
+                    out.push_str(if v["version"] == 1 {
+                        "\n  created"
+                    } else {
+                        "\n  (the version before it is not kept)"
+                    });
+                }
+                for c in &changes {
+                    out.push_str(&format!("\n  {}", change_line(c)));
+                }
+            }
+        }
     }
     out
 }
@@ -385,5 +441,29 @@ mod tests {
         assert!(text.contains("RECEIVED → BUILDING"));
         assert!(text.contains("2026-11-21 10:00:00"));
         assert!(text.contains("message    Add x"));
+    }
+
+    #[test]
+    fn pipeline_versions() {
+        let a = json!({"pipeline": {"definition": {"name": "demo"}, "version": 2, "applied_at": "2026-11-21T10:00:00Z", "applied_by": "arn:aws:iam::1:user/grace"},
+            "history": [
+                {"version": 2, "applied_at": "2026-11-21T10:00:00Z", "applied_by": "arn:aws:iam::1:user/grace", "changes": [{"path": "mode", "before": "superseded", "after": "queued"}]},
+                {"version": 1, "applied_at": "2026-11-20T09:00:00Z", "changes": []}]});
+        let text = pipeline_shown(&a);
+        assert!(
+            text.starts_with(
+                "demo version 2, applied 2026-11-21 10:00:00 by arn:aws:iam::1:user/grace"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("version 2  2026-11-21 10:00:00  arn:aws:iam::1:user/grace\n  mode: \"superseded\" → \"queued\""), "{text}");
+        assert!(
+            text.contains("version 1  2026-11-20 09:00:00  (not recorded)\n  created"),
+            "{text}"
+        );
+        let current = pipeline_shown(
+            &json!({"pipeline": {"definition": {"name": "demo", "mode": "queued"}, "version": 2}}),
+        );
+        assert!(current.contains("\"mode\": \"queued\""), "{current}");
     }
 }

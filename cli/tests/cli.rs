@@ -156,6 +156,46 @@ async fn status_show_approve_and_errors() {
     }
     let out = shipgate(&sb).args(["pipeline", "list"]).output().unwrap();
     assert!(contains(&out.stdout, "demo"));
+
+    // pipeline show: the current definition; an update by this caller, then its history
+    let out = shipgate(&sb)
+        .args(["pipeline", "show", "demo", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut def = shown["pipeline"]["definition"].clone();
+    def["keep_images"] = 7.into();
+    let file = sb.state_dir.join("demo.json");
+    std::fs::write(&file, def.to_string()).unwrap();
+    let out = shipgate(&sb)
+        .args(["pipeline", "apply"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(contains(&out.stdout, "keep_images"), "{out:?}");
+    let out = shipgate(&sb)
+        .args(["pipeline", "show", "demo", "--history"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("keep_images: 10 → 7"), "{text}");
+    assert!(text.contains("created"), "{text}");
+    assert!(
+        text.contains("arn:aws:"),
+        "the caller's ARN is recorded: {text}"
+    );
+    let out = shipgate(&sb)
+        .args(["pipeline", "show", "demo"])
+        .output()
+        .unwrap();
+    assert!(contains(&out.stdout, "\"keep_images\": 7"), "{out:?}");
 }
 
 #[test]

@@ -82,6 +82,8 @@ fn bench(c: &mut Criterion) {
                 digest: "sha256:188a33d7e0ee4c4a7b1d6f1b2b7b0c2d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b"
                     .into(),
             },
+            resolved_sha: None,
+            note: None,
         },
         2,
     );

@@ -69,6 +69,8 @@ impl<E: Clone> Faults<E> {
 #[derive(Default)]
 struct StoreState {
     pipelines: BTreeMap<String, StoredPipeline>,
+    /// Replaced versions per pipeline, oldest first.
+    pipeline_history: HashMap<String, Vec<StoredPipeline>>,
     executions: BTreeMap<ExecutionId, Execution>,
     claims: HashMap<String, (String, DateTime<Utc>)>,
     revisions: HashMap<(String, Environment), Versioned<EnvironmentRevisions>>,
@@ -114,10 +116,11 @@ impl InMemoryStore {
 
 #[async_trait]
 impl ExecutionStore for InMemoryStore {
-    async fn put_pipeline(
+    async fn put_pipeline_by(
         &self,
         definition: &PipelineDefinition,
         at: DateTime<Utc>,
+        applied_by: &str,
     ) -> Result<PipelineWrite, StoreError> {
         self.faults.check("put_pipeline")?;
         let mut s = lock(&self.state);
@@ -128,14 +131,34 @@ impl ExecutionStore for InMemoryStore {
             StoredPipeline {
                 definition: definition.clone(),
                 version,
-                updated_at: at,
+                applied_at: at,
+                applied_by: Some(applied_by.to_string()),
             },
         );
+        if let Some(p) = &previous {
+            s.pipeline_history
+                .entry(definition.name.clone())
+                .or_default()
+                .push(p.clone());
+        }
         self.wrote();
         Ok(PipelineWrite {
             version,
             previous: previous.map(|p| p.definition),
         })
+    }
+
+    async fn pipeline_history(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        self.faults.check("pipeline_history")?;
+        Ok(lock(&self.state)
+            .pipeline_history
+            .get(name)
+            .map(|h| h.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn get_pipeline(&self, name: &str) -> Result<Option<StoredPipeline>, StoreError> {
@@ -315,8 +338,20 @@ impl FakeBuilds {
                 phase: Some("BUILD".into()),
                 reason: reason.map(str::to_string),
                 logs_link: None,
+                resolved_source_version: None,
+                exported_variables: Vec::new(),
             },
         );
+    }
+    /// Set what `get_build` answers for the commit a build resolved and the variables it exported.
+    pub fn set_outputs(&self, build_id: &str, resolved: Option<&str>, exported: &[(&str, &str)]) {
+        if let Some(o) = lock(&self.observations).get_mut(build_id) {
+            o.resolved_source_version = resolved.map(str::to_string);
+            o.exported_variables = exported
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
     }
 }
 
@@ -601,6 +636,17 @@ impl ImageRegistry for FakeRegistry {
             .and_then(|r| r.iter().find(|i| i.tags.iter().any(|t| t == tag)).cloned()))
     }
 
+    async fn find_digest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ImageDetail>, ServiceError> {
+        self.faults.check("find_digest")?;
+        Ok(lock(&self.images)
+            .get(repository)
+            .and_then(|r| r.iter().find(|i| i.digest == digest).cloned()))
+    }
+
     async fn list_images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError> {
         self.faults.check("list_images")?;
         Ok(lock(&self.images)
@@ -675,6 +721,10 @@ impl FakeSecrets {
     }
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::SeqCst)
+    }
+    /// Replace a secret's value (a rotation; cached readers see it after their next cold start).
+    pub fn set(&self, id: &str, value: &str) {
+        lock(&self.values).insert(id.to_string(), value.to_string());
     }
 }
 
@@ -781,6 +831,20 @@ impl FakeWorld {
             clock,
             services,
         }
+    }
+
+    /// The services of a new cold start over the same fakes (secrets are read again).
+    pub fn cold_start(&self) -> Services {
+        Services::new(
+            self.store.clone(),
+            self.builds.clone(),
+            self.deployer.clone(),
+            self.registry.clone(),
+            self.notifier.clone(),
+            self.secrets.clone(),
+            self.clock.clone(),
+            self.services.settings.as_ref().clone(),
+        )
     }
 
     /// The standard test pipeline (`hello`, GitHub `shipgate-demo/hello`, branch `main`).

@@ -85,13 +85,23 @@ pub enum Claim {
     Existing(String),
 }
 
-/// A stored pipeline definition.
+/// A stored pipeline definition (one version of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredPipeline {
     pub definition: PipelineDefinition,
     pub version: u64,
-    pub updated_at: DateTime<Utc>,
+    /// When this version was applied (items written before `applied_by` existed call it
+    /// `updated_at`).
+    #[serde(alias = "updated_at")]
+    pub applied_at: DateTime<Utc>,
+    /// Who applied it: the actor the control command carried (absent for versions applied before
+    /// shipgate recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
 }
+
+/// Who applies pipelines that no operator applied (the sandbox's own, test set-up).
+pub const SYSTEM_APPLIER: &str = "shipgate";
 
 /// What `put_pipeline` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,12 +123,28 @@ pub struct Versioned<T> {
 /// The state store: one DynamoDB table in production, memory in tests.
 #[async_trait]
 pub trait ExecutionStore: Send + Sync {
-    /// Create or replace a pipeline definition.
+    /// Create or replace a pipeline definition, applied by `applied_by`; an update keeps the
+    /// version it replaces (see [`ExecutionStore::pipeline_history`]).
+    async fn put_pipeline_by(
+        &self,
+        definition: &PipelineDefinition,
+        at: DateTime<Utc>,
+        applied_by: &str,
+    ) -> Result<PipelineWrite, StoreError>;
+    /// [`ExecutionStore::put_pipeline_by`] by [`SYSTEM_APPLIER`].
     async fn put_pipeline(
         &self,
         definition: &PipelineDefinition,
         at: DateTime<Utc>,
-    ) -> Result<PipelineWrite, StoreError>;
+    ) -> Result<PipelineWrite, StoreError> {
+        self.put_pipeline_by(definition, at, SYSTEM_APPLIER).await
+    }
+    /// The versions of a pipeline that later versions replaced, newest first (at most `limit`).
+    async fn pipeline_history(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError>;
     async fn get_pipeline(&self, name: &str) -> Result<Option<StoredPipeline>, StoreError>;
     /// All pipelines, by name.
     async fn list_pipelines(&self) -> Result<Vec<StoredPipeline>, StoreError>;
@@ -193,6 +219,11 @@ pub struct BuildObservation {
     pub phase: Option<String>,
     pub reason: Option<String>,
     pub logs_link: Option<String>,
+    /// The commit the build checked out (`resolvedSourceVersion`): for a build of a branch head,
+    /// the SHA it resolved to.
+    pub resolved_source_version: Option<String>,
+    /// Variables the buildspec exported (`env: exported-variables:`), e.g. `IMAGE_DIGEST`.
+    pub exported_variables: Vec<(String, String)>,
 }
 
 #[async_trait]
@@ -269,6 +300,12 @@ pub trait ImageRegistry: Send + Sync {
         repository: &str,
         tag: &str,
     ) -> Result<Option<ImageDetail>, ServiceError>;
+    /// The image with this digest, if the repository has it.
+    async fn find_digest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ImageDetail>, ServiceError>;
     async fn list_images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError>;
     /// Delete images by digest; answers the digests deleted.
     async fn delete_images(
@@ -302,6 +339,25 @@ impl SecretValue {
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// A secret that may be rotated: a plain string, or JSON `{"current": "...", "previous": "..."}`
+/// while a rotation is under way. Answers the values to accept, `current` first (the one to sign
+/// with); a JSON object without either key, or with only empty ones, is taken as a plain string.
+/// The one parser of rotating secrets (webhook secret, approval signing key).
+pub fn rotating_secrets(raw: &str) -> Vec<String> {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(raw) {
+        let secrets: Vec<String> = ["current", "previous"]
+            .iter()
+            .filter_map(|k| map.get(*k).and_then(|v| v.as_str()))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if !secrets.is_empty() {
+            return secrets;
+        }
+    }
+    vec![raw.to_string()]
 }
 
 impl fmt::Debug for SecretValue {

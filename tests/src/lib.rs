@@ -176,13 +176,25 @@ fn hex_of(s: &str) -> String {
 /// A GitHub push sample (events/github/push.json).
 pub const PUSH: &str = include_str!("../../events/github/push.json");
 
-/// A CodeBuild "Build State Change" event for `build_id`.
+/// A CodeBuild "Build State Change" event for `build_id`, from a build that exported no
+/// variables (so the image is found by its tag).
 pub fn build_event(build_id: &str, status: &str) -> serde_json::Value {
     let mut v: serde_json::Value =
         serde_json::from_str(include_str!("../../events/codebuild/succeeded.json")).unwrap();
     v["detail"]["build-id"] =
         format!("arn:aws:codebuild:us-east-1:123456789012:build/{build_id}").into();
     v["detail"]["build-status"] = status.into();
+    if let Some(info) = v["detail"]["additional-information"].as_object_mut() {
+        info.remove("exported-environment-variables");
+    }
+    v
+}
+
+/// [`build_event`] of a build that exported `IMAGE_DIGEST=digest`.
+pub fn build_event_exporting(build_id: &str, status: &str, digest: &str) -> serde_json::Value {
+    let mut v = build_event(build_id, status);
+    v["detail"]["additional-information"]["exported-environment-variables"] =
+        serde_json::json!([{"name": "IMAGE_DIGEST", "value": digest}]);
     v
 }
 

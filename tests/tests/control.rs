@@ -174,3 +174,70 @@ async fn every_command_against_moto() {
     assert_eq!(retry["error"]["code"], "conflict", "{retry}");
     println!("commands run against moto: apply_pipeline ×2, list_pipelines, release ×3, reject, approve ×2, list_executions, show, status ×2, rollback, retry");
 }
+
+#[tokio::test]
+async fn apply_pipeline_records_who_and_keeps_every_version() {
+    let Some(w) = World::start().await else {
+        return;
+    };
+    // the sandbox applied v1 itself; two operators update it
+    let mut def = w.provisioned.pipeline.clone();
+    def.keep_images = 5;
+    let ada = "arn:aws:iam::123456789012:user/ada";
+    let grace = "arn:aws:iam::123456789012:user/grace";
+    let out = control(
+        &w,
+        json!({"command": "apply_pipeline", "pipeline": def, "actor": ada}),
+    )
+    .await;
+    assert_eq!(
+        (out["result"].as_str(), out["version"].as_u64()),
+        (Some("updated"), Some(2)),
+        "{out}"
+    );
+    def.approval.timeout_hours = 24;
+    let out = control(
+        &w,
+        json!({"command": "apply_pipeline", "pipeline": def, "actor": grace}),
+    )
+    .await;
+    assert_eq!(out["version"], 3, "{out}");
+
+    let shown = control(&w, json!({"command": "show_pipeline", "pipeline": "demo"})).await;
+    assert_eq!(shown["pipeline"]["version"], 3, "{shown}");
+    assert_eq!(shown["pipeline"]["applied_by"], grace);
+    assert_eq!(shown["pipeline"]["definition"]["keep_images"], 5);
+    assert!(shown.get("history").is_none());
+
+    let shown = control(
+        &w,
+        json!({"command": "show_pipeline", "pipeline": "demo", "history": true}),
+    )
+    .await;
+    let history = shown["history"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{shown}"));
+    let versions: Vec<u64> = history
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![3, 2, 1], "{shown}");
+    assert_eq!(history[0]["applied_by"], grace);
+    assert_eq!(history[0]["changes"][0]["path"], "approval.timeout_hours");
+    assert_eq!(history[1]["applied_by"], ada);
+    assert_eq!(history[1]["changes"][0]["path"], "keep_images");
+    assert_eq!(history[1]["changes"][0]["after"], 5);
+    assert_eq!(
+        history[2]["applied_by"], "shipgate",
+        "the sandbox's own apply"
+    );
+    assert_eq!(history[2]["changes"], json!([]));
+
+    // the kept versions are their own items, not pipelines
+    let list = control(&w, json!({"command": "list_pipelines"})).await;
+    assert_eq!(list["pipelines"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["pipelines"][0]["applied_by"], grace);
+
+    let missing = control(&w, json!({"command": "show_pipeline", "pipeline": "nope"})).await;
+    assert_eq!(missing["error"]["code"], "not_found", "{missing}");
+}

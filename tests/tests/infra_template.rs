@@ -411,6 +411,29 @@ fn no_mutating_iam_action_is_granted_on_every_resource() {
     );
 }
 
+/// Pipelines may build CodeCommit tags (`tags` globs): the rule must pass tag pushes, created
+/// or moved, to the codecommit function (the function ignores tags no pipeline lists).
+#[test]
+fn codecommit_rule_passes_branch_and_tag_pushes() {
+    let template = template();
+    let rules = resources_of_type(&template, "AWS::Events::Rule");
+    let (_, rule) = rules
+        .iter()
+        .find(|(_, r)| {
+            strings(&r["Properties"]["EventPattern"]["source"]) == vec!["aws.codecommit"]
+        })
+        .expect("a rule for aws.codecommit events");
+    let detail = &rule["Properties"]["EventPattern"]["detail"];
+    let types = strings(&detail["referenceType"]);
+    assert!(
+        types.contains(&"branch") && types.contains(&"tag"),
+        "referenceType {types:?}"
+    );
+    let events = strings(&detail["event"]);
+    assert!(events.contains(&"referenceCreated") && events.contains(&"referenceUpdated"));
+    assert!(!events.contains(&"referenceDeleted"));
+}
+
 #[test]
 fn table_key_schema_matches_the_code() {
     let template = template();

@@ -284,6 +284,8 @@ async fn links_revisions_and_pipelines() {
                 tag: "t".into(),
                 digest: "sha256:1".into(),
             },
+            resolved_sha: None,
+            note: None,
         },
     );
     s.save(&b, &built).await.unwrap();

@@ -136,6 +136,8 @@ mod tests {
                 current_phase: None,
                 reason: None,
                 logs_link: None,
+                resolved_commit: None,
+                exported_variables: Vec::new(),
             },
         )
         .await

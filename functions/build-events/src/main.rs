@@ -9,8 +9,9 @@ use shared::app::Capabilities;
 async fn main() -> Result<(), Error> {
     // only the ports this function uses are wired (and linked); see Capabilities
     let svc = shared::runtime::bootstrap(|w| {
+        // CodeBuild: BatchGetBuilds only, for the commit a branch-head release resolved
         w.services(
-            Wiring::unused(),
+            w.codebuild(),
             w.ecs(),
             w.ecr(),
             w.sns(),

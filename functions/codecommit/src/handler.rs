@@ -51,4 +51,44 @@ mod tests {
             Err(EventError::Invalid(_))
         ));
     }
+
+    #[tokio::test]
+    async fn tag_pushes_start_pipelines_that_list_the_tag() {
+        let w = FakeWorld::new();
+        let tag: Value =
+            serde_json::from_str(include_str!("../../../events/codecommit/tag-created.json"))
+                .unwrap();
+        let mut p = FakeWorld::pipeline();
+        p.source = Source::Codecommit("hello".into());
+        w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
+        // no pipeline opts in to tags: ignored, nothing built
+        assert_eq!(
+            handle(&w.services, tag.clone()).await.unwrap()["status"],
+            "ignored"
+        );
+        p.tags = vec!["v*".into()];
+        w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
+        let out = handle(&w.services, tag.clone()).await.unwrap();
+        assert_eq!(out["status"], "started", "{out}");
+        let builds = w.builds.started();
+        assert_eq!(builds.len(), 1);
+        assert_eq!(
+            builds[0].source_version,
+            "4c1d3e5f7a9b0c2d4e6f8a0b1c3d5e7f9a1b3c5d"
+        );
+        let id: shared::domain::ExecutionId =
+            out["execution_id"].as_str().unwrap().parse().unwrap();
+        let e = w.services.execution(&id).await.unwrap();
+        assert_eq!(e.commit.reference, "v1.2.0");
+        // a tag the globs do not list
+        let mut other = tag;
+        other["id"] = "cccccccc-1111-2222-3333-000000000005".into();
+        other["detail"]["referenceName"] = "nightly".into();
+        other["detail"]["referenceFullName"] = "refs/tags/nightly".into();
+        assert_eq!(
+            handle(&w.services, other).await.unwrap()["status"],
+            "ignored"
+        );
+        assert_eq!(w.builds.started().len(), 1);
+    }
 }

@@ -15,6 +15,7 @@ use tracing::{error, info};
 pub const COMMANDS: &[&str] = &[
     "apply_pipeline",
     "list_pipelines",
+    "show_pipeline",
     "list_executions",
     "show",
     "status",
@@ -145,6 +146,18 @@ struct ApplyArgs {
     definition: Option<String>,
     #[serde(default)]
     format: Option<String>,
+    /// Who applies it (recorded with the version).
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowPipelineArgs {
+    pipeline: String,
+    /// Also list the kept versions with who applied them and what each changed.
+    #[serde(default)]
+    history: bool,
 }
 
 #[derive(Deserialize)]
@@ -246,13 +259,13 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
                 _ => return Err(CommandError::invalid("apply_pipeline: give either `pipeline` (an object) or `definition` (text with `format`)")),
             }
             .map_err(AppError::from)?;
-            let applied = control::apply_pipeline(svc, definition).await?;
+            let applied = control::apply_pipeline(svc, definition, &actor(a.actor)).await?;
             Ok(serde_json::to_value(applied).unwrap_or(Value::Null))
         }
         "list_pipelines" => {
             let _: OptionalPipeline = args(&command, rest)?;
             let mut pipelines = svc.store.list_pipelines().await.map_err(AppError::from)?;
-            pipelines.sort_by_key(|p| std::cmp::Reverse(p.updated_at));
+            pipelines.sort_by_key(|p| std::cmp::Reverse(p.applied_at));
             let list: Vec<Value> = pipelines
                 .into_iter()
                 .map(|p| {
@@ -260,12 +273,19 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
                         "name": p.definition.name,
                         "source": p.definition.source.describe(),
                         "version": p.version,
-                        "updated_at": p.updated_at,
+                        "updated_at": p.applied_at,
+                        "applied_at": p.applied_at,
+                        "applied_by": p.applied_by,
                         "definition": p.definition,
                     })
                 })
                 .collect();
             Ok(json!({ "pipelines": list }))
+        }
+        "show_pipeline" => {
+            let a: ShowPipelineArgs = args(&command, rest)?;
+            let shown = control::show_pipeline(svc, &a.pipeline, a.history).await?;
+            Ok(serde_json::to_value(shown).unwrap_or(Value::Null))
         }
         "list_executions" => {
             let a: PipelineArg = args(&command, rest)?;
@@ -484,6 +504,81 @@ mod tests {
             out["pipelines"][0]["in_flight"].as_array().unwrap().len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn applied_versions_record_who_and_show_their_history() {
+        let w = FakeWorld::new();
+        let text = shared::fakes::SAMPLE_PIPELINE;
+        let out = handle(&w.services, json!({"command": "apply_pipeline", "definition": text, "format": "toml", "actor": "arn:aws:iam::123456789012:user/ada"})).await;
+        assert_eq!(out["version"], 1, "{out}");
+        let changed = text.replace("timeout_hours = 72", "timeout_hours = 24");
+        let out = handle(&w.services, json!({"command": "apply_pipeline", "definition": changed, "format": "toml", "actor": "arn:aws:iam::123456789012:user/grace"})).await;
+        assert_eq!(out["result"], "updated", "{out}");
+
+        let out = handle(
+            &w.services,
+            json!({"command": "show_pipeline", "pipeline": "hello"}),
+        )
+        .await;
+        assert_eq!(out["pipeline"]["version"], 2, "{out}");
+        assert_eq!(
+            out["pipeline"]["applied_by"],
+            "arn:aws:iam::123456789012:user/grace"
+        );
+        assert_eq!(
+            out["pipeline"]["definition"]["approval"]["timeout_hours"],
+            24
+        );
+        assert!(out["pipeline"]["applied_at"].is_string());
+        assert!(out.get("history").is_none(), "{out}");
+
+        let out = handle(
+            &w.services,
+            json!({"command": "show_pipeline", "pipeline": "hello", "history": true}),
+        )
+        .await;
+        let history = out["history"].as_array().unwrap();
+        assert_eq!(history.len(), 2, "{out}");
+        assert_eq!(history[0]["version"], 2);
+        assert_eq!(
+            history[0]["applied_by"],
+            "arn:aws:iam::123456789012:user/grace"
+        );
+        assert_eq!(history[0]["changes"][0]["path"], "approval.timeout_hours");
+        assert_eq!(history[0]["changes"][0]["before"], 72);
+        assert_eq!(history[0]["changes"][0]["after"], 24);
+        assert_eq!(history[1]["version"], 1);
+        assert_eq!(
+            history[1]["applied_by"],
+            "arn:aws:iam::123456789012:user/ada"
+        );
+        assert_eq!(history[1]["changes"], json!([]));
+
+        // an unchanged apply writes no version
+        let writes = w.store.writes();
+        let out = handle(&w.services, json!({"command": "apply_pipeline", "definition": changed, "format": "toml", "actor": "x"})).await;
+        assert_eq!(out["result"], "unchanged");
+        assert_eq!(w.store.writes(), writes);
+
+        for (input, expected) in [
+            (
+                json!({"command": "show_pipeline", "pipeline": "nope"}),
+                "not_found",
+            ),
+            (json!({"command": "show_pipeline"}), "invalid_argument"),
+            (
+                json!({"command": "show_pipeline", "pipeline": "hello", "history": "yes"}),
+                "invalid_argument",
+            ),
+            (
+                json!({"command": "show_pipeline", "pipeline": "hello", "extra": 1}),
+                "invalid_argument",
+            ),
+        ] {
+            let out = handle(&w.services, input.clone()).await;
+            assert_eq!(code(&out), expected, "{input} → {out}");
+        }
     }
 
     #[tokio::test]

@@ -92,6 +92,15 @@ impl BuildRunner for CodeBuildRunner {
                 .or_else(|| build.current_phase().map(str::to_string)),
             reason,
             logs_link: build.logs().and_then(|l| l.deep_link()).map(str::to_string),
+            resolved_source_version: build
+                .resolved_source_version()
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            exported_variables: build
+                .exported_environment_variables()
+                .iter()
+                .filter_map(|v| Some((v.name()?.to_string(), v.value()?.to_string())))
+                .collect(),
         })
     }
 }

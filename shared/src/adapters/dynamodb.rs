@@ -3,6 +3,7 @@
 //! | item | pk | sk | other keys |
 //! | --- | --- | --- | --- |
 //! | pipeline | `PIPELINE#<name>` | `CONFIG` | gsi1: `PIPELINES` / `<name>` |
+//! | replaced pipeline version | `PIPELINE#<name>` | `CONFIG#v<version, 10 digits>` | |
 //! | execution | `EXEC#<ulid>` | `EXEC` | gsi1: `PIPELINE#<name>` / `EXEC#<ulid>`; gsi2 (active only): `STATUS#<status>` / `<ulid>`; gsi3 (keys only): `BUILD#<build id>` or `DEPLOY#<deployment id>` / `<ulid>` |
 //! | idempotency claim | `IDEM#<key>` | `IDEM` | `ttl` |
 //! | environment revisions | `ENV#<pipeline>#<test or prod>` | `REVISION` | |
@@ -100,6 +101,11 @@ fn link_pk(link: &Link) -> String {
         Link::Build(b) => format!("BUILD#{b}"),
         Link::Deployment(d) => format!("DEPLOY#{d}"),
     }
+}
+
+/// Sort key of a replaced pipeline version (zero-padded: sorts by version).
+fn pipeline_version_sk(version: u64) -> String {
+    format!("CONFIG#v{version:010}")
 }
 
 fn env_pk(pipeline: &str, env: Environment) -> String {
@@ -432,36 +438,94 @@ impl DynamoStore {
 
 #[async_trait]
 impl ExecutionStore for DynamoStore {
-    async fn put_pipeline(
+    async fn put_pipeline_by(
         &self,
         definition: &PipelineDefinition,
         at: DateTime<Utc>,
+        applied_by: &str,
     ) -> Result<PipelineWrite, StoreError> {
         let pk = format!("PIPELINE#{}", definition.name);
         let existing = self.get(pk.clone(), "CONFIG").await?;
         let (previous, old_version) = match &existing {
-            Some(item) => (
-                Some(body::<StoredPipeline>(item)?.definition),
-                get_n(item, "version"),
-            ),
+            Some(item) => (Some(body::<StoredPipeline>(item)?), get_n(item, "version")),
             None => (None, None),
         };
         let version = old_version.unwrap_or(0) + 1;
         let stored = StoredPipeline {
             definition: definition.clone(),
             version,
-            updated_at: at,
+            applied_at: at,
+            applied_by: Some(applied_by.to_string()),
         };
-        let mut item = key(pk, "CONFIG");
+        let mut item = key(pk.clone(), "CONFIG");
         item.insert("gsi1pk".into(), s("PIPELINES"));
         item.insert("gsi1sk".into(), s(definition.name.clone()));
         item.insert("version".into(), n(version));
         item.insert("body".into(), s(to_json(&stored)));
-        if self.put_versioned(item, old_version).await? {
-            Ok(PipelineWrite { version, previous })
+        let written = match (&previous, old_version) {
+            // an update keeps the replaced version as its own item (a pipeline is a few KB; each
+            // version its own item, so the 400 KB item limit never applies), in one transaction
+            (Some(prev), Some(old)) => {
+                let mut kept = key(pk, &pipeline_version_sk(prev.version));
+                kept.insert("version".into(), n(prev.version));
+                kept.insert("body".into(), s(to_json(prev)));
+                let puts = vec![
+                    self.put(
+                        item,
+                        Some("#v = :v"),
+                        Some(HashMap::from([
+                            ("#v".to_string(), s("version")),
+                            (":v".to_string(), n(old)),
+                        ])),
+                    ),
+                    self.put(kept, None, None),
+                ];
+                self.transact(puts).await?.is_ok()
+            }
+            _ => self.put_versioned(item, old_version).await?,
+        };
+        if written {
+            Ok(PipelineWrite {
+                version,
+                previous: previous.map(|p| p.definition),
+            })
         } else {
             Err(StoreError::PipelineConflict(definition.name.clone()))
         }
+    }
+
+    async fn pipeline_history(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        let limit = limit.clamp(1, 1000);
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :v)")
+                .expression_attribute_values(":pk", s(format!("PIPELINE#{name}")))
+                .expression_attribute_values(":v", s("CONFIG#v"))
+                .scan_index_forward(false)
+                .limit(limit as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(classify(&e)))?;
+            for item in page.items() {
+                out.push(body(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if out.len() < limit => start = Some(k),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn get_pipeline(&self, name: &str) -> Result<Option<StoredPipeline>, StoreError> {

@@ -51,6 +51,37 @@ impl ImageRegistry for EcrRegistry {
         }
     }
 
+    async fn find_digest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ImageDetail>, ServiceError> {
+        let result = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .image_details()
+                .iter()
+                .filter_map(detail)
+                .find(|i| i.digest == digest)),
+            // a malformed digest is "not there" too: the caller says what was asked for
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("ImageNotFoundException") | Some("InvalidParameterException")
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(&e)),
+        }
+    }
+
     async fn list_images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;

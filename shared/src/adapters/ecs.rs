@@ -2,6 +2,7 @@
 //! `UpdateService`.
 
 use async_trait::async_trait;
+use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{Service, TaskDefinition, TaskDefinitionField};
 use aws_sdk_ecs::Client;
 
@@ -95,6 +96,42 @@ impl EcsDeployer {
     }
 }
 
+/// A new revision of `td`: every field RegisterTaskDefinition accepts is copied from what
+/// DescribeTaskDefinition answered (aws-sdk-ecs 1.157: all of its inputs except `family`,
+/// `containerDefinitions` and `tags`, which the caller sets). Fields DescribeTaskDefinition
+/// computes (`revision`, `status`, `compatibilities`, `requiresAttributes`, `registeredAt`/`By`,
+/// `deregisteredAt`, `deleteRequestedAt`) are not inputs.
+// `inferenceAccelerators` is deprecated (Elastic Inference ended) but still an input: a revision
+// is registered as the current one is, and ECS decides.
+#[allow(deprecated)]
+fn next_revision(
+    builder: RegisterTaskDefinitionFluentBuilder,
+    td: &TaskDefinition,
+) -> RegisterTaskDefinitionFluentBuilder {
+    builder
+        .set_task_role_arn(td.task_role_arn().map(str::to_string))
+        .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+        .set_network_mode(td.network_mode().cloned())
+        .set_volumes(Some(td.volumes().to_vec()).filter(|v| !v.is_empty()))
+        .set_placement_constraints(
+            Some(td.placement_constraints().to_vec()).filter(|v| !v.is_empty()),
+        )
+        .set_requires_compatibilities(
+            Some(td.requires_compatibilities().to_vec()).filter(|v| !v.is_empty()),
+        )
+        .set_cpu(td.cpu().map(str::to_string))
+        .set_memory(td.memory().map(str::to_string))
+        .set_pid_mode(td.pid_mode().cloned())
+        .set_ipc_mode(td.ipc_mode().cloned())
+        .set_proxy_configuration(td.proxy_configuration().cloned())
+        .set_inference_accelerators(
+            Some(td.inference_accelerators().to_vec()).filter(|v| !v.is_empty()),
+        )
+        .set_ephemeral_storage(td.ephemeral_storage().cloned())
+        .set_runtime_platform(td.runtime_platform().cloned())
+        .set_enable_fault_injection(td.enable_fault_injection())
+}
+
 #[async_trait]
 impl Deployer for EcsDeployer {
     async fn deploy_image(
@@ -130,28 +167,9 @@ impl Deployer for EcsDeployer {
         let family = td.family().ok_or_else(|| {
             ServiceError::Rejected(format!("task definition {current} has no family"))
         })?;
-        let registered = self
-            .client
-            .register_task_definition()
+        let registered = next_revision(self.client.register_task_definition(), &td)
             .family(family)
             .set_container_definitions(Some(containers))
-            .set_task_role_arn(td.task_role_arn().map(str::to_string))
-            .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
-            .set_network_mode(td.network_mode().cloned())
-            .set_volumes(Some(td.volumes().to_vec()).filter(|v| !v.is_empty()))
-            .set_placement_constraints(
-                Some(td.placement_constraints().to_vec()).filter(|v| !v.is_empty()),
-            )
-            .set_requires_compatibilities(
-                Some(td.requires_compatibilities().to_vec()).filter(|v| !v.is_empty()),
-            )
-            .set_cpu(td.cpu().map(str::to_string))
-            .set_memory(td.memory().map(str::to_string))
-            .set_pid_mode(td.pid_mode().cloned())
-            .set_ipc_mode(td.ipc_mode().cloned())
-            .set_proxy_configuration(td.proxy_configuration().cloned())
-            .set_ephemeral_storage(td.ephemeral_storage().cloned())
-            .set_runtime_platform(td.runtime_platform().cloned())
             .set_tags(Some(tags).filter(|t| !t.is_empty()))
             .send()
             .await
@@ -223,5 +241,132 @@ impl Deployer for EcsDeployer {
             ),
             _ => DeploymentObservation::InProgress,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(deprecated)] // InferenceAccelerator
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::{
+        Compatibility, ContainerDefinition, CpuArchitecture, EphemeralStorage,
+        InferenceAccelerator, IpcMode, KeyValuePair, NetworkMode, OsFamily, PidMode,
+        ProxyConfiguration, ProxyConfigurationType, RuntimePlatform,
+        TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType, Volume,
+    };
+
+    /// The fields of a `Name { a: x, b: None, … }` Debug string that are `None` at its top level.
+    fn top_level_unset_fields(debug: &str) -> Vec<String> {
+        let Some(body) = debug.split_once('{').map(|(_, b)| b) else {
+            return vec![];
+        };
+        let (mut depth, mut field, mut out) = (0i32, String::new(), Vec::new());
+        for c in body.chars() {
+            match c {
+                '{' | '[' | '(' => depth += 1,
+                '}' | ']' | ')' => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 || (depth == 0 && c == ',') {
+                if let Some((name, value)) = field.split_once(':') {
+                    if value.trim() == "None" {
+                        out.push(name.trim().to_string());
+                    }
+                }
+                field.clear();
+            } else {
+                field.push(c);
+            }
+        }
+        out
+    }
+
+    /// Every input of RegisterTaskDefinition is set from a task definition that has all of them
+    /// (the input builder's Debug lists every field; none may stay `None`). A newer aws-sdk-ecs
+    /// with a new input fails here until it is copied too.
+    #[test]
+    fn a_new_revision_copies_every_registrable_field() {
+        let td = TaskDefinition::builder()
+            .family("hello")
+            .task_role_arn("arn:aws:iam::123456789012:role/task")
+            .execution_role_arn("arn:aws:iam::123456789012:role/exec")
+            .network_mode(NetworkMode::Awsvpc)
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image("a")
+                    .build(),
+            )
+            .volumes(Volume::builder().name("data").build())
+            .placement_constraints(
+                TaskDefinitionPlacementConstraint::builder()
+                    .r#type(TaskDefinitionPlacementConstraintType::MemberOf)
+                    .expression("attribute:ecs.os-type == linux")
+                    .build(),
+            )
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("512")
+            .memory("1024")
+            .pid_mode(PidMode::Task)
+            .ipc_mode(IpcMode::Task)
+            .proxy_configuration(
+                ProxyConfiguration::builder()
+                    .r#type(ProxyConfigurationType::Appmesh)
+                    .container_name("envoy")
+                    .properties(
+                        KeyValuePair::builder()
+                            .name("AppPorts")
+                            .value("8080")
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .inference_accelerators(
+                InferenceAccelerator::builder()
+                    .device_name("device1")
+                    .device_type("eia2.medium")
+                    .build()
+                    .unwrap(),
+            )
+            .ephemeral_storage(EphemeralStorage::builder().size_in_gib(30).build())
+            .runtime_platform(
+                RuntimePlatform::builder()
+                    .cpu_architecture(CpuArchitecture::Arm64)
+                    .operating_system_family(OsFamily::Linux)
+                    .build(),
+            )
+            .enable_fault_injection(true)
+            .build();
+        let conf = aws_sdk_ecs::Config::builder()
+            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+            .build();
+        let client = Client::from_conf(conf);
+        let b = next_revision(client.register_task_definition(), &td)
+            .family("hello")
+            .set_container_definitions(Some(td.container_definitions().to_vec()))
+            .tags(
+                aws_sdk_ecs::types::Tag::builder()
+                    .key("k")
+                    .value("v")
+                    .build(),
+            );
+        let input = format!("{:?}", b.as_input());
+        let unset = top_level_unset_fields(&input);
+        assert!(
+            unset.is_empty(),
+            "registrable fields not copied: {unset:?} in {input}"
+        );
+        // the check itself sees a missing field
+        assert_eq!(
+            top_level_unset_fields("X { a: Some([B { c: None }]), d: None }"),
+            vec!["d".to_string()]
+        );
+        assert_eq!(b.as_input().get_enable_fault_injection(), &Some(true));
+        assert_eq!(
+            b.as_input().get_inference_accelerators().as_deref(),
+            Some(td.inference_accelerators())
+        );
     }
 }

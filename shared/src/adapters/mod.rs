@@ -173,6 +173,13 @@ impl crate::ports::ImageRegistry for Unused {
     ) -> Result<Option<crate::ports::ImageDetail>, ServiceError> {
         Err(unused("ECR"))
     }
+    async fn find_digest(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<crate::ports::ImageDetail>, ServiceError> {
+        Err(unused("ECR"))
+    }
     async fn list_images(&self, _: &str) -> Result<Vec<crate::ports::ImageDetail>, ServiceError> {
         Err(unused("ECR"))
     }

@@ -11,7 +11,7 @@ use crate::domain::{
     Channel, Decision, Environment, Event, Execution, ExecutionId, PipelineDefinition, Status,
     Transition, Verdict,
 };
-use crate::ports::DeployedRevision;
+use crate::ports::{rotating_secrets, DeployedRevision};
 
 /// Longest name or comment kept from the form.
 pub const MAX_FORM_FIELD: usize = 500;
@@ -50,8 +50,11 @@ pub async fn approval_link(svc: &Services, exec: &Execution) -> Result<String, A
         )));
     };
     let key = svc.secrets.get(&svc.settings.signing_key_id).await?;
+    // a rotating key signs with `current` (the first value)
+    let keys = rotating_secrets(key.expose());
+    let signing_key = keys.first().map(String::as_bytes).unwrap_or_default();
     let token = token::sign(
-        key.expose().as_bytes(),
+        signing_key,
         &TokenClaims {
             execution_id: exec.id.clone(),
             nonce: approval.nonce.clone(),
@@ -140,7 +143,10 @@ async fn check_link(svc: &Services, raw: &str) -> Result<(Execution, TokenClaims
         .get(&svc.settings.signing_key_id)
         .await
         .map_err(AppError::from)?;
-    let claims = match token::verify(key.expose().as_bytes(), raw, &digest, svc.now()) {
+    // during a rotation links signed with `current` or `previous` are accepted
+    let keys = rotating_secrets(key.expose());
+    let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+    let claims = match token::verify_any(&keys, raw, &digest, svc.now()) {
         Ok(c) => c,
         Err(TokenError::Malformed) => return Err(LinkError::Malformed),
         Err(TokenError::BadSignature) => {

@@ -69,11 +69,13 @@ fn diff_into(path: &str, before: &Value, after: &Value, out: &mut Vec<FieldChang
     }
 }
 
-/// Create or update a pipeline; answers what changed.
-#[instrument(skip_all, fields(pipeline = %definition.name))]
+/// Create or update a pipeline as `actor`; answers what changed. An update keeps the version it
+/// replaces ([`show_pipeline`] lists them).
+#[instrument(skip_all, fields(pipeline = %definition.name, %actor))]
 pub async fn apply_pipeline(
     svc: &Services,
     definition: PipelineDefinition,
+    actor: &str,
 ) -> Result<PipelineApplied, AppError> {
     definition.validate()?;
     if let Some(existing) = svc.store.get_pipeline(&definition.name).await? {
@@ -86,7 +88,10 @@ pub async fn apply_pipeline(
             });
         }
     }
-    let written = svc.store.put_pipeline(&definition, svc.now()).await?;
+    let written = svc
+        .store
+        .put_pipeline_by(&definition, svc.now(), actor)
+        .await?;
     let after = serde_json::to_value(&definition).unwrap_or(Value::Null);
     let (result, changes) = match &written.previous {
         None => ("created", vec![]),
@@ -101,6 +106,77 @@ pub async fn apply_pipeline(
         result,
         version: written.version,
         changes,
+    })
+}
+
+/// Versions `show_pipeline` lists at most (newest first).
+pub const PIPELINE_HISTORY_LIMIT: usize = 50;
+
+/// One version of a pipeline, as `show_pipeline --history` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PipelineVersion {
+    pub version: u64,
+    pub applied_at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
+    /// What this version changed, relative to the version before it (empty for the first
+    /// version, or when the version before it is no longer kept).
+    pub changes: Vec<FieldChange>,
+}
+
+/// What `show_pipeline` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineShown {
+    /// The current definition, its version and who applied it when.
+    pub pipeline: crate::ports::StoredPipeline,
+    /// With `history`: every kept version, newest first (the current one included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<PipelineVersion>>,
+}
+
+/// The current definition of a pipeline and, with `history`, its versions.
+#[instrument(skip(svc))]
+pub async fn show_pipeline(
+    svc: &Services,
+    name: &str,
+    history: bool,
+) -> Result<PipelineShown, AppError> {
+    let current = svc
+        .store
+        .get_pipeline(name)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("pipeline {name}")))?;
+    if !history {
+        return Ok(PipelineShown {
+            pipeline: current,
+            history: None,
+        });
+    }
+    let mut versions = vec![current.clone()];
+    versions.extend(
+        svc.store
+            .pipeline_history(name, PIPELINE_HISTORY_LIMIT - 1)
+            .await?,
+    );
+    let json = |p: &crate::ports::StoredPipeline| {
+        serde_json::to_value(&p.definition).unwrap_or(Value::Null)
+    };
+    let listed = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| PipelineVersion {
+            version: v.version,
+            applied_at: v.applied_at,
+            applied_by: v.applied_by.clone(),
+            changes: match versions.get(i + 1) {
+                Some(older) if older.version + 1 == v.version => diff(&json(older), &json(v)),
+                _ => vec![],
+            },
+        })
+        .collect();
+    Ok(PipelineShown {
+        pipeline: current,
+        history: Some(listed),
     })
 }
 

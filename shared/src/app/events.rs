@@ -1,10 +1,10 @@
 //! AWS events: CodeBuild build state changes and ECS deployment state changes.
 
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use super::{approvals, AppError, Applied, Services, SYSTEM_ACTOR};
 use crate::domain::aws_events::{
-    BuildStateChange, BuildStatus, DeploymentEventName, DeploymentStateChange,
+    full_commit_sha, BuildStateChange, BuildStatus, DeploymentEventName, DeploymentStateChange,
 };
 use crate::domain::token::new_nonce;
 use crate::domain::{ApprovalGrant, Event, Execution, ImageRef, Status};
@@ -86,7 +86,14 @@ pub async fn on_build_state(
             .await?
         }
         BuildStatus::Succeeded => {
-            let event = resolve_image(svc, &exec).await?;
+            let event = match resolve_image(svc, &exec, change).await? {
+                Event::BuildSucceeded { image, note, .. } => Event::BuildSucceeded {
+                    image,
+                    note,
+                    resolved_sha: resolved_commit(svc, &exec, change).await,
+                },
+                failed => failed,
+            };
             svc.apply(&id, SYSTEM_ACTOR, move |_| event.clone()).await?
         }
         BuildStatus::Failed | BuildStatus::Stopped | BuildStatus::Fault | BuildStatus::TimedOut => {
@@ -105,11 +112,55 @@ pub async fn on_build_state(
     Ok(EventOutcome::from_applied(applied))
 }
 
-/// Find the digest the build pushed under the execution's tag.
-async fn resolve_image(svc: &Services, exec: &Execution) -> Result<Event, AppError> {
+/// The variable a buildspec exports with the digest of the image it pushed.
+pub const IMAGE_DIGEST_VARIABLE: &str = "IMAGE_DIGEST";
+
+/// For an execution that does not know its full commit SHA yet (a release of a branch head, or
+/// of an abbreviated SHA): the SHA the build checked out, from the event, else from CodeBuild
+/// (`resolvedSourceVersion`). Best effort: without it the execution goes on as before.
+async fn resolved_commit(
+    svc: &Services,
+    exec: &Execution,
+    change: &BuildStateChange,
+) -> Option<String> {
+    if full_commit_sha(&exec.commit.sha).is_some() {
+        return None;
+    }
+    let resolved = match &change.resolved_commit {
+        Some(sha) => Some(sha.clone()),
+        None => match svc.builds.get_build(&change.build_id).await {
+            Ok(o) => o
+                .resolved_source_version
+                .as_deref()
+                .and_then(full_commit_sha),
+            Err(e) => {
+                warn!(execution_id = %exec.id, error = %e, "could not learn the commit the build resolved");
+                None
+            }
+        },
+    }?;
+    // an abbreviated SHA the operator gave must be a prefix of what was built
+    let given = exec.commit.sha.to_ascii_lowercase();
+    if !resolved.starts_with(&given) {
+        warn!(execution_id = %exec.id, %resolved, "the build resolved a commit that does not match the requested one; not recorded");
+        return None;
+    }
+    Some(resolved)
+}
+
+/// The image the build produced: the digest it exported (`IMAGE_DIGEST`), which must exist in
+/// the repository, else the digest the execution's tag points at.
+async fn resolve_image(
+    svc: &Services,
+    exec: &Execution,
+    change: &BuildStateChange,
+) -> Result<Event, AppError> {
     let pipeline = svc.pipeline(&exec.pipeline).await?;
     let tag = exec.image_tag();
     let repo = pipeline.image.repository_name();
+    if let Some(exported) = change.exported(IMAGE_DIGEST_VARIABLE) {
+        return exported_image(svc, &pipeline.image.repository, repo, tag, exported).await;
+    }
     match svc.registry.find_image(repo, &tag).await {
         Ok(Some(image)) => Ok(Event::BuildSucceeded {
             image: ImageRef {
@@ -117,6 +168,8 @@ async fn resolve_image(svc: &Services, exec: &Execution) -> Result<Event, AppErr
                 tag,
                 digest: image.digest,
             },
+            resolved_sha: None,
+            note: None,
         }),
         Ok(None) | Err(ServiceError::NotFound(_)) => Ok(Event::BuildFailed {
             status: "SUCCEEDED".into(),
@@ -135,6 +188,70 @@ async fn resolve_image(svc: &Services, exec: &Execution) -> Result<Event, AppErr
             link: None,
         }),
     }
+}
+
+/// The digest the build exported, cross-checked with the registry.
+async fn exported_image(
+    svc: &Services,
+    repository_uri: &str,
+    repo: &str,
+    tag: String,
+    exported: &str,
+) -> Result<Event, AppError> {
+    let failed = |reason: String| Event::BuildFailed {
+        status: "SUCCEEDED".into(),
+        phase: None,
+        reason,
+        link: None,
+    };
+    if !is_image_digest(exported) {
+        return Ok(failed(format!(
+            "the build exported {IMAGE_DIGEST_VARIABLE}={exported:?}, which is not an image digest (sha256: and 64 hex digits)"
+        )));
+    }
+    let image = match svc.registry.find_digest(repo, exported).await {
+        Ok(Some(image)) => image,
+        Ok(None) | Err(ServiceError::NotFound(_)) => {
+            return Ok(failed(format!(
+                "the build exported {IMAGE_DIGEST_VARIABLE}={exported} but repository {repo} has no image with that digest (was it pushed to another repository, or deleted?)"
+            )))
+        }
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => return Ok(failed(format!("could not check the exported image digest: {e}"))),
+    };
+    let note = if image.tags.contains(&tag) {
+        None
+    } else {
+        // the tag was pushed again (or removed) after the build: the build's own digest wins
+        let now = match svc.registry.find_image(repo, &tag).await {
+            Ok(Some(other)) => format!("now points at {}", other.digest),
+            Ok(None) | Err(ServiceError::NotFound(_)) => "is not in the repository".to_string(),
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => format!("could not be looked up ({e})"),
+        };
+        Some(format!(
+            "tag {tag} {now}; deploying {} the build exported",
+            image.digest
+        ))
+    };
+    Ok(Event::BuildSucceeded {
+        image: ImageRef {
+            repository_uri: repository_uri.to_string(),
+            tag,
+            digest: image.digest,
+        },
+        resolved_sha: None,
+        note,
+    })
+}
+
+/// `sha256:` and 64 lowercase hex digits.
+fn is_image_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
 }
 
 /// ECS "Deployment State Change".

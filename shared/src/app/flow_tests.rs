@@ -599,17 +599,19 @@ async fn release_builds_a_commit_or_the_branch_head() {
 async fn apply_pipeline_reports_changes() {
     let w = FakeWorld::new();
     let p = FakeWorld::pipeline();
-    let r = control::apply_pipeline(&w.services, p.clone())
+    let r = control::apply_pipeline(&w.services, p.clone(), "ops")
         .await
         .unwrap();
     assert_eq!((r.result, r.version), ("created", 1));
-    let r = control::apply_pipeline(&w.services, p.clone())
+    let r = control::apply_pipeline(&w.services, p.clone(), "ops")
         .await
         .unwrap();
     assert_eq!(r.result, "unchanged");
     let mut p2 = p.clone();
     p2.test.service = "hello-test-2".into();
-    let r = control::apply_pipeline(&w.services, p2).await.unwrap();
+    let r = control::apply_pipeline(&w.services, p2, "ops")
+        .await
+        .unwrap();
     assert_eq!((r.result, r.version), ("updated", 2));
     assert_eq!(r.changes.len(), 1);
     assert_eq!(r.changes[0].path, "test.service");
@@ -639,6 +641,8 @@ async fn lost_worker_is_resumed_by_a_redelivered_event() {
                     tag: e.image_tag(),
                     digest: "sha256:feed".into(),
                 },
+                resolved_sha: None,
+                note: None,
             },
             w.clock.now(),
             "x",

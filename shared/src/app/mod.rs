@@ -14,6 +14,10 @@ pub mod sources;
 pub mod sweeper;
 
 #[cfg(test)]
+mod approval_key_tests;
+#[cfg(test)]
+mod build_output_tests;
+#[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
 mod release_tests;

@@ -127,20 +127,7 @@ pub enum WebhookError {
 
 /// The secret may be a plain string, or JSON `{"current": "...", "previous": "..."}` while a
 /// rotation is under way (both are accepted).
-pub fn webhook_secrets(raw: &str) -> Vec<String> {
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(raw) {
-        let secrets: Vec<String> = ["current", "previous"]
-            .iter()
-            .filter_map(|k| map.get(*k).and_then(|v| v.as_str()))
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        if !secrets.is_empty() {
-            return secrets;
-        }
-    }
-    vec![raw.to_string()]
-}
+pub use crate::ports::rotating_secrets as webhook_secrets;
 
 /// Handle one GitHub delivery: verify, decode, match pipelines, start executions.
 #[instrument(skip_all, fields(delivery = req.delivery.unwrap_or("-"), event = req.event.unwrap_or("-")))]

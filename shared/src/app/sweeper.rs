@@ -178,6 +178,11 @@ async fn reconcile_builds(
             current_phase: observed.phase,
             reason: observed.reason,
             logs_link: observed.logs_link,
+            resolved_commit: observed
+                .resolved_source_version
+                .as_deref()
+                .and_then(crate::domain::aws_events::full_commit_sha),
+            exported_variables: observed.exported_variables,
         };
         match on_build_state(svc, &change).await {
             Ok(EventOutcome::Applied(e)) => {

@@ -56,6 +56,8 @@ pub(crate) fn build_event(exec: &Execution, status: BuildStatus) -> BuildStateCh
         current_phase: Some("BUILD".into()),
         reason: (status == BuildStatus::Failed).then(|| "COMMAND_EXECUTION_ERROR: exit 1".into()),
         logs_link: Some("https://logs.example/x".into()),
+        resolved_commit: None,
+        exported_variables: Vec::new(),
     }
 }
 

@@ -111,6 +111,34 @@ pub struct BuildStateChange {
     /// Failure reason from the failing phase's context, if any.
     pub reason: Option<String>,
     pub logs_link: Option<String>,
+    /// The commit SHA the build checked out, when the event names one (`resolved-source-version`,
+    /// else `source-version` if that is a full SHA); lowercase, 40 hex digits.
+    pub resolved_commit: Option<String>,
+    /// `additional-information.exported-environment-variables` (`env: exported-variables:` of
+    /// the buildspec), in order.
+    pub exported_variables: Vec<(String, String)>,
+}
+
+impl BuildStateChange {
+    /// The value of an exported variable, if the build exported it with a non-empty value.
+    pub fn exported(&self, name: &str) -> Option<&str> {
+        exported(&self.exported_variables, name)
+    }
+}
+
+/// The value of `name` among exported variables, if present and not empty.
+pub fn exported<'a>(variables: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    variables
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// `s` as a full commit SHA (40 hex digits, lowercased), if it is one.
+pub fn full_commit_sha(s: &str) -> Option<String> {
+    let s = s.trim();
+    (s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
 }
 
 #[derive(Deserialize)]
@@ -135,6 +163,19 @@ struct RawBuildInfo {
     logs: Option<RawLogs>,
     #[serde(default)]
     phases: Vec<RawPhase>,
+    #[serde(rename = "source-version", default)]
+    source_version: Option<String>,
+    #[serde(rename = "resolved-source-version", default)]
+    resolved_source_version: Option<String>,
+    #[serde(rename = "exported-environment-variables", default)]
+    exported_environment_variables: Vec<RawVariable>,
+}
+
+#[derive(Deserialize)]
+struct RawVariable {
+    name: String,
+    #[serde(default)]
+    value: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +234,21 @@ pub fn decode_build_state(value: &Value) -> Result<BuildStateChange, EventDecode
     let current_phase = failing_phase
         .and_then(|p| p.phase_type.clone())
         .or(raw.current_phase);
+    let resolved_commit = info.as_ref().and_then(|i| {
+        i.resolved_source_version
+            .as_deref()
+            .and_then(full_commit_sha)
+            .or_else(|| i.source_version.as_deref().and_then(full_commit_sha))
+    });
+    let exported_variables = info
+        .as_ref()
+        .map(|i| {
+            i.exported_environment_variables
+                .iter()
+                .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(BuildStateChange {
         event_id: env.id,
         build_id: build_id_from_arn(&raw.build_id).to_string(),
@@ -201,6 +257,8 @@ pub fn decode_build_state(value: &Value) -> Result<BuildStateChange, EventDecode
         current_phase,
         reason,
         logs_link: info.and_then(|i| i.logs).and_then(|l| l.deep_link),
+        resolved_commit,
+        exported_variables,
     })
 }
 
@@ -378,6 +436,45 @@ mod tests {
         );
         assert_eq!(ok.project, "hello-build");
         assert!(ok.logs_link.is_some());
+        // a build of a commit reports it as its source version
+        assert_eq!(
+            ok.resolved_commit.as_deref(),
+            Some("9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a")
+        );
+        assert_eq!(
+            ok.exported("IMAGE_DIGEST"),
+            Some("sha256:188a33d7e0ee4c4a7b1d6f1b2b7b0c2d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b")
+        );
+        assert_eq!(ok.exported("IMAGE_TAG"), None, "passed in, not exported");
+
+        // a build of a branch head: the branch is no commit
+        let head = decode_build_state(&load(include_str!(
+            "../../../events/codebuild/succeeded-branch-head.json"
+        )))
+        .unwrap();
+        assert_eq!(head.resolved_commit, None);
+        assert!(head.exported("IMAGE_DIGEST").is_some());
+        let mut v = load(include_str!(
+            "../../../events/codebuild/succeeded-branch-head.json"
+        ));
+        v["detail"]["additional-information"]["resolved-source-version"] =
+            "9F2C7A1E4B6D8F0A2C4E6B8D0F1A3C5E7B9D1F3A".into();
+        assert_eq!(
+            decode_build_state(&v).unwrap().resolved_commit.as_deref(),
+            Some("9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a")
+        );
+        v["detail"]["additional-information"]["exported-environment-variables"] = serde_json::json!([{"name": "IMAGE_DIGEST", "value": null}, {"name": "X", "value": " "}]);
+        let blank = decode_build_state(&v).unwrap();
+        assert_eq!(
+            (blank.exported("IMAGE_DIGEST"), blank.exported("X")),
+            (None, None)
+        );
+        v["detail"]["additional-information"]["exported-environment-variables"] =
+            serde_json::json!([{"value": "x"}]);
+        assert!(matches!(
+            decode_build_state(&v),
+            Err(EventDecodeError::Detail { path, .. }) if path.starts_with("additional-information.exported-environment-variables")
+        ));
 
         let failed =
             decode_build_state(&load(include_str!("../../../events/codebuild/failed.json")))

@@ -542,8 +542,13 @@ pub enum Event {
     BuildStartFailed { reason: String },
     /// CodeBuild reported progress (history only).
     BuildProgress { phase: String },
-    /// The build succeeded and pushed this image.
-    BuildSucceeded { image: ImageRef },
+    /// The build succeeded and pushed this image. `resolved_sha`: the commit a build of a branch
+    /// head (or of an abbreviated SHA) checked out; `note`: a fact for the history line.
+    BuildSucceeded {
+        image: ImageRef,
+        resolved_sha: Option<String>,
+        note: Option<String>,
+    },
     /// The build failed, stopped, faulted or timed out.
     BuildFailed {
         status: String,
@@ -743,8 +748,36 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             }
             (S::Building, cause, vec![])
         }
-        (S::Building, Event::BuildSucceeded { image }) => {
-            let cause = format!("build succeeded: {}", image.pinned());
+        (
+            S::Building,
+            Event::BuildSucceeded {
+                image,
+                resolved_sha,
+                note,
+            },
+        ) => {
+            if let Some(sha) = resolved_sha.filter(|s| {
+                s.len() == 40
+                    && s.chars().all(|c| c.is_ascii_hexdigit())
+                    && s.starts_with(&exec.commit.sha.to_ascii_lowercase())
+                    && *s != exec.commit.sha
+            }) {
+                next.history.push(HistoryEntry {
+                    at: change.at,
+                    from: Some(S::Building),
+                    to: S::Building,
+                    cause: match exec.commit.sha.as_str() {
+                        "" => format!("{} resolved to commit {sha}", exec.commit.reference),
+                        given => format!("commit {given} resolved to {sha}"),
+                    },
+                    actor: change.actor.clone(),
+                });
+                next.commit.sha = sha;
+            }
+            let mut cause = format!("build succeeded: {}", image.pinned());
+            if let Some(note) = note {
+                cause = format!("{cause} ({note})");
+            }
             next.image = Some(image);
             (S::Built, cause, vec![Effect::DeployTest])
         }
@@ -1145,7 +1178,15 @@ mod tests {
             },
         )
         .0;
-        let built = step(&building, Event::BuildSucceeded { image: image() }).0;
+        let built = step(
+            &building,
+            Event::BuildSucceeded {
+                image: image(),
+                resolved_sha: None,
+                note: None,
+            },
+        )
+        .0;
         let deploying_test = step(
             &built,
             Event::DeployStarted {
@@ -1296,7 +1337,14 @@ mod tests {
         assert_eq!((e.status, fx.len()), (Status::Building, 0));
         assert_eq!(e.history.last().unwrap().cause, "build phase BUILD");
 
-        let (e, fx) = step(&e, Event::BuildSucceeded { image: image() });
+        let (e, fx) = step(
+            &e,
+            Event::BuildSucceeded {
+                image: image(),
+                resolved_sha: None,
+                note: None,
+            },
+        );
         assert_eq!((e.status, fx), (Status::Built, vec![Effect::DeployTest]));
 
         let (e, fx) = step(
@@ -1658,7 +1706,14 @@ mod tests {
         );
         // second SUCCEEDED after the first moved on
         assert!(matches!(
-            apply(&at(Status::Built), Event::BuildSucceeded { image: image() }),
+            apply(
+                &at(Status::Built),
+                Event::BuildSucceeded {
+                    image: image(),
+                    resolved_sha: None,
+                    note: None
+                }
+            ),
             Err(DomainError::IllegalTransition {
                 status: Status::Built,
                 ..
@@ -1720,7 +1775,11 @@ mod tests {
                 },
                 "BuildStartFailed" => Event::BuildStartFailed { reason: "x".into() },
                 "BuildProgress" => Event::BuildProgress { phase: "X".into() },
-                "BuildSucceeded" => Event::BuildSucceeded { image: image() },
+                "BuildSucceeded" => Event::BuildSucceeded {
+                    image: image(),
+                    resolved_sha: None,
+                    note: None,
+                },
                 "BuildFailed" => Event::BuildFailed {
                     status: "FAILED".into(),
                     phase: None,

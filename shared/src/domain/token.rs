@@ -114,12 +114,29 @@ pub fn verify(
     digest: &str,
     now: DateTime<Utc>,
 ) -> Result<TokenClaims, TokenError> {
+    verify_any(&[key], token, digest, now)
+}
+
+/// Verify a token signed with any of `keys` (during a key rotation: the current and the previous
+/// key), at time `now`. Every key is tried, each in constant time; no key → a bad signature.
+pub fn verify_any(
+    keys: &[&[u8]],
+    token: &str,
+    digest: &str,
+    now: DateTime<Utc>,
+) -> Result<TokenClaims, TokenError> {
     let (claims, payload, given) = decode_parts(token)?;
-    let mut m = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
-    m.update(&mac_input(payload.as_bytes(), digest));
-    // verify_slice compares in constant time
-    m.verify_slice(&given)
-        .map_err(|_| TokenError::BadSignature)?;
+    let input = mac_input(payload.as_bytes(), digest);
+    let mut valid = false;
+    for key in keys {
+        let mut m = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
+        m.update(&input);
+        // verify_slice compares in constant time
+        valid |= m.verify_slice(&given).is_ok();
+    }
+    if !valid {
+        return Err(TokenError::BadSignature);
+    }
     if now >= claims.expires_at {
         return Err(TokenError::Expired(claims.expires_at));
     }
@@ -195,6 +212,28 @@ mod tests {
         assert_eq!(
             verify(b"key", &token, "sha256:abc", claims().expires_at),
             Err(TokenError::Expired(claims().expires_at))
+        );
+    }
+
+    #[test]
+    fn either_key_of_a_rotation_verifies() {
+        let old = sign(b"previous", &claims(), "sha256:abc");
+        let new = sign(b"current", &claims(), "sha256:abc");
+        let keys: [&[u8]; 2] = [b"current", b"previous"];
+        assert_eq!(verify_any(&keys, &old, "sha256:abc", now()), Ok(claims()));
+        assert_eq!(verify_any(&keys, &new, "sha256:abc", now()), Ok(claims()));
+        let other = sign(b"other", &claims(), "sha256:abc");
+        assert_eq!(
+            verify_any(&keys, &other, "sha256:abc", now()),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify_any(&[], &new, "sha256:abc", now()),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify_any(&keys, &old, "sha256:abd", now()),
+            Err(TokenError::BadSignature)
         );
     }
 
