@@ -92,7 +92,8 @@ async fn status_show_approve_and_errors() {
     assert_eq!(rb["execution"]["trigger"]["restores"], id.as_str(), "{rb}");
     let rb_id = rb["execution"]["id"].as_str().unwrap().to_string();
     sb.wait_for(&rb_id, "SUCCEEDED").await;
-    assert_eq!(sb.show(&second).await["status"], "ROLLED_BACK");
+    // marked by the rollback's completion (an effect after its SUCCEEDED is stored)
+    sb.wait_for(&second, "ROLLED_BACK").await;
     let out = shipgate(&sb)
         .args(["status", "demo", "--history"])
         .output()

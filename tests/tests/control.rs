@@ -134,14 +134,6 @@ async fn every_command_against_moto() {
         prod_image.ends_with(&format!("@{d1}")),
         "prod runs {prod_image}, expected {d1}"
     );
-    assert_eq!(
-        w.services
-            .execution(&v2.parse().unwrap())
-            .await
-            .unwrap()
-            .status,
-        Status::RolledBack
-    );
     let rb_dep = rb["execution"]["prod"]["deployment_id"]
         .as_str()
         .unwrap()
@@ -152,6 +144,15 @@ async fn every_command_against_moto() {
     )
     .await
     .unwrap();
+    // the release moved away from is marked once the rollback completed
+    assert_eq!(
+        w.services
+            .execution(&v2.parse().unwrap())
+            .await
+            .unwrap()
+            .status,
+        Status::RolledBack
+    );
     let status = control(&w, json!({"command": "status", "pipeline": "demo"})).await;
     assert_eq!(
         status["pipelines"][0]["prod"]["current"]["image"]["digest"],

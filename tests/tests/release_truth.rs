@@ -126,9 +126,9 @@ async fn rollback_after_a_failed_prod_deploy_restores_the_last_good_release_then
         .service_image(&sb.prod_cluster, &sb.prod_service)
         .await
         .ends_with(&db));
+    complete(&w, &rb1).await;
     assert_eq!(status_of(&w, &c).await, "ROLLED_BACK");
     assert_eq!(status_of(&w, &b).await, "SUCCEEDED");
-    complete(&w, &rb1).await;
     demo_invariant(&w).await;
 
     // rolling back again walks back to A, and B is now the one rolled back
@@ -138,8 +138,8 @@ async fn rollback_after_a_failed_prod_deploy_restores_the_last_good_release_then
         .service_image(&sb.prod_cluster, &sb.prod_service)
         .await
         .ends_with(&da));
-    assert_eq!(status_of(&w, &b).await, "ROLLED_BACK");
     complete(&w, &rb2).await;
+    assert_eq!(status_of(&w, &b).await, "ROLLED_BACK");
     demo_invariant(&w).await;
 
     // nothing older: a clear conflict and nothing changes

@@ -333,6 +333,7 @@ async fn links_revisions_and_pipelines() {
         task_definition: format!("td:{d}"),
         started_at: Some(Utc::now() + Duration::seconds(started)),
         deployed_at: Utc::now(),
+        withdrawn: false,
     };
     let other = ExecutionId::generate(Utc::now() + Duration::seconds(1));
     let mut history = EnvironmentRevisions::default();

@@ -67,12 +67,17 @@ impl EcsDeployer {
         task_definition: &str,
         previous: Option<String>,
     ) -> Result<StartedDeployment, ServiceError> {
+        // pointing a service at the revision it already runs (a rollback to the release ECS's
+        // circuit breaker put back) starts no deployment unless forced, and then no event
+        // would ever report it
+        let unchanged = previous.as_deref() == Some(task_definition);
         let out = self
             .client
             .update_service()
             .cluster(&target.cluster)
             .service(&target.service)
             .task_definition(task_definition)
+            .set_force_new_deployment(unchanged.then_some(true))
             .send()
             .await
             .map_err(|e| classify(&e))?;

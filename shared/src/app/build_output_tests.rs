@@ -70,7 +70,17 @@ async fn branch_head_release_learns_the_commit_from_codebuild() {
         .unwrap();
     assert_eq!(view.execution.commit.sha, sha(42));
     let status = control::status(&w.services, Some("hello")).await.unwrap();
-    assert_eq!(status[0].test.as_ref().unwrap().current().unwrap().commit.sha, sha(42));
+    assert_eq!(
+        status[0]
+            .test
+            .as_ref()
+            .unwrap()
+            .current()
+            .unwrap()
+            .commit
+            .sha,
+        sha(42)
+    );
 }
 
 #[tokio::test]

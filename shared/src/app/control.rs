@@ -217,16 +217,8 @@ pub async fn status(
         out.push(PipelineStatus {
             pipeline: def.name.clone(),
             source: def.source.describe(),
-            test: svc
-                .store
-                .get_revisions(&def.name, Environment::Test)
-                .await?
-                .map(|v| v.value),
-            prod: svc
-                .store
-                .get_revisions(&def.name, Environment::Prod)
-                .await?
-                .map(|v| v.value),
+            test: super::releases::shown(svc, &def.name, Environment::Test).await?,
+            prod: super::releases::shown(svc, &def.name, Environment::Prod).await?,
             in_flight: recent
                 .iter()
                 .filter(|e| e.status.is_active())

@@ -536,8 +536,8 @@ async fn rollback_restores_the_previous_digest() {
         w.deployer.image_of(&p.prod).unwrap().ends_with(&d1),
         "prod is back on the previous digest"
     );
-    assert_eq!(exec(&w, &v2).await.status, Status::RolledBack);
-    assert_eq!(w.notifier.count("ROLLED_BACK"), 1);
+    // the release moved away from is marked once the rollback completed
+    assert_eq!(exec(&w, &v2).await.status, Status::Succeeded);
     let dep = rb.prod.as_ref().unwrap().deployment_id.clone();
     on_deployment_state(
         &w.services,
@@ -547,6 +547,8 @@ async fn rollback_restores_the_previous_digest() {
     .unwrap();
     let rb = exec(&w, &rb.id).await;
     assert_eq!(rb.status, Status::Succeeded);
+    assert_eq!(exec(&w, &v2).await.status, Status::RolledBack);
+    assert_eq!(w.notifier.count("ROLLED_BACK"), 1);
     let rev = w
         .store
         .get_revisions("hello", Environment::Prod)

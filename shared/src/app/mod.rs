@@ -205,7 +205,10 @@ impl Capabilities {
             Effect::DeployProd => self.deploy_prod,
             Effect::RequestApproval => self.request_approval,
             Effect::Notify => self.notify,
-            Effect::SupersedeOlder | Effect::RecordRevision(_) => true,
+            Effect::SupersedeOlder
+            | Effect::RecordRevision(_)
+            | Effect::RecordFailure(_)
+            | Effect::MarkRolledBack => true,
         }
     }
 }
@@ -413,6 +416,14 @@ impl Services {
                 releases::record_revision(self, exec, *env).await?;
                 Ok(None)
             }
+            Effect::RecordFailure(env) => {
+                releases::record_failure(self, exec, *env).await?;
+                Ok(None)
+            }
+            Effect::MarkRolledBack => {
+                releases::mark_rolled_back(self, exec, pipeline).await?;
+                Ok(None)
+            }
             Effect::Notify => {
                 notices::notify_status(self, exec, pipeline).await;
                 Ok(None)
@@ -465,6 +476,12 @@ impl Services {
                 exec.id
             )));
         };
+        if env == Environment::Prod {
+            // an approval of a newer release, or a rollback, may have come in between
+            if let Some(by) = releases::gives_way_to(self, exec).await? {
+                return self.follow_up(exec, Event::Superseded { by }).await;
+            }
+        }
         let target = pipeline.target(env);
         // a rollback points the service back at the revision it restores; everything else
         // registers a revision of the current one with the pinned image

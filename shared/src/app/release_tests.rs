@@ -116,10 +116,15 @@ async fn fail_then_rollback_then_rollback_again_walks_back_one_release_at_a_time
     assert_eq!(restores(&rb1), b);
     assert_eq!(rb1.image.as_ref().unwrap().digest, digest(2));
     assert_eq!(rb1.status, Status::DeployingProd);
+    assert_eq!(
+        exec(&w, &c).await.status,
+        Status::ProdFailed,
+        "marked once it completed"
+    );
+    complete(&w, &rb1.prod.as_ref().unwrap().deployment_id).await;
     assert_eq!(exec(&w, &c).await.status, Status::RolledBack);
     assert_eq!(exec(&w, &b).await.status, Status::Succeeded, "B stays good");
     assert_eq!(exec(&w, &a).await.status, Status::Succeeded);
-    complete(&w, &rb1.prod.as_ref().unwrap().deployment_id).await;
     assert_eq!(exec(&w, &rb1.id).await.status, Status::Succeeded);
     assert_status_matches_ecs(&w, &p).await;
     let h = revisions(&w, "hello", Environment::Prod).await;
@@ -135,8 +140,8 @@ async fn fail_then_rollback_then_rollback_again_walks_back_one_release_at_a_time
         .await
         .unwrap();
     assert_eq!(restores(&rb2), a);
-    assert_eq!(exec(&w, &b).await.status, Status::RolledBack);
     complete(&w, &rb2.prod.as_ref().unwrap().deployment_id).await;
+    assert_eq!(exec(&w, &b).await.status, Status::RolledBack);
     assert!(w.deployer.image_of(&p.prod).unwrap().ends_with(&digest(1)));
     assert_status_matches_ecs(&w, &p).await;
 
@@ -161,9 +166,9 @@ async fn rollback_after_success_restores_the_one_before_and_marks_only_it() {
         .await
         .unwrap();
     assert_eq!(restores(&rb), a);
+    complete(&w, &rb.prod.as_ref().unwrap().deployment_id).await;
     assert_eq!(exec(&w, &b).await.status, Status::RolledBack);
     assert_eq!(exec(&w, &a).await.status, Status::Succeeded);
-    complete(&w, &rb.prod.as_ref().unwrap().deployment_id).await;
     assert_status_matches_ecs(&w, &p).await;
     // a new push after the rollback goes forward as usual
     let d = succeed(&w, 4).await;
@@ -175,6 +180,14 @@ async fn rollback_after_success_restores_the_one_before_and_marks_only_it() {
             .execution_id,
         d
     );
+    assert_status_matches_ecs(&w, &p).await;
+    // rolling back again does not bring back B, the release rolled back as bad: it goes to
+    // what ran before D (A), and B stays withdrawn
+    let rb2 = control::rollback(&w.services, "hello", Environment::Prod, None, "ops")
+        .await
+        .unwrap();
+    assert_eq!(restores(&rb2), a);
+    complete(&w, &rb2.prod.as_ref().unwrap().deployment_id).await;
     assert_status_matches_ecs(&w, &p).await;
 }
 
@@ -191,8 +204,8 @@ async fn rollback_to_names_a_release_that_ran_there() {
         .await
         .unwrap();
     assert_eq!(restores(&rb), a);
-    assert_eq!(exec(&w, &c).await.status, Status::RolledBack);
     complete(&w, &rb.prod.as_ref().unwrap().deployment_id).await;
+    assert_eq!(exec(&w, &c).await.status, Status::RolledBack);
     assert_status_matches_ecs(&w, &p).await;
     // by execution id, forward again to C
     let rb2 = control::rollback(
@@ -296,6 +309,7 @@ async fn a_rollback_that_died_before_deploying_does_not_block_the_next() {
         .await
         .unwrap();
     assert_eq!(rb.status, Status::DeployingProd);
+    complete(&w, &rb.prod.as_ref().unwrap().deployment_id).await;
     assert_eq!(exec(&w, &b.id).await.status, Status::RolledBack);
 }
 
@@ -373,8 +387,12 @@ async fn an_approval_that_would_move_production_back_is_refused() {
             panic!("{err}")
         };
         assert!(
-            why.contains(y.as_str()) && why.contains("rollback"),
+            why.contains(y.as_str()) && why.contains("push order"),
             "{why}"
+        );
+        assert!(
+            why.contains(&format!("shipgate release hello --commit {}", sha(1))),
+            "it never ran in production, so the advice is a new release: {why}"
         );
     }
     assert_eq!(exec(&w, &x).await, before, "nothing changed");
@@ -544,4 +562,159 @@ async fn pruning_deletes_nothing_when_it_cannot_see_what_runs() {
         r.errors
     );
     assert_eq!(w.registry.list_images_now(&repo).len(), 5);
+}
+
+// --- sequences from the adversarial review ------------------------------------------------
+
+/// Fail a deployment as the circuit breaker does (the service goes back to what it ran).
+async fn circuit_breaker_fails(w: &FakeWorld, prod: &crate::domain::DeploymentRecord) {
+    let p = FakeWorld::pipeline();
+    w.deployer
+        .deploy_task_definition(&p.prod, prod.previous_task_definition.as_deref().unwrap())
+        .await
+        .unwrap();
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&prod.deployment_id, DeploymentEventName::Failed),
+    )
+    .await
+    .unwrap();
+}
+
+async fn failed_rollback(w: &FakeWorld) -> crate::domain::Execution {
+    let rb = control::rollback(&w.services, "hello", Environment::Prod, None, "ops")
+        .await
+        .unwrap();
+    circuit_breaker_fails(w, rb.prod.as_ref().unwrap()).await;
+    let rb = exec(w, &rb.id).await;
+    assert_eq!(rb.status, Status::ProdFailed);
+    rb
+}
+
+#[tokio::test]
+async fn a_failed_rollback_changes_no_status_and_its_advice_works() {
+    let w = FakeWorld::with_pipeline().await;
+    let p = FakeWorld::pipeline();
+    let a = succeed(&w, 1).await;
+    let b = succeed(&w, 2).await;
+    let rb = failed_rollback(&w).await;
+    assert_eq!(restores(&rb), a);
+    // ECS still runs B: B is not rolled back, no rollback shows as under way
+    assert_eq!(exec(&w, &b).await.status, Status::Succeeded);
+    assert_status_matches_ecs(&w, &p).await;
+    let st = control::status(&w.services, Some("hello")).await.unwrap();
+    assert!(st[0].prod.as_ref().unwrap().rollback.is_none());
+    // the notice's "try again" command is accepted and restores A
+    let body = w.notifier.sent().last().unwrap().1.body.clone();
+    assert!(
+        body.contains(&format!("shipgate rollback hello --env prod --to {a}")),
+        "{body}"
+    );
+    let again = control::rollback(
+        &w.services,
+        "hello",
+        Environment::Prod,
+        Some(a.as_str()),
+        "ops",
+    )
+    .await
+    .unwrap();
+    assert_eq!(restores(&again), a);
+    complete(&w, &again.prod.as_ref().unwrap().deployment_id).await;
+    assert_eq!(exec(&w, &b).await.status, Status::RolledBack);
+    assert_status_matches_ecs(&w, &p).await;
+}
+
+#[tokio::test]
+async fn rollback_after_a_failure_and_many_later_pushes_still_restores_the_last_good() {
+    let w = FakeWorld::with_pipeline().await;
+    let p = FakeWorld::pipeline();
+    succeed(&w, 1).await;
+    let b = succeed(&w, 2).await;
+    let c = awaiting(&w, 3).await;
+    let e = approvals::decide(&w.services, &c, Verdict::Approve, "ops", Channel::Cli, None)
+        .await
+        .unwrap();
+    circuit_breaker_fails(&w, e.prod.as_ref().unwrap()).await;
+    // more executions than any listing of recent ones looks at
+    for n in 0..110u8 {
+        push(&w, &sha(10 + n), &format!("later-{n}")).await;
+    }
+    let rb = control::rollback(&w.services, "hello", Environment::Prod, None, "ops")
+        .await
+        .unwrap();
+    assert_eq!(restores(&rb), b);
+    complete(&w, &rb.prod.as_ref().unwrap().deployment_id).await;
+    assert_eq!(exec(&w, &c).await.status, Status::RolledBack);
+    assert_eq!(exec(&w, &b).await.status, Status::Succeeded);
+    assert_status_matches_ecs(&w, &p).await;
+}
+
+#[tokio::test]
+async fn an_approval_whose_deployment_starts_after_a_newer_ones_gives_way() {
+    let w = queued_world().await;
+    let p = FakeWorld::pipeline();
+    let x = awaiting(&w, 1).await;
+    let y = awaiting(&w, 2).await;
+    // X is approved, but its function stops before deploying (as if slow or killed)
+    let slow = w.services.clone().with_capabilities(super::Capabilities {
+        deploy_prod: false,
+        ..super::Capabilities::ALL
+    });
+    approvals::decide(&slow, &x, Verdict::Approve, "ops", Channel::Cli, None)
+        .await
+        .unwrap();
+    // Y is approved and deploys
+    let ye = approvals::decide(&w.services, &y, Verdict::Approve, "ops", Channel::Cli, None)
+        .await
+        .unwrap();
+    // X's deployment is resumed later: it gives way instead of putting the older release on
+    let xe = exec(&w, &x).await;
+    assert_eq!(
+        (xe.status, xe.prod.is_none()),
+        (Status::DeployingProd, true)
+    );
+    let effects = crate::domain::pending_effects(&xe);
+    w.services
+        .perform(crate::domain::Transition {
+            execution: xe,
+            effects,
+        })
+        .await
+        .unwrap();
+    assert_eq!(exec(&w, &x).await.status, Status::Superseded);
+    complete(&w, &ye.prod.unwrap().deployment_id).await;
+    assert!(w.deployer.image_of(&p.prod).unwrap().ends_with(&digest(2)));
+    assert_status_matches_ecs(&w, &p).await;
+}
+
+#[tokio::test]
+async fn a_deployment_owed_during_a_rollback_does_not_override_it() {
+    let w = FakeWorld::with_pipeline().await;
+    let p = FakeWorld::pipeline();
+    succeed(&w, 1).await;
+    succeed(&w, 2).await;
+    let c = awaiting(&w, 3).await;
+    let slow = w.services.clone().with_capabilities(super::Capabilities {
+        deploy_prod: false,
+        ..super::Capabilities::ALL
+    });
+    approvals::decide(&slow, &c, Verdict::Approve, "ops", Channel::Cli, None)
+        .await
+        .unwrap();
+    let rb = control::rollback(&w.services, "hello", Environment::Prod, None, "ops")
+        .await
+        .unwrap();
+    let ce = exec(&w, &c).await;
+    let effects = crate::domain::pending_effects(&ce);
+    w.services
+        .perform(crate::domain::Transition {
+            execution: ce,
+            effects,
+        })
+        .await
+        .unwrap();
+    assert_eq!(exec(&w, &c).await.status, Status::Superseded);
+    complete(&w, &rb.prod.as_ref().unwrap().deployment_id).await;
+    assert_status_matches_ecs(&w, &p).await;
 }

@@ -7,17 +7,44 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, instrument, warn};
 
-use super::{AppError, Applied, Services, MAX_CONFLICT_RETRIES, RESUME_AFTER};
+use super::{notices, AppError, Services, MAX_CONFLICT_RETRIES, RESUME_AFTER};
 use crate::domain::{
-    pending_effects, DeployedRevision, Environment, EnvironmentRevisions, Event, Execution,
-    ExecutionId, RollbackClaim, Status, Transition, Trigger,
+    pending_effects, DeployedRevision, Effect, Environment, EnvironmentRevisions, Event, Execution,
+    ExecutionId, FailedDeployment, PipelineDefinition, RollbackClaim, Status, Transition, Trigger,
 };
 
-/// Executions looked at to find what an environment was last asked to run.
-const RECENT_EXECUTIONS: usize = 100;
+/// Executions in flight looked at per status; more and shipgate refuses to guess.
+const IN_FLIGHT_LIMIT: usize = 1_000;
 
-/// Record an execution's completed deployment to `env` in the environment's history.
-/// Idempotent: a repeated or late record changes nothing (see [`EnvironmentRevisions::record`]).
+/// Read-decide-write the environment's record with a conditional put; `change` answers whether
+/// it changed anything (nothing to write otherwise).
+async fn update(
+    svc: &Services,
+    pipeline: &str,
+    env: Environment,
+    change: impl Fn(&mut EnvironmentRevisions) -> bool,
+) -> Result<(), AppError> {
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let (mut revisions, version) = read(svc, pipeline, env).await?;
+        if !change(&mut revisions) {
+            return Ok(());
+        }
+        if svc
+            .store
+            .put_revisions(pipeline, env, &revisions, version)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(AppError::Conflict(format!(
+        "the revision record of {pipeline}/{env} kept changing; gave up after {MAX_CONFLICT_RETRIES} attempts"
+    )))
+}
+
+/// Record an execution's completed deployment to `env` in the environment's history (a
+/// rollback also withdraws the release it moved away from). Idempotent: a repeated or late
+/// record changes nothing (see [`EnvironmentRevisions::record`]).
 pub(crate) async fn record_revision(
     svc: &Services,
     exec: &Execution,
@@ -26,24 +53,74 @@ pub(crate) async fn record_revision(
     let Some(revision) = DeployedRevision::completed(exec, env, svc.now()) else {
         return Ok(());
     };
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let (mut revisions, version) = read(svc, &exec.pipeline, env).await?;
-        if !revisions.record(revision.clone()) {
-            return Ok(());
+    let replaces = exec.rollback_replaces().cloned();
+    update(svc, &exec.pipeline, env, |r| {
+        let recorded = r.record(revision.clone());
+        let withdrawn = replaces.as_ref().is_some_and(|o| r.withdraw(o));
+        recorded || withdrawn
+    })
+    .await?;
+    info!(execution_id = %exec.id, environment = %env, digest = %revision.image.digest, "revision recorded");
+    Ok(())
+}
+
+/// Remember that the environment was asked to run this execution's release and the deployment
+/// failed, so a rollback after it restores the last good release.
+pub(crate) async fn record_failure(
+    svc: &Services,
+    exec: &Execution,
+    env: Environment,
+) -> Result<(), AppError> {
+    let Some(deployment) = exec.deployment(env) else {
+        return Ok(());
+    };
+    let failure = FailedDeployment {
+        execution_id: exec.id.clone(),
+        origin: origin(exec),
+        started_at: deployment.started_at,
+        failed_at: svc.now(),
+    };
+    update(svc, &exec.pipeline, env, |r| {
+        r.record_failure(failure.clone())
+    })
+    .await
+}
+
+/// A completed rollback: the release it moved production away from becomes `ROLLED_BACK`
+/// (and its notice is sent).
+pub(crate) async fn mark_rolled_back(
+    svc: &Services,
+    exec: &Execution,
+    pipeline: &PipelineDefinition,
+) -> Result<(), AppError> {
+    let Some(from) = exec.rollback_replaces() else {
+        return Ok(());
+    };
+    let Some(replaced) = svc.store.get_execution(from).await? else {
+        return Ok(());
+    };
+    // stored without performing: its only effect is the notice, sent here (performing would
+    // nest this effect inside itself)
+    match svc
+        .follow_up(
+            &replaced,
+            Event::RolledBack {
+                by: exec.id.clone(),
+            },
+        )
+        .await?
+    {
+        Some(tr) => {
+            info!(execution_id = %from, by = %exec.id, "marked rolled back");
+            if tr.effects.contains(&Effect::Notify) {
+                notices::notify_status(svc, &tr.execution, pipeline).await;
+            }
         }
-        if svc
-            .store
-            .put_revisions(&exec.pipeline, env, &revisions, version)
-            .await?
-        {
-            info!(execution_id = %exec.id, environment = %env, digest = %revision.image.digest, "revision recorded");
-            return Ok(());
+        None => {
+            info!(execution_id = %from, "release not marked rolled back (its state does not allow it)")
         }
     }
-    Err(AppError::Conflict(format!(
-        "the revision record of {}/{env} kept changing; gave up after {MAX_CONFLICT_RETRIES} attempts",
-        exec.pipeline
-    )))
+    Ok(())
 }
 
 async fn read(
@@ -57,39 +134,6 @@ async fn read(
     })
 }
 
-/// The release an environment was last asked to run: the origin of the execution whose
-/// deployment there started last (failed, in flight, or approved and about to start), or what
-/// the history says runs when no recent execution deployed there.
-async fn last_requested(
-    svc: &Services,
-    pipeline: &str,
-    env: Environment,
-    revisions: &EnvironmentRevisions,
-) -> Result<Option<ExecutionId>, AppError> {
-    let mut best: Option<(DateTime<Utc>, ExecutionId)> = revisions
-        .current()
-        .map(|r| (r.started(), r.origin().clone()));
-    for e in svc
-        .store
-        .list_executions(pipeline, RECENT_EXECUTIONS)
-        .await?
-    {
-        let owes_deployment = match env {
-            Environment::Prod => e.status == Status::DeployingProd,
-            Environment::Test => e.status == Status::Built,
-        };
-        let asked_at = match e.deployment(env) {
-            Some(d) => d.started_at,
-            None if owes_deployment => e.updated_at,
-            None => continue,
-        };
-        if best.as_ref().is_none_or(|(at, _)| asked_at > *at) {
-            best = Some((asked_at, origin(&e)));
-        }
-    }
-    Ok(best.map(|(_, id)| id))
-}
-
 fn origin(e: &Execution) -> ExecutionId {
     match &e.trigger {
         Trigger::Rollback { restores, .. } => restores.clone(),
@@ -97,43 +141,163 @@ fn origin(e: &Execution) -> ExecutionId {
     }
 }
 
-/// Production moves forward in push order: an approval (or a retry) that would put an older
-/// release on production than the one it runs, or than one already on its way there, is refused.
-/// Going back deliberately is `rollback`.
-pub(crate) async fn check_push_order(svc: &Services, exec: &Execution) -> Result<(), AppError> {
+/// Executions of `pipeline` whose deployment to `env` is under way or owed (approved, or built,
+/// and about to start), with when it was asked for. Read from the index of active executions,
+/// so it does not grow with the pipeline's history.
+async fn in_flight(
+    svc: &Services,
+    pipeline: &str,
+    env: Environment,
+) -> Result<Vec<(Execution, DateTime<Utc>)>, AppError> {
+    let statuses: &[Status] = match env {
+        Environment::Prod => &[Status::DeployingProd],
+        Environment::Test => &[Status::Built, Status::DeployingTest],
+    };
+    let mut out = Vec::new();
+    for status in statuses {
+        let active = svc.store.list_by_status(*status, IN_FLIGHT_LIMIT).await?;
+        if active.len() >= IN_FLIGHT_LIMIT {
+            return Err(AppError::Conflict(format!(
+                "{IN_FLIGHT_LIMIT} or more executions are {status}; try again when fewer are in flight"
+            )));
+        }
+        for e in active.into_iter().filter(|e| e.pipeline == pipeline) {
+            let at = e
+                .deployment(env)
+                .map(|d| d.started_at)
+                .unwrap_or(e.updated_at);
+            out.push((e, at));
+        }
+    }
+    Ok(out)
+}
+
+/// The release an environment was last asked to run: the newest of what runs, the last failed
+/// deployment there, and the deployments under way or owed.
+async fn last_requested(
+    svc: &Services,
+    pipeline: &str,
+    env: Environment,
+    revisions: &EnvironmentRevisions,
+) -> Result<Option<ExecutionId>, AppError> {
+    let mut best = revisions.last_requested();
+    for (e, at) in in_flight(svc, pipeline, env).await? {
+        if best.as_ref().is_none_or(|(_, b)| at > *b) {
+            best = Some((origin(&e), at));
+        }
+    }
+    Ok(best.map(|(id, _)| id))
+}
+
+/// Why `exec` may not go to production now, if it may not: production moves forward in push
+/// order, so not while a rollback is under way, not behind a newer release that runs or is
+/// being deployed there. Going back deliberately is `rollback`.
+async fn prod_blocker(
+    svc: &Services,
+    exec: &Execution,
+) -> Result<Option<(ExecutionId, String)>, AppError> {
     if exec.trigger.is_rollback() {
-        return Ok(());
+        return Ok(None);
     }
     let (revisions, _) = read(svc, &exec.pipeline, Environment::Prod).await?;
-    if let Some(current) = revisions.current() {
-        if exec.id < *current.origin() {
-            return Err(AppError::Conflict(format!(
-                "production of {} runs commit {} (execution {}), a newer release than {} (commit {}); releases reach production in push order, so this one can no longer go there. To go back deliberately: shipgate rollback {} --env prod --to {}",
-                exec.pipeline,
-                current.commit.short_sha(),
-                current.origin(),
-                exec.id,
-                exec.commit.short_sha(),
-                exec.pipeline,
-                exec.id
+    if let Some(claim) = &revisions.rollback {
+        if under_way(svc, claim).await? {
+            return Ok(Some((
+                claim.execution_id.clone(),
+                format!(
+                    "a rollback of production is under way (execution {}); approve again once it finished",
+                    claim.execution_id
+                ),
             )));
         }
     }
-    let newer = svc
-        .store
-        .list_executions(&exec.pipeline, RECENT_EXECUTIONS)
+    let advice = if revisions.history.iter().any(|r| r.origin() == &exec.id) {
+        format!(
+            "to go back to it deliberately: shipgate rollback {} --env prod --to {}",
+            exec.pipeline, exec.id
+        )
+    } else {
+        format!(
+            "to ship that commit anyway, release it again (a new execution): shipgate release {} --commit {}",
+            exec.pipeline, exec.commit.sha
+        )
+    };
+    if let Some(current) = revisions.current() {
+        if exec.id < *current.origin() {
+            return Ok(Some((
+                current.origin().clone(),
+                format!(
+                    "production of {} runs commit {} (execution {}), a newer release than {} (commit {}); releases reach production in push order, so this one can no longer go there; {advice}",
+                    exec.pipeline,
+                    current.commit.short_sha(),
+                    current.origin(),
+                    exec.id,
+                    exec.commit.short_sha(),
+                ),
+            )));
+        }
+    }
+    let newer = in_flight(svc, &exec.pipeline, Environment::Prod)
         .await?
         .into_iter()
-        .find(|e| e.id > exec.id && e.status == Status::DeployingProd && !e.trigger.is_rollback());
-    if let Some(newer) = newer {
-        return Err(AppError::Conflict(format!(
-            "newer execution {} (commit {}) is being deployed to production; releases reach production in push order, so {} can no longer go there",
-            newer.id,
-            newer.commit.short_sha(),
-            exec.id
-        )));
+        .map(|(e, _)| e)
+        .filter(|e| e.id > exec.id && !e.trigger.is_rollback())
+        .max_by(|a, b| a.id.cmp(&b.id));
+    Ok(newer.map(|newer| {
+        (
+            newer.id.clone(),
+            format!(
+                "newer execution {} (commit {}) is being deployed to production; releases reach production in push order, so {} can no longer go there; {advice}",
+                newer.id,
+                newer.commit.short_sha(),
+                exec.id
+            ),
+        )
+    }))
+}
+
+/// Refuse an approval or retry that would move production out of push order.
+pub(crate) async fn check_push_order(svc: &Services, exec: &Execution) -> Result<(), AppError> {
+    match prod_blocker(svc, exec).await? {
+        Some((_, why)) => Err(AppError::Conflict(why)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Checked again right before a production deployment starts (an approval of another
+/// execution or a rollback may have come in between): the execution that must give way, and
+/// to whom.
+pub(crate) async fn gives_way_to(
+    svc: &Services,
+    exec: &Execution,
+) -> Result<Option<ExecutionId>, AppError> {
+    Ok(prod_blocker(svc, exec).await?.map(|(by, why)| {
+        warn!(execution_id = %exec.id, by = %by, %why, "production deployment not started");
+        by
+    }))
+}
+
+/// The environment's record as `status` shows it: a rollback claim only while that rollback
+/// is under way.
+pub(crate) async fn shown(
+    svc: &Services,
+    pipeline: &str,
+    env: Environment,
+) -> Result<Option<EnvironmentRevisions>, AppError> {
+    let Some(mut revisions) = svc
+        .store
+        .get_revisions(pipeline, env)
+        .await?
+        .map(|v| v.value)
+    else {
+        return Ok(None);
+    };
+    if let Some(claim) = &revisions.rollback {
+        if !under_way(svc, claim).await? {
+            revisions.rollback = None;
+        }
+    }
+    Ok(Some(revisions))
 }
 
 /// Is the rollback that claimed the environment still under way?
@@ -188,9 +352,10 @@ pub async fn rollback(
                 let found = revisions
                     .find(selector)
                     .map_err(|e| AppError::Invalid(format!("rollback --to {selector}: {e}")))?;
-                if found.origin() == &from {
+                let runs = revisions.current().map(|c| c.origin());
+                if found.origin() == &from && runs == Some(&from) {
                     return Err(AppError::Conflict(format!(
-                        "{env} of {pipeline} was last asked to run that release already (execution {from}); nothing to roll back"
+                        "{env} of {pipeline} runs that release already (execution {from}); nothing to roll back"
                     )));
                 }
                 found.clone()
@@ -214,35 +379,28 @@ pub async fn rollback(
             // another writer (a record or a concurrent rollback) got there first: re-decide
             continue;
         }
-        let exec = Execution::rollback(id, pipeline, env, &target, now, actor);
+        // the release moved away from: what was last asked for — or, when that is the release
+        // restored again (a failed rollback tried once more), what runs
+        let replaces = if &from == target.origin() {
+            revisions.current().map(|c| c.origin().clone())
+        } else {
+            Some(from.clone())
+        }
+        .filter(|r| r != target.origin());
+        let exec = Execution::rollback(id, pipeline, env, &target, replaces, now, actor);
         svc.store.create_execution(&exec, None).await?;
         info!(execution_id = %exec.id, environment = %env, restores = %target.origin(), from = %from, "rollback started");
         let effects = pending_effects(&exec);
+        // the release moved away from is marked ROLLED_BACK once this rollback completed
         let done = svc
             .perform(Transition {
                 execution: exec,
                 effects,
             })
             .await?;
-        if env == Environment::Prod && done.prod.is_some() {
-            mark_rolled_back(svc, &from, &done.id, actor).await;
-        }
         return Ok(done);
     }
     Err(AppError::Conflict(format!(
         "the revision record of {pipeline}/{env} kept changing; try the rollback again"
     )))
-}
-
-/// The release production is moved away from becomes `ROLLED_BACK` (if it finished there).
-async fn mark_rolled_back(svc: &Services, from: &ExecutionId, by: &ExecutionId, actor: &str) {
-    let by = by.clone();
-    match svc
-        .apply(from, actor, move |_| Event::RolledBack { by: by.clone() })
-        .await
-    {
-        Ok(Applied::Done(_)) => info!(execution_id = %from, "marked rolled back"),
-        Ok(Applied::Ignored { .. }) => {}
-        Err(e) => warn!(execution_id = %from, error = %e, "could not mark the release rolled back"),
-    }
 }

@@ -334,6 +334,8 @@ async fn resume(
 /// Executions per active status read to protect their images; more than this and pruning
 /// waits for a later run rather than guess.
 const ACTIVE_SCAN_LIMIT: usize = 1_000;
+/// Recent executions per pipeline whose failed deployments keep their image for `retry`.
+const RETRYABLE_SCAN: usize = 200;
 
 /// What pruning must never delete, over every pipeline.
 #[derive(Debug, Default)]
@@ -345,7 +347,8 @@ struct Protected {
 
 /// Every digest any pipeline still needs: all revisions in every environment's kept history
 /// (what runs and every rollback target), what each test and prod service runs in ECS right
-/// now, and the image of every active execution. Any doubt is an error: nothing is pruned.
+/// now, the image of every active execution, and of recent failed deployments `retry` would
+/// redeploy. Any doubt is an error: nothing is pruned.
 async fn protected_images(
     svc: &Services,
     pipelines: &[PipelineDefinition],
@@ -383,6 +386,21 @@ async fn protected_images(
                 }
             }
         }
+    }
+    // failed executions that `retry` would redeploy keep their image (recent ones)
+    for def in pipelines {
+        let recent = svc
+            .store
+            .list_executions(&def.name, RETRYABLE_SCAN)
+            .await
+            .map_err(|e| format!("executions of {} could not be listed: {e}", def.name))?;
+        p.digests.extend(
+            recent
+                .into_iter()
+                .filter(|e| matches!(e.status, Status::TestFailed | Status::ProdFailed))
+                .filter_map(|e| e.image)
+                .map(|i| i.digest),
+        );
     }
     for status in Status::ALL.into_iter().filter(|s| s.is_active()) {
         let active = svc

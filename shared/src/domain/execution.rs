@@ -251,6 +251,10 @@ pub enum Trigger {
         /// The task definition revision the environment is pointed back at.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task_definition: Option<String>,
+        /// The release the environment is moved away from (marked `ROLLED_BACK`, and skipped by
+        /// later default rollbacks, once this rollback completed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<ExecutionId>,
     },
 }
 
@@ -454,6 +458,7 @@ impl Execution {
         pipeline: &str,
         environment: Environment,
         restored: &DeployedRevision,
+        replaces: Option<ExecutionId>,
         at: DateTime<Utc>,
         actor: &str,
     ) -> Execution {
@@ -466,6 +471,7 @@ impl Execution {
                 environment,
                 restores: restored.origin().clone(),
                 task_definition: Some(restored.task_definition.clone()),
+                replaces,
             },
             at,
             actor,
@@ -478,6 +484,14 @@ impl Execution {
         exec.status = to;
         exec.history[0].to = to;
         exec
+    }
+
+    /// For a rollback: the release it moves the environment away from.
+    pub fn rollback_replaces(&self) -> Option<&ExecutionId> {
+        match &self.trigger {
+            Trigger::Rollback { replaces, .. } => replaces.as_ref(),
+            _ => None,
+        }
     }
 
     /// For a rollback of `env`: the task definition revision it restores.
@@ -653,6 +667,11 @@ pub enum Effect {
     DeployProd,
     /// Record what now runs in the environment (for status and rollback).
     RecordRevision(Environment),
+    /// Record that the environment was asked to run this execution's release and the
+    /// deployment failed (what rollback moves away from), releasing a rollback claim it held.
+    RecordFailure(Environment),
+    /// A completed rollback: the release it moved away from becomes `ROLLED_BACK`.
+    MarkRolledBack,
     /// Send a notice about the new status on the pipeline's notification topic.
     Notify,
 }
@@ -896,10 +915,14 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
         }
         (S::DeployingProd, Event::DeployCompleted { deployment_id, .. }) => {
             expect_deployment(exec.prod.as_ref(), "prod", &deployment_id)?;
+            let mut effects = vec![Effect::RecordRevision(Environment::Prod)];
+            if exec.rollback_replaces().is_some() {
+                effects.push(Effect::MarkRolledBack);
+            }
             (
                 S::Succeeded,
                 format!("prod deployment {deployment_id} completed"),
-                vec![Effect::RecordRevision(Environment::Prod)],
+                effects,
             )
         }
         (
@@ -918,7 +941,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             (
                 S::TestFailed,
                 format!("test deployment {deployment_id} failed: {reason}"),
-                vec![Effect::Notify],
+                vec![Effect::RecordFailure(Environment::Test), Effect::Notify],
             )
         }
         (
@@ -937,7 +960,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             (
                 S::ProdFailed,
                 format!("prod deployment {deployment_id} failed: {reason}"),
-                vec![Effect::Notify],
+                vec![Effect::RecordFailure(Environment::Prod), Effect::Notify],
             )
         }
         (S::DeployingTest, Event::DeployReplaced { deployment_id }) => {
@@ -1000,6 +1023,13 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
         (S::AwaitingApproval, Event::Superseded { by }) => (
             S::Superseded,
             format!("superseded by newer execution {by}"),
+            vec![],
+        ),
+        // approved, but before its deployment started a newer release (or a rollback) took
+        // production: releases reach production in push order, so this one gives way
+        (S::DeployingProd, Event::Superseded { by }) if exec.prod.is_none() => (
+            S::Superseded,
+            format!("superseded before its production deployment started: execution {by} went to production first"),
             vec![],
         ),
         (S::Succeeded | S::ProdFailed, Event::RolledBack { by }) => (
@@ -1936,6 +1966,7 @@ mod tests {
             "hello",
             Environment::Prod,
             &restored,
+            Some(ExecutionId::generate(t(150))),
             t(200),
             "arn:aws:iam::123456789012:user/ops",
         );
@@ -1969,7 +2000,10 @@ mod tests {
             (done.status, fx),
             (
                 Status::Succeeded,
-                vec![Effect::RecordRevision(Environment::Prod)]
+                vec![
+                    Effect::RecordRevision(Environment::Prod),
+                    Effect::MarkRolledBack
+                ]
             )
         );
         // a rollback that fails is not retried (roll back again instead)
@@ -1991,6 +2025,7 @@ mod tests {
             "hello",
             Environment::Test,
             &restored,
+            None,
             t(201),
             "ops",
         );

@@ -65,6 +65,10 @@ pub struct DeployedRevision {
     pub started_at: Option<DateTime<Utc>>,
     /// When it completed and was recorded.
     pub deployed_at: DateTime<Utc>,
+    /// A later rollback moved the environment away from this release: the default rollback
+    /// skips it (`--to` may still name it; deploying it again clears the mark).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 impl DeployedRevision {
@@ -103,6 +107,7 @@ impl DeployedRevision {
             task_definition: deployment.task_definition.clone(),
             started_at: Some(deployment.started_at),
             deployed_at: at,
+            withdrawn: false,
         })
     }
 }
@@ -137,11 +142,24 @@ pub struct RollbackClaim {
     pub at: DateTime<Utc>,
 }
 
+/// A deployment the environment was asked to run that failed (ECS rolled it back, or it
+/// never became healthy): what a rollback after it moves away from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedDeployment {
+    pub execution_id: ExecutionId,
+    /// The release it deployed (the restored one, for a rollback).
+    pub origin: ExecutionId,
+    pub started_at: DateTime<Utc>,
+    pub failed_at: DateTime<Utc>,
+}
+
 /// The deployment history of one environment, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvironmentRevisions {
     pub history: Vec<DeployedRevision>,
     pub rollback: Option<RollbackClaim>,
+    /// The newest failed deployment, if it started after what runs.
+    pub failed: Option<FailedDeployment>,
 }
 
 /// Why `rollback --to` found nothing.
@@ -186,6 +204,21 @@ impl EnvironmentRevisions {
         }) {
             return released;
         }
+        // the release runs again: it is no longer withdrawn
+        for r in self
+            .history
+            .iter_mut()
+            .filter(|r| r.origin() == revision.origin())
+        {
+            r.withdrawn = false;
+        }
+        if self
+            .failed
+            .as_ref()
+            .is_some_and(|f| f.started_at <= revision.started())
+        {
+            self.failed = None;
+        }
         let at = self
             .history
             .iter()
@@ -194,6 +227,56 @@ impl EnvironmentRevisions {
         self.history.insert(at, revision);
         self.history.truncate(KEPT_REVISIONS);
         true
+    }
+
+    /// A rollback moved the environment away from the release of `origin`.
+    pub fn withdraw(&mut self, origin: &ExecutionId) -> bool {
+        let mut changed = false;
+        for r in self
+            .history
+            .iter_mut()
+            .filter(|r| r.origin() == origin && !r.withdrawn)
+        {
+            r.withdrawn = true;
+            changed = true;
+        }
+        changed
+    }
+
+    /// Remember a failed deployment (if it is newer than what runs and than the one remembered);
+    /// a rollback claim held by the failed execution is released. Answers whether anything
+    /// changed.
+    pub fn record_failure(&mut self, failure: FailedDeployment) -> bool {
+        let released = self
+            .rollback
+            .take_if(|claim| claim.execution_id == failure.execution_id)
+            .is_some();
+        let newer_than_current = self
+            .current()
+            .is_none_or(|c| c.started() < failure.started_at);
+        let newer_than_failed = self
+            .failed
+            .as_ref()
+            .is_none_or(|f| f.started_at < failure.started_at);
+        if newer_than_current && newer_than_failed {
+            self.failed = Some(failure);
+            return true;
+        }
+        released
+    }
+
+    /// What the environment was asked to run most recently, as far as this record knows: the
+    /// newer of what runs and the last failed deployment (origin, when it started).
+    pub fn last_requested(&self) -> Option<(ExecutionId, DateTime<Utc>)> {
+        let current = self.current().map(|c| (c.origin().clone(), c.started()));
+        let failed = self
+            .failed
+            .as_ref()
+            .map(|f| (f.origin.clone(), f.started_at));
+        match (current, failed) {
+            (Some(c), Some(f)) => Some(if f.1 > c.1 { f } else { c }),
+            (c, f) => c.or(f),
+        }
     }
 
     /// Every digest in the kept history (pruning never deletes these).
@@ -205,7 +288,11 @@ impl EnvironmentRevisions {
     /// of `from`: the newest deployment of the newest release older than it.
     pub fn rollback_target(&self, from: &ExecutionId) -> Option<&DeployedRevision> {
         let mut best: Option<&DeployedRevision> = None;
-        for r in self.history.iter().filter(|r| r.origin() < from) {
+        for r in self
+            .history
+            .iter()
+            .filter(|r| r.origin() < from && !r.withdrawn)
+        {
             // history is newest first: keep the first revision of the greatest origin
             if best.is_none_or(|b| r.origin() > b.origin()) {
                 best = Some(r);
@@ -218,15 +305,23 @@ impl EnvironmentRevisions {
     /// rollback of it) or a commit SHA prefix names.
     pub fn find(&self, selector: &str) -> Result<&DeployedRevision, RevisionLookupError> {
         let selector = selector.trim();
+        let sha = selector.to_ascii_lowercase();
+        let is_hex = sha.chars().all(|c| c.is_ascii_hexdigit());
         if let Ok(id) = selector.parse::<ExecutionId>() {
-            return self
+            let found = self
                 .history
                 .iter()
-                .find(|r| r.execution_id == id || r.origin() == &id)
-                .ok_or_else(|| RevisionLookupError::NotFound(format!("execution {id}")));
+                .find(|r| r.execution_id == id || r.origin() == &id);
+            // 26 hex digits also parse as a ULID: then it may be a SHA prefix
+            match found {
+                Some(r) => return Ok(r),
+                None if !is_hex => {
+                    return Err(RevisionLookupError::NotFound(format!("execution {id}")))
+                }
+                None => {}
+            }
         }
-        let sha = selector.to_ascii_lowercase();
-        if !(7..=40).contains(&sha.len()) || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+        if !(7..=40).contains(&sha.len()) || !is_hex {
             return Err(RevisionLookupError::BadSelector);
         }
         let matching: Vec<&DeployedRevision> = self
@@ -261,6 +356,8 @@ struct Wire<'a> {
     history: &'a [DeployedRevision],
     #[serde(skip_serializing_if = "Option::is_none")]
     rollback: Option<&'a RollbackClaim>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<&'a FailedDeployment>,
 }
 
 #[derive(Deserialize)]
@@ -273,6 +370,8 @@ struct WireOwned {
     history: Option<Vec<DeployedRevision>>,
     #[serde(default)]
     rollback: Option<RollbackClaim>,
+    #[serde(default)]
+    failed: Option<FailedDeployment>,
 }
 
 impl Serialize for EnvironmentRevisions {
@@ -282,6 +381,7 @@ impl Serialize for EnvironmentRevisions {
             previous: self.previous(),
             history: &self.history,
             rollback: self.rollback.as_ref(),
+            failed: self.failed.as_ref(),
         }
         .serialize(s)
     }
@@ -298,6 +398,7 @@ impl<'de> Deserialize<'de> for EnvironmentRevisions {
         Ok(EnvironmentRevisions {
             history,
             rollback: w.rollback,
+            failed: w.failed,
         })
     }
 }
@@ -344,6 +445,7 @@ mod tests {
             task_definition: format!("td:{n}"),
             started_at: Some(t(n)),
             deployed_at: t(n) + Duration::seconds(30),
+            withdrawn: false,
         }
     }
 
@@ -474,6 +576,77 @@ mod tests {
             env.find(id(9).as_str()),
             Err(RevisionLookupError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_sha_prefix_that_looks_like_an_execution_id_is_a_sha() {
+        let a = id(1);
+        let mut env = EnvironmentRevisions::default();
+        env.record(rev(&a, None, 10, "0123456789abcdef0123456789ab"));
+        let prefix = "0123456789abcdef0123456789";
+        assert!(prefix.parse::<ExecutionId>().is_ok(), "it parses as a ULID");
+        assert_eq!(env.find(prefix).unwrap().execution_id, a);
+    }
+
+    #[test]
+    fn withdrawn_releases_are_skipped_until_they_run_again() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        let mut env = EnvironmentRevisions::default();
+        env.record(rev(&a, None, 10, "a"));
+        env.record(rev(&b, None, 20, "b"));
+        // rolled back from B to A, then C shipped
+        let r = id(4);
+        env.record(rev(&r, Some(&a), 30, "a"));
+        assert!(env.withdraw(&b));
+        env.record(rev(&c, None, 40, "c"));
+        assert_eq!(
+            env.rollback_target(&c).unwrap().origin(),
+            &a,
+            "B is skipped"
+        );
+        assert_eq!(
+            env.find(b.as_str()).unwrap().origin(),
+            &b,
+            "--to may still name it"
+        );
+        // B deployed again (rollback --to B): no longer withdrawn
+        env.record(rev(&id(5), Some(&b), 50, "b"));
+        assert!(env.history.iter().all(|r| !r.withdrawn));
+    }
+
+    #[test]
+    fn failures_newer_than_what_runs_are_what_was_last_asked() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        let mut env = EnvironmentRevisions::default();
+        env.record(rev(&a, None, 10, "a"));
+        env.record(rev(&b, None, 20, "b"));
+        let failed = |e: &ExecutionId, n: i64| FailedDeployment {
+            execution_id: e.clone(),
+            origin: e.clone(),
+            started_at: t(n),
+            failed_at: t(n + 1),
+        };
+        assert_eq!(env.last_requested().unwrap().0, b);
+        assert!(!env.record_failure(failed(&a, 5)), "older than what runs");
+        assert!(env.record_failure(failed(&c, 30)));
+        assert_eq!(env.last_requested().unwrap().0, c);
+        // a later success clears it
+        env.record(rev(&id(4), None, 40, "d"));
+        assert!(env.failed.is_none());
+        // a failing rollback releases its claim
+        let r = id(5);
+        env.rollback = Some(RollbackClaim {
+            execution_id: r.clone(),
+            at: t(50),
+        });
+        assert!(env.record_failure(FailedDeployment {
+            execution_id: r,
+            origin: a.clone(),
+            started_at: t(50),
+            failed_at: t(51),
+        }));
+        assert!(env.rollback.is_none());
+        assert_eq!(env.last_requested().unwrap().0, a);
     }
 
     #[test]
