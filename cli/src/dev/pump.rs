@@ -1,22 +1,37 @@
-//! The event pump: stands in for EventBridge. Builds started in the local AWS are "built" after
-//! `--build-seconds` (an image is put into ECR under the build's tag) and a CodeBuild state change
-//! is delivered to `build-events`; service deployments are "deployed" after `--deploy-seconds` and
-//! an ECS deployment state change is delivered to `deploy-events`. `[fail-build]` or
-//! `[fail-deploy]` in the commit message makes the pump deliver the failure instead. Approval
-//! messages captured from the topic are printed and kept for `/_dev/outbox`.
+//! The event pump: stands in for EventBridge, for every pipeline in the sandbox's table.
+//!
+//! - Builds started in the local CodeBuild are "built" after `--build-seconds` (an image is put
+//!   into the pipeline's ECR repository under the execution's tag) and a CodeBuild state change is
+//!   delivered to `build-events`. Builds of one pipeline finish in push order.
+//! - Each ECS deployment of a pipeline's services (the launcher gives every UpdateService its own
+//!   deployment id, as ECS does) is "deployed" after `--deploy-seconds`: its rollout is ended in
+//!   the local ECS and a deployment state change naming that id is delivered to `deploy-events`.
+//!   A deployment that a newer one replaced before it completed gets no event (ECS sends none);
+//!   the pump at once does what the sweeper does for it in AWS (DescribeServices: no longer
+//!   PRIMARY → SUPERSEDED).
+//! - `[fail-build]` in the commit message fails the build; `[fail-deploy]` / `[fail-prod]` fail
+//!   the test / production deployment as the ECS circuit breaker does: the rollout is FAILED,
+//!   SERVICE_DEPLOYMENT_FAILED is delivered, and the service is rolled back to the task
+//!   definition of its last completed deployment.
+//! - Pipelines applied while the sandbox runs get their resources created when missing
+//!   (`resources::ensure`).
+//! - Messages captured from the topics are printed and kept for `/_dev/outbox`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use shared::domain::Execution;
+use shared::domain::{Environment, Execution, ExecutionId, PipelineDefinition, Status};
 use shared::local::{drain_outbox, ACCOUNT, REGION};
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::DevState;
+use super::{resources, DevState};
 
 const TICK: Duration = Duration::from_millis(300);
+const PIPELINE_REFRESH: Duration = Duration::from_secs(2);
+/// An older execution not yet building holds back newer builds of its pipeline this long at most.
+const RECEIVED_HOLD: chrono::Duration = chrono::Duration::seconds(30);
 
 struct Pump {
     state: DevState,
@@ -24,20 +39,40 @@ struct Pump {
     ecs: aws_sdk_ecs::Client,
     ecr: aws_sdk_ecr::Client,
     sqs: aws_sdk_sqs::Client,
+    http: reqwest::Client,
     build_after: Duration,
     deploy_after: Duration,
     builds_seen: HashMap<String, Instant>,
     builds_done: HashSet<String>,
-    /// Per (cluster, service): the task definition already accounted for.
-    baseline: HashMap<(String, String), String>,
-    /// Per (cluster, service): a service update waiting to be "deployed".
-    pending: HashMap<(String, String), PendingDeployment>,
+    /// Pipelines by name, and the version whose resources were ensured.
+    pipelines: BTreeMap<String, (u64, PipelineDefinition)>,
+    pipelines_at: Option<Instant>,
+    /// Every deployment seen in progress, by deployment id.
+    deployments: HashMap<String, Tracked>,
 }
 
-struct PendingDeployment {
+struct Tracked {
     since: Instant,
-    task_definition: String,
-    deployment_id: String,
+    cluster: String,
+    service: String,
+    done: bool,
+}
+
+/// One deployment of a service as DescribeServices shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentNow {
+    pub id: String,
+    pub primary: bool,
+    pub rollout: String,
+    pub task_definition: String,
+}
+
+/// A service and its deployments, newest first.
+#[derive(Debug, Clone)]
+struct ServiceNow {
+    cluster: String,
+    service: String,
+    deployments: Vec<DeploymentNow>,
 }
 
 pub async fn run(
@@ -53,25 +88,23 @@ pub async fn run(
         ecs: aws_sdk_ecs::Client::new(&sdk),
         ecr: aws_sdk_ecr::Client::new(&sdk),
         sqs: aws_sdk_sqs::Client::new(&sdk),
+        http: reqwest::Client::new(),
         state,
         build_after,
         deploy_after,
         builds_seen: HashMap::new(),
         builds_done: HashSet::new(),
-        baseline: HashMap::new(),
-        pending: HashMap::new(),
+        pipelines: BTreeMap::new(),
+        pipelines_at: None,
+        deployments: HashMap::new(),
     };
-    // the services' first deployments (from provisioning) are not shipgate's
-    for s in pump.services().await {
-        pump.baseline
-            .insert((s.cluster, s.service), s.task_definition);
-    }
     let mut last_sweep = Instant::now();
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(TICK) => {}
         }
+        pump.refresh_pipelines().await;
         pump.builds().await;
         pump.deployments().await;
         pump.outbox().await;
@@ -82,28 +115,115 @@ pub async fn run(
     }
 }
 
-struct ServiceNow {
-    cluster: String,
-    service: String,
-    task_definition: String,
-    deployment_id: String,
-}
-
 fn fails(exec: Option<&Execution>, marker: &str) -> bool {
     exec.and_then(|e| e.commit.message.as_deref())
         .is_some_and(|m| m.contains(marker))
 }
 
+/// The marker that fails a deployment to `env`.
+fn fail_marker(env: Environment) -> &'static str {
+    match env {
+        Environment::Test => "[fail-deploy]",
+        Environment::Prod => "[fail-prod]",
+    }
+}
+
+fn short_td(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// What the ECS circuit breaker rolls a service back to when `failed` fails: the task definition
+/// of its newest completed deployment, else of its oldest one (the service's first).
+pub fn rollback_target<'a>(deployments: &'a [DeploymentNow], failed: &str) -> Option<&'a str> {
+    let mut others = deployments.iter().filter(|d| d.id != failed);
+    others
+        .clone()
+        .find(|d| d.rollout == "COMPLETED")
+        .or_else(|| others.next_back())
+        .map(|d| d.task_definition.as_str())
+}
+
+/// Of the builds that are due, the ones to deliver now, in push order: a build waits while an
+/// older execution of its pipeline is still building (or about to), so that builds of one
+/// pipeline finish — and deploy to test — in the order they were pushed.
+pub fn deliverable(
+    due: Vec<(String, Option<Execution>)>,
+    recent: &HashMap<String, Vec<Execution>>,
+    delivered: &HashSet<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, Option<Execution>)> {
+    let due_ids: HashSet<String> = due.iter().map(|(b, _)| b.clone()).collect();
+    let blocked = |e: &Execution| -> bool {
+        recent.get(&e.pipeline).is_some_and(|list| {
+            list.iter().any(|o| {
+                o.id < e.id
+                    && match o.status {
+                        Status::Building => o
+                            .build_id
+                            .as_deref()
+                            .is_some_and(|b| !delivered.contains(b) && !due_ids.contains(b)),
+                        Status::Received => now - o.updated_at < RECEIVED_HOLD,
+                        _ => false,
+                    }
+            })
+        })
+    };
+    let mut out: Vec<(String, Option<Execution>)> = due
+        .into_iter()
+        .filter(|(_, e)| e.as_ref().is_none_or(|e| !blocked(e)))
+        .collect();
+    out.sort_by(|(a, ea), (b, eb)| {
+        let ka = ea.as_ref().map(|e| e.id.clone());
+        let kb = eb.as_ref().map(|e| e.id.clone());
+        ka.cmp(&kb).then_with(|| a.cmp(b))
+    });
+    out
+}
+
 impl Pump {
-    async fn execution_by_build(&self, build_id: &str) -> Option<Execution> {
-        let id = self
-            .state
-            .services
-            .store
-            .find_by_build(build_id)
+    async fn execution(&self, id: Option<ExecutionId>) -> Option<Execution> {
+        self.state.services.store.get_execution(&id?).await.ok()?
+    }
+
+    /// The pipelines in the table; resources of new ones (or new versions) are ensured.
+    async fn refresh_pipelines(&mut self) {
+        if self
+            .pipelines_at
+            .is_some_and(|at| at.elapsed() < PIPELINE_REFRESH)
+        {
+            return;
+        }
+        self.pipelines_at = Some(Instant::now());
+        let Ok(stored) = self.state.services.store.list_pipelines().await else {
+            return;
+        };
+        for p in stored {
+            let name = p.definition.name.clone();
+            if self
+                .pipelines
+                .get(&name)
+                .is_some_and(|(v, _)| *v == p.version)
+            {
+                continue;
+            }
+            match resources::ensure(
+                &self.state.sdk,
+                &p.definition,
+                &self.state.provisioned.outbox_queue_url,
+            )
             .await
-            .ok()??;
-        self.state.services.store.get_execution(&id).await.ok()?
+            {
+                Ok(created) => {
+                    super::print_created(&name, &created);
+                    self.pipelines.insert(name, (p.version, p.definition));
+                }
+                Err(e) => println!("[sandbox] pipeline {name}: cannot create its resources: {e}"),
+            }
+        }
+    }
+
+    fn pipeline(&self, name: &str) -> Option<&PipelineDefinition> {
+        self.pipelines.get(name).map(|(_, p)| p)
     }
 
     async fn builds(&mut self) {
@@ -114,7 +234,7 @@ impl Pump {
         for id in out.ids() {
             self.builds_seen.entry(id.clone()).or_insert(now);
         }
-        let due: Vec<String> = self
+        let due_ids: Vec<String> = self
             .builds_seen
             .iter()
             .filter(|(id, at)| {
@@ -122,9 +242,30 @@ impl Pump {
             })
             .map(|(id, _)| id.clone())
             .collect();
-        for build_id in due {
+        if due_ids.is_empty() {
+            return;
+        }
+        let store = &self.state.services.store;
+        let mut due = Vec::new();
+        let mut recent: HashMap<String, Vec<Execution>> = HashMap::new();
+        for build_id in due_ids {
+            let exec = self
+                .execution(store.find_by_build(&build_id).await.ok().flatten())
+                .await;
+            if let Some(e) = &exec {
+                if !recent.contains_key(&e.pipeline) {
+                    let list = store
+                        .list_executions(&e.pipeline, 100)
+                        .await
+                        .unwrap_or_default();
+                    recent.insert(e.pipeline.clone(), list);
+                }
+            }
+            due.push((build_id, exec));
+        }
+        let ready = deliverable(due, &recent, &self.builds_done, chrono::Utc::now());
+        for (build_id, exec) in ready {
             self.builds_done.insert(build_id.clone());
-            let exec = self.execution_by_build(&build_id).await;
             let failed = fails(exec.as_ref(), "[fail-build]");
             if !failed {
                 if let Some(e) = &exec {
@@ -134,7 +275,8 @@ impl Pump {
                 }
             }
             let status = if failed { "FAILED" } else { "SUCCEEDED" };
-            let event = build_event(&build_id, status, &self.state.provisioned.sandbox.project);
+            let project = build_id.split(':').next().unwrap_or(&build_id).to_string();
+            let event = build_event(&build_id, status, &project);
             let out = build_events::handler::handle(&self.state.services, event).await;
             println!(
                 "[pump] build {build_id} {status} → build-events: {}",
@@ -143,8 +285,16 @@ impl Pump {
         }
     }
 
-    /// What a build's `docker push` would leave in ECR: an image under the execution's tag.
+    /// What a build's `docker push` would leave in ECR: an image under the execution's tag, in
+    /// the execution's pipeline's repository.
     async fn put_image(&self, e: &Execution) -> Result<(), String> {
+        let repository = match self.pipeline(&e.pipeline) {
+            Some(p) => p.image.repository_name().to_string(),
+            None => match self.state.services.store.get_pipeline(&e.pipeline).await {
+                Ok(Some(p)) => p.definition.image.repository_name().to_string(),
+                _ => return Err(format!("pipeline {} not found", e.pipeline)),
+            },
+        };
         let seed: String = e.id.as_str().bytes().map(|b| format!("{b:02x}")).collect();
         let digest = |s: &str| format!("sha256:{:0<64}", &s[..s.len().min(64)]);
         let manifest = json!({
@@ -155,7 +305,7 @@ impl Pump {
         });
         self.ecr
             .put_image()
-            .repository_name(&self.state.provisioned.sandbox.repository)
+            .repository_name(repository)
             .image_manifest(manifest.to_string())
             .image_tag(e.image_tag())
             .send()
@@ -164,38 +314,53 @@ impl Pump {
             .map_err(|err| aws_sdk_ecr::error::DisplayErrorContext(err).to_string())
     }
 
-    /// What each sandbox service runs now. moto does not advance `deployments` on
-    /// `UpdateService` and keeps one deployment id per service, so a service update is noticed
-    /// as a change of the service's task definition.
+    /// Every pipeline's test and prod services with their deployments.
     async fn services(&self) -> Vec<ServiceNow> {
-        let sb = &self.state.provisioned.sandbox;
+        let mut by_cluster: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (_, p) in self.pipelines.values() {
+            for t in [&p.test, &p.prod] {
+                let list = by_cluster.entry(t.cluster.as_str()).or_default();
+                if !list.contains(&t.service.as_str()) {
+                    list.push(t.service.as_str());
+                }
+            }
+        }
         let mut out = Vec::new();
-        for (cluster, service) in [
-            (&sb.test_cluster, &sb.test_service),
-            (&sb.prod_cluster, &sb.prod_service),
-        ] {
-            let Ok(d) = self
-                .ecs
-                .describe_services()
-                .cluster(cluster)
-                .services(service)
-                .send()
-                .await
-            else {
-                continue;
-            };
-            for s in d.services() {
-                let primary = s
-                    .deployments()
-                    .iter()
-                    .find(|d| d.status() == Some("PRIMARY"))
-                    .and_then(|d| d.id());
-                if let (Some(td), Some(id)) = (s.task_definition(), primary) {
+        for (cluster, services) in by_cluster {
+            for chunk in services.chunks(10) {
+                let Ok(d) = self
+                    .ecs
+                    .describe_services()
+                    .cluster(cluster)
+                    .set_services(Some(chunk.iter().map(|s| s.to_string()).collect()))
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                for s in d.services() {
+                    let deployments = s
+                        .deployments()
+                        .iter()
+                        .filter_map(|d| {
+                            Some(DeploymentNow {
+                                id: d.id()?.to_string(),
+                                primary: d.status() == Some("PRIMARY"),
+                                rollout: d
+                                    .rollout_state()
+                                    .map(|r| r.as_str().to_string())
+                                    .unwrap_or_default(),
+                                task_definition: d
+                                    .task_definition()
+                                    .unwrap_or_default()
+                                    .to_string(),
+                            })
+                        })
+                        .collect();
                     out.push(ServiceNow {
-                        cluster: cluster.clone(),
-                        service: service.clone(),
-                        task_definition: td.to_string(),
-                        deployment_id: id.to_string(),
+                        cluster: cluster.to_string(),
+                        service: s.service_name().unwrap_or_default().to_string(),
+                        deployments,
                     });
                 }
             }
@@ -203,59 +368,208 @@ impl Pump {
         out
     }
 
+    /// End a rollout in the local ECS (the launcher's `/_shipgate/ecs/rollout`).
+    async fn end_rollout(
+        &self,
+        cluster: &str,
+        service: &str,
+        deployment_id: &str,
+        state: &str,
+        reason: &str,
+    ) -> Result<(), String> {
+        let url = format!(
+            "{}/_shipgate/ecs/rollout",
+            self.state.aws_endpoint.trim_end_matches('/')
+        );
+        let resp = self
+            .http
+            .post(url)
+            .json(&json!({"cluster": cluster, "service": service, "deploymentId": deployment_id, "rolloutState": state, "reason": reason}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            ))
+        }
+    }
+
     async fn deployments(&mut self) {
+        if self.pipelines.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        for s in self.services().await {
-            let key = (s.cluster.clone(), s.service.clone());
-            let settled = self.baseline.get(&key) == Some(&s.task_definition);
-            let already = self
-                .pending
-                .get(&key)
-                .is_some_and(|p| p.task_definition == s.task_definition);
-            if settled {
-                self.pending.remove(&key);
-            } else if !already {
-                // a new update (or a newer one replacing a pending one) starts its clock
-                self.pending.insert(
-                    key,
-                    PendingDeployment {
-                        since: now,
-                        task_definition: s.task_definition,
-                        deployment_id: s.deployment_id,
-                    },
+        let services = self.services().await;
+        for s in &services {
+            for d in &s.deployments {
+                if d.rollout == "IN_PROGRESS" && !self.deployments.contains_key(&d.id) {
+                    self.deployments.insert(
+                        d.id.clone(),
+                        Tracked {
+                            since: now,
+                            cluster: s.cluster.clone(),
+                            service: s.service.clone(),
+                            done: false,
+                        },
+                    );
+                }
+            }
+        }
+        let mut due: Vec<(Instant, String)> = self
+            .deployments
+            .iter()
+            .filter(|(_, t)| !t.done && now.duration_since(t.since) >= self.deploy_after)
+            .map(|(id, t)| (t.since, id.clone()))
+            .collect();
+        due.sort();
+        let mut replaced = Vec::new();
+        for (_, id) in due {
+            let Some(t) = self.deployments.get_mut(&id) else {
+                continue;
+            };
+            t.done = true;
+            let (cluster, service) = (t.cluster.clone(), t.service.clone());
+            let Some(svc) = services
+                .iter()
+                .find(|s| s.cluster == cluster && s.service == service)
+            else {
+                continue;
+            };
+            let store = &self.state.services.store;
+            let exec = self
+                .execution(store.find_by_deployment(&id).await.ok().flatten())
+                .await;
+            let ours = svc.deployments.iter().find(|d| d.id == id);
+            let primary = ours.is_some_and(|d| d.primary);
+            let task_definition = ours.map(|d| d.task_definition.clone()).unwrap_or_default();
+            let Some(exec) = exec else {
+                // not shipgate's (a service's first deployment, a circuit-breaker rollback)
+                if primary {
+                    let _ = self
+                        .end_rollout(&cluster, &service, &id, "COMPLETED", "")
+                        .await;
+                }
+                continue;
+            };
+            if !primary {
+                // ECS sends nothing for a deployment another one replaced
+                println!(
+                    "[pump] {service}: deployment {id} ({}) was replaced by a newer one before it completed",
+                    short_td(&task_definition)
+                );
+                replaced.push(exec.id.clone());
+                continue;
+            }
+            let env = exec.environment_of(&id).unwrap_or(Environment::Test);
+            let marker = fail_marker(env);
+            if fails(Some(&exec), marker) {
+                let reason = format!(
+                    "ECS deployment circuit breaker: tasks failed to start; rolling back (simulated by {marker}) ({id})"
+                );
+                if let Err(e) = self
+                    .end_rollout(&cluster, &service, &id, "FAILED", &reason)
+                    .await
+                {
+                    warn!(deployment_id = %id, error = %e, "could not fail the rollout");
+                }
+                let event = deployment_event(
+                    &id,
+                    "SERVICE_DEPLOYMENT_FAILED",
+                    &cluster,
+                    &service,
+                    &reason,
+                );
+                let out = deploy_events::handler::handle(&self.state.services, event).await;
+                println!(
+                    "[pump] {service} on {} → SERVICE_DEPLOYMENT_FAILED → deploy-events: {}",
+                    short_td(&task_definition),
+                    summary(out.map_err(|e| e.to_string()))
+                );
+                self.roll_back(svc, &id).await;
+            } else {
+                if let Err(e) = self
+                    .end_rollout(&cluster, &service, &id, "COMPLETED", "")
+                    .await
+                {
+                    warn!(deployment_id = %id, error = %e, "could not complete the rollout");
+                }
+                let reason = format!("ECS deployment {id} completed.");
+                let event = deployment_event(
+                    &id,
+                    "SERVICE_DEPLOYMENT_COMPLETED",
+                    &cluster,
+                    &service,
+                    &reason,
+                );
+                let out = deploy_events::handler::handle(&self.state.services, event).await;
+                println!(
+                    "[pump] {service} now on {} → SERVICE_DEPLOYMENT_COMPLETED → deploy-events: {}",
+                    short_td(&task_definition),
+                    summary(out.map_err(|e| e.to_string()))
                 );
             }
         }
-        let due: Vec<(String, String)> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| now.duration_since(p.since) >= self.deploy_after)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            let Some(p) = self.pending.remove(&key) else {
-                continue;
-            };
-            self.baseline.insert(key.clone(), p.task_definition.clone());
-            let (cluster, service) = key;
-            let store = &self.state.services.store;
-            let exec = match store.find_by_deployment(&p.deployment_id).await {
-                Ok(Some(id)) => store.get_execution(&id).await.ok().flatten(),
-                _ => None,
-            };
-            let failed = fails(exec.as_ref(), "[fail-deploy]");
-            let name = if failed {
-                "SERVICE_DEPLOYMENT_FAILED"
-            } else {
-                "SERVICE_DEPLOYMENT_COMPLETED"
-            };
-            let event = deployment_event(&p.deployment_id, name, &cluster, &service);
-            let out = deploy_events::handler::handle(&self.state.services, event).await;
-            println!(
-                "[pump] {service} now on {} → {name} → deploy-events: {}",
-                p.task_definition.rsplit('/').next().unwrap_or(""),
-                summary(out.map_err(|e| e.to_string()))
-            );
+        if !replaced.is_empty() {
+            self.reconcile_replaced(&replaced).await;
+        }
+    }
+
+    /// The circuit breaker's automatic rollback: the service goes back to the task definition of
+    /// its last completed deployment.
+    async fn roll_back(&self, svc: &ServiceNow, failed: &str) {
+        let Some(target) = rollback_target(&svc.deployments, failed) else {
+            println!("[pump] {}: nothing to roll back to", svc.service);
+            return;
+        };
+        match self
+            .ecs
+            .update_service()
+            .cluster(&svc.cluster)
+            .service(&svc.service)
+            .task_definition(target)
+            .send()
+            .await
+        {
+            Ok(_) => println!(
+                "[pump] {}: circuit breaker rolled the service back to {}",
+                svc.service,
+                short_td(target)
+            ),
+            Err(e) => println!(
+                "[pump] {}: rollback to {} failed: {}",
+                svc.service,
+                short_td(target),
+                aws_sdk_ecs::error::DisplayErrorContext(e)
+            ),
+        }
+    }
+
+    /// What the sweeper does for a deployment whose events never come (in AWS after 10 minutes;
+    /// here at once): DescribeServices, and a deployment that is no longer PRIMARY makes its
+    /// execution SUPERSEDED.
+    async fn reconcile_replaced(&self, executions: &[ExecutionId]) {
+        let limits = shared::app::sweeper::SweepLimits {
+            per_status: 100,
+            build_stuck_after: chrono::Duration::days(3650),
+            deploy_stuck_after: chrono::Duration::zero(),
+            max_image_deletions: 0,
+        };
+        if let Err(e) = shared::app::sweeper::sweep(&self.state.services, &limits).await {
+            println!("[pump] reconciling replaced deployments failed: {e}");
+            return;
+        }
+        for id in executions {
+            if let Some(e) = self.execution(Some(id.clone())).await {
+                println!(
+                    "[pump] sweeper (DescribeServices): {} is now {}",
+                    e.id, e.status
+                );
+            }
         }
     }
 
@@ -357,7 +671,13 @@ fn build_event(build_id: &str, status: &str, project: &str) -> Value {
 }
 
 /// The event EventBridge delivers for an ECS service deployment state change.
-fn deployment_event(deployment_id: &str, name: &str, cluster: &str, service: &str) -> Value {
+fn deployment_event(
+    deployment_id: &str,
+    name: &str,
+    cluster: &str,
+    service: &str,
+    reason: &str,
+) -> Value {
     let failed = name.ends_with("FAILED");
     json!({
         "version": "0",
@@ -373,11 +693,7 @@ fn deployment_event(deployment_id: &str, name: &str, cluster: &str, service: &st
             "eventName": name,
             "deploymentId": deployment_id,
             "updatedAt": chrono::Utc::now().to_rfc3339(),
-            "reason": if failed {
-                format!("ECS deployment circuit breaker: tasks failed to start; rolled back (simulated by [fail-deploy]) ({deployment_id})")
-            } else {
-                format!("ECS deployment {deployment_id} completed.")
-            }
+            "reason": reason,
         }
     })
 }
@@ -398,11 +714,115 @@ mod tests {
         assert!(b.reason.unwrap().contains("[fail-build]"));
         let d = shared::domain::aws_events::decode_deployment_state(&deployment_event(
             "ecs-svc/1",
-            "SERVICE_DEPLOYMENT_COMPLETED",
+            "SERVICE_DEPLOYMENT_FAILED",
             "c",
             "s",
+            "circuit breaker",
         ))
         .unwrap();
         assert_eq!(d.deployment_id, "ecs-svc/1");
+        assert_eq!(
+            d.name,
+            shared::domain::aws_events::DeploymentEventName::Failed
+        );
+        assert_eq!(
+            d.service_arn.unwrap(),
+            format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/c/s")
+        );
+    }
+
+    fn dep(id: &str, primary: bool, rollout: &str, td: &str) -> DeploymentNow {
+        DeploymentNow {
+            id: id.into(),
+            primary,
+            rollout: rollout.into(),
+            task_definition: td.into(),
+        }
+    }
+
+    #[test]
+    fn rollback_goes_to_the_last_completed_deployment() {
+        // newest first: the failed one, one it replaced mid-rollout, the last completed one
+        let deployments = vec![
+            dep("c", true, "IN_PROGRESS", "td:3"),
+            dep("b", false, "IN_PROGRESS", "td:2"),
+            dep("a", false, "COMPLETED", "td:1"),
+        ];
+        assert_eq!(rollback_target(&deployments, "c"), Some("td:1"));
+        // a service that never completed a deployment goes back to its first one
+        let fresh = vec![
+            dep("c", true, "IN_PROGRESS", "td:3"),
+            dep("first", false, "IN_PROGRESS", "td:0"),
+        ];
+        assert_eq!(rollback_target(&fresh, "c"), Some("td:0"));
+        assert_eq!(rollback_target(&fresh[..1], "c"), None);
+    }
+
+    fn exec(pipeline: &str, status: Status, build: Option<&str>) -> Execution {
+        let commit = shared::domain::Commit {
+            sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            reference: "main".into(),
+            author: None,
+            message: None,
+            url: None,
+        };
+        let trigger = shared::domain::Trigger::Release { actor: "t".into() };
+        let now = chrono::Utc::now();
+        let mut e = Execution::received(
+            ExecutionId::generate(now),
+            pipeline,
+            commit,
+            trigger,
+            now,
+            "t",
+        );
+        e.status = status;
+        e.build_id = build.map(str::to_string);
+        e
+    }
+
+    #[test]
+    fn builds_of_a_pipeline_finish_in_push_order() {
+        let older = exec("p", Status::Building, Some("proj:1"));
+        std::thread::sleep(Duration::from_millis(2));
+        let newer = exec("p", Status::Building, Some("proj:2"));
+        let other = exec("q", Status::Building, Some("other:1"));
+        let recent = HashMap::from([
+            ("p".to_string(), vec![newer.clone(), older.clone()]),
+            ("q".to_string(), vec![other.clone()]),
+        ]);
+        let now = chrono::Utc::now();
+        // the newer build is due first: it waits for the older one; other pipelines do not
+        let ready = deliverable(
+            vec![
+                ("proj:2".into(), Some(newer.clone())),
+                ("other:1".into(), Some(other.clone())),
+            ],
+            &recent,
+            &HashSet::new(),
+            now,
+        );
+        let ids: Vec<&str> = ready.iter().map(|(b, _)| b.as_str()).collect();
+        assert_eq!(ids, vec!["other:1"]);
+        // both due: the older one first
+        let ready = deliverable(
+            vec![
+                ("proj:2".into(), Some(newer.clone())),
+                ("proj:1".into(), Some(older.clone())),
+            ],
+            &recent,
+            &HashSet::new(),
+            now,
+        );
+        let ids: Vec<&str> = ready.iter().map(|(b, _)| b.as_str()).collect();
+        assert_eq!(ids, vec!["proj:1", "proj:2"]);
+        // the older one delivered already: the newer one goes
+        let ready = deliverable(
+            vec![("proj:2".into(), Some(newer))],
+            &recent,
+            &HashSet::from(["proj:1".to_string()]),
+            now,
+        );
+        assert_eq!(ready.len(), 1);
     }
 }
