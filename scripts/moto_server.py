@@ -28,7 +28,8 @@ import sys
 import threading
 
 ACCOUNT = "123456789012"
-KEEP_DEPLOYMENTS = 10
+# ECS keeps replaced deployments (ACTIVE) until they are drained; a bound only against runaway growth
+KEEP_DEPLOYMENTS = 200
 
 
 def patch_ecs_deployments() -> None:
