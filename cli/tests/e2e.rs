@@ -226,10 +226,20 @@ async fn concurrent_pushes_end_in_defined_states() {
     assert_eq!(ids.len(), 12);
     let newest = ids.last().unwrap().clone();
     let waiting = sb.wait_for(&newest, "AWAITING_APPROVAL").await;
+    let mut deployment_ids = std::collections::HashSet::new();
     for id in &ids[..ids.len() - 1] {
         let e = sb.wait_for_any(id, &["SUPERSEDED"]).await;
         assert_eq!(e["status"], "SUPERSEDED", "{e}");
+        deployment_ids.insert(e["test"]["deployment_id"].as_str().unwrap().to_string());
     }
+    // every test deployment had its own id (moto alone answers one id per service)
+    deployment_ids.insert(
+        waiting["test"]["deployment_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    assert_eq!(deployment_ids.len(), ids.len(), "{deployment_ids:?}");
     // nothing moved after the dust settled: still exactly one awaiting approval
     let list = sb
         .control(serde_json::json!({"command": "list_executions", "pipeline": "demo", "limit": 50}))
@@ -317,4 +327,17 @@ async fn stale_dev_env_is_replaced() {
         .control(serde_json::json!({"command": "list_pipelines"}))
         .await;
     assert_eq!(ok["pipelines"][0]["name"], "demo");
+
+    // a second sandbox on the same state directory while this one runs: refused, nothing replaced
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_shipgate"))
+        .args(["dev", "--port", "0", "--state-dir"])
+        .arg(&sb.state_dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another shipgate dev"), "{stderr}");
+    let env_now = std::fs::read_to_string(sb.state_dir.join("dev.env")).unwrap();
+    assert!(env_now.contains(&format!("SHIPGATE_DEV_PID={}", sb.pid())));
 }

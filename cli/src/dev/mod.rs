@@ -134,7 +134,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     print_banner(&base, &moto.endpoint(), env_file.path(), &state.provisioned);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let pump = tokio::spawn(pump::run(
+    let mut pump = tokio::spawn(pump::run(
         state.clone(),
         Duration::from_secs(args.build_seconds),
         Duration::from_secs(args.deploy_seconds),
@@ -150,9 +150,11 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     .with_graceful_shutdown(async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
     });
-    let server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(async move { server.await });
 
     let moto_pid = moto.pid();
+    let mut pump_done = false;
+    let mut server_done = false;
     let outcome = tokio::select! {
         _ = wait_for_signal() => {
             println!("\nstopping: server, event pump and local AWS...");
@@ -162,16 +164,41 @@ async fn serve(args: DevArgs) -> Result<(), String> {
             "the local AWS (moto, pid {moto_pid}) exited unexpectedly ({status}); every AWS call \
     would fail from now on, so shipgate dev stopped. Start it again with `make dev`."
         )),
+        ended = &mut pump => {
+            pump_done = true;
+            Err(format!("the event pump stopped unexpectedly ({}); shipgate dev stopped", task_end(ended)))
+        }
+        ended = &mut server => {
+            server_done = true;
+            let why = match ended {
+                Ok(Err(e)) => e.to_string(),
+                other => task_end(other.map(|_| ())),
+            };
+            Err(format!("the local server stopped unexpectedly ({why}); shipgate dev stopped"))
+        }
     };
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    if !pump_done {
+        let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
+    }
+    if !server_done {
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    }
     drop(moto);
     drop(env_file);
     if outcome.is_ok() {
         println!("stopped");
     }
     outcome
+}
+
+/// How a task that should have run until told to stop ended.
+fn task_end(ended: Result<(), tokio::task::JoinError>) -> String {
+    match ended {
+        Ok(()) => "it returned".into(),
+        Err(e) if e.is_panic() => "it panicked".into(),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// Resolves when the moto process has exited, with how it ended.

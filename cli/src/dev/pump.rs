@@ -213,12 +213,11 @@ impl Pump {
             )
             .await
             {
-                Ok(created) => {
-                    super::print_created(&name, &created);
-                    self.pipelines.insert(name, (p.version, p.definition));
-                }
+                Ok(created) => super::print_created(&name, &created),
+                // said once per version; the pump still watches what exists of it
                 Err(e) => println!("[sandbox] pipeline {name}: cannot create its resources: {e}"),
             }
+            self.pipelines.insert(name, (p.version, p.definition));
         }
     }
 
