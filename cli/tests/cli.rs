@@ -264,6 +264,71 @@ approval = { topic_arn = "arn:aws:sns:us-east-1:123456789012:shop-approvals", ti
     let (_, demo_prod) = sb.service_runs("demo-prod", "hello-prod", "app").await;
     assert!(demo_prod.ends_with(":bootstrap"), "{demo_prod}");
 
+    // a failed production deployment of this pipeline: its prod service keeps the release
+    let (prod_td, _) = sb.service_runs("shop-prod", "web-prod", "web").await;
+    let (_, body) = sb.push_to("acme/shop", "Bad config [fail-prod]").await;
+    let bad = body["execution_id"].as_str().unwrap().to_string();
+    sb.wait_for(&bad, "AWAITING_APPROVAL").await;
+    let out = shipgate(&sb).args(["approve", &bad]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    sb.wait_for(&bad, "PROD_FAILED").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (td, image) = sb.service_runs("shop-prod", "web-prod", "web").await;
+        if td == prod_td {
+            assert_eq!(image, test_image);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shop-prod runs {td}, not {prod_td}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+
+    // a pipeline whose source is CodeCommit: `dev push --pipeline` sends the CodeCommit event
+    let tools = sb.state_dir.join("tools.yaml");
+    std::fs::write(
+        &tools,
+        "name: tools\nsource: { codecommit: tools }\nbuild: { project: tools-build }\n\
+image: { repository: 123456789012.dkr.ecr.us-east-1.amazonaws.com/tools }\n\
+test: { cluster: tools-test, service: api-test, container: api }\n\
+prod: { cluster: tools-prod, service: api-prod, container: api }\n\
+approval: { topic_arn: 'arn:aws:sns:us-east-1:123456789012:shipgate-approvals', timeout_hours: 24 }\n",
+    )
+    .unwrap();
+    let out = shipgate(&sb)
+        .args(["pipeline", "apply"])
+        .arg(&tools)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(sb.printed().contains("CodeBuild project tools-build"));
+    let out = shipgate(&sb)
+        .args([
+            "dev",
+            "push",
+            "--pipeline",
+            "tools",
+            "--message",
+            "Tools change",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(contains(&out.stdout, "codecommit:tools"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let tools_id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("execution "))
+        .expect("execution id printed")
+        .trim()
+        .to_string();
+    let waiting = sb.wait_for(&tools_id, "AWAITING_APPROVAL").await;
+    assert_eq!(waiting["pipeline"], "tools");
+    let (_, tools_image) = sb.service_runs("tools-test", "api-test", "api").await;
+    assert!(tools_image.ends_with(waiting["image"]["digest"].as_str().unwrap()));
+
     // applying it again creates nothing
     let before = sb.printed().matches("[sandbox] pipeline shop").count();
     let out = shipgate(&sb)
