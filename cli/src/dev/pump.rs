@@ -49,7 +49,26 @@ struct Pump {
     pipelines_at: Option<Instant>,
     /// Every deployment seen in progress, by deployment id.
     deployments: HashMap<String, Tracked>,
+    /// Events whose function answered an error, to deliver again (as Lambda retries an
+    /// asynchronous invocation twice).
+    retries: Vec<Retry>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Function {
+    BuildEvents,
+    DeployEvents,
+}
+
+struct Retry {
+    at: Instant,
+    attempt: u32,
+    function: Function,
+    event: Value,
+}
+
+const RETRIES: u32 = 2;
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 struct Tracked {
     since: Instant,
@@ -97,6 +116,7 @@ pub async fn run(
         pipelines: BTreeMap::new(),
         pipelines_at: None,
         deployments: HashMap::new(),
+        retries: Vec::new(),
     };
     let mut last_sweep = Instant::now();
     loop {
@@ -107,6 +127,7 @@ pub async fn run(
         pump.refresh_pipelines().await;
         pump.builds().await;
         pump.deployments().await;
+        pump.retry().await;
         pump.outbox().await;
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = Instant::now();
@@ -183,6 +204,53 @@ pub fn deliverable(
 impl Pump {
     async fn execution(&self, id: Option<ExecutionId>) -> Option<Execution> {
         self.state.services.store.get_execution(&id?).await.ok()?
+    }
+
+    /// Deliver an event to its function; an error schedules it again (at most `RETRIES` times).
+    async fn deliver(&mut self, function: Function, event: Value, attempt: u32) -> String {
+        let out = match function {
+            Function::BuildEvents => {
+                build_events::handler::handle(&self.state.services, event.clone()).await
+            }
+            Function::DeployEvents => {
+                deploy_events::handler::handle(&self.state.services, event.clone()).await
+            }
+        };
+        let failed = out.is_err();
+        let mut said = summary(out.map_err(|e| e.to_string()));
+        if failed && attempt < RETRIES {
+            self.retries.push(Retry {
+                at: Instant::now() + RETRY_AFTER,
+                attempt: attempt + 1,
+                function,
+                event,
+            });
+            said.push_str(" (delivered again in 1 s)");
+        }
+        said
+    }
+
+    async fn retry(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<Retry>, Vec<Retry>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|r| r.at <= now);
+        self.retries = later;
+        for r in due {
+            let what = r.event["detail-type"]
+                .as_str()
+                .unwrap_or("event")
+                .to_string();
+            let name = match r.function {
+                Function::BuildEvents => "build-events",
+                Function::DeployEvents => "deploy-events",
+            };
+            let said = self.deliver(r.function, r.event, r.attempt).await;
+            println!(
+                "[pump] {what} again (attempt {}) → {name}: {said}",
+                r.attempt + 1
+            );
+        }
     }
 
     /// The pipelines in the table; resources of new ones (or new versions) are ensured.
@@ -276,11 +344,8 @@ impl Pump {
             let status = if failed { "FAILED" } else { "SUCCEEDED" };
             let project = build_id.split(':').next().unwrap_or(&build_id).to_string();
             let event = build_event(&build_id, status, &project);
-            let out = build_events::handler::handle(&self.state.services, event).await;
-            println!(
-                "[pump] build {build_id} {status} → build-events: {}",
-                summary(out.map_err(|e| e.to_string()))
-            );
+            let said = self.deliver(Function::BuildEvents, event, 0).await;
+            println!("[pump] build {build_id} {status} → build-events: {said}");
         }
     }
 
@@ -431,14 +496,15 @@ impl Pump {
             let Some(t) = self.deployments.get_mut(&id) else {
                 continue;
             };
-            t.done = true;
             let (cluster, service) = (t.cluster.clone(), t.service.clone());
             let Some(svc) = services
                 .iter()
                 .find(|s| s.cluster == cluster && s.service == service)
             else {
+                // not described this tick (the local AWS did not answer): next tick
                 continue;
             };
+            t.done = true;
             let store = &self.state.services.store;
             let exec = self
                 .execution(store.find_by_deployment(&id).await.ok().flatten())
@@ -483,11 +549,10 @@ impl Pump {
                     &service,
                     &reason,
                 );
-                let out = deploy_events::handler::handle(&self.state.services, event).await;
+                let said = self.deliver(Function::DeployEvents, event, 0).await;
                 println!(
-                    "[pump] {service} on {} → SERVICE_DEPLOYMENT_FAILED → deploy-events: {}",
+                    "[pump] {service} on {} → SERVICE_DEPLOYMENT_FAILED → deploy-events: {said}",
                     short_td(&task_definition),
-                    summary(out.map_err(|e| e.to_string()))
                 );
                 self.roll_back(svc, &id).await;
             } else {
@@ -505,11 +570,10 @@ impl Pump {
                     &service,
                     &reason,
                 );
-                let out = deploy_events::handler::handle(&self.state.services, event).await;
+                let said = self.deliver(Function::DeployEvents, event, 0).await;
                 println!(
-                    "[pump] {service} now on {} → SERVICE_DEPLOYMENT_COMPLETED → deploy-events: {}",
+                    "[pump] {service} now on {} → SERVICE_DEPLOYMENT_COMPLETED → deploy-events: {said}",
                     short_td(&task_definition),
-                    summary(out.map_err(|e| e.to_string()))
                 );
             }
         }
