@@ -400,7 +400,9 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
     println!("  shipgate dev push                 # a signed push; prints the execution id");
     println!("  set -a; . {}; set +a", env_file.display());
     println!("  shipgate status demo");
-    println!("  shipgate pipeline apply FILE      # another pipeline; what it names is created here");
+    println!(
+        "  shipgate pipeline apply FILE      # another pipeline; what it names is created here"
+    );
     println!("  shipgate dev push --pipeline NAME # a push to that pipeline's repository");
     println!("Approval messages are printed here with their links. Ctrl-C stops everything.");
     println!();

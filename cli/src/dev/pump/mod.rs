@@ -17,21 +17,24 @@
 //!   (`resources::ensure`).
 //! - Messages captured from the topics are printed and kept for `/_dev/outbox`.
 
+mod events;
+mod rules;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use shared::domain::{Environment, Execution, ExecutionId, PipelineDefinition, Status};
-use shared::local::{drain_outbox, ACCOUNT, REGION};
+use shared::domain::{Environment, Execution, ExecutionId, PipelineDefinition};
+use shared::local::drain_outbox;
 use tokio::sync::watch;
 use tracing::warn;
 
 use super::{resources, DevState};
+use events::{build_event, deployment_event, summary};
+use rules::{deliverable, fail_marker, fails, rollback_target, short_td, DeploymentNow};
 
 const TICK: Duration = Duration::from_millis(300);
 const PIPELINE_REFRESH: Duration = Duration::from_secs(2);
-/// An older execution not yet building holds back newer builds of its pipeline this long at most.
-const RECEIVED_HOLD: chrono::Duration = chrono::Duration::seconds(30);
 
 struct Pump {
     state: DevState,
@@ -75,15 +78,6 @@ struct Tracked {
     cluster: String,
     service: String,
     done: bool,
-}
-
-/// One deployment of a service as DescribeServices shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploymentNow {
-    pub id: String,
-    pub primary: bool,
-    pub rollout: String,
-    pub task_definition: String,
 }
 
 /// A service and its deployments, newest first.
@@ -134,71 +128,6 @@ pub async fn run(
             pump.sweep().await;
         }
     }
-}
-
-fn fails(exec: Option<&Execution>, marker: &str) -> bool {
-    exec.and_then(|e| e.commit.message.as_deref())
-        .is_some_and(|m| m.contains(marker))
-}
-
-/// The marker that fails a deployment to `env`.
-fn fail_marker(env: Environment) -> &'static str {
-    match env {
-        Environment::Test => "[fail-deploy]",
-        Environment::Prod => "[fail-prod]",
-    }
-}
-
-fn short_td(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
-}
-
-/// What the ECS circuit breaker rolls a service back to when `failed` fails: the task definition
-/// of its newest completed deployment, else of its oldest one (the service's first).
-pub fn rollback_target<'a>(deployments: &'a [DeploymentNow], failed: &str) -> Option<&'a str> {
-    let mut others = deployments.iter().filter(|d| d.id != failed);
-    others
-        .clone()
-        .find(|d| d.rollout == "COMPLETED")
-        .or_else(|| others.next_back())
-        .map(|d| d.task_definition.as_str())
-}
-
-/// Of the builds that are due, the ones to deliver now, in push order: a build waits while an
-/// older execution of its pipeline is still building (or about to), so that builds of one
-/// pipeline finish — and deploy to test — in the order they were pushed.
-pub fn deliverable(
-    due: Vec<(String, Option<Execution>)>,
-    recent: &HashMap<String, Vec<Execution>>,
-    delivered: &HashSet<String>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Vec<(String, Option<Execution>)> {
-    let due_ids: HashSet<String> = due.iter().map(|(b, _)| b.clone()).collect();
-    let blocked = |e: &Execution| -> bool {
-        recent.get(&e.pipeline).is_some_and(|list| {
-            list.iter().any(|o| {
-                o.id < e.id
-                    && match o.status {
-                        Status::Building => o
-                            .build_id
-                            .as_deref()
-                            .is_some_and(|b| !delivered.contains(b) && !due_ids.contains(b)),
-                        Status::Received => now - o.updated_at < RECEIVED_HOLD,
-                        _ => false,
-                    }
-            })
-        })
-    };
-    let mut out: Vec<(String, Option<Execution>)> = due
-        .into_iter()
-        .filter(|(_, e)| e.as_ref().is_none_or(|e| !blocked(e)))
-        .collect();
-    out.sort_by(|(a, ea), (b, eb)| {
-        let ka = ea.as_ref().map(|e| e.id.clone());
-        let kb = eb.as_ref().map(|e| e.id.clone());
-        ka.cmp(&kb).then_with(|| a.cmp(b))
-    });
-    out
 }
 
 impl Pump {
@@ -676,216 +605,5 @@ impl Pump {
                 outbox.push(m);
             }
         }
-    }
-}
-
-fn summary(out: Result<Value, String>) -> String {
-    match out {
-        Ok(v) => match v["status"].as_str() {
-            Some("applied") => format!(
-                "{} is now {}",
-                v["execution_id"].as_str().unwrap_or("?"),
-                v["execution_status"].as_str().unwrap_or("?")
-            ),
-            _ => v.to_string(),
-        },
-        Err(e) => format!("error: {e}"),
-    }
-}
-
-/// The event EventBridge delivers for a CodeBuild build state change.
-fn build_event(build_id: &str, status: &str, project: &str) -> Value {
-    let arn = format!("arn:aws:codebuild:{REGION}:{ACCOUNT}:build/{build_id}");
-    let failed = status == "FAILED";
-    let mut phases = vec![
-        json!({"phase-type": "SUBMITTED", "phase-status": "SUCCEEDED"}),
-        json!({"phase-type": "PROVISIONING", "phase-status": "SUCCEEDED"}),
-        json!({"phase-type": "PRE_BUILD", "phase-status": "SUCCEEDED"}),
-    ];
-    phases.push(if failed {
-        json!({"phase-type": "BUILD", "phase-status": "FAILED", "phase-context": ["COMMAND_EXECUTION_ERROR: Error while executing command: make test. Reason: exit status 2 (simulated by [fail-build])"]})
-    } else {
-        json!({"phase-type": "BUILD", "phase-status": "SUCCEEDED"})
-    });
-    phases.push(json!({"phase-type": "COMPLETED"}));
-    json!({
-        "version": "0",
-        "id": ulid::Ulid::new().to_string(),
-        "detail-type": "CodeBuild Build State Change",
-        "source": "aws.codebuild",
-        "account": ACCOUNT,
-        "time": chrono::Utc::now().to_rfc3339(),
-        "region": REGION,
-        "resources": [arn],
-        "detail": {
-            "build-status": status,
-            "project-name": project,
-            "build-id": arn,
-            "current-phase": "COMPLETED",
-            "current-phase-context": "[: ]",
-            "version": "1",
-            "additional-information": {
-                "build-complete": true,
-                "logs": {"deep-link": format!("https://console.aws.amazon.com/cloudwatch/home?region={REGION}#logEvent:group=/aws/codebuild/{project}")},
-                "phases": phases
-            }
-        }
-    })
-}
-
-/// The event EventBridge delivers for an ECS service deployment state change.
-fn deployment_event(
-    deployment_id: &str,
-    name: &str,
-    cluster: &str,
-    service: &str,
-    reason: &str,
-) -> Value {
-    let failed = name.ends_with("FAILED");
-    json!({
-        "version": "0",
-        "id": ulid::Ulid::new().to_string(),
-        "detail-type": "ECS Deployment State Change",
-        "source": "aws.ecs",
-        "account": ACCOUNT,
-        "time": chrono::Utc::now().to_rfc3339(),
-        "region": REGION,
-        "resources": [format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}")],
-        "detail": {
-            "eventType": if failed { "ERROR" } else { "INFO" },
-            "eventName": name,
-            "deploymentId": deployment_id,
-            "updatedAt": chrono::Utc::now().to_rfc3339(),
-            "reason": reason,
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pump_events_decode() {
-        let b = shared::domain::aws_events::decode_build_state(&build_event(
-            "hello-build:1",
-            "FAILED",
-            "hello-build",
-        ))
-        .unwrap();
-        assert_eq!(b.build_id, "hello-build:1");
-        assert!(b.reason.unwrap().contains("[fail-build]"));
-        let d = shared::domain::aws_events::decode_deployment_state(&deployment_event(
-            "ecs-svc/1",
-            "SERVICE_DEPLOYMENT_FAILED",
-            "c",
-            "s",
-            "circuit breaker",
-        ))
-        .unwrap();
-        assert_eq!(d.deployment_id, "ecs-svc/1");
-        assert_eq!(
-            d.name,
-            shared::domain::aws_events::DeploymentEventName::Failed
-        );
-        assert_eq!(
-            d.service_arn.unwrap(),
-            format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/c/s")
-        );
-    }
-
-    fn dep(id: &str, primary: bool, rollout: &str, td: &str) -> DeploymentNow {
-        DeploymentNow {
-            id: id.into(),
-            primary,
-            rollout: rollout.into(),
-            task_definition: td.into(),
-        }
-    }
-
-    #[test]
-    fn rollback_goes_to_the_last_completed_deployment() {
-        // newest first: the failed one, one it replaced mid-rollout, the last completed one
-        let deployments = vec![
-            dep("c", true, "IN_PROGRESS", "td:3"),
-            dep("b", false, "IN_PROGRESS", "td:2"),
-            dep("a", false, "COMPLETED", "td:1"),
-        ];
-        assert_eq!(rollback_target(&deployments, "c"), Some("td:1"));
-        // a service that never completed a deployment goes back to its first one
-        let fresh = vec![
-            dep("c", true, "IN_PROGRESS", "td:3"),
-            dep("first", false, "IN_PROGRESS", "td:0"),
-        ];
-        assert_eq!(rollback_target(&fresh, "c"), Some("td:0"));
-        assert_eq!(rollback_target(&fresh[..1], "c"), None);
-    }
-
-    fn exec(pipeline: &str, status: Status, build: Option<&str>) -> Execution {
-        let commit = shared::domain::Commit {
-            sha: "0123456789abcdef0123456789abcdef01234567".into(),
-            reference: "main".into(),
-            author: None,
-            message: None,
-            url: None,
-        };
-        let trigger = shared::domain::Trigger::Release { actor: "t".into() };
-        let now = chrono::Utc::now();
-        let mut e = Execution::received(
-            ExecutionId::generate(now),
-            pipeline,
-            commit,
-            trigger,
-            now,
-            "t",
-        );
-        e.status = status;
-        e.build_id = build.map(str::to_string);
-        e
-    }
-
-    #[test]
-    fn builds_of_a_pipeline_finish_in_push_order() {
-        let older = exec("p", Status::Building, Some("proj:1"));
-        std::thread::sleep(Duration::from_millis(2));
-        let newer = exec("p", Status::Building, Some("proj:2"));
-        let other = exec("q", Status::Building, Some("other:1"));
-        let recent = HashMap::from([
-            ("p".to_string(), vec![newer.clone(), older.clone()]),
-            ("q".to_string(), vec![other.clone()]),
-        ]);
-        let now = chrono::Utc::now();
-        // the newer build is due first: it waits for the older one; other pipelines do not
-        let ready = deliverable(
-            vec![
-                ("proj:2".into(), Some(newer.clone())),
-                ("other:1".into(), Some(other.clone())),
-            ],
-            &recent,
-            &HashSet::new(),
-            now,
-        );
-        let ids: Vec<&str> = ready.iter().map(|(b, _)| b.as_str()).collect();
-        assert_eq!(ids, vec!["other:1"]);
-        // both due: the older one first
-        let ready = deliverable(
-            vec![
-                ("proj:2".into(), Some(newer.clone())),
-                ("proj:1".into(), Some(older.clone())),
-            ],
-            &recent,
-            &HashSet::new(),
-            now,
-        );
-        let ids: Vec<&str> = ready.iter().map(|(b, _)| b.as_str()).collect();
-        assert_eq!(ids, vec!["proj:1", "proj:2"]);
-        // the older one delivered already: the newer one goes
-        let ready = deliverable(
-            vec![("proj:2".into(), Some(newer))],
-            &recent,
-            &HashSet::from(["proj:1".to_string()]),
-            now,
-        );
-        assert_eq!(ready.len(), 1);
     }
 }
