@@ -13,6 +13,10 @@ fn aws<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> String +
     move |e| format!("{what}: {}", aws_sdk_ecs::error::DisplayErrorContext(e))
 }
 
+/// One `ensure` at a time (the apply hook and the pump may both see a new pipeline): the second
+/// finds everything the first created.
+static ENSURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Make sure everything `pipeline` names exists in the local AWS; answers what was created
 /// (empty when everything was there).
 pub async fn ensure(
@@ -20,6 +24,7 @@ pub async fn ensure(
     pipeline: &PipelineDefinition,
     outbox_queue_url: &str,
 ) -> Result<Vec<String>, String> {
+    let _one_at_a_time = ENSURING.lock().await;
     let mut created = Vec::new();
     let repository_uri = ensure_repository(sdk, pipeline, &mut created).await?;
     ensure_project(sdk, pipeline, &mut created).await?;
