@@ -341,6 +341,11 @@ approval: { topic_arn: 'arn:aws:sns:us-east-1:123456789012:shipgate-approvals', 
         sb.printed().matches("[sandbox] pipeline shop").count(),
         before
     );
+    assert!(
+        !sb.printed().contains("cannot create its resources"),
+        "{}",
+        sb.printed()
+    );
 }
 
 /// The sweeper answers its report through the sandbox's Lambda Invoke API, under both names.
