@@ -24,6 +24,7 @@ breaker tripped (FAILED). The shipgate sandbox's event pump uses it; production 
 import json
 import os
 import random
+import signal
 import sys
 import threading
 
@@ -121,6 +122,9 @@ def ecs_rollout(body: bytes):
 
 
 def main() -> None:
+    # Ctrl-C in a terminal signals the whole process group: the process that started this server
+    # decides when it stops (it kills it, or its exit closes our stdin)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     try:
         from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app

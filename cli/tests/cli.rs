@@ -192,7 +192,8 @@ approval = { topic_arn = "arn:aws:sns:us-east-1:123456789012:shop-approvals", ti
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let printed = sb.printed();
+    // the sandbox prints what it created before it answers; its output may reach us later
+    let printed = sb.wait_printed("ECS service shop-prod/web-prod");
     for created in [
         "[sandbox] pipeline shop: created in the local AWS:",
         "ECR repository shop",
@@ -303,7 +304,7 @@ approval: { topic_arn: 'arn:aws:sns:us-east-1:123456789012:shipgate-approvals', 
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(sb.printed().contains("CodeBuild project tools-build"));
+    sb.wait_printed("CodeBuild project tools-build");
     let out = shipgate(&sb)
         .args([
             "dev",

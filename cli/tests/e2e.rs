@@ -316,11 +316,7 @@ async fn stale_dev_env_is_replaced() {
     let Some(sb) = DevSandbox::start_in(dir, &[]) else {
         return;
     };
-    assert!(
-        sb.printed().contains("replacing a stale"),
-        "{}",
-        sb.printed()
-    );
+    sb.wait_printed("replacing a stale");
     assert_eq!(sb.env["SHIPGATE_DEV_PID"], sb.pid().to_string());
     assert_ne!(sb.env["AWS_ENDPOINT_URL"], "http://127.0.0.1:1");
     let ok = sb
@@ -340,4 +336,78 @@ async fn stale_dev_env_is_replaced() {
     assert!(stderr.contains("another shipgate dev"), "{stderr}");
     let env_now = std::fs::read_to_string(sb.state_dir.join("dev.env")).unwrap();
     assert!(env_now.contains(&format!("SHIPGATE_DEV_PID={}", sb.pid())));
+}
+
+/// Ctrl-C in a terminal signals the whole process group, moto included: `shipgate dev` stops
+/// cleanly (exit 0, "stopped"), it does not mistake that for moto dying.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_to_the_process_group_stops_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+
+    let dir = DevSandbox::state_dir("e2e-ctrl-c");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shipgate"))
+        .args(["dev", "--port", "0", "--state-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    /// Kills the group if the test fails half-way.
+    struct Group(u32);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0)])
+                .status();
+        }
+    }
+    let group = Group(child.id());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    loop {
+        let Some(Ok(line)) = lines.next() else {
+            let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default();
+            if stderr.contains("moto is not installed") {
+                if std::env::var("SHIPGATE_REQUIRE_MOTO").is_ok_and(|v| v == "1") {
+                    panic!("moto is required (SHIPGATE_REQUIRE_MOTO=1): {stderr}");
+                }
+                shipgate_tests::say("skipped: moto not installed (run make test)");
+                let _ = child.wait();
+                return;
+            }
+            let _ = child.wait();
+            panic!("shipgate dev exited early: {printed:?} {stderr}");
+        };
+        let started = line.trim_start().starts_with("API");
+        printed.push(line);
+        if started {
+            break;
+        }
+    }
+    assert!(dir.join("dev.env").exists());
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", group.0)])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default();
+    assert!(status.success(), "exit {status}: {rest:?} {stderr}");
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+    assert!(!stderr.contains("moto"), "{stderr}");
+    assert!(!dir.join("dev.env").exists(), "dev.env removed");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -97,6 +97,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         })?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let base = format!("http://127.0.0.1:{port}");
+    let mut signals = Signals::install()?;
     check_stale_env(&args.state_dir)?;
 
     println!("starting the local AWS (moto)...");
@@ -156,7 +157,9 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     let mut pump_done = false;
     let mut server_done = false;
     let outcome = tokio::select! {
-        _ = wait_for_signal() => {
+        // a signal first: stopping on Ctrl-C is not "moto died", even if moto got it too
+        biased;
+        _ = signals.recv() => {
             println!("\nstopping: server, event pump and local AWS...");
             Ok(())
         }
@@ -211,38 +214,61 @@ async fn moto_exited(moto: &mut MotoServer) -> String {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Ctrl-C, SIGTERM and SIGHUP, caught from the moment the sandbox starts (a signal that comes
+/// while it starts up is acted on once it runs, with the same cleanup).
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(h) => h,
-            Err(_) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-                return;
+    streams: Vec<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut streams = Vec::new();
+            for kind in [
+                SignalKind::interrupt(),
+                SignalKind::terminate(),
+                SignalKind::hangup(),
+            ] {
+                streams.push(signal(kind).map_err(|e| format!("cannot catch signals: {e}"))?);
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
+            Ok(Signals { streams })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Resolves at the first signal.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            let waits = self.streams.iter_mut().map(|s| Box::pin(s.recv()));
+            let _ = futures_select_all(waits).await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
+}
+
+/// The first of several futures to finish.
+#[cfg(unix)]
+async fn futures_select_all<F: std::future::Future + Unpin>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<F> = futures.collect();
+    std::future::poll_fn(move |cx| {
+        for f in futures.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// `.shipgate/dev.env`: what CLI commands, `cargo lambda watch` or a function binary need to

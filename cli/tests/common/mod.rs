@@ -124,6 +124,21 @@ impl DevSandbox {
         })
     }
 
+    /// Wait (bounded) until `shipgate dev` has printed `needle`; answers everything printed.
+    pub fn wait_printed(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let printed = self.printed();
+            if printed.contains(needle) {
+                return printed;
+            }
+            if Instant::now() > deadline {
+                panic!("shipgate dev did not print {needle:?}: {printed}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The `shipgate dev` process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
