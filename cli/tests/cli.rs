@@ -241,3 +241,228 @@ fn help_and_usage_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(contains(&out.stderr, "cannot read"));
 }
+
+/// A second pipeline applied with `shipgate pipeline apply` gets its CodeBuild project, ECR
+/// repository, clusters, services and topic in the local AWS, and `shipgate dev push --pipeline`
+/// takes a push through build → test → approval → prod exactly like the demo's.
+#[tokio::test]
+async fn applied_pipeline_runs_like_the_demo() {
+    let Some(sb) = DevSandbox::start("cli-pipeline") else {
+        return;
+    };
+    let file = sb.state_dir.join("shop.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "shop"
+source = { github = "acme/shop" }
+branches = ["main"]
+build = { project = "shop-build" }
+image = { repository = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop" }
+test = { cluster = "shop-test", service = "web-test", container = "web" }
+prod = { cluster = "shop-prod", service = "web-prod", container = "web" }
+approval = { topic_arn = "arn:aws:sns:us-east-1:123456789012:shop-approvals", timeout_hours = 24 }
+"#,
+    )
+    .unwrap();
+    let out = shipgate(&sb)
+        .args(["pipeline", "apply"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // the sandbox prints what it created before it answers; its output may reach us later
+    let printed = sb.wait_printed("ECS service shop-prod/web-prod");
+    for created in [
+        "[sandbox] pipeline shop: created in the local AWS:",
+        "ECR repository shop",
+        "CodeBuild project shop-build",
+        "ECS cluster shop-test",
+        "ECS service shop-test/web-test",
+        "ECS cluster shop-prod",
+        "ECS service shop-prod/web-prod",
+        "SNS topic shop-approvals",
+    ] {
+        assert!(printed.contains(created), "{created:?} not in {printed}");
+    }
+
+    // a bad --repo is a usage error; an unknown pipeline a clear refusal
+    let out = shipgate(&sb)
+        .args(["dev", "push", "--repo", "no-slash"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = shipgate(&sb)
+        .args(["dev", "push", "--pipeline", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(contains(&out.stderr, "no pipeline \"nope\""), "{out:?}");
+
+    let out = shipgate(&sb)
+        .args([
+            "dev",
+            "push",
+            "--pipeline",
+            "shop",
+            "--message",
+            "Shop change",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(contains(&out.stdout, "github:acme/shop"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("execution "))
+        .expect("execution id printed")
+        .trim()
+        .to_string();
+
+    let waiting = sb.wait_for(&id, "AWAITING_APPROVAL").await;
+    assert_eq!(waiting["pipeline"], "shop");
+    let digest = waiting["image"]["digest"].as_str().unwrap().to_string();
+    assert!(waiting["image"]["repository_uri"]
+        .as_str()
+        .unwrap()
+        .ends_with("/shop"));
+    let (_, test_image) = sb.service_runs("shop-test", "web-test", "web").await;
+    assert!(test_image.ends_with(&format!("@{digest}")), "{test_image}");
+    // the approval request went through the new topic to the sandbox's outbox
+    sb.message("Approve shop").await;
+
+    let out = shipgate(&sb)
+        .args(["approve", &id, "--comment", "ship it"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    sb.wait_for(&id, "SUCCEEDED").await;
+    let (_, prod_image) = sb.service_runs("shop-prod", "web-prod", "web").await;
+    assert_eq!(prod_image, test_image);
+    // the demo pipeline's services were not touched
+    let (_, demo_prod) = sb.service_runs("demo-prod", "hello-prod", "app").await;
+    assert!(demo_prod.ends_with(":bootstrap"), "{demo_prod}");
+
+    // a failed production deployment of this pipeline: its prod service keeps the release
+    let (prod_td, _) = sb.service_runs("shop-prod", "web-prod", "web").await;
+    let (_, body) = sb.push_to("acme/shop", "Bad config [fail-prod]").await;
+    let bad = body["execution_id"].as_str().unwrap().to_string();
+    sb.wait_for(&bad, "AWAITING_APPROVAL").await;
+    let out = shipgate(&sb).args(["approve", &bad]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    sb.wait_for(&bad, "PROD_FAILED").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (td, image) = sb.service_runs("shop-prod", "web-prod", "web").await;
+        if td == prod_td {
+            assert_eq!(image, test_image);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shop-prod runs {td}, not {prod_td}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+
+    // a pipeline whose source is CodeCommit: `dev push --pipeline` sends the CodeCommit event
+    let tools = sb.state_dir.join("tools.yaml");
+    std::fs::write(
+        &tools,
+        "name: tools\nsource: { codecommit: tools }\nbuild: { project: tools-build }\n\
+image: { repository: 123456789012.dkr.ecr.us-east-1.amazonaws.com/tools }\n\
+test: { cluster: tools-test, service: api-test, container: api }\n\
+prod: { cluster: tools-prod, service: api-prod, container: api }\n\
+approval: { topic_arn: 'arn:aws:sns:us-east-1:123456789012:shipgate-approvals', timeout_hours: 24 }\n",
+    )
+    .unwrap();
+    let out = shipgate(&sb)
+        .args(["pipeline", "apply"])
+        .arg(&tools)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    sb.wait_printed("CodeBuild project tools-build");
+    let out = shipgate(&sb)
+        .args([
+            "dev",
+            "push",
+            "--pipeline",
+            "tools",
+            "--message",
+            "Tools change",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(contains(&out.stdout, "codecommit:tools"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let tools_id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("execution "))
+        .expect("execution id printed")
+        .trim()
+        .to_string();
+    let waiting = sb.wait_for(&tools_id, "AWAITING_APPROVAL").await;
+    assert_eq!(waiting["pipeline"], "tools");
+    let (_, tools_image) = sb.service_runs("tools-test", "api-test", "api").await;
+    assert!(tools_image.ends_with(waiting["image"]["digest"].as_str().unwrap()));
+
+    // applying it again creates nothing
+    let before = sb.printed().matches("[sandbox] pipeline shop").count();
+    let out = shipgate(&sb)
+        .args(["pipeline", "apply"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        sb.printed().matches("[sandbox] pipeline shop").count(),
+        before
+    );
+    assert!(
+        !sb.printed().contains("cannot create its resources"),
+        "{}",
+        sb.printed()
+    );
+}
+
+/// The sweeper answers its report through the sandbox's Lambda Invoke API, under both names.
+#[tokio::test]
+async fn sweeper_through_the_invoke_api() {
+    let Some(sb) = DevSandbox::start("cli-sweeper") else {
+        return;
+    };
+    for name in ["shipgate-sweeper", "sweeper"] {
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{}/2015-03-31/functions/{name}/invocations",
+                sb.base
+            ))
+            .body(include_str!("../../events/scheduled/sweeper.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{name}");
+        assert!(
+            resp.headers().get("x-amz-function-error").is_none(),
+            "{name}"
+        );
+        let report: serde_json::Value = resp.json().await.unwrap();
+        for key in [
+            "expired",
+            "builds_reconciled",
+            "deployments_reconciled",
+            "resumed",
+            "images_deleted",
+            "bytes_freed",
+        ] {
+            assert!(
+                report[key].is_u64() || report[key].is_i64(),
+                "{name}: {key} in {report}"
+            );
+        }
+        assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    }
+}

@@ -4,6 +4,7 @@
 
 mod pump;
 mod push;
+mod resources;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub struct DevArgs {
 
 #[derive(Subcommand, Debug)]
 enum DevCommand {
-    /// Send a correctly signed GitHub push for the demo repository to a running sandbox.
+    /// Send a push (a signed GitHub webhook, or a CodeCommit event) to a running sandbox.
     Push(push::PushArgs),
 }
 
@@ -56,6 +57,18 @@ pub struct DevState {
     pub provisioned: Arc<Provisioned>,
     pub sdk: aws_config::SdkConfig,
     pub outbox: Arc<Mutex<Vec<OutboxMessage>>>,
+    /// The local AWS (moto) endpoint.
+    pub aws_endpoint: String,
+}
+
+/// Print what was created in the local AWS for a pipeline (nothing when nothing was missing).
+pub fn print_created(pipeline: &str, created: &[String]) {
+    if !created.is_empty() {
+        println!(
+            "[sandbox] pipeline {pipeline}: created in the local AWS: {}",
+            created.join(", ")
+        );
+    }
 }
 
 pub async fn run(args: DevArgs) -> ExitCode {
@@ -84,9 +97,11 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         })?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let base = format!("http://127.0.0.1:{port}");
+    let mut signals = Signals::install()?;
+    check_stale_env(&args.state_dir)?;
 
     println!("starting the local AWS (moto)...");
-    let moto = MotoServer::start(args.aws_port).map_err(|e| e.to_string())?;
+    let mut moto = MotoServer::start(args.aws_port).map_err(|e| e.to_string())?;
     let sdk = sdk_config(&moto.endpoint()).await;
     let sandbox = Sandbox::default();
     let provisioned = sandbox.provision(&sdk).await.map_err(|e| e.to_string())?;
@@ -101,18 +116,26 @@ async fn serve(args: DevArgs) -> Result<(), String> {
             },
         },
     );
-    let env_file = write_env(&args.state_dir, &base, &moto.endpoint(), &sandbox)?;
+    // removed when this function returns (every path) and when the process panics
+    let env_file = EnvFile::write(
+        &args.state_dir,
+        &base,
+        &moto.endpoint(),
+        &sandbox,
+        moto.pid(),
+    )?;
     let state = DevState {
         services,
         provisioned: Arc::new(provisioned),
         sdk,
         outbox: Arc::new(Mutex::new(Vec::new())),
+        aws_endpoint: moto.endpoint(),
     };
 
-    print_banner(&base, &moto.endpoint(), &env_file, &state.provisioned);
+    print_banner(&base, &moto.endpoint(), env_file.path(), &state.provisioned);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let pump = tokio::spawn(pump::run(
+    let mut pump = tokio::spawn(pump::run(
         state.clone(),
         Duration::from_secs(args.build_seconds),
         Duration::from_secs(args.deploy_seconds),
@@ -128,55 +151,185 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     .with_graceful_shutdown(async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
     });
-    let server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(async move { server.await });
 
-    wait_for_signal().await;
-    println!("\nstopping: server, event pump and local AWS...");
+    let moto_pid = moto.pid();
+    let mut pump_done = false;
+    let mut server_done = false;
+    let outcome = tokio::select! {
+        // a signal first: stopping on Ctrl-C is not "moto died", even if moto got it too
+        biased;
+        _ = signals.recv() => {
+            println!("\nstopping: server, event pump and local AWS...");
+            Ok(())
+        }
+        status = moto_exited(&mut moto) => Err(format!(
+            "the local AWS (moto, pid {moto_pid}) exited unexpectedly ({status}); every AWS call \
+    would fail from now on, so shipgate dev stopped. Start it again with `make dev`."
+        )),
+        ended = &mut pump => {
+            pump_done = true;
+            Err(format!("the event pump stopped unexpectedly ({}); shipgate dev stopped", task_end(ended)))
+        }
+        ended = &mut server => {
+            server_done = true;
+            let why = match ended {
+                Ok(Err(e)) => e.to_string(),
+                other => task_end(other.map(|_| ())),
+            };
+            Err(format!("the local server stopped unexpectedly ({why}); shipgate dev stopped"))
+        }
+    };
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    if !pump_done {
+        let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
+    }
+    if !server_done {
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    }
     drop(moto);
-    let _ = std::fs::remove_file(&env_file);
-    println!("stopped");
-    Ok(())
+    drop(env_file);
+    if outcome.is_ok() {
+        println!("stopped");
+    }
+    outcome
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// How a task that should have run until told to stop ended.
+fn task_end(ended: Result<(), tokio::task::JoinError>) -> String {
+    match ended {
+        Ok(()) => "it returned".into(),
+        Err(e) if e.is_panic() => "it panicked".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Resolves when the moto process has exited, with how it ended.
+async fn moto_exited(moto: &mut MotoServer) -> String {
+    loop {
+        if let Some(status) = moto.exit_status() {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP, caught from the moment the sandbox starts (a signal that comes
+/// while it starts up is acted on once it runs, with the same cleanup).
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    streams: Vec<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut streams = Vec::new();
+            for kind in [
+                SignalKind::interrupt(),
+                SignalKind::terminate(),
+                SignalKind::hangup(),
+            ] {
+                streams.push(signal(kind).map_err(|e| format!("cannot catch signals: {e}"))?);
+            }
+            Ok(Signals { streams })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Resolves at the first signal.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            let waits = self.streams.iter_mut().map(|s| Box::pin(s.recv()));
+            let _ = futures_select_all(waits).await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
+}
+
+/// The first of several futures to finish.
+#[cfg(unix)]
+async fn futures_select_all<F: std::future::Future + Unpin>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<F> = futures.collect();
+    std::future::poll_fn(move |cx| {
+        for f in futures.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// `.shipgate/dev.env`: what CLI commands, `cargo lambda watch` or a function binary need to
-/// run against the sandbox (`set -a; . .shipgate/dev.env`).
-fn write_env(dir: &Path, base: &str, aws: &str, sandbox: &Sandbox) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join("dev.env");
-    let text = format!(
-        "# written by `shipgate dev`; removed when it stops. Use: set -a; . {path}\n\
+/// run against the sandbox (`set -a; . .shipgate/dev.env`). Removed when dropped, and by the
+/// panic hook; a file left by a process that was killed is replaced at the next start.
+struct EnvFile {
+    path: PathBuf,
+}
+
+impl EnvFile {
+    fn write(
+        dir: &Path,
+        base: &str,
+        aws: &str,
+        sandbox: &Sandbox,
+        moto_pid: u32,
+    ) -> Result<EnvFile, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join("dev.env");
+        let text = env_text(&path, base, aws, sandbox, std::process::id(), moto_pid);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let file = EnvFile { path };
+        let hook_path = file.path.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = std::fs::remove_file(&hook_path);
+            previous(info);
+        }));
+        Ok(file)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for EnvFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn env_text(
+    path: &Path,
+    base: &str,
+    aws: &str,
+    sandbox: &Sandbox,
+    pid: u32,
+    moto_pid: u32,
+) -> String {
+    format!(
+        "# written by `shipgate dev` (pid {pid}); removed when it stops. Use: set -a; . {path}\n\
 SHIPGATE_TABLE={table}\n\
 SHIPGATE_WEBHOOK_SECRET_ID={wid}\n\
 SHIPGATE_SIGNING_KEY_ID={kid}\n\
 SHIPGATE_PUBLIC_URL={base}\n\
 SHIPGATE_DEV_URL={base}\n\
 SHIPGATE_DEV_WEBHOOK_SECRET={secret}\n\
+SHIPGATE_DEV_PID={pid}\n\
+SHIPGATE_DEV_MOTO_PID={moto_pid}\n\
 SHIPGATE_CONTROL_FUNCTION=shipgate-control\n\
 AWS_ENDPOINT_URL={aws}\n\
 AWS_ENDPOINT_URL_LAMBDA={base}\n\
@@ -190,9 +343,62 @@ AWS_SECRET_ACCESS_KEY=testing\n",
         kid = sandbox.signing_key_id,
         secret = DEV_WEBHOOK_SECRET,
         region = shared::local::REGION,
+    )
+}
+
+/// A value of a `KEY=value` line.
+fn env_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        std::process::Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+/// Whether something answers TCP on the `http://host:port` of `url`.
+fn listening(url: &str) -> bool {
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => std::net::TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A `dev.env` already in the state directory: refuse when the sandbox that wrote it still runs
+/// (its process lives and its API answers); otherwise it is stale (that process was killed) and
+/// is replaced.
+fn check_stale_env(dir: &Path) -> Result<(), String> {
+    let path = dir.join("dev.env");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let pid = env_value(&text, "SHIPGATE_DEV_PID").and_then(|p| p.parse::<u32>().ok());
+    let url = env_value(&text, "SHIPGATE_DEV_URL").unwrap_or_default();
+    if let Some(pid) = pid {
+        if pid != std::process::id() && process_alive(pid) && listening(url) {
+            return Err(format!(
+                "another shipgate dev (pid {pid}, {url}) uses {}; stop it or choose another --state-dir",
+                path.display()
+            ));
+        }
+    }
+    println!(
+        "replacing a stale {} (the shipgate dev that wrote it is gone)",
+        path.display()
     );
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(path)
+    let _ = std::fs::remove_file(&path);
+    Ok(())
 }
 
 fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
@@ -220,6 +426,10 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
     println!("  shipgate dev push                 # a signed push; prints the execution id");
     println!("  set -a; . {}; set +a", env_file.display());
     println!("  shipgate status demo");
+    println!(
+        "  shipgate pipeline apply FILE      # another pipeline; what it names is created here"
+    );
+    println!("  shipgate dev push --pipeline NAME # a push to that pipeline's repository");
     println!("Approval messages are printed here with their links. Ctrl-C stops everything.");
     println!();
 }

@@ -148,6 +148,7 @@ pub const FUNCTIONS: &[&str] = &[
     "deploy-events",
     "approvals",
     "control",
+    "sweeper",
 ];
 
 /// `name`, `shipgate-name`, or a function ARN → the function.
@@ -195,7 +196,14 @@ async fn invoke(State(state): State<DevState>, Path(name): Path<String>, body: B
     };
     let svc = &state.services;
     let result: Result<Value, (String, String)> = match function {
-        "control" => Ok(control::handler::handle(svc, payload).await),
+        "control" => {
+            let applies = payload["command"] == "apply_pipeline";
+            let answer = control::handler::handle(svc, payload).await;
+            if applies {
+                provision_applied(&state, &answer).await;
+            }
+            Ok(answer)
+        }
         "webhook" | "approvals" => match serde_json::from_value::<HttpRequest>(payload) {
             Ok(req) => {
                 let resp = if function == "webhook" {
@@ -246,6 +254,31 @@ async fn invoke(State(state): State<DevState>, Path(name): Path<String>, body: B
     resp
 }
 
+/// After `apply_pipeline`: create what the pipeline names in the local AWS when it is missing, so
+/// a push right after runs like one to the demo pipeline. The answer is the control function's,
+/// unchanged.
+async fn provision_applied(state: &DevState, answer: &Value) {
+    let Some(name) = answer["pipeline"]
+        .as_str()
+        .filter(|_| answer["error"].is_null())
+    else {
+        return;
+    };
+    let pipeline = match state.services.store.get_pipeline(name).await {
+        Ok(Some(p)) => p.definition,
+        Ok(None) => return,
+        Err(e) => {
+            println!("[sandbox] pipeline {name}: cannot read it back: {e}");
+            return;
+        }
+    };
+    match super::resources::ensure(&state.sdk, &pipeline, &state.provisioned.outbox_queue_url).await
+    {
+        Ok(created) => super::print_created(name, &created),
+        Err(e) => println!("[sandbox] pipeline {name}: cannot create its resources: {e}"),
+    }
+}
+
 fn diagnostic(e: shared::runtime::EventError) -> (String, String) {
     let d: lambda_runtime::Diagnostic = e.into();
     (d.error_type, d.error_message)
@@ -264,5 +297,7 @@ mod tests {
             Some("build-events")
         );
         assert_eq!(function_name("shipgate-nope"), None);
+        assert_eq!(function_name("sweeper"), Some("sweeper"));
+        assert_eq!(function_name("shipgate-sweeper"), Some("sweeper"));
     }
 }

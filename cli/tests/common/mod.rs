@@ -34,7 +34,16 @@ impl DevSandbox {
     /// Start `shipgate dev` (1-second builds and deployments); None (with a printed reason)
     /// when moto is not installed.
     pub fn start(tag: &str) -> Option<DevSandbox> {
-        let state_dir = tmp_dir(tag);
+        Self::start_in(tmp_dir(tag), &[])
+    }
+
+    /// A fresh state directory for `start_in`.
+    pub fn state_dir(tag: &str) -> PathBuf {
+        tmp_dir(tag)
+    }
+
+    /// Start with `state_dir` (which may hold files already) and extra `shipgate dev` arguments.
+    pub fn start_in(state_dir: PathBuf, extra: &[&str]) -> Option<DevSandbox> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_shipgate"))
             .args([
                 "dev",
@@ -47,6 +56,7 @@ impl DevSandbox {
                 "--state-dir",
             ])
             .arg(&state_dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -112,6 +122,116 @@ impl DevSandbox {
             state_dir,
             output,
         })
+    }
+
+    /// Wait (bounded) until `shipgate dev` has printed `needle`; answers everything printed.
+    pub fn wait_printed(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let printed = self.printed();
+            if printed.contains(needle) {
+                return printed;
+            }
+            if Instant::now() > deadline {
+                panic!("shipgate dev did not print {needle:?}: {printed}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The `shipgate dev` process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Everything `shipgate dev` printed so far, one string.
+    pub fn printed(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Wait (bounded) for `shipgate dev` to exit by itself; answers its exit status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// Poll until the execution is in one of `statuses` (or fail with its history).
+    pub async fn wait_for_any(&self, id: &str, statuses: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let e = self.show(id).await;
+            if statuses.iter().any(|s| e["status"] == *s) {
+                return e;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "execution {id} did not reach any of {statuses:?}: {e:#}\nsandbox output: {:#?}",
+                    self.output.lock().unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// What an ECS service of the local AWS runs: (task definition ARN, image of `container`).
+    pub async fn service_runs(
+        &self,
+        cluster: &str,
+        service: &str,
+        container: &str,
+    ) -> (String, String) {
+        let sdk = shared::local::sdk_config(&self.aws_endpoint()).await;
+        let ecs = aws_sdk_ecs::Client::new(&sdk);
+        let svc = ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .unwrap();
+        let td = svc.services()[0].task_definition().unwrap().to_string();
+        let def = ecs
+            .describe_task_definition()
+            .task_definition(&td)
+            .send()
+            .await
+            .unwrap();
+        let image = def
+            .task_definition()
+            .unwrap()
+            .container_definitions()
+            .iter()
+            .find(|c| c.name() == Some(container))
+            .and_then(|c| c.image())
+            .unwrap_or_default()
+            .to_string();
+        (td, image)
+    }
+
+    /// Poll until the service points at `task_definition` (or fail saying what it runs).
+    pub async fn wait_service_on(&self, cluster: &str, service: &str, task_definition: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (td, _) = self.service_runs(cluster, service, "app").await;
+            if td == task_definition {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{cluster}/{service} runs {td}, not {task_definition}\nsandbox output: {:#?}",
+                    self.output.lock().unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     pub fn aws_endpoint(&self) -> String {
@@ -188,14 +308,19 @@ impl DevSandbox {
 
     /// A signed push with a fresh commit; answers the HTTP status and JSON.
     pub async fn push(&self, message: &str) -> (u16, Value) {
+        self.push_to("shipgate-demo/hello", message).await
+    }
+
+    /// A signed push to GitHub repository `repo` with a fresh commit.
+    pub async fn push_to(&self, repo: &str, message: &str) -> (u16, Value) {
         let sha = format!("{:040x}", ulid::Ulid::new().0 >> 8);
         let body = json!({
             "ref": "refs/heads/main",
             "before": "1e3c5a7b9d2f4e6a8c0b1d3f5a7c9e2b4d6f8a0c",
             "after": sha,
-            "repository": {"full_name": "shipgate-demo/hello"},
+            "repository": {"full_name": repo},
             "pusher": {"name": "e2e"},
-            "compare": "https://github.com/shipgate-demo/hello/compare/a...b",
+            "compare": format!("https://github.com/{repo}/compare/a...b"),
             "head_commit": {"id": sha, "message": message, "author": {"name": "E2E Test"}},
             "commits": [{"id": sha, "added": [], "removed": [], "modified": ["src/main.py"]}]
         })

@@ -234,16 +234,20 @@ impl Deployer for EcsDeployer {
                 },
             );
         };
+        // a failed rollout stays FAILED (and ACTIVE) after the circuit breaker's rollback
+        // deployment became PRIMARY: it failed, it was not replaced
+        if ours.rollout_state().map(|s| s.as_str()) == Some("FAILED") {
+            return Ok(DeploymentObservation::Failed(
+                ours.rollout_state_reason()
+                    .unwrap_or("rollout failed")
+                    .to_string(),
+            ));
+        }
         if ours.status() != Some("PRIMARY") {
             return Ok(DeploymentObservation::Replaced);
         }
         Ok(match ours.rollout_state().map(|s| s.as_str()) {
             Some("COMPLETED") => DeploymentObservation::Completed,
-            Some("FAILED") => DeploymentObservation::Failed(
-                ours.rollout_state_reason()
-                    .unwrap_or("rollout failed")
-                    .to_string(),
-            ),
             _ => DeploymentObservation::InProgress,
         })
     }
