@@ -290,20 +290,14 @@ async fn remote(command: Command) -> ExitCode {
         Ok(answer) => {
             if let Some(err) = answer.get("error") {
                 if remote.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&answer).unwrap_or_default()
-                    );
+                    output::say(&serde_json::to_string_pretty(&answer).unwrap_or_default());
                 } else {
                     output::print_error(err);
                 }
                 return ExitCode::from(1);
             }
             if remote.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&answer).unwrap_or_default()
-                );
+                output::say(&serde_json::to_string_pretty(&answer).unwrap_or_default());
             } else {
                 output::render(render, &answer);
             }

@@ -77,6 +77,14 @@ pub fn print_error(err: &Value) {
     }
 }
 
+/// Print a line on stdout. A reader that closed the pipe (`shipgate status | head`) is not an
+/// error worth a panic: what it did not read is dropped.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 pub fn render(kind: Render, answer: &Value) {
     let text = match kind {
         Render::Applied => applied(answer),
@@ -87,7 +95,7 @@ pub fn render(kind: Render, answer: &Value) {
         Render::Executions => executions(answer),
         Render::Execution => execution(answer.get("execution").unwrap_or(answer)),
     };
-    println!("{text}");
+    say(&text);
 }
 
 fn applied(a: &Value) -> String {

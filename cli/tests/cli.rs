@@ -104,6 +104,24 @@ async fn status_show_approve_and_errors() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // a reader that closes the pipe early (`| head`) is no reason to panic
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("shipgate"))
+        .args(["status", "demo", "--history"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(&sb.env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !contains(&out.stderr, "panicked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
     let out = shipgate(&sb)
         .args(["rollback", "demo", "--to", "deadbeefdeadbeef"])
         .output()

@@ -227,10 +227,10 @@ pub async fn run(args: PushArgs) -> ExitCode {
     let status = resp.status();
     let answer: Value = resp.json().await.unwrap_or(Value::Null);
     if args.json {
-        println!(
+        crate::output::say(&format!(
             "{}",
             serde_json::to_string_pretty(&answer).unwrap_or_default()
-        );
+        ));
     }
     let accepted = match target {
         Target::Github(_) => status.as_u16() == 202,
@@ -242,16 +242,16 @@ pub async fn run(args: PushArgs) -> ExitCode {
                 Target::Github(r) => format!("github:{r}"),
                 Target::Codecommit(r) => format!("codecommit:{r}"),
             };
-            println!(
+            crate::output::say(&format!(
                 "pushed {} to {repo} {} ({})",
                 &sha[..12],
                 args.branch,
                 args.message
-            );
-            println!(
+            ));
+            crate::output::say(&format!(
                 "execution {}",
                 answer["execution_id"].as_str().unwrap_or("")
-            );
+            ));
         }
         ExitCode::SUCCESS
     } else {
