@@ -227,10 +227,7 @@ pub async fn run(args: PushArgs) -> ExitCode {
     let status = resp.status();
     let answer: Value = resp.json().await.unwrap_or(Value::Null);
     if args.json {
-        crate::output::say(&format!(
-            "{}",
-            serde_json::to_string_pretty(&answer).unwrap_or_default()
-        ));
+        crate::output::say(&serde_json::to_string_pretty(&answer).unwrap_or_default());
     }
     let accepted = match target {
         Target::Github(_) => status.as_u16() == 202,
