@@ -15,6 +15,8 @@ pub mod sweeper;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod sweeper_tests;
 #[cfg(test)]
 mod test_support;
@@ -452,6 +454,15 @@ impl Services {
         pipeline: &PipelineDefinition,
         env: Environment,
     ) -> Result<Option<Transition>, AppError> {
+        // checked at apply time too; a stored definition that predates the check never deploys
+        if let Err(reason) = pipeline.check_distinct_targets() {
+            let reason = format!("refused to deploy: prod {reason}");
+            let event = Event::DeployStartFailed {
+                environment: env,
+                reason,
+            };
+            return self.follow_up(exec, event).await;
+        }
         let Some(image) = &exec.image else {
             return Err(AppError::Conflict(format!(
                 "execution {} has no image to deploy",
