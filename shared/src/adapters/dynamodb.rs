@@ -157,6 +157,10 @@ async fn send_conditional(
 fn unavailable(e: ServiceError) -> StoreError {
     match e {
         ServiceError::Throttled(m) | ServiceError::Unavailable(m) => StoreError::Unavailable(m),
+        // the request itself is invalid (item size, key length): permanent, never 503
+        ServiceError::Rejected(m) if m.starts_with("ValidationException") => {
+            StoreError::Rejected(m)
+        }
         ServiceError::NotFound(m) | ServiceError::Rejected(m) => {
             StoreError::Unavailable(format!("DynamoDB rejected the request: {m}"))
         }

@@ -96,6 +96,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Store(StoreError::Conflict(_)) | AppError::Conflict(_) => "conflict",
+            AppError::Store(StoreError::Rejected(_)) => "invalid_argument",
             AppError::Store(_) | AppError::Service(_) => "unavailable",
             AppError::NotFound(_) => "not_found",
             AppError::Invalid(_) => "invalid_argument",
