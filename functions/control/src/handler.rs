@@ -426,6 +426,70 @@ mod tests {
         assert!(w.builds.started().is_empty());
     }
 
+    /// Issue 14: test = prod written as an ARN and a name, parser and glob bombs, and a
+    /// request the store refuses: each a clear error, nothing stored, never `unavailable`.
+    #[tokio::test]
+    async fn hostile_pipelines_are_refused_and_store_rejections_are_permanent() {
+        let w = FakeWorld::new();
+        let apply = |definition: String, format: &str| json!({"command": "apply_pipeline", "format": format, "definition": definition});
+        let same = shared::fakes::SAMPLE_PIPELINE.replace(
+            r#"test = { cluster = "apps", service = "hello-test""#,
+            r#"test = { cluster = "arn:aws:ecs:us-east-1:123456789012:cluster/apps", service = "hello-prod""#,
+        );
+        assert_ne!(same, shared::fakes::SAMPLE_PIPELINE);
+        let out = handle(&w.services, apply(same, "toml")).await;
+        assert_eq!(code(&out), "invalid_pipeline", "{out}");
+        assert_eq!(out["error"]["details"][0]["path"], "prod.service", "{out}");
+
+        let deep_glob = shared::fakes::SAMPLE_PIPELINE.replace(
+            r#"branches = ["main"]"#,
+            &format!(
+                r#"branches = ["{}{}"]"#,
+                "{".repeat(30_000),
+                "}".repeat(30_000)
+            ),
+        );
+        let nested_yaml = format!("name: {}{}", "[".repeat(30_000), "]".repeat(30_000));
+        let big_yaml = format!("name: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let started = std::time::Instant::now();
+        for (text, format, needle) in [
+            (deep_glob, "toml", "at most 256"),
+            (nested_yaml, "yaml", "nested more than 16"),
+            (big_yaml, "yaml", "at most 65536"),
+        ] {
+            let out = handle(&w.services, apply(text, format)).await;
+            assert_eq!(code(&out), "invalid_pipeline", "{out}");
+            assert!(out.to_string().contains(needle), "{needle}: {out}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(
+            shared::ports::ExecutionStore::list_pipelines(w.store.as_ref())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        w.store.faults.fail_next(
+            "put_pipeline",
+            shared::ports::StoreError::Rejected(
+                "ValidationException: Item size has exceeded the maximum allowed size".into(),
+            ),
+        );
+        let out = handle(
+            &w.services,
+            apply(shared::fakes::SAMPLE_PIPELINE.to_string(), "toml"),
+        )
+        .await;
+        assert_eq!(code(&out), "invalid_argument", "{out}");
+        assert!(
+            out["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Item size"),
+            "{out}"
+        );
+    }
+
     #[tokio::test]
     async fn invalid_pipeline_lists_every_error_with_its_path() {
         let w = FakeWorld::new();

@@ -8,6 +8,7 @@ use crate::domain::aws_events::{ReferenceChange, ReferenceEvent};
 use crate::domain::github::{
     body_digest, decode_push, verify_signature, PushError, SignatureError,
 };
+use crate::domain::limits::{bounded_commit, excerpt, MAX_AUTHOR_BYTES};
 use crate::domain::{
     Commit, Effect, Execution, ExecutionId, PipelineDefinition, RefKind, Source, Status,
     Transition, Trigger,
@@ -56,7 +57,7 @@ pub async fn start_execution(svc: &Services, req: StartRequest) -> Result<Starte
     let exec = Execution::received(
         ExecutionId::generate(now),
         &req.pipeline.name,
-        req.commit,
+        bounded_commit(req.commit),
         req.trigger,
         now,
         &req.actor,
@@ -246,10 +247,11 @@ pub async fn handle_github_delivery(
     }
 
     let head = push.head_commit.as_ref();
+    let pusher = push.pusher.as_deref().map(|p| excerpt(p, MAX_AUTHOR_BYTES));
     let commit = Commit {
         sha: push.after.clone(),
         reference: push.ref_name.clone(),
-        author: head.and_then(|h| h.author.clone()).or(push.pusher.clone()),
+        author: head.and_then(|h| h.author.clone()).or(pusher.clone()),
         message: head.map(|h| h.message.clone()),
         url: push
             .compare_url
@@ -263,12 +265,11 @@ pub async fn handle_github_delivery(
             commit: commit.clone(),
             trigger: Trigger::GithubPush {
                 delivery: delivery.to_string(),
-                pusher: push.pusher.clone(),
+                pusher: pusher.clone(),
             },
             idempotency_key: Some(key),
-            actor: push
-                .pusher
-                .clone()
+            actor: pusher
+                .as_ref()
                 .map(|p| format!("github:{p}"))
                 .unwrap_or_else(|| "github".into()),
             pipeline,

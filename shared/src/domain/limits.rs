@@ -7,6 +7,8 @@
 //! linear scan first. `serde_json` keeps its default recursion limit of 128 (the
 //! `unbounded_depth` feature is off), `toml` its own, so no parser recurses deeper than that.
 
+use super::execution::Commit;
+
 /// Largest pipeline definition accepted (any format).
 pub const MAX_DEFINITION_BYTES: usize = 64 * 1024;
 /// Deepest nesting of a pipeline definition: flow collections (`[`, `{`), YAML block
@@ -99,6 +101,48 @@ pub fn check_definition_text(text: &str, yaml: bool) -> Result<(), TextLimitErro
     Ok(())
 }
 
+/// Stored and sent commit text, in bytes: a push of any size that is accepted is stored as an
+/// execution item far below DynamoDB's 400 KB, and its notices far below SNS's 256 KB.
+pub const MAX_COMMIT_MESSAGE_BYTES: usize = 4096;
+pub const MAX_AUTHOR_BYTES: usize = 256;
+pub const MAX_REFERENCE_BYTES: usize = 1024;
+/// A longer link is dropped (a cut link would point elsewhere).
+pub const MAX_COMMIT_URL_BYTES: usize = 2048;
+
+/// The commit as stored: message, author and reference cut to excerpts with a marker, an
+/// over-long link dropped. The SHA is validated by the decoders (40 hex digits).
+pub fn bounded_commit(commit: Commit) -> Commit {
+    Commit {
+        sha: commit.sha,
+        reference: excerpt(&commit.reference, MAX_REFERENCE_BYTES),
+        author: commit.author.map(|a| excerpt(&a, MAX_AUTHOR_BYTES)),
+        message: commit
+            .message
+            .map(|m| excerpt(&m, MAX_COMMIT_MESSAGE_BYTES)),
+        url: commit.url.filter(|u| u.len() <= MAX_COMMIT_URL_BYTES),
+    }
+}
+
+/// SNS refuses messages over 256 KiB (262,144 bytes, attributes included): the notifier cuts
+/// any body above this as a last resort (notices are a few KB; see [`bounded_commit`]).
+pub const MAX_NOTICE_BYTES: usize = 240 * 1024;
+/// SNS subjects: at most 100 printable ASCII characters, no line breaks.
+pub const MAX_SUBJECT_CHARS: usize = 100;
+
+/// `text` as one line of printable ASCII (anything else becomes a space), at most `max` chars.
+pub fn ascii_line(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                ' '
+            }
+        })
+        .take(max)
+        .collect()
+}
+
 /// At most `max` bytes of `text` (cut at a character boundary) followed by
 /// `… (truncated, N bytes)` when it was longer; N is the original length.
 pub fn excerpt(text: &str, max: usize) -> String {
@@ -169,6 +213,23 @@ mod tests {
             "[".repeat(100)
         );
         assert_eq!(check_definition_text(&quoted, true), Ok(()));
+    }
+
+    #[test]
+    fn commits_are_stored_as_bounded_excerpts() {
+        let c = bounded_commit(Commit {
+            sha: "a".repeat(40),
+            reference: "main".into(),
+            author: Some("x".repeat(10_000)),
+            message: Some("m".repeat(420_000)),
+            url: Some(format!("https://github.com/{}", "u".repeat(3000))),
+        });
+        let m = c.message.unwrap();
+        assert!(m.len() < MAX_COMMIT_MESSAGE_BYTES + 40, "{}", m.len());
+        assert!(m.ends_with("… (truncated, 420000 bytes)"));
+        assert!(c.author.unwrap().ends_with("(truncated, 10000 bytes)"));
+        assert_eq!(c.url, None);
+        assert_eq!(c.reference, "main");
     }
 
     #[test]
