@@ -426,6 +426,44 @@ mod tests {
         assert!(w.builds.started().is_empty());
     }
 
+    /// Issue 14: a control `command` holding a line break cannot forge a text log line.
+    #[tokio::test]
+    async fn a_command_cannot_forge_a_log_line() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone)]
+        struct Capture(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Capture(Arc::new(Mutex::new(Vec::new())));
+        let writer = buf.clone();
+        let subscriber = shared::telemetry::text_subscriber(move || writer.clone());
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let w = FakeWorld::new();
+        let forged = "list_pipelines\n2026-12-01T00:00:00Z  INFO approved by admin\r";
+        let out = handle(&w.services, json!({"command": forged})).await;
+        assert_eq!(code(&out), "unknown_command");
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("list_pipelines\\n2026"), "{text}");
+        assert!(!text.contains('\r'), "{text}");
+        for line in text.lines() {
+            assert!(
+                !line.starts_with("2026-12-01T00:00:00Z"),
+                "a forged line: {text}"
+            );
+            assert!(
+                line.contains("command") || line.contains("control"),
+                "{line}"
+            );
+        }
+    }
+
     /// Issue 14: test = prod written as an ARN and a name, parser and glob bombs, and a
     /// request the store refuses: each a clear error, nothing stored, never `unavailable`.
     #[tokio::test]
