@@ -605,5 +605,12 @@ mod tests {
         for c in COMMANDS {
             assert!(seen.iter().any(|s| s == c), "no sample for {c}");
         }
+        let refused: Value = serde_json::from_str(include_str!(
+            "../../../events/control/apply-pipeline-test-is-prod.json"
+        ))
+        .unwrap();
+        let out = handle(&w.services, refused).await;
+        assert_eq!(code(&out), "invalid_pipeline", "{out}");
+        assert_eq!(out["error"]["details"][0]["path"], "prod.service");
     }
 }

@@ -325,6 +325,15 @@ mod tests {
                 include_str!("../../../events/apigw/github-bad-signature.json"),
                 401,
             ),
+            (
+                include_str!("../../../events/apigw/github-push-replayed.json"),
+                401,
+            ),
+            // the header bound comes before any other check
+            (
+                include_str!("../../../events/apigw/github-push-long-hook-id.json"),
+                400,
+            ),
         ] {
             let req: HttpRequest = serde_json::from_str(file).unwrap();
             assert_eq!(handle(&w.services, req).await.status_code, expected);

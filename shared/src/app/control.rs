@@ -193,6 +193,9 @@ pub async fn rollback(
     actor: &str,
 ) -> Result<Execution, AppError> {
     let def = svc.pipeline(pipeline).await?;
+    // as before every deploy (Services::deploy): never with test and prod the same service
+    def.check_distinct_targets()
+        .map_err(|r| AppError::Invalid(format!("refused to roll back: prod {r}")))?;
     let revisions = svc
         .store
         .get_revisions(pipeline, environment)

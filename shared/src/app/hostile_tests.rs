@@ -27,3 +27,25 @@ async fn a_stored_pipeline_with_test_equal_to_prod_never_deploys() {
     assert_eq!(w.deployer.deployments().len(), 0, "nothing deployed");
     assert!(e.test.is_none());
 }
+
+/// The same holds for a rollback: refused before any ECS call.
+#[tokio::test]
+async fn a_rollback_with_test_equal_to_prod_is_refused() {
+    let w = FakeWorld::with_pipeline().await;
+    succeed(&w, 1).await;
+    succeed(&w, 2).await;
+    let deployments = w.deployer.deployments().len();
+    let mut p = FakeWorld::pipeline();
+    p.test.service = p.prod.service.clone();
+    w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
+    let err = super::control::rollback(
+        &w.services,
+        "hello",
+        crate::domain::Environment::Test,
+        "ops",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("same ECS service"), "{err}");
+    assert_eq!(w.deployer.deployments().len(), deployments);
+}
