@@ -6,8 +6,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use shared::app::approvals::{self, LinkError};
 use shared::app::{control, AppError, Services};
+use shared::domain::limits::{excerpt, MAX_DEFINITION_BYTES};
 use shared::domain::{
-    Channel, Environment, ExecutionId, Format, PipelineDefinition, ValidationErrors, Verdict,
+    Channel, Environment, ExecutionId, Format, PipelineDefinition, ValidationError,
+    ValidationErrors, Verdict,
 };
 use tracing::{error, info};
 
@@ -223,12 +225,19 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
             )))
         }
     };
-    info!(command = %command, "control command");
+    info!(command = %excerpt(&command, 100), "control command");
     match command.as_str() {
         "apply_pipeline" => {
             let a: ApplyArgs = args(&command, rest)?;
             let definition = match (a.pipeline, a.definition) {
-                (Some(v), None) => PipelineDefinition::from_value(&v),
+                // the object is bounded like a file (the Lambda payload alone allows 6 MB)
+                (Some(v), None) => match serde_json::to_vec(&v).map(|b| b.len()) {
+                    Ok(n) if n > MAX_DEFINITION_BYTES => Err(ValidationErrors(vec![ValidationError {
+                        path: "pipeline".into(),
+                        message: format!("{n} bytes as JSON; at most {MAX_DEFINITION_BYTES} are allowed"),
+                    }])),
+                    _ => PipelineDefinition::from_value(&v),
+                },
                 (None, Some(text)) => {
                     let format = match a.format.as_deref().unwrap_or("toml") {
                         "toml" => Format::Toml,
@@ -345,7 +354,8 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
         other => Err(CommandError {
             code: "unknown_command",
             message: format!(
-                "unknown command {other:?} (one of: {})",
+                "unknown command {:?} (one of: {})",
+                excerpt(other, 100),
                 COMMANDS.join(", ")
             ),
             details: None,
@@ -499,6 +509,20 @@ mod tests {
             assert_eq!(code(&out), "invalid_pipeline", "{out}");
             assert!(out.to_string().contains(needle), "{needle}: {out}");
         }
+        let mut huge = serde_json::to_value(shared::fakes::FakeWorld::pipeline()).unwrap();
+        huge["branches"] = json!(vec!["main"; 20_000]);
+        let out = handle(
+            &w.services,
+            json!({"command": "apply_pipeline", "pipeline": huge}),
+        )
+        .await;
+        assert_eq!(out["error"]["details"][0]["path"], "pipeline", "{out}");
+        let out = handle(&w.services, json!({"command": "x\n".repeat(1_000_000)})).await;
+        assert_eq!(code(&out), "unknown_command");
+        assert!(
+            out.to_string().len() < 2_000,
+            "the answer echoes an excerpt"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         assert!(
             shared::ports::ExecutionStore::list_pipelines(w.store.as_ref())

@@ -30,6 +30,9 @@ pub const MAX_PATH_MATCH_STEPS: usize = 20_000_000;
 pub const MAX_CHANGED_FILES: usize = 5000;
 /// Longest string field of a pipeline definition (ARNs, names, URIs).
 pub const MAX_FIELD_LEN: usize = 1024;
+/// Most problems listed for one definition (a document of a million unknown fields must not
+/// become a million error messages); the rest are counted.
+pub const MAX_REPORTED_PROBLEMS: usize = 50;
 
 /// How a newer execution treats older ones still awaiting approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -215,7 +218,7 @@ impl PipelineDefinition {
     pub fn from_value(value: &Value) -> Result<PipelineDefinition, ValidationErrors> {
         let mut v = Validator::default();
         let Some(root) = v.object(value, "") else {
-            return Err(ValidationErrors(v.errors));
+            return Err(v.finish());
         };
         v.unknown_fields(
             root,
@@ -362,7 +365,7 @@ impl PipelineDefinition {
                     keep_images,
                 })
             }
-            _ => Err(ValidationErrors(v.errors)),
+            _ => Err(v.finish()),
         }
     }
 
@@ -698,10 +701,26 @@ fn valid_sns_arn(arn: &str) -> bool {
 #[derive(Default)]
 struct Validator {
     errors: Vec<ValidationError>,
+    /// Problems past [`MAX_REPORTED_PROBLEMS`], counted only.
+    unlisted: usize,
 }
 
 impl Validator {
+    fn finish(mut self) -> ValidationErrors {
+        if self.unlisted > 0 {
+            self.errors.push(ValidationError {
+                path: "(document)".to_string(),
+                message: format!("{} more problems not listed", self.unlisted),
+            });
+        }
+        ValidationErrors(self.errors)
+    }
+
     fn push(&mut self, path: &str, message: &str) {
+        if self.errors.len() >= MAX_REPORTED_PROBLEMS {
+            self.unlisted += 1;
+            return;
+        }
         self.errors.push(ValidationError {
             path: if path.is_empty() {
                 "(document)".to_string()
@@ -1158,6 +1177,21 @@ extra = true
         let errors = PipelineDefinition::parse(&EXAMPLE.replace("hello-test", &long), Format::Toml)
             .unwrap_err();
         assert_eq!(errors.0[0].path, "test.service", "{errors}");
+    }
+
+    #[test]
+    fn a_flood_of_problems_is_listed_up_to_a_bound() {
+        let mut doc = serde_json::Map::new();
+        for i in 0..100_000 {
+            doc.insert(format!("k{i}"), Value::Null);
+        }
+        let errors = PipelineDefinition::from_value(&Value::Object(doc)).unwrap_err();
+        assert_eq!(errors.0.len(), MAX_REPORTED_PROBLEMS + 1);
+        let last = errors.0.last().unwrap();
+        assert!(
+            last.message.contains("more problems not listed"),
+            "{last:?}"
+        );
     }
 
     #[test]
