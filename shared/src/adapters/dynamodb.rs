@@ -273,6 +273,15 @@ impl DynamoStore {
                 if condition || cancelled.is_empty() {
                     return Ok(Err(cancelled));
                 }
+                // an item too large or a key too long: permanent (retrying cannot succeed)
+                if cancelled
+                    .iter()
+                    .any(|c| c.as_deref() == Some("ValidationError"))
+                {
+                    return Err(StoreError::Rejected(format!(
+                        "transaction cancelled: {cancelled:?}"
+                    )));
+                }
                 return Err(StoreError::Unavailable(format!(
                     "transaction cancelled: {cancelled:?}"
                 )));
