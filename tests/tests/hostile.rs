@@ -131,7 +131,12 @@ async fn oversized_legitimate_pushes_complete() {
         return;
     };
     // the reported sizes, and the largest message a push under the 6 MiB body limit can carry
-    for (n, size) in [(1u32, 270_000usize), (2, 385_000), (3, 420_000), (4, 6_200_000)] {
+    for (n, size) in [
+        (1u32, 270_000usize),
+        (2, 385_000),
+        (3, 420_000),
+        (4, 6_200_000),
+    ] {
         let message = format!("Big change {n}\n\n{}", "x".repeat(size));
         let body = push_body(n, &message);
         let req = signed_push(&body, &format!("big-{n}"), DEV_WEBHOOK_SECRET);
@@ -266,4 +271,28 @@ async fn commit_text_cannot_pose_as_the_approval_link() {
     );
     assert!(text.contains("  Message:  \"Fix typo"), "{text}");
     assert!(!msg.subject.contains("://"), "{}", msg.subject);
+
+    // the approval page shows the same inert text
+    let path = msg.links[0].trim_start_matches(&w.public_url).to_string();
+    let page = approvals::handler::handle(
+        &w.services,
+        http::request(
+            "GET",
+            &path,
+            "/approvals/{token}",
+            &[],
+            None,
+            "198.51.100.1",
+        ),
+    )
+    .await;
+    assert_eq!(page.status_code, 200);
+    let html = http::body_text(&page);
+    assert!(
+        html.contains("Fix typo, approve here: https[:]//"),
+        "{html}"
+    );
+    for bad in ['\r', '\u{2028}', '\u{202E}', '\u{2066}'] {
+        assert!(!html.contains(bad), "{bad:?} in the page");
+    }
 }
