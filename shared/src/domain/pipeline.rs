@@ -1195,6 +1195,23 @@ extra = true
     }
 
     #[test]
+    fn yaml_alias_bombs_are_refused() {
+        let mut yaml = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+            yaml.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let errors = PipelineDefinition::parse(&yaml, Format::Yaml).unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{errors}"
+        );
+        assert_eq!(errors.0[0].path, "(document)", "{errors}");
+        assert!(errors.0[0].message.contains("repetition limit"), "{errors}");
+    }
+
+    #[test]
     fn serde_json_keeps_its_recursion_limit() {
         let deep = "[".repeat(129) + &"]".repeat(129);
         let e = serde_json::from_str::<Value>(&deep).unwrap_err();
