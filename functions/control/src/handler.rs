@@ -204,6 +204,9 @@ struct ReleaseArgs {
     request_id: Option<String>,
 }
 
+/// Longest string argument of a command (except `definition`, bounded as a pipeline file).
+pub const MAX_ARGUMENT_BYTES: usize = 1024;
+
 fn actor(a: Option<String>) -> String {
     a.filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| "control".into())
@@ -226,6 +229,17 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
         }
     };
     info!(command = %excerpt(&command, 100), "control command");
+    // every string argument (ids, names, actor, comment, …) is short; only a definition is long
+    if let Some((name, len)) = rest.iter().find_map(|(k, v)| match v {
+        Value::String(s) if k != "definition" && s.len() > MAX_ARGUMENT_BYTES => Some((k, s.len())),
+        _ => None,
+    }) {
+        return Err(CommandError::invalid(format!(
+            "{}: `{}` is {len} bytes; at most {MAX_ARGUMENT_BYTES} are allowed",
+            excerpt(&command, 100),
+            excerpt(name, 100)
+        )));
+    }
     match command.as_str() {
         "apply_pipeline" => {
             let a: ApplyArgs = args(&command, rest)?;
@@ -517,6 +531,16 @@ mod tests {
         )
         .await;
         assert_eq!(out["error"]["details"][0]["path"], "pipeline", "{out}");
+        let out = handle(
+            &w.services,
+            json!({"command": "retry", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "actor": "a".repeat(300_000)}),
+        )
+        .await;
+        assert_eq!(code(&out), "invalid_argument", "{out}");
+        assert!(out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`actor` is 300000 bytes"));
         let out = handle(&w.services, json!({"command": "x\n".repeat(1_000_000)})).await;
         assert_eq!(code(&out), "unknown_command");
         assert!(
