@@ -108,6 +108,8 @@ pub const MAX_AUTHOR_BYTES: usize = 256;
 pub const MAX_REFERENCE_BYTES: usize = 1024;
 /// A longer link is dropped (a cut link would point elsewhere).
 pub const MAX_COMMIT_URL_BYTES: usize = 2048;
+/// A failure reason from an AWS event (CodeBuild phase context, ECS deployment reason).
+pub const MAX_REASON_BYTES: usize = 2048;
 
 /// The commit as stored: message, author and reference cut to excerpts with a marker, an
 /// over-long link dropped. The SHA is validated by the decoders (40 hex digits).
