@@ -89,6 +89,10 @@ pub fn approval_request(
     body.push_str(&format!("Pipeline:   {}\n", pipeline.name));
     body.push_str(&format!("Execution:  {}\n", exec.id));
     body.push_str(&format!("Commit:     {}\n", c.sha));
+    // GitHub's compare link (from the signed push), only as a plain https URL
+    if let Some(u) = c.url.as_deref().filter(|u| is_plain_https(u)) {
+        body.push_str(&format!("Changes:    {u}\n"));
+    }
     body.push_str(&format!("Image:      {digest}\n"));
     body.push_str(&format!(
         "Test:       {} (cluster {})\n",
@@ -141,9 +145,6 @@ fn untrusted_commit_block(c: &crate::domain::Commit) -> String {
             "  Message:  \"{}\"\n",
             quote_untrusted(first_line(c), MAX_QUOTED_CHARS)
         ));
-    }
-    if let Some(u) = c.url.as_deref().filter(|u| is_plain_https(u)) {
-        block.push_str(&format!("  Changes:  {u}\n"));
     }
     block.push('\n');
     block
