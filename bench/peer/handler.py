@@ -160,7 +160,7 @@ def _exec_item(e: dict) -> dict:
     return item
 
 
-def _start(pipeline: dict, push: dict, delivery: str, hook_id: str) -> dict:
+def _start(pipeline: dict, push: dict, delivery: str, body_digest: str) -> dict:
     now = datetime.now(timezone.utc)
     at = now.isoformat().replace("+00:00", "Z")
     head = push.get("head_commit") or {}
@@ -186,7 +186,8 @@ def _start(pipeline: dict, push: dict, delivery: str, hook_id: str) -> dict:
         "attempt": 1,
         "history": [{"at": at, "from": None, "to": "RECEIVED", "cause": f"GitHub push (delivery {delivery})", "actor": actor}],
     }
-    claim_key = f"IDEM#DELIVERY#{hook_id}#{delivery}#{pipeline['name']}"
+    # as shipgate: replay protection keys on the signed body, not on unsigned headers
+    claim_key = f"IDEM#PUSH#{body_digest}#{pipeline['name']}"
     try:
         ddb.transact_write_items(
             TransactItems=[
@@ -278,5 +279,6 @@ def handler(event, context):
     matching = [p for p in _pipelines() if _matches(p, repo, kind_, name, files)]
     if not matching:
         return _answer(202, {"status": "ignored", "reason": "no pipeline for this push"})
-    started = [_start(p, push, delivery, headers.get("x-github-hook-id", "-")) for p in matching]
+    digest = hashlib.sha256(body).hexdigest()
+    started = [_start(p, push, delivery, digest) for p in matching]
     return _answer(202, {"execution_id": started[0]["execution_id"], "executions": started})

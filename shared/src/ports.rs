@@ -26,6 +26,10 @@ pub enum StoreError {
     /// Throttling, timeouts, 5xx: safe to retry.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the request itself (DynamoDB `ValidationException`: item too large,
+    /// key too long): permanent, retrying the same request can never succeed.
+    #[error("store rejected the request: {0}")]
+    Rejected(String),
     /// An item could not be decoded (should never happen; needs a person).
     #[error("corrupt item {key}: {message}")]
     Corrupt { key: String, message: String },

@@ -434,6 +434,71 @@ fn codecommit_rule_passes_branch_and_tag_pushes() {
     assert!(!events.contains(&"referenceDeleted"));
 }
 
+/// Only approvals and control may update a production service: every other role that may call
+/// ecs:UpdateService allows it on TestServiceArns only and explicitly denies it on
+/// ProdServiceArns (an explicit deny wins even if the two parameters overlap).
+#[test]
+fn only_approvals_and_control_can_update_production() {
+    let template = template();
+    let refs = |value: &Value| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Tagged(t) if t.tag == "Ref" => {
+                    out.extend(t.value.as_str().map(str::to_owned))
+                }
+                Value::Tagged(t) => stack.push(&t.value),
+                Value::Sequence(items) => stack.extend(items.iter()),
+                Value::Mapping(m) => stack.extend(m.values()),
+                _ => {}
+            }
+        }
+        out
+    };
+    let mut checked = 0;
+    for (id, role) in resources_of_type(&template, "AWS::IAM::Role") {
+        let mut statements = Vec::new();
+        collect_statements(&role["Properties"], id, &mut statements);
+        let updates = |effect: &str| {
+            statements
+                .iter()
+                .filter(|s| s.body.get("Effect").and_then(Value::as_str) == Some(effect))
+                .filter(|s| {
+                    s.body
+                        .get("Action")
+                        .map(strings)
+                        .unwrap_or_default()
+                        .contains(&"ecs:UpdateService")
+                })
+                .flat_map(|s| refs(s.body.get("Resource").unwrap_or(&Value::Null)))
+                .collect::<Vec<_>>()
+        };
+        let allowed = updates("Allow");
+        if allowed.is_empty() {
+            continue;
+        }
+        checked += 1;
+        if id == "ApprovalsRole" || id == "ControlRole" {
+            assert!(
+                allowed.contains(&"ProdServiceArns".to_owned()),
+                "{id}: {allowed:?}"
+            );
+            continue;
+        }
+        assert_eq!(
+            allowed,
+            ["TestServiceArns"],
+            "{id} may update only test services"
+        );
+        assert!(
+            updates("Deny").contains(&"ProdServiceArns".to_owned()),
+            "{id} allows ecs:UpdateService but does not explicitly deny it on ProdServiceArns"
+        );
+    }
+    assert_eq!(checked, 4, "build-events, approvals, control, sweeper");
+}
+
 #[test]
 fn table_key_schema_matches_the_code() {
     let template = template();

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,17 +17,31 @@ use shared::http::{HttpRequest, HttpResponse};
 
 use super::DevState;
 
+/// API Gateway HTTP APIs refuse request bodies above 10 MB (413); the sandbox does the same.
+/// Smaller ones reach the handler, which answers 413 above its own limit (the webhook's is 6 MiB,
+/// Lambda's invoke payload limit).
+pub const API_GATEWAY_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Lambda's synchronous Invoke refuses payloads above 6 MB (`RequestEntityTooLargeException`).
+pub const LAMBDA_MAX_INVOKE_BYTES: usize = 6 * 1024 * 1024;
+
 pub fn router(state: DevState) -> Router {
     Router::new()
         .route("/", get(index))
-        .route("/webhooks/github", post(webhook_route))
+        .route(
+            "/webhooks/github",
+            post(webhook_route).layer(DefaultBodyLimit::max(API_GATEWAY_MAX_BODY_BYTES)),
+        )
         .route(
             "/approvals/{token}",
             get(approvals_route)
                 .head(approvals_route)
-                .post(approvals_route),
+                .post(approvals_route)
+                .layer(DefaultBodyLimit::max(API_GATEWAY_MAX_BODY_BYTES)),
         )
-        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(invoke).layer(DefaultBodyLimit::max(LAMBDA_MAX_INVOKE_BYTES)),
+        )
         .route("/_dev/outbox", get(outbox))
         .fallback(not_found)
         .with_state(state)
@@ -104,13 +119,28 @@ fn http_response(r: HttpResponse) -> Response {
     resp
 }
 
+/// A body the route refused (over its limit: API Gateway's own 413 answer).
+fn api_rejection(e: BytesRejection) -> Response {
+    let status = e.status();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "Request Entity Too Large".to_string()
+    } else {
+        e.body_text()
+    };
+    (status, Json(json!({ "message": message }))).into_response()
+}
+
 async fn webhook_route(
     State(state): State<DevState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return api_rejection(e),
+    };
     let event = apigw_event(
         &method,
         "/webhooks/github",
@@ -128,8 +158,12 @@ async fn approvals_route(
     Path(token): Path<String>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return api_rejection(e),
+    };
     let path = format!("/approvals/{token}");
     let event = apigw_event(&method, &path, "/approvals/{token}", &headers, &body, peer);
     let resp = approvals::handler::handle(&state.services, event).await;
@@ -172,7 +206,24 @@ fn lambda_error(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 /// The Lambda Invoke API (`aws lambda invoke`, the SDK's `Invoke`).
-async fn invoke(State(state): State<DevState>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn invoke(
+    State(state): State<DevState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return lambda_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLargeException",
+                &format!("Request must be smaller than {LAMBDA_MAX_INVOKE_BYTES} bytes for the InvokeFunction operation"),
+            )
+        }
+        Err(e) => {
+            return lambda_error(e.status(), "InvalidRequestContentException", &e.body_text())
+        }
+    };
     let Some(function) = function_name(&name) else {
         return lambda_error(
             StatusCode::NOT_FOUND,

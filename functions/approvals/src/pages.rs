@@ -1,6 +1,7 @@
 //! Small, self-contained HTML pages (no external assets), readable on a phone.
 
 use shared::app::approvals::ApprovalView;
+use shared::app::notices::{quote_untrusted, MAX_QUOTED_CHARS};
 use shared::domain::{Execution, Status, Verdict};
 use shared::http::escape;
 
@@ -33,6 +34,12 @@ fn row(label: &str, value: &str) -> String {
     format!("<dt>{}</dt><dd>{}</dd>", escape(label), value)
 }
 
+/// What a pusher wrote, as inert text: escaped, without control or bidi characters, URLs
+/// defanged (as in the approval e-mail).
+fn untrusted(text: &str) -> String {
+    escape(&quote_untrusted(text, MAX_QUOTED_CHARS))
+}
+
 fn commit_rows(e: &Execution) -> String {
     let c = &e.commit;
     let sha = if c.sha.is_empty() {
@@ -50,13 +57,14 @@ fn commit_rows(e: &Execution) -> String {
     };
     let mut out = row(
         "Commit",
-        &format!("{sha_html} on <code>{}</code>", escape(&c.reference)),
+        &format!("{sha_html} on <code>{}</code>", untrusted(&c.reference)),
     );
     if let Some(m) = &c.message {
-        out.push_str(&row("Message", &escape(m.lines().next().unwrap_or(""))));
+        let first = m.split(['\n', '\r', '\u{2028}', '\u{2029}']).next();
+        out.push_str(&row("Message", &untrusted(first.unwrap_or(""))));
     }
     if let Some(a) = &c.author {
-        out.push_str(&row("Pushed by", &escape(a)));
+        out.push_str(&row("Pushed by", &untrusted(a)));
     }
     out
 }

@@ -6,8 +6,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use shared::app::approvals::{self, LinkError};
 use shared::app::{control, AppError, Services};
+use shared::domain::limits::{excerpt, MAX_DEFINITION_BYTES};
 use shared::domain::{
-    Channel, Environment, ExecutionId, Format, PipelineDefinition, ValidationErrors, Verdict,
+    Channel, Environment, ExecutionId, Format, PipelineDefinition, ValidationError,
+    ValidationErrors, Verdict,
 };
 use tracing::{error, info};
 
@@ -220,6 +222,9 @@ struct ReleaseArgs {
     request_id: Option<String>,
 }
 
+/// Longest string argument of a command (except `definition`, bounded as a pipeline file).
+pub const MAX_ARGUMENT_BYTES: usize = 1024;
+
 fn actor(a: Option<String>) -> String {
     a.filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| "control".into())
@@ -241,12 +246,30 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
             )))
         }
     };
-    info!(command = %command, "control command");
+    info!(command = %excerpt(&command, 100), "control command");
+    // every string argument (ids, names, actor, comment, …) is short; only a definition is long
+    if let Some((name, len)) = rest.iter().find_map(|(k, v)| match v {
+        Value::String(s) if k != "definition" && s.len() > MAX_ARGUMENT_BYTES => Some((k, s.len())),
+        _ => None,
+    }) {
+        return Err(CommandError::invalid(format!(
+            "{}: `{}` is {len} bytes; at most {MAX_ARGUMENT_BYTES} are allowed",
+            excerpt(&command, 100),
+            excerpt(name, 100)
+        )));
+    }
     match command.as_str() {
         "apply_pipeline" => {
             let a: ApplyArgs = args(&command, rest)?;
             let definition = match (a.pipeline, a.definition) {
-                (Some(v), None) => PipelineDefinition::from_value(&v),
+                // the object is bounded like a file (the Lambda payload alone allows 6 MB)
+                (Some(v), None) => match serde_json::to_vec(&v).map(|b| b.len()) {
+                    Ok(n) if n > MAX_DEFINITION_BYTES => Err(ValidationErrors(vec![ValidationError {
+                        path: "pipeline".into(),
+                        message: format!("{n} bytes as JSON; at most {MAX_DEFINITION_BYTES} are allowed"),
+                    }])),
+                    _ => PipelineDefinition::from_value(&v),
+                },
                 (None, Some(text)) => {
                     let format = match a.format.as_deref().unwrap_or("toml") {
                         "toml" => Format::Toml,
@@ -371,7 +394,8 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
         other => Err(CommandError {
             code: "unknown_command",
             message: format!(
-                "unknown command {other:?} (one of: {})",
+                "unknown command {:?} (one of: {})",
+                excerpt(other, 100),
                 COMMANDS.join(", ")
             ),
             details: None,
@@ -450,6 +474,132 @@ mod tests {
         }
         assert_eq!(w.store.writes(), writes);
         assert!(w.builds.started().is_empty());
+    }
+
+    /// Issue 14: a control `command` holding a line break cannot forge a text log line.
+    #[tokio::test]
+    async fn a_command_cannot_forge_a_log_line() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone)]
+        struct Capture(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Capture(Arc::new(Mutex::new(Vec::new())));
+        let writer = buf.clone();
+        let subscriber = shared::telemetry::text_subscriber(move || writer.clone());
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let w = FakeWorld::new();
+        let forged = "list_pipelines\n2026-12-01T00:00:00Z  INFO approved by admin\r";
+        let out = handle(&w.services, json!({"command": forged})).await;
+        assert_eq!(code(&out), "unknown_command");
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("list_pipelines\\n2026"), "{text}");
+        assert!(!text.contains('\r'), "{text}");
+        for line in text.lines() {
+            assert!(
+                !line.starts_with("2026-12-01T00:00:00Z"),
+                "a forged line: {text}"
+            );
+            assert!(
+                line.contains("command") || line.contains("control"),
+                "{line}"
+            );
+        }
+    }
+
+    /// Issue 14: test = prod written as an ARN and a name, parser and glob bombs, and a
+    /// request the store refuses: each a clear error, nothing stored, never `unavailable`.
+    #[tokio::test]
+    async fn hostile_pipelines_are_refused_and_store_rejections_are_permanent() {
+        let w = FakeWorld::new();
+        let apply = |definition: String, format: &str| json!({"command": "apply_pipeline", "format": format, "definition": definition});
+        let same = shared::fakes::SAMPLE_PIPELINE.replace(
+            r#"test = { cluster = "apps", service = "hello-test""#,
+            r#"test = { cluster = "arn:aws:ecs:us-east-1:123456789012:cluster/apps", service = "hello-prod""#,
+        );
+        assert_ne!(same, shared::fakes::SAMPLE_PIPELINE);
+        let out = handle(&w.services, apply(same, "toml")).await;
+        assert_eq!(code(&out), "invalid_pipeline", "{out}");
+        assert_eq!(out["error"]["details"][0]["path"], "prod.service", "{out}");
+
+        let deep_glob = shared::fakes::SAMPLE_PIPELINE.replace(
+            r#"branches = ["main"]"#,
+            &format!(
+                r#"branches = ["{}{}"]"#,
+                "{".repeat(30_000),
+                "}".repeat(30_000)
+            ),
+        );
+        let nested_yaml = format!("name: {}{}", "[".repeat(30_000), "]".repeat(30_000));
+        let big_yaml = format!("name: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let started = std::time::Instant::now();
+        for (text, format, needle) in [
+            (deep_glob, "toml", "at most 256"),
+            (nested_yaml, "yaml", "nested more than 16"),
+            (big_yaml, "yaml", "at most 65536"),
+        ] {
+            let out = handle(&w.services, apply(text, format)).await;
+            assert_eq!(code(&out), "invalid_pipeline", "{out}");
+            assert!(out.to_string().contains(needle), "{needle}: {out}");
+        }
+        let mut huge = serde_json::to_value(shared::fakes::FakeWorld::pipeline()).unwrap();
+        huge["branches"] = json!(vec!["main"; 20_000]);
+        let out = handle(
+            &w.services,
+            json!({"command": "apply_pipeline", "pipeline": huge}),
+        )
+        .await;
+        assert_eq!(out["error"]["details"][0]["path"], "pipeline", "{out}");
+        let out = handle(
+            &w.services,
+            json!({"command": "retry", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "actor": "a".repeat(300_000)}),
+        )
+        .await;
+        assert_eq!(code(&out), "invalid_argument", "{out}");
+        assert!(out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`actor` is 300000 bytes"));
+        let out = handle(&w.services, json!({"command": "x\n".repeat(1_000_000)})).await;
+        assert_eq!(code(&out), "unknown_command");
+        assert!(
+            out.to_string().len() < 2_000,
+            "the answer echoes an excerpt"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(
+            shared::ports::ExecutionStore::list_pipelines(w.store.as_ref())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        w.store.faults.fail_next(
+            "put_pipeline",
+            shared::ports::StoreError::Rejected(
+                "ValidationException: Item size has exceeded the maximum allowed size".into(),
+            ),
+        );
+        let out = handle(
+            &w.services,
+            apply(shared::fakes::SAMPLE_PIPELINE.to_string(), "toml"),
+        )
+        .await;
+        assert_eq!(code(&out), "invalid_argument", "{out}");
+        assert!(
+            out["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Item size"),
+            "{out}"
+        );
     }
 
     #[tokio::test]
@@ -604,5 +754,12 @@ mod tests {
         for c in COMMANDS {
             assert!(seen.iter().any(|s| s == c), "no sample for {c}");
         }
+        let refused: Value = serde_json::from_str(include_str!(
+            "../../../events/control/apply-pipeline-test-is-prod.json"
+        ))
+        .unwrap();
+        let out = handle(&w.services, refused).await;
+        assert_eq!(code(&out), "invalid_pipeline", "{out}");
+        assert_eq!(out["error"]["details"][0]["path"], "prod.service");
     }
 }

@@ -4,8 +4,9 @@ use serde_json::{json, Value};
 use shared::app::sources::{
     handle_github_delivery, WebhookError, WebhookOutcome, WebhookRequest, MAX_WEBHOOK_BODY_BYTES,
 };
-use shared::app::Services;
+use shared::app::{AppError, Services};
 use shared::http::{self, HttpRequest, HttpResponse};
+use shared::ports::StoreError;
 use tracing::{error, warn};
 
 /// Handle one request; always answers (never an invocation error), so GitHub sees a status.
@@ -93,6 +94,15 @@ pub fn respond(outcome: Result<WebhookOutcome, WebhookError>) -> HttpResponse {
             json!({ "detail": e.to_string() }),
         ),
         Err(WebhookError::BadRequest(m)) => http::json_error(400, &m, json!({})),
+        // permanent: the same request can never be stored; redelivering it would not help
+        Err(WebhookError::App(AppError::Store(e @ StoreError::Rejected(_)))) => {
+            warn!(error = %e, "webhook delivery refused by the store");
+            http::json_error(
+                422,
+                "the delivery cannot be recorded; redelivering it will not help",
+                json!({ "reason": e.to_string() }),
+            )
+        }
         Err(WebhookError::App(e)) if e.is_retryable() => {
             warn!(error = %e, "webhook failed on a retryable error");
             http::json_error(
@@ -267,6 +277,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn oversized_headers_are_400_and_write_nothing() {
+        let w = FakeWorld::with_pipeline().await;
+        let writes = w.store.writes();
+        let mut hook = signed(PUSH, "push", "d1");
+        hook.headers
+            .insert("x-github-hook-id", "9".repeat(3000).parse().unwrap());
+        let long_delivery = "d".repeat(129);
+        for req in [hook, signed(PUSH, "push", &long_delivery)] {
+            let (status, body) = status_and_json(&handle(&w.services, req).await);
+            assert_eq!(status, 400, "{body}");
+            assert!(
+                body["error"].as_str().unwrap().contains("at most"),
+                "{body}"
+            );
+        }
+        assert_eq!(w.store.writes(), writes);
+        assert!(w.builds.started().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_request_the_store_rejects_is_422_not_503() {
+        let w = FakeWorld::with_pipeline().await;
+        w.store.faults.fail_always(
+            "create_execution",
+            StoreError::Rejected(
+                "ValidationException: Item size has exceeded the maximum allowed size".into(),
+            ),
+        );
+        let (status, body) =
+            status_and_json(&handle(&w.services, signed(PUSH, "push", "d1")).await);
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            body["reason"].as_str().unwrap().contains("Item size"),
+            "{body}"
+        );
+        assert!(w.builds.started().is_empty());
+    }
+
+    #[tokio::test]
     async fn sample_events_decode() {
         let w = FakeWorld::with_pipeline().await;
         // the samples are signed with the sandbox's dev secret, not the fakes' one
@@ -275,6 +324,15 @@ mod tests {
             (
                 include_str!("../../../events/apigw/github-bad-signature.json"),
                 401,
+            ),
+            (
+                include_str!("../../../events/apigw/github-push-replayed.json"),
+                401,
+            ),
+            // the header bound comes before any other check
+            (
+                include_str!("../../../events/apigw/github-push-long-hook-id.json"),
+                400,
             ),
         ] {
             let req: HttpRequest = serde_json::from_str(file).unwrap();

@@ -163,6 +163,10 @@ async fn send_conditional(
 fn unavailable(e: ServiceError) -> StoreError {
     match e {
         ServiceError::Throttled(m) | ServiceError::Unavailable(m) => StoreError::Unavailable(m),
+        // the request itself is invalid (item size, key length): permanent, never 503
+        ServiceError::Rejected(m) if m.starts_with("ValidationException") => {
+            StoreError::Rejected(m)
+        }
         ServiceError::NotFound(m) | ServiceError::Rejected(m) => {
             StoreError::Unavailable(format!("DynamoDB rejected the request: {m}"))
         }
@@ -274,6 +278,15 @@ impl DynamoStore {
                 }
                 if condition || cancelled.is_empty() {
                     return Ok(Err(cancelled));
+                }
+                // an item too large or a key too long: permanent (retrying cannot succeed)
+                if cancelled
+                    .iter()
+                    .any(|c| c.as_deref() == Some("ValidationError"))
+                {
+                    return Err(StoreError::Rejected(format!(
+                        "transaction cancelled: {cancelled:?}"
+                    )));
                 }
                 return Err(StoreError::Unavailable(format!(
                     "transaction cancelled: {cancelled:?}"

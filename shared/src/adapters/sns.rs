@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_sns::Client;
 
 use super::classify;
+use crate::domain::limits::{ascii_line, excerpt, MAX_NOTICE_BYTES, MAX_SUBJECT_CHARS};
 use crate::ports::{Notice, Notifier, ServiceError};
 
 pub struct SnsNotifier {
@@ -23,8 +24,9 @@ impl Notifier for SnsNotifier {
             .client
             .publish()
             .topic_arn(topic_arn)
-            .subject(&notice.subject)
-            .message(&notice.body)
+            // last resort: whatever a notice holds, SNS never refuses it for its size or subject
+            .subject(ascii_line(&notice.subject, MAX_SUBJECT_CHARS))
+            .message(excerpt(&notice.body, MAX_NOTICE_BYTES))
             .send()
             .await
             .map_err(|e| classify(&e))?;

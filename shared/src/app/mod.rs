@@ -20,6 +20,8 @@ mod build_output_tests;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod release_tests;
 #[cfg(test)]
 mod sweeper_tests;
@@ -101,6 +103,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Store(StoreError::Conflict(_)) | AppError::Conflict(_) => "conflict",
+            AppError::Store(StoreError::Rejected(_)) => "invalid_argument",
             AppError::Store(_) | AppError::Service(_) => "unavailable",
             AppError::NotFound(_) => "not_found",
             AppError::Invalid(_) => "invalid_argument",
@@ -470,6 +473,15 @@ impl Services {
         pipeline: &PipelineDefinition,
         env: Environment,
     ) -> Result<Option<Transition>, AppError> {
+        // checked at apply time too; a stored definition that predates the check never deploys
+        if let Err(reason) = pipeline.check_distinct_targets() {
+            let reason = format!("refused to deploy: prod {reason}");
+            let event = Event::DeployStartFailed {
+                environment: env,
+                reason,
+            };
+            return self.follow_up(exec, event).await;
+        }
         let Some(image) = &exec.image else {
             return Err(AppError::Conflict(format!(
                 "execution {} has no image to deploy",

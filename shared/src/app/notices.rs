@@ -27,6 +27,39 @@ pub fn subject(text: &str) -> String {
     }
 }
 
+/// Longest excerpt of one untrusted field (commit title, author, branch) in a notice.
+pub const MAX_QUOTED_CHARS: usize = 200;
+
+/// Characters that could make text look like something else: line and paragraph separators,
+/// bidirectional embeddings, overrides and isolates, marks, zero-width and BOM characters.
+fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' // line / paragraph separator
+                | '\u{202A}'..='\u{202E}' // LRE RLE PDF LRO RLO
+                | '\u{2066}'..='\u{2069}' // LRI RLI FSI PDI
+                | '\u{200E}' | '\u{200F}' | '\u{061C}' // LRM RLM ALM
+                | '\u{200B}' | '\u{FEFF}' // zero width space, BOM
+        )
+}
+
+/// Untrusted text (from a commit) as one inert line: control, separator and bidi characters
+/// become spaces, URL schemes are defanged (`https://x` → `https[:]//x`, `www.` → `www[.]`) so
+/// no mail client or script takes one for a link, and at most `max` characters remain.
+pub fn quote_untrusted(text: &str, max: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if is_deceptive(c) { ' ' } else { c })
+        .collect();
+    let defanged = clean.replace("://", "[:]//").replace("www.", "www[.]");
+    let mut out: String = defanged.chars().take(max).collect();
+    if out.len() < defanged.len() {
+        out.push('…');
+    }
+    out
+}
+
 fn short_digest(digest: &str) -> &str {
     let end = digest.len().min(19);
     &digest[..end]
@@ -50,16 +83,14 @@ pub fn approval_request(
         "{} is running in test and waits for your approval to go to production.\n\n",
         pipeline.name
     ));
+    // the real link comes first, before anything a pusher wrote
+    body.push_str("Review and approve or reject (the page asks you to confirm; opening it changes nothing):\n");
+    body.push_str(&format!("{link}\n\n"));
     body.push_str(&format!("Pipeline:   {}\n", pipeline.name));
     body.push_str(&format!("Execution:  {}\n", exec.id));
-    body.push_str(&format!("Commit:     {} ({})\n", c.sha, c.reference));
-    if let Some(m) = &c.message {
-        body.push_str(&format!("Message:    {}\n", m.lines().next().unwrap_or("")));
-    }
-    if let Some(a) = &c.author {
-        body.push_str(&format!("Author:     {a}\n"));
-    }
-    if let Some(u) = &c.url {
+    body.push_str(&format!("Commit:     {}\n", c.sha));
+    // GitHub's compare link (from the signed push), only as a plain https URL
+    if let Some(u) = c.url.as_deref().filter(|u| is_plain_https(u)) {
         body.push_str(&format!("Changes:    {u}\n"));
     }
     body.push_str(&format!("Image:      {digest}\n"));
@@ -75,8 +106,7 @@ pub fn approval_request(
         "Expires:    {}\n\n",
         expires_at.format("%Y-%m-%d %H:%M UTC")
     ));
-    body.push_str("Review and approve or reject (the page asks you to confirm; opening it changes nothing):\n");
-    body.push_str(&format!("{link}\n\n"));
+    body.push_str(&untrusted_commit_block(c));
     body.push_str("Or from a terminal with AWS credentials:\n");
     body.push_str(&format!("  shipgate approve {}\n", exec.id));
     body.push_str(&format!("  shipgate reject {}\n\n", exec.id));
@@ -94,10 +124,54 @@ pub fn approval_request(
             "[shipgate] Approve {} {} to production: {}",
             pipeline.name,
             c.short_sha(),
-            c.title()
+            quote_untrusted(c.title(), MAX_QUOTED_CHARS)
         )),
         body,
     }
+}
+
+/// What the pusher wrote, quoted and labelled as such; never a link.
+fn untrusted_commit_block(c: &crate::domain::Commit) -> String {
+    let mut block = String::from(
+        "From the commit (written by the pusher, not by shipgate; links in it are not shipgate's and are shown defanged):\n",
+    );
+    block.push_str(&format!(
+        "  Branch:   \"{}\"\n",
+        quote_untrusted(&c.reference, MAX_QUOTED_CHARS)
+    ));
+    if let Some(a) = &c.author {
+        block.push_str(&format!(
+            "  Author:   \"{}\"\n",
+            quote_untrusted(a, MAX_QUOTED_CHARS)
+        ));
+    }
+    if c.message.is_some() {
+        block.push_str(&format!(
+            "  Message:  \"{}\"\n",
+            quote_untrusted(first_line(c), MAX_QUOTED_CHARS)
+        ));
+    }
+    block.push('\n');
+    block
+}
+
+/// The first line of the message, also cut at a lone CR or a Unicode line separator.
+fn first_line(c: &crate::domain::Commit) -> &str {
+    c.message
+        .as_deref()
+        .unwrap_or("")
+        .split(['\n', '\r', '\u{2028}', '\u{2029}'])
+        .next()
+        .unwrap_or("")
+}
+
+/// The compare link GitHub put in the push: shown only as a plain https URL without spaces,
+/// control or bidi characters, and never one that looks like an approval link.
+fn is_plain_https(url: &str) -> bool {
+    url.starts_with("https://")
+        && !url.contains("/approvals/")
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || is_deceptive(c))
 }
 
 /// The region of an ECR repository URI (`<account>.dkr.ecr.<region>.amazonaws.com/<name>`).
@@ -121,13 +195,7 @@ pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice 
     body.push_str(&format!("Pipeline:   {}\n", pipeline.name));
     body.push_str(&format!("Execution:  {}\n", exec.id));
     body.push_str(&format!("Status:     {}\n", exec.status));
-    body.push_str(&format!("Commit:     {} ({})\n", c.sha, c.reference));
-    if let Some(m) = &c.message {
-        body.push_str(&format!("Message:    {}\n", m.lines().next().unwrap_or("")));
-    }
-    if let Some(a) = &c.author {
-        body.push_str(&format!("Author:     {a}\n"));
-    }
+    body.push_str(&format!("Commit:     {}\n", c.sha));
     if let Some(i) = &exec.image {
         body.push_str(&format!("Image:      {}\n", short_digest(&i.digest)));
     }
@@ -181,14 +249,15 @@ pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice 
         }
         _ => {}
     }
-    body.push_str(&format!("History:    shipgate show {}\n", exec.id));
+    body.push_str(&format!("History:    shipgate show {}\n\n", exec.id));
+    body.push_str(&untrusted_commit_block(c));
     Notice {
         subject: subject(&format!(
             "[shipgate] {} {}: {} {}",
             pipeline.name,
             exec.status,
             c.short_sha(),
-            c.title()
+            quote_untrusted(c.title(), MAX_QUOTED_CHARS)
         )),
         body,
     }
@@ -271,6 +340,21 @@ mod tests {
         ] {
             assert!(n.body.contains(needle), "{needle} in {}", n.body);
         }
+    }
+
+    #[test]
+    fn untrusted_text_is_inert() {
+        let q = quote_untrusted(
+            "ok\r\nsee https://x.example/approvals/a \u{202E}gnp.exe\u{202C}\u{2028}\u{200F}www.y.example",
+            MAX_QUOTED_CHARS,
+        );
+        assert_eq!(
+            q,
+            "ok  see https[:]//x.example/approvals/a  gnp.exe   www[.]y.example"
+        );
+        assert!(!q.contains("://"));
+        let long = quote_untrusted(&"é".repeat(1000), 10);
+        assert_eq!(long, format!("{}…", "é".repeat(10)));
     }
 
     #[test]

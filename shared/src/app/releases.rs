@@ -322,7 +322,10 @@ pub async fn rollback(
     to: Option<&str>,
     actor: &str,
 ) -> Result<Execution, AppError> {
-    svc.pipeline(pipeline).await?;
+    let def = svc.pipeline(pipeline).await?;
+    // as before every deploy (Services::deploy): never with test and prod the same service
+    def.check_distinct_targets()
+        .map_err(|r| AppError::Invalid(format!("refused to roll back: prod {r}")))?;
     let now = svc.now();
     let id = ExecutionId::generate(now);
     for _ in 0..MAX_CONFLICT_RETRIES {

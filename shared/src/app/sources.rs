@@ -5,7 +5,10 @@ use tracing::{info, instrument, warn};
 
 use super::{AppError, Services, DELIVERY_KEY_TTL};
 use crate::domain::aws_events::{ReferenceChange, ReferenceEvent};
-use crate::domain::github::{decode_push, verify_signature, PushError, SignatureError};
+use crate::domain::github::{
+    body_digest, decode_push, verify_signature, PushError, SignatureError,
+};
+use crate::domain::limits::{bounded_commit, excerpt, MAX_AUTHOR_BYTES};
 use crate::domain::{
     Commit, Effect, Execution, ExecutionId, PipelineDefinition, RefKind, Source, Status,
     Transition, Trigger,
@@ -15,6 +18,12 @@ use crate::ports::{Created, IdempotencyKey};
 /// Lambda's own request payload limit; GitHub caps payloads at 25 MB but API Gateway → Lambda
 /// cannot carry more than this.
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// Longest `X-GitHub-Delivery` accepted (GitHub sends a 36-character GUID).
+pub const MAX_DELIVERY_ID_LEN: usize = 128;
+/// Longest `X-GitHub-Hook-ID` accepted (GitHub sends a decimal number).
+pub const MAX_HOOK_ID_LEN: usize = 32;
+/// Longest `X-GitHub-Event` accepted.
+pub const MAX_EVENT_NAME_LEN: usize = 64;
 
 /// Start an execution of `pipeline` for `commit`.
 #[derive(Debug, Clone)]
@@ -48,7 +57,7 @@ pub async fn start_execution(svc: &Services, req: StartRequest) -> Result<Starte
     let exec = Execution::received(
         ExecutionId::generate(now),
         &req.pipeline.name,
-        req.commit,
+        bounded_commit(req.commit),
         req.trigger,
         now,
         &req.actor,
@@ -138,6 +147,18 @@ pub async fn handle_github_delivery(
     if req.body.len() > MAX_WEBHOOK_BODY_BYTES {
         return Err(WebhookError::TooLarge);
     }
+    for (name, value, max) in [
+        ("X-GitHub-Delivery", req.delivery, MAX_DELIVERY_ID_LEN),
+        ("X-GitHub-Hook-ID", req.hook_id, MAX_HOOK_ID_LEN),
+        ("X-GitHub-Event", req.event, MAX_EVENT_NAME_LEN),
+    ] {
+        if let Some(v) = value.filter(|v| v.len() > max) {
+            return Err(WebhookError::BadRequest(format!(
+                "{name} header is {} bytes; at most {max} are allowed",
+                v.len()
+            )));
+        }
+    }
     let secret = svc
         .secrets
         .get(&svc.settings.webhook_secret_id)
@@ -164,9 +185,13 @@ pub async fn handle_github_delivery(
     }
     let delivery = req
         .delivery
-        .filter(|d| !d.is_empty() && d.len() <= 128)
+        .filter(|d| !d.is_empty())
         .ok_or_else(|| WebhookError::BadRequest("missing X-GitHub-Delivery header".into()))?;
-    let hook_id = req.hook_id.unwrap_or("-");
+    // Replay protection keys on what the signature covers: the raw body. GitHub does not sign
+    // X-GitHub-Delivery or X-GitHub-Hook-ID, so a captured request re-sent with new ones is the
+    // same push; a genuine redelivery is the same body too. (Distinct pushes differ in body:
+    // `before`/`after`, `repository.pushed_at`.)
+    let body_digest = body_digest(req.body);
 
     let push = decode_push(req.body).map_err(|e| match e {
         PushError::Json(m) => WebhookError::BadRequest(format!("body is not valid JSON: {m}")),
@@ -209,10 +234,11 @@ pub async fn handle_github_delivery(
     }
 
     let head = push.head_commit.as_ref();
+    let pusher = push.pusher.as_deref().map(|p| excerpt(p, MAX_AUTHOR_BYTES));
     let commit = Commit {
         sha: push.after.clone(),
         reference: push.ref_name.clone(),
-        author: head.and_then(|h| h.author.clone()).or(push.pusher.clone()),
+        author: head.and_then(|h| h.author.clone()).or(pusher.clone()),
         message: head.map(|h| h.message.clone()),
         url: push
             .compare_url
@@ -221,17 +247,16 @@ pub async fn handle_github_delivery(
     };
     let mut started = Vec::new();
     for pipeline in pipelines {
-        let key = format!("DELIVERY#{hook_id}#{delivery}#{}", pipeline.name);
+        let key = format!("PUSH#{body_digest}#{}", pipeline.name);
         let req = StartRequest {
             commit: commit.clone(),
             trigger: Trigger::GithubPush {
                 delivery: delivery.to_string(),
-                pusher: push.pusher.clone(),
+                pusher: pusher.clone(),
             },
             idempotency_key: Some(key),
-            actor: push
-                .pusher
-                .clone()
+            actor: pusher
+                .as_ref()
                 .map(|p| format!("github:{p}"))
                 .unwrap_or_else(|| "github".into()),
             pipeline,
@@ -412,11 +437,37 @@ mod tests {
         assert_eq!((ids[0].1, ids[1].1, ids[2].1), (false, true, true));
         assert_eq!(w.builds.started().len(), 1);
         assert_eq!(w.store.executions().len(), 1);
-        // a different delivery of the same push is a new execution (GitHub "redeliver" keeps
-        // the delivery id; a new push has a new one)
+        // the same signed body with a new X-GitHub-Delivery and X-GitHub-Hook-ID (headers
+        // GitHub does not sign) is a replay: nothing new, the original execution answers
+        for (delivery, hook) in [
+            ("d-2", "512345678"),
+            ("d-3", "1"),
+            ("d-4", "2"),
+            ("d-5", "3"),
+        ] {
+            let out = handle_github_delivery(
+                &w.services,
+                WebhookRequest {
+                    hook_id: Some(hook),
+                    ..request(PUSH.as_bytes(), Some(&sig), "push", delivery)
+                },
+            )
+            .await
+            .unwrap();
+            let WebhookOutcome::Started(s) = out else {
+                panic!()
+            };
+            assert_eq!((&s[0].execution_id, s[0].duplicate), (&ids[0].0, true));
+        }
+        assert_eq!(w.store.executions().len(), 1);
+        assert_eq!(w.builds.started().len(), 1);
+        // a new push (any change to the signed body) is a new execution
+        let other = PUSH.replace("\"pushed_at\"", "\"pushed_at_\"");
+        assert_ne!(other, PUSH);
+        let sig2 = sign_body(WEBHOOK_SECRET.as_bytes(), other.as_bytes());
         handle_github_delivery(
             &w.services,
-            request(PUSH.as_bytes(), Some(&sig), "push", "d-2"),
+            request(other.as_bytes(), Some(&sig2), "push", "d-6"),
         )
         .await
         .unwrap();
@@ -618,7 +669,11 @@ mod tests {
             .create_execution(
                 &exec,
                 Some(&IdempotencyKey {
-                    key: format!("DELIVERY#512345678#d-1#{}", p.name),
+                    key: format!(
+                        "PUSH#{}#{}",
+                        crate::domain::github::body_digest(PUSH.as_bytes()),
+                        p.name
+                    ),
                     expires_at: now + DELIVERY_KEY_TTL,
                 }),
             )

@@ -1,6 +1,7 @@
 //! Decoders for the EventBridge events shipgate consumes: CodeBuild "Build State Change",
 //! ECS "Deployment State Change", CodeCommit "Repository State Change". Errors name the field.
 
+use super::limits::{excerpt, MAX_AUTHOR_BYTES, MAX_COMMIT_URL_BYTES, MAX_REASON_BYTES};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -255,8 +256,12 @@ pub fn decode_build_state(value: &Value) -> Result<BuildStateChange, EventDecode
         project: raw.project_name,
         status,
         current_phase,
-        reason,
-        logs_link: info.and_then(|i| i.logs).and_then(|l| l.deep_link),
+        // stored as the failure cause and sent in notices: bounded like commit text
+        reason: reason.map(|r| excerpt(&r, MAX_REASON_BYTES)),
+        logs_link: info
+            .and_then(|i| i.logs)
+            .and_then(|l| l.deep_link)
+            .filter(|l| l.len() <= MAX_COMMIT_URL_BYTES),
         resolved_commit,
         exported_variables,
     })
@@ -321,7 +326,10 @@ pub fn decode_deployment_state(value: &Value) -> Result<DeploymentStateChange, E
         deployment_id: raw.deployment_id,
         name,
         service_arn: env.resources.into_iter().next(),
-        reason: raw.reason.filter(|r| !r.is_empty()),
+        reason: raw
+            .reason
+            .filter(|r| !r.is_empty())
+            .map(|r| excerpt(&r, MAX_REASON_BYTES)),
     })
 }
 
@@ -409,7 +417,7 @@ pub fn decode_reference_change(value: &Value) -> Result<ReferenceChange, EventDe
         reference_type: raw.reference_type,
         reference_name: raw.reference_name,
         commit_id: raw.commit_id,
-        caller: raw.caller_user_arn,
+        caller: raw.caller_user_arn.map(|c| excerpt(&c, MAX_AUTHOR_BYTES)),
         author: raw.author,
         message: raw.commit_message,
     })
@@ -525,6 +533,16 @@ mod tests {
             "p:u-1"
         );
         assert_eq!(build_id_from_arn("p:u-1"), "p:u-1");
+    }
+
+    #[test]
+    fn oversized_reasons_are_excerpts() {
+        let mut v = load(include_str!("../../../events/ecs/failed.json"));
+        v["detail"]["reason"] = "r".repeat(300_000).into();
+        let f = decode_deployment_state(&v).unwrap();
+        let reason = f.reason.unwrap();
+        assert!(reason.len() < MAX_REASON_BYTES + 40);
+        assert!(reason.ends_with("(truncated, 300000 bytes)"));
     }
 
     #[test]

@@ -50,6 +50,12 @@ pub fn verify_signature(
     }
 }
 
+/// SHA-256 of a body, hex: what the signature covers, so what replay protection keys on.
+pub fn body_digest(body: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(body))
+}
+
 /// `sha256=<hex>` for a body (used by `shipgate dev push` and tests).
 pub fn sign_body(secret: &[u8], body: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");

@@ -10,12 +10,18 @@
 //!   everything; `**` elsewhere is two `*`;
 //! - `[abc]`, `[a-z]`, `[!a-z]` / `[^a-z]` one character of (or not of) the set — this may be
 //!   `/`; `]` first in a class and `-` first or last are literal;
-//! - `{a,b}` alternatives (nestable; empty alternatives are dropped; at most
-//!   [`MAX_ALTERNATIVES`] combinations per pattern — globset has no such cap);
+//! - `{a,b}` alternatives (nestable up to [`MAX_NESTING`] levels; empty alternatives are
+//!   dropped; at most [`MAX_ALTERNATIVES`] combinations and [`MAX_EXPANDED_TOKENS`] tokens per
+//!   pattern once expanded — globset has no such caps);
 //! - `\` escapes the next character.
 //!
-//! Matching is a table over (pattern position, text position): time and memory are
-//! proportional to pattern length × text length, whatever the pattern.
+//! Bounds (hostile pipeline files): a pattern is at most [`MAX_GLOB_LEN`] characters, checked
+//! before parsing; the parser is a loop (no recursion), and the expansion of `{...}` recurses
+//! at most [`MAX_NESTING`] levels deep.
+//!
+//! Matching is a table over (pattern position, text position), with no backtracking: time is
+//! proportional to expanded pattern tokens × (text length + 1) ([`Glob::cost`] × (n + 1)),
+//! memory to the text length, whatever the pattern.
 
 use std::fmt;
 
@@ -28,6 +34,12 @@ pub enum GlobError {
     UnclosedAlternates,
     DanglingEscape,
     TooManyAlternatives,
+    /// Longer than [`MAX_GLOB_LEN`] characters.
+    TooLong(usize),
+    /// `{...}` nested deeper than [`MAX_NESTING`].
+    TooDeep,
+    /// More than [`MAX_EXPANDED_TOKENS`] tokens once `{...}` groups are expanded.
+    TooComplex,
 }
 
 impl fmt::Display for GlobError {
@@ -46,6 +58,17 @@ impl fmt::Display for GlobError {
                 f,
                 "more than {MAX_ALTERNATIVES} combinations of {{...}} alternatives"
             ),
+            GlobError::TooLong(n) => {
+                write!(f, "{n} characters; at most {MAX_GLOB_LEN} are allowed")
+            }
+            GlobError::TooDeep => write!(
+                f,
+                "{{...}} groups nested more than {MAX_NESTING} levels deep"
+            ),
+            GlobError::TooComplex => write!(
+                f,
+                "expands to more than {MAX_EXPANDED_TOKENS} tokens (fewer or shorter {{...}} alternatives)"
+            ),
         }
     }
 }
@@ -53,7 +76,14 @@ impl fmt::Display for GlobError {
 impl std::error::Error for GlobError {}
 
 /// Upper bound on the patterns a glob's `{...}` groups expand to.
-pub const MAX_ALTERNATIVES: usize = 256;
+pub const MAX_ALTERNATIVES: usize = 64;
+/// Longest pattern accepted, in characters (checked before parsing).
+pub const MAX_GLOB_LEN: usize = 256;
+/// Deepest nesting of `{...}` groups.
+pub const MAX_NESTING: usize = 4;
+/// Upper bound on the tokens of all expanded alternatives of one pattern (the matching cost
+/// per text character).
+pub const MAX_EXPANDED_TOKENS: usize = 2048;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
@@ -86,18 +116,38 @@ pub struct Glob {
 
 impl Glob {
     pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+        let len = pattern.chars().count();
+        if len > MAX_GLOB_LEN {
+            return Err(GlobError::TooLong(len));
+        }
         let tokens = Parser::new(pattern).parse()?;
         let alternatives = if tokens == [Token::RecursivePrefix] {
             vec![vec![Token::Everything]]
         } else {
-            expand(&tokens)?
+            expand(&tokens, 0)?
         };
+        if alternatives_weight(&alternatives) > MAX_EXPANDED_TOKENS {
+            return Err(GlobError::TooComplex);
+        }
         Ok(Glob { alternatives })
     }
 
     pub fn is_match(&self, text: &str) -> bool {
+        self.is_match_counting(text, &mut 0)
+    }
+
+    /// Matching work per text character: the (weighted) tokens of all expanded alternatives,
+    /// at most [`MAX_EXPANDED_TOKENS`]. Matching a text of n characters takes at most
+    /// `cost() × (n + 1)` steps.
+    pub fn cost(&self) -> usize {
+        alternatives_weight(&self.alternatives)
+    }
+
+    /// [`Glob::is_match`], adding the table cells it computed to `steps` (for tests that prove
+    /// the work is linear in the text).
+    pub fn is_match_counting(&self, text: &str, steps: &mut usize) -> bool {
         let text: Vec<char> = text.chars().collect();
-        self.alternatives.iter().any(|a| matches(a, &text))
+        self.alternatives.iter().any(|a| matches(a, &text, steps))
     }
 }
 
@@ -128,6 +178,9 @@ impl<'a> Parser<'a> {
                 '*' => self.star()?,
                 '[' => self.class()?,
                 '{' => {
+                    if self.alternates_stack.len() >= MAX_NESTING {
+                        return Err(GlobError::TooDeep);
+                    }
                     self.alternates_stack.push(self.branches.len());
                     self.branches.push(Vec::new());
                 }
@@ -254,20 +307,36 @@ impl<'a> Parser<'a> {
 }
 
 /// The token sequences a pattern's `{...}` groups expand to (none of them holds `Alternates`).
-fn expand(tokens: &[Token]) -> Result<Vec<Vec<Token>>, GlobError> {
+/// Recursion follows the nesting of `{...}`, which the parser bounds by [`MAX_NESTING`].
+fn expand(tokens: &[Token], depth: usize) -> Result<Vec<Vec<Token>>, GlobError> {
+    if depth > MAX_NESTING {
+        return Err(GlobError::TooDeep);
+    }
     let mut out: Vec<Vec<Token>> = vec![Vec::new()];
     for token in tokens {
         match token {
             Token::Alternates(branches) => {
                 let mut options: Vec<Vec<Token>> = Vec::new();
                 for branch in branches {
-                    options.extend(expand(branch)?.into_iter().filter(|b| !b.is_empty()));
+                    options.extend(
+                        expand(branch, depth + 1)?
+                            .into_iter()
+                            .filter(|b| !b.is_empty()),
+                    );
+                    if options.len() > MAX_ALTERNATIVES {
+                        return Err(GlobError::TooManyAlternatives);
+                    }
                 }
                 if options.is_empty() {
                     continue; // `{}` or `{,}`: nothing
                 }
                 if out.len() * options.len() > MAX_ALTERNATIVES {
                     return Err(GlobError::TooManyAlternatives);
+                }
+                let tokens: usize = out.iter().map(Vec::len).sum::<usize>() * options.len()
+                    + options.iter().map(Vec::len).sum::<usize>() * out.len();
+                if tokens > MAX_EXPANDED_TOKENS {
+                    return Err(GlobError::TooComplex);
                 }
                 out = out
                     .iter()
@@ -280,7 +349,12 @@ fn expand(tokens: &[Token]) -> Result<Vec<Vec<Token>>, GlobError> {
                     })
                     .collect();
             }
-            t => out.iter_mut().for_each(|v| v.push(t.clone())),
+            t => {
+                out.iter_mut().for_each(|v| v.push(t.clone()));
+                if out.iter().map(Vec::len).sum::<usize>() > MAX_EXPANDED_TOKENS {
+                    return Err(GlobError::TooComplex);
+                }
+            }
         }
     }
     Ok(out)
@@ -292,8 +366,10 @@ fn expand(tokens: &[Token]) -> Result<Vec<Vec<Token>>, GlobError> {
 /// token's row `next`. For the recursive tokens a helper row holds `.*/` (some `/` at `k ≥ j`
 /// with `next[k + 1]`) or `.*` (some `k ≥ j` with `next[k]`); `.` is any character, `\n`
 /// included, as in globset.
-fn matches(tokens: &[Token], text: &[char]) -> bool {
+fn matches(tokens: &[Token], text: &[char], steps: &mut usize) -> bool {
     let n = text.len();
+    // every loop iteration below counts one step (a class also counts the ranges it compares)
+    let mut work = n + 1;
     let mut next = vec![false; n + 1];
     next[n] = true; // no tokens match the empty rest
     let mut row = vec![false; n + 1];
@@ -304,6 +380,7 @@ fn matches(tokens: &[Token], text: &[char]) -> bool {
                 // helper[j]: exists k >= j with text[k] == '/' and next[k+1]
                 helper[n] = false;
                 for j in (0..n).rev() {
+                    work += 1;
                     helper[j] = (text[j] == '/' && next[j + 1]) || helper[j + 1];
                 }
             }
@@ -311,20 +388,26 @@ fn matches(tokens: &[Token], text: &[char]) -> bool {
                 // helper[j]: exists k >= j with next[k]
                 helper[n] = next[n];
                 for j in (0..n).rev() {
+                    work += 1;
                     helper[j] = next[j] || helper[j + 1];
                 }
             }
             _ => {}
         }
         for j in (0..=n).rev() {
+            work += 1;
             let c = text.get(j).copied();
             row[j] = match token {
                 Token::Literal(l) => c == Some(*l) && next[j + 1],
                 Token::Any => c.is_some_and(|c| c != '/') && next[j + 1],
                 Token::ZeroOrMore => next[j] || (c.is_some_and(|c| c != '/') && row[j + 1]),
                 Token::Class { negated, ranges } => {
-                    c.is_some_and(|c| ranges.iter().any(|&(a, b)| a <= c && c <= b) != *negated)
-                        && next[j + 1]
+                    c.is_some_and(|c| {
+                        ranges.iter().any(|&(a, b)| {
+                            work += 1;
+                            a <= c && c <= b
+                        }) != *negated
+                    }) && next[j + 1]
                 }
                 // (?:/?|.*/)
                 Token::RecursivePrefix => next[j] || helper[j],
@@ -339,7 +422,28 @@ fn matches(tokens: &[Token], text: &[char]) -> bool {
         }
         std::mem::swap(&mut next, &mut row);
     }
+    *steps += work;
     next[0]
+}
+
+/// Work per text position of one token in [`matches`]: its table cell, plus the helper row of
+/// the recursive tokens, plus the ranges a class compares.
+fn weight(token: &Token) -> usize {
+    match token {
+        Token::Class { ranges, .. } => 1 + ranges.len(),
+        Token::RecursivePrefix
+        | Token::RecursiveZeroOrMore
+        | Token::RecursiveSuffix
+        | Token::Everything => 2,
+        _ => 1,
+    }
+}
+
+fn alternatives_weight(alternatives: &[Vec<Token>]) -> usize {
+    alternatives
+        .iter()
+        .map(|a| 1 + a.iter().map(weight).sum::<usize>())
+        .sum()
 }
 
 #[cfg(test)]
@@ -428,6 +532,31 @@ mod tests {
     }
 
     #[test]
+    fn hostile_patterns_are_refused_before_any_work() {
+        let e = |p: &str| Glob::new(p).unwrap_err();
+        // 100,000 nested groups used to overflow the stack
+        let deep = "{".repeat(100_000) + &"}".repeat(100_000);
+        assert_eq!(e(&deep), GlobError::TooLong(200_000));
+        let nested = |d: usize| "{a,".repeat(d) + "b" + &"}".repeat(d);
+        assert!(Glob::new(&nested(MAX_NESTING)).is_ok());
+        assert_eq!(e(&nested(MAX_NESTING + 1)), GlobError::TooDeep);
+        // 256 alternatives of 20 KB each
+        let wide = format!("{{{}}}", vec!["x".repeat(20_000); 256].join(","));
+        assert!(matches!(e(&wide), GlobError::TooLong(_)));
+        assert!(Glob::new(&"a".repeat(MAX_GLOB_LEN)).is_ok());
+        assert_eq!(
+            e(&"a".repeat(MAX_GLOB_LEN + 1)),
+            GlobError::TooLong(MAX_GLOB_LEN + 1)
+        );
+        let two = "{aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,b}{c,d}{e,f}{g,h}{i,j}{k,l}".to_string()
+            + &"[abcdefghijklmnopqrstuvwxyz]".repeat(6);
+        assert_eq!(e(&two), GlobError::TooComplex);
+        assert!(e(&two).to_string().contains("2048 tokens"));
+        assert_eq!(e(&"{a,b}".repeat(7)), GlobError::TooManyAlternatives);
+        assert!(e(&deep).to_string().contains("at most 256"));
+    }
+
+    #[test]
     fn long_inputs_take_bounded_work() {
         let p = "*a".repeat(40) + "b";
         let text = "a".repeat(4000);
@@ -436,9 +565,47 @@ mod tests {
         assert!(m(&p, &("d/".repeat(2000) + "x")));
     }
 
+    /// Matching work is linear in the text: at most `cost() × (n + 1)` counted steps, whatever
+    /// the pattern, and `cost()` is bounded for every accepted pattern.
+    mod linear {
+        use super::super::{Glob, MAX_EXPANDED_TOKENS};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1500))]
+            #[test]
+            fn steps_are_linear_in_the_text(
+                pattern in "([ab/*?{},]|\\*\\*/|\\[a-c\\]|\\{a,b\\}){0,40}",
+                unit in "[ab/]{1,8}",
+                reps in 1usize..200,
+            ) {
+                let Ok(glob) = Glob::new(&pattern) else { return Ok(()) };
+                prop_assert!(glob.cost() <= MAX_EXPANDED_TOKENS);
+                for k in [reps, reps * 2, reps * 4] {
+                    let text = unit.repeat(k);
+                    let n = text.chars().count();
+                    let mut steps = 0;
+                    glob.is_match_counting(&text, &mut steps);
+                    prop_assert!(steps <= glob.cost() * (n + 1), "{} steps for cost {} and n {}", steps, glob.cost(), n);
+                    prop_assert!(steps > n);
+                }
+            }
+        }
+
+        #[test]
+        fn worst_pattern_on_a_long_text_is_bounded() {
+            let pattern = "{*a*,**/b,[a-z]*?}".repeat(3) + "x";
+            let glob = Glob::new(&pattern).unwrap();
+            let text = "ab/".repeat(100_000);
+            let mut steps = 0;
+            assert!(!glob.is_match_counting(&text, &mut steps));
+            assert!(steps <= glob.cost() * (text.len() + 1), "{steps}");
+        }
+    }
+
     /// The same answers as `globset` (literal separator on) for ASCII patterns and paths.
     mod same_as_globset {
-        use super::super::Glob;
+        use super::super::{Glob, GlobError};
         use proptest::prelude::*;
 
         fn reference(pattern: &str) -> Option<globset::GlobMatcher> {
@@ -458,6 +625,8 @@ mod tests {
             ) {
                 let ours = Glob::new(&pattern);
                 let theirs = reference(&pattern);
+                // shipgate's bounds (globset has none) are not disagreements
+                prop_assume!(!matches!(ours, Err(GlobError::TooDeep | GlobError::TooManyAlternatives | GlobError::TooComplex)));
                 prop_assert_eq!(ours.is_ok(), theirs.is_some(), "accepts {:?}: {:?}", pattern, ours);
                 if let (Ok(ours), Some(theirs)) = (ours, theirs) {
                     for t in &texts {

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::glob::{Glob, GlobError};
+use super::limits::check_definition_text;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -14,6 +15,24 @@ pub const DEFAULT_APPROVAL_TIMEOUT_HOURS: u32 = 72;
 pub const MAX_APPROVAL_TIMEOUT_HOURS: u32 = 720;
 /// Default number of images kept per repository by the sweeper's ECR pruning.
 pub const DEFAULT_KEEP_IMAGES: u32 = 10;
+/// Most globs in one of `branches`, `tags`, `paths`.
+pub const MAX_GLOBS: usize = 32;
+/// Upper bound on the summed matching cost ([`Glob::cost`]) of one glob list: the work per
+/// character of a branch name or file path.
+pub const MAX_GLOB_LIST_COST: usize = 8192;
+/// Longest branch or tag name matched; a push of a longer one matches no pipeline.
+pub const MAX_REF_LEN: usize = 1024;
+/// Upper bound on the matching steps a push's file list may cost one pipeline (about 50 ms);
+/// past it (or past [`MAX_CHANGED_FILES`] files) the path filter does not exclude the push, as
+/// when the push does not list its files.
+pub const MAX_PATH_MATCH_STEPS: usize = 20_000_000;
+/// Most changed files a path filter looks at.
+pub const MAX_CHANGED_FILES: usize = 5000;
+/// Longest string field of a pipeline definition (ARNs, names, URIs).
+pub const MAX_FIELD_LEN: usize = 1024;
+/// Most problems listed for one definition (a document of a million unknown fields must not
+/// become a million error messages); the rest are counted.
+pub const MAX_REPORTED_PROBLEMS: usize = 50;
 
 /// How a newer execution treats older ones still awaiting approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -187,6 +206,8 @@ impl PipelineDefinition {
 
     /// Parse and validate a definition written as TOML, YAML or JSON text.
     pub fn parse(text: &str, format: Format) -> Result<PipelineDefinition, ValidationErrors> {
+        check_definition_text(text, format == Format::Yaml)
+            .map_err(|e| syntax_error(e.to_string()))?;
         let value: Value = match format {
             Format::Toml => toml::from_str::<toml::Value>(text)
                 .map_err(|e| syntax_error(e.message().to_string()))
@@ -205,7 +226,7 @@ impl PipelineDefinition {
     pub fn from_value(value: &Value) -> Result<PipelineDefinition, ValidationErrors> {
         let mut v = Validator::default();
         let Some(root) = v.object(value, "") else {
-            return Err(ValidationErrors(v.errors));
+            return Err(v.finish());
         };
         v.unknown_fields(
             root,
@@ -270,11 +291,8 @@ impl PipelineDefinition {
         let test = v.target(root, "test");
         let prod = v.target(root, "prod");
         if let (Some(t), Some(p)) = (&test, &prod) {
-            if !t.cluster.is_empty() && t.cluster == p.cluster && t.service == p.service {
-                v.push(
-                    "prod.service",
-                    "must not be the same cluster and service as test",
-                );
+            if let Err(message) = distinct_targets(t, p) {
+                v.push("prod.service", &message);
             }
         }
 
@@ -355,7 +373,7 @@ impl PipelineDefinition {
                     keep_images,
                 })
             }
-            _ => Err(ValidationErrors(v.errors)),
+            _ => Err(v.finish()),
         }
     }
 
@@ -386,19 +404,34 @@ impl PipelineDefinition {
         if !self.source_matches(source) {
             return false;
         }
+        if ref_name.len() > MAX_REF_LEN {
+            return false;
+        }
         let ref_ok = match kind {
-            RefKind::Branch => any_glob_matches(&self.branches, ref_name),
-            RefKind::Tag => any_glob_matches(&self.tags, ref_name),
+            RefKind::Branch => any_glob_matches(&compile_globs(&self.branches), ref_name),
+            RefKind::Tag => any_glob_matches(&compile_globs(&self.tags), ref_name),
         };
         if !ref_ok {
             return false;
         }
         match changed_files {
-            Some(files) if !self.paths.is_empty() => {
-                files.iter().any(|file| any_glob_matches(&self.paths, file))
+            Some(files) if !self.paths.is_empty() && files.len() <= MAX_CHANGED_FILES => {
+                let globs = compile_globs(&self.paths);
+                let cost: usize = globs.iter().map(Glob::cost).sum();
+                let chars: usize = files.iter().map(|f| f.len() + 1).sum();
+                if cost.saturating_mul(chars) > MAX_PATH_MATCH_STEPS {
+                    return true; // too much to check: not excluded (as for an unlisted push)
+                }
+                files.iter().any(|file| any_glob_matches(&globs, file))
             }
             _ => true,
         }
+    }
+
+    /// Test and prod must be different ECS services (see [`distinct_targets`]); checked when a
+    /// definition is applied and again before every deployment.
+    pub fn check_distinct_targets(&self) -> Result<(), String> {
+        distinct_targets(&self.test, &self.prod)
     }
 
     fn source_matches(&self, source: &Source) -> bool {
@@ -416,11 +449,158 @@ pub fn compile_glob(pattern: &str) -> Result<Glob, GlobError> {
     Glob::new(pattern)
 }
 
-fn any_glob_matches(globs: &[String], candidate: &str) -> bool {
-    globs.iter().any(|g| match compile_glob(g) {
-        Ok(m) => m.is_match(candidate),
-        Err(_) => false,
+/// The globs that compile (stored definitions were validated; one that no longer compiles
+/// matches nothing).
+fn compile_globs(globs: &[String]) -> Vec<Glob> {
+    globs.iter().filter_map(|g| compile_glob(g).ok()).collect()
+}
+
+fn any_glob_matches(globs: &[Glob], candidate: &str) -> bool {
+    globs.iter().any(|g| g.is_match(candidate))
+}
+
+/// The canonical identity of an ECS service: what AWS resolves a cluster and service, each
+/// written as a name or an ARN, to. `account` and `region` are `None` for a name (the
+/// deploying function's own account and region).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceIdentity {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub cluster: String,
+    pub service: String,
+}
+
+/// ECS cluster and service names: 1–255 letters, digits, `-`, `_`.
+fn valid_ecs_name(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `arn:<partition>:ecs:<region>:<account>:<resource>` → (region, account, resource).
+fn ecs_arn(arn: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("ecs"), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let region_ok = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let account_ok = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
+    (partition.starts_with("aws") && region_ok && account_ok).then_some((region, account, resource))
+}
+
+/// Resolve a target's cluster (name or `arn:…:cluster/NAME`) and service (name,
+/// `arn:…:service/NAME` or `arn:…:service/CLUSTER/NAME`) to one identity; an error says which
+/// field is malformed or disagrees with the other.
+pub fn service_identity(target: &ServiceTarget) -> Result<ServiceIdentity, (&'static str, String)> {
+    let mut account: Option<String> = None;
+    let mut region: Option<String> = None;
+    let mut agree = |field: &'static str, r: &str, a: &str| -> Result<(), (&'static str, String)> {
+        for (known, new, what) in [(&mut region, r, "region"), (&mut account, a, "account")] {
+            match known {
+                Some(k) if k != new => {
+                    return Err((
+                        field,
+                        format!("names {what} {new}, but the cluster is in {k}"),
+                    ))
+                }
+                _ => *known = Some(new.to_string()),
+            }
+        }
+        Ok(())
+    };
+    let cluster = if target.cluster.starts_with("arn:") {
+        let name = ecs_arn(&target.cluster)
+            .and_then(|(r, a, res)| Some((r, a, res.strip_prefix("cluster/")?)))
+            .filter(|(_, _, name)| valid_ecs_name(name));
+        let Some((r, a, name)) = name else {
+            return Err(("cluster", "must be an ECS cluster name or ARN (arn:aws:ecs:<region>:<account>:cluster/<name>)".into()));
+        };
+        agree("cluster", r, a)?;
+        name.to_string()
+    } else if valid_ecs_name(&target.cluster) {
+        target.cluster.clone()
+    } else {
+        return Err((
+            "cluster",
+            "must be an ECS cluster name (1-255 letters, digits, '-', '_') or ARN".into(),
+        ));
+    };
+    let service = if target.service.starts_with("arn:") {
+        let parsed = ecs_arn(&target.service).and_then(|(r, a, res)| {
+            let path = res.strip_prefix("service/")?;
+            let (in_cluster, name) = match path.split_once('/') {
+                Some((c, n)) => (Some(c), n),
+                None => (None, path),
+            };
+            (valid_ecs_name(name) && in_cluster.is_none_or(valid_ecs_name))
+                .then_some((r, a, in_cluster, name))
+        });
+        let Some((r, a, in_cluster, name)) = parsed else {
+            return Err(("service", "must be an ECS service name or ARN (arn:aws:ecs:<region>:<account>:service/<cluster>/<name>)".into()));
+        };
+        if let Some(c) = in_cluster.filter(|c| !c.eq_ignore_ascii_case(&cluster)) {
+            return Err((
+                "service",
+                format!("is a service of cluster {c}, not {cluster}"),
+            ));
+        }
+        agree("service", r, a)?;
+        name.to_string()
+    } else if valid_ecs_name(&target.service) {
+        target.service.clone()
+    } else {
+        return Err((
+            "service",
+            "must be an ECS service name (1-255 letters, digits, '-', '_') or ARN".into(),
+        ));
+    };
+    Ok(ServiceIdentity {
+        account,
+        region,
+        cluster,
+        service,
     })
+}
+
+/// Could `a` and `b` be the same ECS service? Names compare without regard to ASCII case, and
+/// a missing account or region (a plain name) is the deploying function's own, so it could be
+/// any: only a difference both sides state tells two services apart.
+pub fn same_service(a: &ServiceIdentity, b: &ServiceIdentity) -> bool {
+    fn may_equal(x: &Option<String>, y: &Option<String>) -> bool {
+        match (x, y) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        }
+    }
+    a.cluster.eq_ignore_ascii_case(&b.cluster)
+        && a.service.eq_ignore_ascii_case(&b.service)
+        && may_equal(&a.account, &b.account)
+        && may_equal(&a.region, &b.region)
+}
+
+/// Test and prod must be different services by canonical identity (a cluster ARN and its name
+/// are the same cluster). A target that does not parse is refused too.
+pub fn distinct_targets(test: &ServiceTarget, prod: &ServiceTarget) -> Result<(), String> {
+    let t = service_identity(test).map_err(|(f, m)| format!("test.{f} {m}"))?;
+    let p = service_identity(prod).map_err(|(f, m)| format!("prod.{f} {m}"))?;
+    if same_service(&t, &p) {
+        return Err(format!(
+            "must not be the same ECS service as test (cluster {}, service {}; a name and an ARN of one service are the same service)",
+            p.cluster, p.service
+        ));
+    }
+    Ok(())
 }
 
 fn syntax_error(message: String) -> ValidationErrors {
@@ -529,10 +709,26 @@ fn valid_sns_arn(arn: &str) -> bool {
 #[derive(Default)]
 struct Validator {
     errors: Vec<ValidationError>,
+    /// Problems past [`MAX_REPORTED_PROBLEMS`], counted only.
+    unlisted: usize,
 }
 
 impl Validator {
+    fn finish(mut self) -> ValidationErrors {
+        if self.unlisted > 0 {
+            self.errors.push(ValidationError {
+                path: "(document)".to_string(),
+                message: format!("{} more problems not listed", self.unlisted),
+            });
+        }
+        ValidationErrors(self.errors)
+    }
+
     fn push(&mut self, path: &str, message: &str) {
+        if self.errors.len() >= MAX_REPORTED_PROBLEMS {
+            self.unlisted += 1;
+            return;
+        }
         self.errors.push(ValidationError {
             path: if path.is_empty() {
                 "(document)".to_string()
@@ -578,6 +774,13 @@ impl Validator {
             }
             Some(Value::String(s)) if s.trim().is_empty() => {
                 self.push(&p, "must not be empty");
+                None
+            }
+            Some(Value::String(s)) if s.len() > MAX_FIELD_LEN => {
+                self.push(
+                    &p,
+                    &format!("{} bytes; at most {MAX_FIELD_LEN} are allowed", s.len()),
+                );
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
@@ -634,17 +837,34 @@ impl Validator {
             self.push(field, "must be a list of glob patterns");
             return Some(Vec::new());
         };
+        if items.len() > MAX_GLOBS {
+            self.push(
+                field,
+                &format!("{} globs; at most {MAX_GLOBS} are allowed", items.len()),
+            );
+            return Some(Vec::new());
+        }
         let mut out = Vec::new();
+        let mut cost = 0usize;
         for (i, item) in items.iter().enumerate() {
             let p = format!("{field}[{i}]");
             match item {
                 Value::String(s) if s.trim().is_empty() => self.push(&p, "must not be empty"),
                 Value::String(s) => match compile_glob(s) {
-                    Ok(_) => out.push(s.clone()),
+                    Ok(g) => {
+                        cost += g.cost();
+                        out.push(s.clone());
+                    }
                     Err(e) => self.push(&p, &format!("invalid glob: {e}")),
                 },
                 _ => self.push(&p, "must be a string"),
             }
+        }
+        if cost > MAX_GLOB_LIST_COST {
+            self.push(
+                field,
+                &format!("the globs together expand to {cost} tokens; at most {MAX_GLOB_LIST_COST} are allowed (fewer or simpler globs)"),
+            );
         }
         Some(out)
     }
@@ -692,11 +912,23 @@ impl Validator {
         let cluster = self.required_str(t, &p, "cluster");
         let service = self.required_str(t, &p, "service");
         let container = self.required_str(t, &p, "container");
-        Some(ServiceTarget {
+        let target = ServiceTarget {
             cluster: cluster?,
             service: service?,
             container: container?,
-        })
+        };
+        if let Err((f, message)) = service_identity(&target) {
+            self.push(&join(&p, f), &message);
+            return None;
+        }
+        if !valid_ecs_name(&target.container) {
+            self.push(
+                &join(&p, "container"),
+                "must be a container name (1-255 letters, digits, '-', '_')",
+            );
+            return None;
+        }
+        Some(target)
     }
 }
 
@@ -823,6 +1055,202 @@ extra = true
         let text = EXAMPLE.replace("hello-prod", "hello-test");
         let errors = PipelineDefinition::parse(&text, Format::Toml).unwrap_err();
         assert_eq!(errors.0[0].path, "prod.service");
+    }
+
+    #[test]
+    fn test_and_prod_are_compared_by_canonical_identity() {
+        let with = |test: &str, prod: &str| {
+            let text = EXAMPLE
+                .replace(
+                    r#"test = { cluster = "apps", service = "hello-test", container = "app" }"#,
+                    &format!("test = {test}"),
+                )
+                .replace(
+                    r#"prod = { cluster = "apps", service = "hello-prod", container = "app" }"#,
+                    &format!("prod = {prod}"),
+                );
+            PipelineDefinition::parse(&text, Format::Toml)
+        };
+        let arn = "arn:aws:ecs:eu-west-1:123456789012";
+        let same = [
+            // the reported case: test as a cluster ARN, prod as a name
+            (
+                format!(
+                    r#"{{ cluster = "{arn}:cluster/apps", service = "hello-prod", container = "app" }}"#
+                ),
+                r#"{ cluster = "apps", service = "hello-prod", container = "app" }"#.to_string(),
+            ),
+            (
+                r#"{ cluster = "apps", service = "hello-prod", container = "app" }"#.to_string(),
+                format!(
+                    r#"{{ cluster = "apps", service = "{arn}:service/apps/hello-prod", container = "app" }}"#
+                ),
+            ),
+            (
+                format!(
+                    r#"{{ cluster = "apps", service = "{arn}:service/hello-prod", container = "app" }}"#
+                ),
+                format!(
+                    r#"{{ cluster = "{arn}:cluster/apps", service = "{arn}:service/apps/hello-prod", container = "x" }}"#
+                ),
+            ),
+            (
+                r#"{ cluster = "Apps", service = "Hello-Prod", container = "app" }"#.to_string(),
+                r#"{ cluster = "apps", service = "hello-prod", container = "app" }"#.to_string(),
+            ),
+        ];
+        for (t, p) in &same {
+            let errors = with(t, p).unwrap_err();
+            assert_eq!(errors.0[0].path, "prod.service", "{t} / {p}: {errors}");
+            assert!(errors.0[0].message.contains("same ECS service"), "{errors}");
+        }
+        // stated differences tell services apart
+        let other = "arn:aws:ecs:eu-west-1:210987654321";
+        with(
+            &format!(
+                r#"{{ cluster = "{arn}:cluster/apps", service = "hello", container = "app" }}"#
+            ),
+            &format!(
+                r#"{{ cluster = "{other}:cluster/apps", service = "hello", container = "app" }}"#
+            ),
+        )
+        .expect("another account");
+        // malformed or contradicting ARNs are refused with their path
+        let errors = with(
+            r#"{ cluster = "arn:aws:ecs:eu-west-1:1:cluster/apps", service = "s", container = "app" }"#,
+            r#"{ cluster = "apps", service = "p", container = "app" }"#,
+        )
+        .unwrap_err();
+        assert_eq!(errors.0[0].path, "test.cluster", "{errors}");
+        let errors = with(
+            &format!(r#"{{ cluster = "apps", service = "{arn}:service/other/hello", container = "app" }}"#),
+            r#"{ cluster = "apps", service = "p", container = "app" }"#,
+        )
+        .unwrap_err();
+        assert_eq!(errors.0[0].path, "test.service", "{errors}");
+        let errors = with(
+            &format!(r#"{{ cluster = "{arn}:cluster/apps", service = "{other}:service/apps/x", container = "app" }}"#),
+            r#"{ cluster = "apps", service = "p", container = "app" }"#,
+        )
+        .unwrap_err();
+        assert!(errors.0[0].message.contains("account"), "{errors}");
+        // the deploy-time check uses the same function
+        let mut p = example();
+        p.test.cluster = format!("{arn}:cluster/{}", p.prod.cluster);
+        p.test.service = p.prod.service.clone();
+        assert!(p.check_distinct_targets().is_err());
+        assert!(example().check_distinct_targets().is_ok());
+    }
+
+    #[test]
+    fn hostile_definitions_are_refused_with_their_path() {
+        let with_branches = |list: &str| {
+            let text = EXAMPLE.replace(
+                r#"branches = ["main", "release/*"]"#,
+                &format!("branches = {list}"),
+            );
+            assert_ne!(text, EXAMPLE);
+            PipelineDefinition::parse(&text, Format::Toml)
+        };
+        // 100,000 nested groups (used to overflow the stack of the webhook on every push)
+        let deep = "{".repeat(50_000) + &"}".repeat(50_000);
+        let errors = with_branches(&format!("[\"{deep}\"]")).unwrap_err();
+        assert_eq!(errors.0[0].path, "(document)", "{errors}");
+        assert!(
+            errors.0[0].message.contains("bytes; at most 65536"),
+            "{errors}"
+        );
+        let deep = "{".repeat(10_000) + &"}".repeat(10_000);
+        let errors = with_branches(&format!("[\"{deep}\"]")).unwrap_err();
+        assert_eq!(errors.0[0].path, "branches[0]");
+        assert!(errors.0[0].message.contains("at most 256"), "{errors}");
+        let errors = with_branches(&format!("[{}]", vec!["\"a\""; 33].join(","))).unwrap_err();
+        assert_eq!(errors.0[0].path, "branches");
+        assert!(errors.0[0].message.contains("at most 32"), "{errors}");
+        let heavy = "\"{a,b,c,d,e,f,g,h}{a,b,c,d,e,f,g,h}[abcdefghij]\"";
+        let errors = with_branches(&format!("[{}]", vec![heavy; 32].join(","))).unwrap_err();
+        assert_eq!(errors.0[0].path, "branches", "{errors}");
+        assert!(errors.0[0].message.contains("at most 8192"), "{errors}");
+        // deep YAML is refused by the pre-scan, in linear time
+        let yaml = "name: ".to_string() + &"[".repeat(40_000) + &"]".repeat(40_000);
+        let errors = PipelineDefinition::parse(&yaml, Format::Yaml).unwrap_err();
+        assert!(errors.0[0].message.contains("at most 65536"), "{errors}");
+        let yaml = "name: ".to_string() + &"[".repeat(30_000) + &"]".repeat(30_000);
+        let errors = PipelineDefinition::parse(&yaml, Format::Yaml).unwrap_err();
+        assert!(
+            errors.0[0].message.contains("nested more than 16"),
+            "{errors}"
+        );
+        let long = "x".repeat(MAX_FIELD_LEN + 1);
+        let errors = PipelineDefinition::parse(&EXAMPLE.replace("hello-test", &long), Format::Toml)
+            .unwrap_err();
+        assert_eq!(errors.0[0].path, "test.service", "{errors}");
+    }
+
+    #[test]
+    fn a_flood_of_problems_is_listed_up_to_a_bound() {
+        let mut doc = serde_json::Map::new();
+        for i in 0..100_000 {
+            doc.insert(format!("k{i}"), Value::Null);
+        }
+        let errors = PipelineDefinition::from_value(&Value::Object(doc)).unwrap_err();
+        assert_eq!(errors.0.len(), MAX_REPORTED_PROBLEMS + 1);
+        let last = errors.0.last().unwrap();
+        assert!(
+            last.message.contains("more problems not listed"),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn yaml_alias_bombs_are_refused() {
+        let mut yaml = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+            yaml.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let errors = PipelineDefinition::parse(&yaml, Format::Yaml).unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{errors}"
+        );
+        assert_eq!(errors.0[0].path, "(document)", "{errors}");
+        assert!(errors.0[0].message.contains("repetition limit"), "{errors}");
+    }
+
+    #[test]
+    fn serde_json_keeps_its_recursion_limit() {
+        let deep = "[".repeat(129) + &"]".repeat(129);
+        let e = serde_json::from_str::<Value>(&deep).unwrap_err();
+        assert!(e.to_string().contains("recursion limit"), "{e}");
+        assert!(serde_json::from_str::<Value>(&("[".repeat(127) + &"]".repeat(127))).is_ok());
+    }
+
+    #[test]
+    fn matching_work_per_push_is_bounded() {
+        let mut p = example();
+        p.paths = vec!["src/**".into()];
+        let refs = |n: usize| "a".repeat(n);
+        assert!(!p.matches(
+            &p.source.clone(),
+            RefKind::Branch,
+            &refs(MAX_REF_LEN + 1),
+            None
+        ));
+        let many: Vec<String> = (0..MAX_CHANGED_FILES + 1)
+            .map(|i| format!("docs/{i}"))
+            .collect();
+        assert!(
+            p.matches(&p.source.clone(), RefKind::Branch, "main", Some(&many)),
+            "too many files to check: not excluded"
+        );
+        assert!(!p.matches(
+            &p.source.clone(),
+            RefKind::Branch,
+            "main",
+            Some(&many[..10])
+        ));
     }
 
     #[test]
