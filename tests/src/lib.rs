@@ -66,6 +66,19 @@ pub struct World {
 
 impl World {
     /// From now on, count the DynamoDB items this world's store writes.
+    /// An execution as stored, read without going through a counting store.
+    pub async fn peek(&self, id: &shared::domain::ExecutionId) -> shared::domain::Execution {
+        use shared::ports::ExecutionStore;
+        shared::adapters::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.moto.sdk),
+            &self.provisioned.sandbox.table,
+        )
+        .get_execution(id)
+        .await
+        .expect("read the execution")
+        .expect("the execution exists")
+    }
+
     pub fn count_dynamodb_writes(&mut self) -> std::sync::Arc<WriteCounter> {
         let counter = std::sync::Arc::new(WriteCounter::default());
         let conf = aws_sdk_dynamodb::config::Builder::from(&self.moto.sdk)
@@ -306,7 +319,11 @@ pub async fn approve_to_success(w: &World, id: &str) {
 /// DynamoDB items written by successful requests, by operation: PutItem, UpdateItem and
 /// DeleteItem write one; TransactWriteItems and BatchWriteItem write each of their items.
 #[derive(Debug, Default)]
-pub struct WriteCounter(std::sync::Mutex<std::collections::BTreeMap<String, u64>>);
+pub struct WriteCounter(
+    std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Every request sent (reads too), by operation.
+    std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+);
 
 impl WriteCounter {
     pub fn total(&self) -> u64 {
@@ -314,6 +331,13 @@ impl WriteCounter {
     }
     pub fn by_operation(&self) -> std::collections::BTreeMap<String, u64> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// DynamoDB requests sent (every operation, every attempt).
+    pub fn calls(&self) -> u64 {
+        self.calls_by_operation().values().sum()
+    }
+    pub fn calls_by_operation(&self) -> std::collections::BTreeMap<String, u64> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -370,6 +394,13 @@ impl aws_sdk_dynamodb::config::Intercept for CountWrites {
             }),
             _ => 0,
         };
+        *self
+            .0
+             .1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(operation.clone())
+            .or_default() += 1;
         cfg.interceptor_state().store_put(Writes(operation, items));
         Ok(())
     }

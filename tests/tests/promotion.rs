@@ -17,7 +17,7 @@ async fn push_to_production_with_the_tested_digest() {
     let writes = w.count_dynamodb_writes();
     let sb = w.provisioned.sandbox.clone();
     let id = start(&w, "d-1").await;
-    let exec = w.services.execution(&id).await.unwrap();
+    let exec = w.peek(&id).await;
 
     // the build pushes its image, then CodeBuild reports SUCCEEDED
     let digest = w.push_image(&exec.image_tag(), "v1").await;
@@ -35,7 +35,7 @@ async fn push_to_production_with_the_tested_digest() {
         "test runs the image pinned by digest"
     );
     assert!(pinned.contains("@sha256:"));
-    let exec = w.services.execution(&id).await.unwrap();
+    let exec = w.peek(&id).await;
     let test_dep = exec.test.clone().unwrap();
     assert!(
         test_dep.task_definition.ends_with(":2"),
@@ -73,7 +73,7 @@ async fn push_to_production_with_the_tested_digest() {
     let path = link.trim_start_matches(&w.public_url).to_string();
 
     // GET shows the page and changes nothing
-    let before = w.services.execution(&id).await.unwrap();
+    let before = w.peek(&id).await;
     let page = approvals::handler::handle(
         &w.services,
         http::request(
@@ -88,7 +88,7 @@ async fn push_to_production_with_the_tested_digest() {
     .await;
     assert_eq!(page.status_code, 200);
     assert!(http::body_text(&page).contains(&exec.commit.sha));
-    assert_eq!(w.services.execution(&id).await.unwrap(), before);
+    assert_eq!(w.peek(&id).await, before);
 
     // POST approve → prod runs the same digest
     let post = approvals::handler::handle(
@@ -109,7 +109,7 @@ async fn push_to_production_with_the_tested_digest() {
         pinned,
         "prod runs exactly the tested digest"
     );
-    let exec = w.services.execution(&id).await.unwrap();
+    let exec = w.peek(&id).await;
     assert_eq!(exec.status, Status::DeployingProd);
 
     let out = deploy_events::handler::handle(
@@ -122,15 +122,7 @@ async fn push_to_production_with_the_tested_digest() {
     .await
     .unwrap();
     assert_eq!(out["execution_status"], "SUCCEEDED", "{out}");
-    let history: Vec<Status> = w
-        .services
-        .execution(&id)
-        .await
-        .unwrap()
-        .history
-        .iter()
-        .map(|h| h.to)
-        .collect();
+    let history: Vec<Status> = w.peek(&id).await.history.iter().map(|h| h.to).collect();
     println!("history: {history:?}");
     assert_eq!(history.last(), Some(&Status::Succeeded));
 
@@ -146,6 +138,19 @@ async fn push_to_production_with_the_tested_digest() {
         writes.total(),
         writes.by_operation()
     );
+    // and at most 30 DynamoDB requests in all (reads included): the engine does not read
+    // what it just wrote or was handed
+    println!(
+        "DynamoDB requests: {} {:?}",
+        writes.calls(),
+        writes.calls_by_operation()
+    );
+    assert!(
+        writes.calls() <= 30,
+        "{} DynamoDB requests: {:?}",
+        writes.calls(),
+        writes.calls_by_operation()
+    );
 }
 
 #[tokio::test]
@@ -154,7 +159,7 @@ async fn failed_build_and_failed_test_deployment() {
         return;
     };
     let id = start(&w, "d-1").await;
-    let exec = w.services.execution(&id).await.unwrap();
+    let exec = w.peek(&id).await;
     let out = build_events::handler::handle(
         &w.services,
         build_event(exec.build_id.as_deref().unwrap(), "FAILED"),
@@ -186,7 +191,7 @@ async fn failed_build_and_failed_test_deployment() {
         .await
         .unwrap();
     assert_eq!(builds.ids().len(), 2);
-    let exec = w.services.execution(&id).await.unwrap();
+    let exec = w.peek(&id).await;
     let got = w
         .codebuild()
         .batch_get_builds()
@@ -206,7 +211,7 @@ async fn failed_build_and_failed_test_deployment() {
     )
     .await
     .unwrap();
-    let exec = w.services.execution(&id).await.unwrap();
+    let exec = w.peek(&id).await;
     let dep = exec.test.unwrap().deployment_id;
     let out = deploy_events::handler::handle(
         &w.services,

@@ -15,6 +15,8 @@ use crate::pages;
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
 pub async fn handle(svc: &Services, req: HttpRequest) -> HttpResponse {
+    // one invocation: each pipeline definition is read at most once
+    let svc = &svc.for_invocation();
     let method = http::method(&req);
     let Some(token) = http::path_param(&req, "token", "/approvals/") else {
         return page_error(404, "No approval token in the link.");

@@ -7,6 +7,8 @@ use shared::domain::aws_events::decode_build_state;
 use shared::runtime::{outcome_json, EventError};
 
 pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
+    // one invocation: each pipeline definition is read at most once
+    let svc = &svc.for_invocation();
     let change = decode_build_state(&event)?;
     let outcome = on_build_state(svc, &change).await?;
     Ok(outcome_json(&outcome))

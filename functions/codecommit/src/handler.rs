@@ -7,6 +7,8 @@ use shared::domain::aws_events::decode_reference_change;
 use shared::runtime::EventError;
 
 pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
+    // one invocation: each pipeline definition is read at most once
+    let svc = &svc.for_invocation();
     let change = decode_reference_change(&event)?;
     Ok(match handle_codecommit_change(svc, &change).await? {
         CodeCommitOutcome::Ignored(reason) => json!({ "status": "ignored", "reason": reason }),

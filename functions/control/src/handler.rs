@@ -101,6 +101,8 @@ fn validation_details(v: &ValidationErrors) -> Value {
 
 /// Handle one command.
 pub async fn handle(svc: &Services, input: Value) -> Value {
+    // one invocation: each pipeline definition is read at most once
+    let svc = &svc.for_invocation();
     match run(svc, input).await {
         Ok(v) => v,
         Err(e) => {

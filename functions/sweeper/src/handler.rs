@@ -7,6 +7,8 @@ use shared::runtime::EventError;
 
 /// Any scheduled event (its content is not used) runs one bounded sweep; answers the report.
 pub async fn handle(svc: &Services, _event: Value) -> Result<Value, EventError> {
+    // one invocation: each pipeline definition is read at most once
+    let svc = &svc.for_invocation();
     let report = sweep(svc, &SweepLimits::default()).await?;
     Ok(serde_json::to_value(report).unwrap_or(Value::Null))
 }

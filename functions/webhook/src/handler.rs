@@ -11,6 +11,8 @@ use tracing::{error, warn};
 
 /// Handle one request; always answers (never an invocation error), so GitHub sees a status.
 pub async fn handle(svc: &Services, req: HttpRequest) -> HttpResponse {
+    // one invocation: each pipeline definition is read at most once
+    let svc = &svc.for_invocation();
     if http::method(&req) != "POST" {
         return http::json_error(405, "use POST", json!({}));
     }

@@ -3,43 +3,18 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use tracing::{info, instrument, warn};
+use tracing::{instrument, warn};
 
-use super::{notices, AppError, Applied, Services};
+use super::{AppError, Applied, Services};
 use crate::domain::token::{self, TokenClaims, TokenError};
 use crate::domain::{
     Channel, Decision, Environment, Event, Execution, ExecutionId, PipelineDefinition, Status,
-    Transition, Verdict,
+    Verdict,
 };
 use crate::ports::{rotating_secrets, DeployedRevision};
 
 /// Longest name or comment kept from the form.
 pub const MAX_FORM_FIELD: usize = 500;
-
-/// Publish the approval request for an execution that reached `AWAITING_APPROVAL`, once.
-pub(crate) async fn request_approval(
-    svc: &Services,
-    exec: &Execution,
-    pipeline: &PipelineDefinition,
-) -> Result<Option<Transition>, AppError> {
-    // re-read: a supersede effect may have run in between
-    let exec = svc.execution(&exec.id).await?;
-    let Some(approval) = exec.approval.as_ref() else {
-        return Ok(None);
-    };
-    if exec.status != Status::AwaitingApproval || approval.message_id.is_some() {
-        return Ok(None);
-    }
-    let link = approval_link(svc, &exec).await?;
-    let notice = notices::approval_request(pipeline, &exec, &link, approval.expires_at);
-    let message_id = svc
-        .notifier
-        .publish(&pipeline.approval.topic_arn, &notice)
-        .await?;
-    info!(execution_id = %exec.id, %message_id, "approval request sent");
-    svc.follow_up(&exec, Event::ApprovalRequested { message_id })
-        .await
-}
 
 /// The approval page link for an execution awaiting approval.
 pub async fn approval_link(svc: &Services, exec: &Execution) -> Result<String, AppError> {
@@ -253,7 +228,7 @@ pub async fn decide_by_link(
         source_ip: form.source_ip,
         user_agent: clean_field(form.user_agent),
     };
-    record_decision(svc, &exec.id, decision).await
+    record_decision(svc, exec, decision).await
 }
 
 /// Approve or reject from the CLI or console (`channel` cli/console, actor = IAM identity).
@@ -271,9 +246,10 @@ pub async fn decide(
     if let Some(a) = &exec.approval {
         if svc.now() >= a.expires_at {
             // the sweeper would do the same; do it now so the answer is truthful
-            svc.apply(id, super::SYSTEM_ACTOR, |_| Event::ApprovalExpired)
+            let expired_at = a.expires_at;
+            svc.apply_to(exec, super::SYSTEM_ACTOR, Event::ApprovalExpired)
                 .await?;
-            return Err(LinkError::Expired(a.expires_at));
+            return Err(LinkError::Expired(expired_at));
         }
     }
     let decision = Decision {
@@ -285,26 +261,25 @@ pub async fn decide(
         source_ip: None,
         user_agent: None,
     };
-    record_decision(svc, id, decision).await
+    record_decision(svc, exec, decision).await
 }
 
 async fn record_decision(
     svc: &Services,
-    id: &ExecutionId,
+    exec: Execution,
     decision: Decision,
 ) -> Result<Execution, LinkError> {
     if decision.verdict == Verdict::Approve {
-        let exec = svc.execution(id).await?;
         match super::releases::check_push_order(svc, &exec).await {
             Err(AppError::Conflict(why)) => return Err(LinkError::OutOfOrder(why)),
             other => other?,
         }
     }
     let actor = decision.actor.clone();
+    // checked just now: the deployment this approval starts does not check again
     match svc
-        .apply(id, &actor, move |_| Event::Decided {
-            decision: decision.clone(),
-        })
+        .push_order_checked()
+        .apply_to(exec, &actor, Event::Decided { decision })
         .await?
     {
         Applied::Done(exec) => Ok(exec),

@@ -246,7 +246,7 @@ pub async fn retry(svc: &Services, id: &ExecutionId, actor: &str) -> Result<Exec
     if exec.status == Status::ProdFailed {
         super::releases::check_push_order(svc, &exec).await?;
     }
-    match svc.apply(id, actor, |_| Event::Retry).await? {
+    match svc.apply(id, actor, Event::Retry).await? {
         Applied::Done(e) => Ok(e),
         Applied::Ignored { reason, current } => Err(AppError::Conflict(format!(
             "cannot retry execution {id} ({}): {reason}",

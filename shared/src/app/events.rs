@@ -7,7 +7,9 @@ use crate::domain::aws_events::{
     full_commit_sha, BuildStateChange, BuildStatus, DeploymentEventName, DeploymentStateChange,
 };
 use crate::domain::token::new_nonce;
-use crate::domain::{ApprovalGrant, Event, Execution, ImageRef, Status};
+use crate::domain::{
+    ApprovalGrant, Environment, Event, Execution, ImageRef, ServiceTarget, Status,
+};
 use crate::ports::{DeploymentObservation, ServiceError};
 
 /// What an event did.
@@ -80,10 +82,8 @@ pub async fn on_build_state(
                 .current_phase
                 .clone()
                 .unwrap_or_else(|| "IN_PROGRESS".into());
-            svc.apply(&id, SYSTEM_ACTOR, move |_| Event::BuildProgress {
-                phase: phase.clone(),
-            })
-            .await?
+            svc.apply_to(exec, SYSTEM_ACTOR, Event::BuildProgress { phase })
+                .await?
         }
         BuildStatus::Succeeded => {
             let event = match resolve_image(svc, &exec, change).await? {
@@ -94,7 +94,7 @@ pub async fn on_build_state(
                 },
                 failed => failed,
             };
-            svc.apply(&id, SYSTEM_ACTOR, move |_| event.clone()).await?
+            svc.apply_to(exec, SYSTEM_ACTOR, event).await?
         }
         BuildStatus::Failed | BuildStatus::Stopped | BuildStatus::Fault | BuildStatus::TimedOut => {
             let event = Event::BuildFailed {
@@ -106,7 +106,7 @@ pub async fn on_build_state(
                     .unwrap_or_else(|| "CodeBuild gave no reason; see the build logs".into()),
                 link: change.logs_link.clone(),
             };
-            svc.apply(&id, SYSTEM_ACTOR, move |_| event.clone()).await?
+            svc.apply_to(exec, SYSTEM_ACTOR, event).await?
         }
     };
     Ok(EventOutcome::from_applied(applied))
@@ -277,29 +277,41 @@ pub async fn on_deployment_state(
             return ignored(svc, &exec, "deployment in progress".into()).await
         }
         DeploymentEventName::Completed => {
-            let pipeline = svc.pipeline(&exec.pipeline).await?;
-            let target = pipeline.target(env);
+            // the service the deployment was started on (as recorded with it)
+            let Some(started) = exec.deployment(env) else {
+                return ignored(svc, &exec, "deployment is no longer the execution's".into()).await;
+            };
+            let target = ServiceTarget {
+                cluster: started.cluster.clone(),
+                service: started.service.clone(),
+                container: String::new(),
+            };
             // a completed deployment that another one replaced is not a success
             if svc
                 .deployer
-                .deployment_state(target, &deployment_id)
+                .deployment_state(&target, &deployment_id)
                 .await?
                 == DeploymentObservation::Replaced
             {
-                svc.apply(&id, SYSTEM_ACTOR, move |_| Event::DeployReplaced {
-                    deployment_id: deployment_id.clone(),
-                })
-                .await?
+                svc.apply_to(exec, SYSTEM_ACTOR, Event::DeployReplaced { deployment_id })
+                    .await?
             } else {
-                let grant = ApprovalGrant {
-                    nonce: new_nonce(),
-                    expires_at: approvals::expiry(svc.now(), &pipeline),
+                // the approval round a completed test deployment opens (prod opens none)
+                let grant = match env {
+                    Environment::Test => {
+                        let pipeline = svc.pipeline(&exec.pipeline).await?;
+                        Some(ApprovalGrant {
+                            nonce: new_nonce(),
+                            expires_at: approvals::expiry(svc.now(), &pipeline),
+                        })
+                    }
+                    Environment::Prod => None,
                 };
-                svc.apply(&id, SYSTEM_ACTOR, move |_| Event::DeployCompleted {
-                    deployment_id: deployment_id.clone(),
-                    approval: Some(grant.clone()),
-                })
-                .await?
+                let event = Event::DeployCompleted {
+                    deployment_id,
+                    approval: grant,
+                };
+                svc.apply_to(exec, SYSTEM_ACTOR, event).await?
             }
         }
         DeploymentEventName::Failed => {
@@ -307,11 +319,11 @@ pub async fn on_deployment_state(
                 .reason
                 .clone()
                 .unwrap_or_else(|| "ECS reported the deployment failed".into());
-            svc.apply(&id, SYSTEM_ACTOR, move |_| Event::DeployFailed {
-                deployment_id: deployment_id.clone(),
-                reason: reason.clone(),
-            })
-            .await?
+            let event = Event::DeployFailed {
+                deployment_id,
+                reason,
+            };
+            svc.apply_to(exec, SYSTEM_ACTOR, event).await?
         }
     };
     if let Applied::Ignored { current, reason } = &applied {

@@ -1,10 +1,8 @@
 //! Messages for people: approval requests and status notices (plain text, readable in a mail
-//! client). Never contains a secret; the approval link carries a signed, single-use token only.
+//! client). Pure text builders: the engine sends them. Never contains a secret; the approval link carries a signed, single-use token only.
 
 use chrono::{DateTime, Utc};
-use tracing::{error, info};
 
-use super::Services;
 use crate::domain::{Execution, ExecutionMode, PipelineDefinition, Status, Trigger};
 use crate::ports::Notice;
 
@@ -260,24 +258,6 @@ pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice 
             quote_untrusted(c.title(), MAX_QUOTED_CHARS)
         )),
         body,
-    }
-}
-
-/// Send a status notice on the pipeline's notification topic. Best effort: a failure is logged
-/// (the state is already stored and visible through `shipgate status`).
-pub async fn notify_status(svc: &Services, exec: &Execution, pipeline: &PipelineDefinition) {
-    let notice = status_notice(pipeline, exec);
-    match svc
-        .notifier
-        .publish(pipeline.notification_topic(), &notice)
-        .await
-    {
-        Ok(id) => {
-            info!(execution_id = %exec.id, status = %exec.status, message_id = %id, "notice sent")
-        }
-        Err(e) => {
-            error!(execution_id = %exec.id, status = %exec.status, error = %e, "notice could not be sent")
-        }
     }
 }
 

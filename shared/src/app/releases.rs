@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, instrument, warn};
 
-use super::{notices, AppError, Services, MAX_CONFLICT_RETRIES, RESUME_AFTER};
+use super::{AppError, Services, MAX_CONFLICT_RETRIES, RESUME_AFTER};
 use crate::domain::{
     pending_effects, DeployedRevision, Effect, Environment, EnvironmentRevisions, Event, Execution,
     ExecutionId, FailedDeployment, PipelineDefinition, RollbackClaim, Status, Transition, Trigger,
@@ -113,7 +113,7 @@ pub(crate) async fn mark_rolled_back(
         Some(tr) => {
             info!(execution_id = %from, by = %exec.id, "marked rolled back");
             if tr.effects.contains(&Effect::Notify) {
-                notices::notify_status(svc, &tr.execution, pipeline).await;
+                svc.notify(&tr.execution, pipeline).await;
             }
         }
         None => {

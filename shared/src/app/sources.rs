@@ -222,6 +222,7 @@ pub async fn handle_github_delivery(
                 push.changed_files.as_deref(),
             )
         })
+        .inspect(|p| svc.remember_pipeline(p))
         .collect();
     if pipelines.is_empty() {
         if push.kind == RefKind::Tag {
@@ -306,6 +307,7 @@ pub async fn handle_codecommit_change(
         .into_iter()
         .map(|p| p.definition)
         .filter(|p| p.matches(&source, kind, &change.reference_name, None))
+        .inspect(|p| svc.remember_pipeline(p))
         .collect();
     if pipelines.is_empty() {
         if kind == RefKind::Tag {

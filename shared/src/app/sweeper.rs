@@ -118,7 +118,7 @@ async fn expire(
             continue;
         }
         match svc
-            .apply(&exec.id, SYSTEM_ACTOR, |_| Event::ApprovalExpired)
+            .apply(&exec.id, SYSTEM_ACTOR, Event::ApprovalExpired)
             .await
         {
             Ok(Applied::Done(_)) => {
@@ -237,9 +237,13 @@ async fn reconcile_deployments(
                 DeploymentObservation::InProgress | DeploymentObservation::Unknown => continue,
                 DeploymentObservation::Replaced => {
                     let id = deployment.deployment_id.clone();
-                    svc.apply(&exec.id, SYSTEM_ACTOR, move |_| Event::DeployReplaced {
-                        deployment_id: id.clone(),
-                    })
+                    svc.apply(
+                        &exec.id,
+                        SYSTEM_ACTOR,
+                        Event::DeployReplaced {
+                            deployment_id: id.clone(),
+                        },
+                    )
                     .await
                     .map(|a| matches!(a, Applied::Done(_)))
                 }
@@ -306,10 +310,14 @@ async fn resume(
                     )
                 };
                 match svc
-                    .apply(&exec.id, SYSTEM_ACTOR, move |_| Event::DeployStartFailed {
-                        environment: Environment::Prod,
-                        reason: reason.clone(),
-                    })
+                    .apply(
+                        &exec.id,
+                        SYSTEM_ACTOR,
+                        Event::DeployStartFailed {
+                            environment: Environment::Prod,
+                            reason: reason.clone(),
+                        },
+                    )
                     .await
                 {
                     Ok(Applied::Done(_)) => report.resumed += 1,

@@ -1,0 +1,602 @@
+//! The engine: every state change of an execution, and every effect it causes.
+//!
+//! [`Services::apply`] reads, decides with the pure state machine, and stores with a conditional
+//! write on `(status, version)`; a lost race re-reads and re-decides. Only the writer that won
+//! performs the transition's effects ([`Services::perform`]), so a repeated or concurrent event
+//! never causes a second build, deploy or email. Every effect performer lives here; the use-case
+//! modules decide *what* to apply, and [`notices`](super::notices) only builds texts.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tracing::{error, info, warn};
+
+use super::{
+    approvals, notices, releases, AppError, CachedSecrets, Settings, MAX_CONFLICT_RETRIES,
+    RESUME_AFTER, SYSTEM_ACTOR,
+};
+use crate::domain::{
+    pending_effects, transition, Change, DeploymentRecord, DomainError, Effect, Environment, Event,
+    Execution, ExecutionId, ExecutionMode, PipelineDefinition, Status, Transition,
+};
+use crate::ports::{
+    BuildRequest, BuildRunner, Clock, Deployer, ExecutionStore, ImageRegistry, Notifier,
+    SecretSource, StoreError,
+};
+
+/// What a function is allowed to do (its IAM role), so that work it resumes for a dead worker is
+/// never something it would be denied: a denied deploy would wrongly fail the execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub start_build: bool,
+    pub deploy_test: bool,
+    pub deploy_prod: bool,
+    pub request_approval: bool,
+    pub notify: bool,
+}
+
+impl Capabilities {
+    /// Everything (control, the local sandbox, tests).
+    pub const ALL: Capabilities = Capabilities {
+        start_build: true,
+        deploy_test: true,
+        deploy_prod: true,
+        request_approval: true,
+        notify: true,
+    };
+    /// webhook, codecommit: start builds.
+    pub const SOURCES: Capabilities = Capabilities {
+        start_build: true,
+        deploy_test: false,
+        deploy_prod: false,
+        request_approval: false,
+        notify: false,
+    };
+    /// build-events: deploy to test, send notices.
+    pub const BUILD_EVENTS: Capabilities = Capabilities {
+        start_build: false,
+        deploy_test: true,
+        deploy_prod: false,
+        request_approval: false,
+        notify: true,
+    };
+    /// deploy-events: request approvals, send notices.
+    pub const DEPLOY_EVENTS: Capabilities = Capabilities {
+        start_build: false,
+        deploy_test: false,
+        deploy_prod: false,
+        request_approval: true,
+        notify: true,
+    };
+    /// approvals: deploy to prod, send notices.
+    pub const APPROVALS: Capabilities = Capabilities {
+        start_build: false,
+        deploy_test: false,
+        deploy_prod: true,
+        request_approval: false,
+        notify: true,
+    };
+    /// sweeper: everything but production (a never-started prod deployment is failed instead,
+    /// and `shipgate retry` starts it through `control`).
+    pub const SWEEPER: Capabilities = Capabilities {
+        start_build: true,
+        deploy_test: true,
+        deploy_prod: false,
+        request_approval: true,
+        notify: true,
+    };
+
+    pub fn allows(&self, effect: &Effect) -> bool {
+        match effect {
+            Effect::StartBuild => self.start_build,
+            Effect::DeployTest => self.deploy_test,
+            Effect::DeployProd => self.deploy_prod,
+            Effect::RequestApproval => self.request_approval,
+            Effect::Notify => self.notify,
+            Effect::SupersedeOlder
+            | Effect::RecordRevision(_)
+            | Effect::RecordFailure(_)
+            | Effect::MarkRolledBack => true,
+        }
+    }
+}
+
+/// Everything a use case may touch.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn ExecutionStore>,
+    pub builds: Arc<dyn BuildRunner>,
+    pub deployer: Arc<dyn Deployer>,
+    pub registry: Arc<dyn ImageRegistry>,
+    pub notifier: Arc<dyn Notifier>,
+    pub secrets: Arc<CachedSecrets>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    /// What this function may do (see [`Capabilities`]).
+    pub can: Capabilities,
+    /// Pipeline definitions read during one invocation ([`Services::for_invocation`]); `None`:
+    /// every lookup reads the store.
+    pipelines: Option<Arc<std::sync::Mutex<HashMap<String, PipelineDefinition>>>>,
+    /// Set for the one change whose push order was checked just before it was applied.
+    push_order_checked: bool,
+}
+
+/// What deciding a change came to.
+enum Decided {
+    Stored(Transition),
+    Ignored(Applied),
+}
+
+/// What [`Services::apply`] did.
+#[derive(Debug)]
+pub enum Applied {
+    /// The change was stored; its effects were performed.
+    Done(Execution),
+    /// The change does not apply (repeated, stale or out-of-order event): nothing changed.
+    Ignored {
+        reason: DomainError,
+        current: Execution,
+    },
+}
+
+impl Applied {
+    pub fn execution(&self) -> &Execution {
+        match self {
+            Applied::Done(e) => e,
+            Applied::Ignored { current, .. } => current,
+        }
+    }
+}
+
+impl Services {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn ExecutionStore>,
+        builds: Arc<dyn BuildRunner>,
+        deployer: Arc<dyn Deployer>,
+        registry: Arc<dyn ImageRegistry>,
+        notifier: Arc<dyn Notifier>,
+        secrets: Arc<dyn SecretSource>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Services {
+        Services {
+            store,
+            builds,
+            deployer,
+            registry,
+            notifier,
+            secrets: Arc::new(CachedSecrets::new(secrets)),
+            clock,
+            settings: Arc::new(settings),
+            can: Capabilities::ALL,
+            pipelines: None,
+            push_order_checked: false,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub async fn execution(&self, id: &ExecutionId) -> Result<Execution, AppError> {
+        self.store
+            .get_execution(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no execution {id}")))
+    }
+
+    pub async fn pipeline(&self, name: &str) -> Result<PipelineDefinition, AppError> {
+        if let Some(known) = self.pipelines.as_ref().and_then(|c| {
+            c.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .cloned()
+        }) {
+            return Ok(known);
+        }
+        let definition = self
+            .store
+            .get_pipeline(name)
+            .await?
+            .map(|p| p.definition)
+            .ok_or_else(|| AppError::NotFound(format!("no pipeline named {name:?}")))?;
+        self.remember_pipeline(&definition);
+        Ok(definition)
+    }
+
+    /// Keep a definition read otherwise (a listing) for the rest of this invocation.
+    pub fn remember_pipeline(&self, definition: &PipelineDefinition) {
+        if let Some(c) = &self.pipelines {
+            c.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(definition.name.clone(), definition.clone());
+        }
+    }
+
+    /// The services for one invocation of a function: a pipeline definition is read from the
+    /// store at most once during it (an invocation handles one event; a definition applied
+    /// meanwhile takes effect with the next one).
+    pub fn for_invocation(&self) -> Services {
+        let mut s = self.clone();
+        s.pipelines = Some(Arc::default());
+        s.push_order_checked = false;
+        s
+    }
+
+    /// For applying a change whose push order the caller has just checked: the production
+    /// deployment it causes does not check again (see `releases::gives_way_to`).
+    pub(crate) fn push_order_checked(&self) -> Services {
+        let mut s = self.clone();
+        s.push_order_checked = true;
+        s
+    }
+
+    /// Decide and store one change, re-reading after a lost race; then perform the effects of
+    /// the stored transition.
+    pub async fn apply(
+        &self,
+        id: &ExecutionId,
+        actor: &str,
+        event: Event,
+    ) -> Result<Applied, AppError> {
+        let current = self.execution(id).await?;
+        self.apply_to(current, actor, event).await
+    }
+
+    /// [`Services::apply`] from the execution as the caller last read it: no second read when
+    /// it is current; a stale copy costs one retry (the lost write answers the stored item).
+    pub async fn apply_to(
+        &self,
+        current: Execution,
+        actor: &str,
+        event: Event,
+    ) -> Result<Applied, AppError> {
+        match self.decide_and_store(current, actor, &event).await? {
+            Decided::Stored(tr) => Ok(Applied::Done(self.perform(tr).await?)),
+            Decided::Ignored(ignored) => Ok(ignored),
+        }
+    }
+
+    async fn decide_and_store(
+        &self,
+        mut current: Execution,
+        actor: &str,
+        event: &Event,
+    ) -> Result<Decided, AppError> {
+        // a copy the caller read may be stale: before ignoring a change, check the stored one
+        let mut fresh = false;
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let change = Change::new(event.clone(), self.now(), actor);
+            let tr = match transition(&current, change) {
+                Ok(tr) => tr,
+                Err(reason) => {
+                    if !fresh {
+                        fresh = true;
+                        let stored = self.execution(&current.id).await?;
+                        if stored.version != current.version {
+                            current = stored;
+                            continue;
+                        }
+                    }
+                    info!(execution_id = %current.id, status = %current.status, event = event.name(), %reason, "change ignored");
+                    return Ok(Decided::Ignored(Applied::Ignored { reason, current }));
+                }
+            };
+            match self.store.save(&current, &tr.execution).await {
+                Ok(()) => {
+                    info!(execution_id = %current.id, pipeline = %current.pipeline, from = %current.status, to = %tr.execution.status, event = event.name(), "transition stored");
+                    return Ok(Decided::Stored(tr));
+                }
+                Err(StoreError::Conflict(now)) => {
+                    info!(execution_id = %current.id, now = %now.status, "lost a race; deciding again");
+                    current = *now;
+                    fresh = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict(format!(
+            "execution {} kept changing; gave up after {MAX_CONFLICT_RETRIES} attempts",
+            current.id
+        )))
+    }
+
+    /// Perform a stored transition's effects (and those of transitions they cause).
+    /// Answers the execution as last stored.
+    pub async fn perform(&self, tr: Transition) -> Result<Execution, AppError> {
+        let mut latest = tr.execution;
+        let mut queue: VecDeque<Effect> = tr.effects.into();
+        if queue.is_empty() {
+            return Ok(latest);
+        }
+        // read only for an effect that needs the definition (recording a revision does not)
+        let mut pipeline: Option<PipelineDefinition> = None;
+        while let Some(effect) = queue.pop_front() {
+            if !self.can.allows(&effect) {
+                // stays owed (pending_effects) for a function that is allowed to do it
+                info!(execution_id = %latest.id, effect = ?effect, "not this function's to do; skipped");
+                continue;
+            }
+            let next = match effect {
+                Effect::RecordRevision(env) => {
+                    releases::record_revision(self, &latest, env).await?;
+                    None
+                }
+                Effect::RecordFailure(env) => {
+                    releases::record_failure(self, &latest, env).await?;
+                    None
+                }
+                other => {
+                    if pipeline.is_none() {
+                        pipeline = Some(self.pipeline(&latest.pipeline).await?);
+                    }
+                    match &pipeline {
+                        Some(p) => self.perform_one(&latest, p, &other).await?,
+                        None => None,
+                    }
+                }
+            };
+            // an effect that changed this execution answers the stored transition, so `latest`
+            // stays current without reading it again
+            if let Some(next) = next {
+                latest = next.execution;
+                queue.extend(next.effects);
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Restrict what this function does (see [`Capabilities`]).
+    pub fn with_capabilities(mut self, can: Capabilities) -> Services {
+        self.can = can;
+        self
+    }
+
+    /// If the execution owes effects and has not changed for [`RESUME_AFTER`], perform them
+    /// (its worker died) — if this function is allowed to do all of them; otherwise they are
+    /// left to a function that is. Safe to call from any event handler or the sweeper.
+    pub async fn resume_if_stale(&self, exec: &Execution) -> Result<Option<Execution>, AppError> {
+        let owed = pending_effects(exec);
+        if owed.is_empty() || self.now() - exec.updated_at < RESUME_AFTER {
+            return Ok(None);
+        }
+        if let Some(denied) = owed.iter().find(|e| !self.can.allows(e)) {
+            info!(execution_id = %exec.id, status = %exec.status, effect = ?denied, "owed work left to a function allowed to do it");
+            return Ok(None);
+        }
+        warn!(execution_id = %exec.id, status = %exec.status, effects = ?owed, "resuming work a previous invocation did not finish");
+        let done = self
+            .perform(Transition {
+                execution: exec.clone(),
+                effects: owed,
+            })
+            .await?;
+        Ok(Some(done))
+    }
+
+    /// One effect; answers a further stored transition if the effect caused one.
+    async fn perform_one(
+        &self,
+        exec: &Execution,
+        pipeline: &PipelineDefinition,
+        effect: &Effect,
+    ) -> Result<Option<Transition>, AppError> {
+        match effect {
+            Effect::StartBuild => self.start_build(exec, pipeline).await,
+            Effect::DeployTest => self.deploy(exec, pipeline, Environment::Test).await,
+            Effect::DeployProd => self.deploy(exec, pipeline, Environment::Prod).await,
+            Effect::RequestApproval => self.request_approval(exec, pipeline).await,
+            Effect::SupersedeOlder => self.supersede(exec, pipeline).await,
+            // performed by `perform` without the definition
+            Effect::RecordRevision(_) | Effect::RecordFailure(_) => Ok(None),
+            Effect::MarkRolledBack => {
+                releases::mark_rolled_back(self, exec, pipeline).await?;
+                Ok(None)
+            }
+            Effect::Notify => {
+                self.notify(exec, pipeline).await;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn start_build(
+        &self,
+        exec: &Execution,
+        pipeline: &PipelineDefinition,
+    ) -> Result<Option<Transition>, AppError> {
+        let source_version = if exec.commit.sha.is_empty() {
+            exec.commit.reference.clone()
+        } else {
+            exec.commit.sha.clone()
+        };
+        let request = BuildRequest {
+            project: pipeline.build.project.clone(),
+            source_version,
+            environment: vec![
+                ("IMAGE_TAG".into(), exec.image_tag()),
+                ("SHIPGATE_EXECUTION_ID".into(), exec.id.to_string()),
+                ("IMAGE_REPO_URI".into(), pipeline.image.repository.clone()),
+            ],
+            // one token per execution attempt: a retried call within 5 minutes starts nothing new
+            idempotency_token: format!("{}-{}", exec.id, exec.attempt),
+        };
+        let event = match self.builds.start_build(&request).await {
+            Ok(build_id) => Event::BuildStarted { build_id },
+            Err(e) => {
+                warn!(execution_id = %exec.id, error = %e, "StartBuild failed");
+                Event::BuildStartFailed {
+                    reason: format!("codebuild:StartBuild failed: {e}"),
+                }
+            }
+        };
+        self.follow_up(exec, event).await
+    }
+
+    async fn deploy(
+        &self,
+        exec: &Execution,
+        pipeline: &PipelineDefinition,
+        env: Environment,
+    ) -> Result<Option<Transition>, AppError> {
+        // checked at apply time too; a stored definition that predates the check never deploys
+        if let Err(reason) = pipeline.check_distinct_targets() {
+            let reason = format!("refused to deploy: prod {reason}");
+            let event = Event::DeployStartFailed {
+                environment: env,
+                reason,
+            };
+            return self.follow_up(exec, event).await;
+        }
+        let Some(image) = &exec.image else {
+            return Err(AppError::Conflict(format!(
+                "execution {} has no image to deploy",
+                exec.id
+            )));
+        };
+        if env == Environment::Prod && !self.push_order_checked {
+            // an approval of a newer release, or a rollback, may have come in between
+            if let Some(by) = releases::gives_way_to(self, exec).await? {
+                return self.follow_up(exec, Event::Superseded { by }).await;
+            }
+        }
+        let target = pipeline.target(env);
+        // a rollback points the service back at the revision it restores; everything else
+        // registers a revision of the current one with the pinned image
+        let started = match exec.restores_task_definition(env) {
+            Some(td) => self.deployer.deploy_task_definition(target, td).await,
+            None => self.deployer.deploy_image(target, &image.pinned()).await,
+        };
+        let event = match started {
+            Ok(started) => Event::DeployStarted {
+                deployment: DeploymentRecord {
+                    environment: env,
+                    cluster: target.cluster.clone(),
+                    service: target.service.clone(),
+                    task_definition: started.task_definition,
+                    previous_task_definition: started.previous_task_definition,
+                    deployment_id: started.deployment_id,
+                    started_at: self.now(),
+                },
+            },
+            Err(e) => {
+                warn!(execution_id = %exec.id, environment = %env, error = %e, "deployment could not be started");
+                Event::DeployStartFailed {
+                    environment: env,
+                    reason: format!("ECS deployment to {} failed to start: {e}", target.service),
+                }
+            }
+        };
+        self.follow_up(exec, event).await
+    }
+
+    /// Publish the approval request of an execution that reached `AWAITING_APPROVAL`, once.
+    async fn request_approval(
+        &self,
+        exec: &Execution,
+        pipeline: &PipelineDefinition,
+    ) -> Result<Option<Transition>, AppError> {
+        let Some(approval) = exec.approval.as_ref() else {
+            return Ok(None);
+        };
+        if exec.status != Status::AwaitingApproval || approval.message_id.is_some() {
+            return Ok(None);
+        }
+        let link = approvals::approval_link(self, exec).await?;
+        let notice = notices::approval_request(pipeline, exec, &link, approval.expires_at);
+        let message_id = self
+            .notifier
+            .publish(&pipeline.approval.topic_arn, &notice)
+            .await?;
+        info!(execution_id = %exec.id, %message_id, "approval request sent");
+        self.follow_up(exec, Event::ApprovalRequested { message_id })
+            .await
+    }
+
+    /// Send a status notice on the pipeline's notification topic. Best effort: a failure is
+    /// logged (the state is already stored and visible through `shipgate status`).
+    pub(crate) async fn notify(&self, exec: &Execution, pipeline: &PipelineDefinition) {
+        let notice = notices::status_notice(pipeline, exec);
+        match self
+            .notifier
+            .publish(pipeline.notification_topic(), &notice)
+            .await
+        {
+            Ok(id) => {
+                info!(execution_id = %exec.id, status = %exec.status, message_id = %id, "notice sent")
+            }
+            Err(e) => {
+                error!(execution_id = %exec.id, status = %exec.status, error = %e, "notice could not be sent")
+            }
+        }
+    }
+
+    /// Store the outcome of an effect as a transition (its effects are the caller's to run).
+    pub(crate) async fn follow_up(
+        &self,
+        exec: &Execution,
+        event: Event,
+    ) -> Result<Option<Transition>, AppError> {
+        match self
+            .decide_and_store(exec.clone(), SYSTEM_ACTOR, &event)
+            .await?
+        {
+            Decided::Stored(tr) => Ok(Some(tr)),
+            Decided::Ignored(_) => Ok(None),
+        }
+    }
+
+    /// Older executions still awaiting approval give way: in mode `superseded` when this one
+    /// reaches approval (and if a newer one already awaits approval, this one gives way
+    /// instead); in every mode when this one is approved, since releases reach production in
+    /// push order and the older ones could no longer be approved.
+    async fn supersede(
+        &self,
+        exec: &Execution,
+        pipeline: &PipelineDefinition,
+    ) -> Result<Option<Transition>, AppError> {
+        // in mode superseded, older waiting ones gave way when this one reached approval
+        let approved =
+            exec.status == Status::DeployingProd && pipeline.mode == ExecutionMode::Queued;
+        let reached_approval =
+            exec.status == Status::AwaitingApproval && pipeline.mode == ExecutionMode::Superseded;
+        if exec.trigger.is_rollback() || !(approved || reached_approval) {
+            return Ok(None);
+        }
+        let recent = self.store.list_executions(&exec.pipeline, 100).await?;
+        let newer_waiting = recent.iter().find(|e| {
+            e.id > exec.id && e.status == Status::AwaitingApproval && !e.trigger.is_rollback()
+        });
+        // `Superseded` has no effects, so storing the transition is all there is to do.
+        if let (true, Some(newer)) = (reached_approval, newer_waiting) {
+            return self
+                .follow_up(
+                    exec,
+                    Event::Superseded {
+                        by: newer.id.clone(),
+                    },
+                )
+                .await;
+        }
+        for older in recent
+            .iter()
+            .filter(|e| e.id < exec.id && e.status == Status::AwaitingApproval)
+        {
+            if self
+                .follow_up(
+                    older,
+                    Event::Superseded {
+                        by: exec.id.clone(),
+                    },
+                )
+                .await?
+                .is_some()
+            {
+                info!(execution_id = %older.id, by = %exec.id, "superseded");
+            }
+        }
+        Ok(None)
+    }
+}
