@@ -4,7 +4,8 @@
 //! - [`domain`]: pure types and the execution state machine;
 //! - [`ports`]: the async traits the use cases need;
 //! - [`adapters`]: AWS SDK implementations of the ports (SDK types never leave them);
-//! - [`app`]: the use cases, written against the ports only.
+//! - [`app`]: the use cases, written against the ports only;
+//! - [`wiring`]: the composition root (what each function is made of).
 
 pub mod adapters;
 pub mod app;
@@ -19,3 +20,4 @@ pub mod http;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod runtime;
+pub mod wiring;

@@ -1,21 +1,21 @@
 //! Cold-start wiring shared by every function's `main.rs`.
 
-use crate::adapters::{dynamodb::DynamoStore, lambda_sdk_config, Config, Wiring};
+use crate::adapters::lambda_sdk_config;
 use crate::app::Services;
+use crate::wiring::{Config, FunctionProfile, Wiring};
 
 /// Init tracing, load the SDK and typed configuration once (failing fast with a clear message),
-/// let the function wire the adapters it uses, and make one cheap DynamoDB call so the TLS
+/// wire the ports of the function's profile `P`, and make one cheap DynamoDB call so the TLS
 /// handshake happens during init rather than on the first event.
-pub async fn bootstrap(
-    wire: impl FnOnce(&Wiring) -> Services,
-) -> Result<Services, lambda_error::BootstrapError> {
+pub async fn bootstrap<P: FunctionProfile>() -> Result<Services, lambda_error::BootstrapError> {
     crate::telemetry::init();
     let config = Config::from_env().map_err(lambda_error::BootstrapError::Config)?;
-    let sdk = lambda_sdk_config();
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table)
-        .warm_up()
-        .await;
-    Ok(wire(&Wiring { sdk, config }))
+    let wiring = Wiring {
+        sdk: lambda_sdk_config(),
+        config,
+    };
+    wiring.dynamodb().warm_up().await;
+    Ok(wiring.services::<P>())
 }
 
 pub mod lambda_error {
@@ -23,7 +23,7 @@ pub mod lambda_error {
     #[derive(Debug, thiserror::Error)]
     pub enum BootstrapError {
         #[error("shipgate configuration: {0}")]
-        Config(crate::adapters::ConfigError),
+        Config(crate::wiring::ConfigError),
     }
 }
 

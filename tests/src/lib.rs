@@ -10,9 +10,9 @@
 use std::io::Write;
 
 use aws_config::SdkConfig;
-use shared::adapters::{aws_services, Config};
 use shared::app::{Services, Settings};
 use shared::local::{sdk_config, LocalError, MotoServer, Provisioned, Sandbox};
+use shared::wiring::{aws_services, Config};
 
 /// A running moto server and an SDK configuration pointed at it.
 pub struct Moto {

@@ -695,3 +695,89 @@ fn example_repository_has_no_lifecycle_rule() {
         "the example repository must not expire images by itself"
     );
 }
+
+/// Each function's profile in the composition root (shared::wiring) — the ports it is wired
+/// with and the capabilities it has — matches the IAM role the template gives it: a port is
+/// wired exactly when the role may call that service, and each capability has the actions it
+/// needs (and production deployment only where the profile allows it).
+#[test]
+fn every_function_profile_matches_its_iam_role() {
+    use shared::wiring::profiles;
+    let template = template();
+    let roles: BTreeMap<&str, &Value> = resources_of_type(&template, "AWS::IAM::Role")
+        .into_iter()
+        .collect();
+    for p in profiles::ALL {
+        let role_id = format!(
+            "{}Role",
+            p.function
+                .split('-')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
+                })
+                .collect::<String>()
+        );
+        let role = roles
+            .get(role_id.as_str())
+            .unwrap_or_else(|| panic!("no {role_id} for function {}", p.function));
+        let mut statements = Vec::new();
+        collect_statements(&role["Properties"], &role_id, &mut statements);
+        let allowed: Vec<&str> = statements
+            .iter()
+            .filter(|s| s.body.get("Effect").and_then(Value::as_str) == Some("Allow"))
+            .flat_map(|s| s.body.get("Action").map(strings).unwrap_or_default())
+            .collect();
+        let any = |prefix: &str| allowed.iter().any(|a| a.starts_with(prefix));
+        let has = |action: &str| allowed.contains(&action);
+        let who = p.function;
+        assert_eq!(
+            p.ports.codebuild,
+            any("codebuild:"),
+            "{who}: CodeBuild port vs role"
+        );
+        assert_eq!(p.ports.ecs, any("ecs:"), "{who}: ECS port vs role");
+        assert_eq!(p.ports.ecr, any("ecr:"), "{who}: ECR port vs role");
+        assert_eq!(p.ports.sns, has("sns:Publish"), "{who}: SNS port vs role");
+        assert_eq!(
+            p.ports.secrets,
+            has("secretsmanager:GetSecretValue"),
+            "{who}: Secrets Manager port vs role"
+        );
+        assert_eq!(
+            p.can.start_build,
+            has("codebuild:StartBuild"),
+            "{who}: start_build"
+        );
+        if p.can.deploy_test || p.can.deploy_prod {
+            for action in [
+                "ecs:DescribeServices",
+                "ecs:DescribeTaskDefinition",
+                "ecs:RegisterTaskDefinition",
+                "ecs:UpdateService",
+                "iam:PassRole",
+            ] {
+                assert!(has(action), "{who} deploys but may not {action}");
+            }
+        }
+        if p.can.notify || p.can.request_approval {
+            assert!(
+                has("sns:Publish"),
+                "{who} sends messages but may not publish"
+            );
+        }
+        // production: only where the profile allows it (the Deny side is checked above)
+        let prod_update = statements.iter().any(|s| {
+            s.body.get("Effect").and_then(Value::as_str) == Some("Allow")
+                && s.body
+                    .get("Action")
+                    .map(strings)
+                    .unwrap_or_default()
+                    .contains(&"ecs:UpdateService")
+                && format!("{:?}", s.body.get("Resource")).contains("ProdServiceArns")
+        });
+        assert_eq!(p.can.deploy_prod, prod_update, "{who}: deploy_prod vs role");
+    }
+}

@@ -610,9 +610,9 @@ async fn aws_outage_mid_run_loses_nothing() {
         .load()
         .await;
     let sb = &w.provisioned.sandbox;
-    let svc = shared::adapters::aws_services(
+    let svc = shared::wiring::aws_services(
         &sdk,
-        &shared::adapters::Config {
+        &shared::wiring::Config {
             table: sb.table.clone(),
             settings: shared::app::Settings {
                 public_url: w.public_url.clone(),

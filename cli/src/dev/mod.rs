@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use shared::adapters::{aws_services, Config};
 use shared::app::Settings;
 use shared::local::{
     sdk_config, MotoServer, OutboxMessage, Provisioned, Sandbox, DEV_WEBHOOK_SECRET,
 };
+use shared::wiring::{aws_services, Config};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]

@@ -1,24 +1,13 @@
 //! shipgate-approvals: approval pages and decisions (API Gateway HTTP API).
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use shared::adapters::Wiring;
-use shared::app::Capabilities;
 use shared::http::HttpRequest;
+use shared::wiring::profiles;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // only the ports this function uses are wired (and linked); see Capabilities
-    let svc = shared::runtime::bootstrap(|w| {
-        w.services(
-            Wiring::unused(),
-            w.ecs(),
-            Wiring::unused(),
-            w.sns(),
-            w.secrets_manager(),
-            Capabilities::APPROVALS,
-        )
-    })
-    .await?;
+    // the ports and capabilities of its profile (shared::wiring); only those SDK clients are linked
+    let svc = shared::runtime::bootstrap::<profiles::Approvals>().await?;
     run(service_fn(|event: LambdaEvent<HttpRequest>| {
         let svc = svc.clone();
         async move { Ok::<_, Error>(approvals::handler::handle(&svc, event.payload).await) }

@@ -2,24 +2,12 @@
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use shared::adapters::Wiring;
-use shared::app::Capabilities;
+use shared::wiring::profiles;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // only the ports this function uses are wired (and linked); see Capabilities
-    let svc = shared::runtime::bootstrap(|w| {
-        // CodeBuild: BatchGetBuilds only, for the commit a branch-head release resolved
-        w.services(
-            w.codebuild(),
-            w.ecs(),
-            w.ecr(),
-            w.sns(),
-            Wiring::unused(),
-            Capabilities::BUILD_EVENTS,
-        )
-    })
-    .await?;
+    // the ports and capabilities of its profile (shared::wiring); only those SDK clients are linked
+    let svc = shared::runtime::bootstrap::<profiles::BuildEvents>().await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let svc = svc.clone();
         async move { build_events::handler::handle(&svc, event.payload).await }

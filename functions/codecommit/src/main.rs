@@ -2,23 +2,12 @@
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use shared::adapters::Wiring;
-use shared::app::Capabilities;
+use shared::wiring::profiles;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // only the ports this function uses are wired (and linked); see Capabilities
-    let svc = shared::runtime::bootstrap(|w| {
-        w.services(
-            w.codebuild(),
-            Wiring::unused(),
-            Wiring::unused(),
-            Wiring::unused(),
-            Wiring::unused(),
-            Capabilities::SOURCES,
-        )
-    })
-    .await?;
+    // the ports and capabilities of its profile (shared::wiring); only those SDK clients are linked
+    let svc = shared::runtime::bootstrap::<profiles::Codecommit>().await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let svc = svc.clone();
         async move { codecommit::handler::handle(&svc, event.payload).await }

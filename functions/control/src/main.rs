@@ -2,22 +2,12 @@
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use shared::app::Capabilities;
+use shared::wiring::profiles;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // only the ports this function uses are wired (and linked); see Capabilities
-    let svc = shared::runtime::bootstrap(|w| {
-        w.services(
-            w.codebuild(),
-            w.ecs(),
-            w.ecr(),
-            w.sns(),
-            w.secrets_manager(),
-            Capabilities::ALL,
-        )
-    })
-    .await?;
+    // the ports and capabilities of its profile (shared::wiring); only those SDK clients are linked
+    let svc = shared::runtime::bootstrap::<profiles::Control>().await?;
     run(service_fn(|event: LambdaEvent<Value>| {
         let svc = svc.clone();
         async move { Ok::<_, Error>(control::handler::handle(&svc, event.payload).await) }

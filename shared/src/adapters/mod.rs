@@ -10,12 +10,10 @@ pub mod secrets;
 pub mod sns;
 
 use std::error::Error;
-use std::sync::Arc;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::app::{Services, Settings};
-use crate::ports::{ServiceError, SystemClock};
+use crate::ports::ServiceError;
 
 const THROTTLING_CODES: &[&str] = &[
     "Throttling",
@@ -69,53 +67,8 @@ where
     }
 }
 
-/// Typed configuration of every function, from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub table: String,
-    pub settings: Settings,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("missing or empty environment variable(s): {}", .0.join(", "))]
-pub struct ConfigError(pub Vec<&'static str>);
-
-impl Config {
-    /// Read `SHIPGATE_TABLE`, `SHIPGATE_WEBHOOK_SECRET_ID`, `SHIPGATE_SIGNING_KEY_ID`,
-    /// `SHIPGATE_PUBLIC_URL`; every missing one is named.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut missing = Vec::new();
-        let mut read = |k: &'static str| match get(k).filter(|v| !v.trim().is_empty()) {
-            Some(v) => v,
-            None => {
-                missing.push(k);
-                String::new()
-            }
-        };
-        let table = read("SHIPGATE_TABLE");
-        let webhook_secret_id = read("SHIPGATE_WEBHOOK_SECRET_ID");
-        let signing_key_id = read("SHIPGATE_SIGNING_KEY_ID");
-        let public_url = read("SHIPGATE_PUBLIC_URL");
-        if !missing.is_empty() {
-            return Err(ConfigError(missing));
-        }
-        Ok(Config {
-            table,
-            settings: Settings {
-                public_url,
-                webhook_secret_id,
-                signing_key_id,
-            },
-        })
-    }
-}
-
 /// A port a function does not use (so its SDK client is not even linked into that binary).
-/// Every call answers `Rejected`; [`crate::app::Capabilities`] keep use cases from calling it.
+/// Every call answers `Rejected`; the function's capabilities keep use cases from calling it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unused;
 
@@ -199,67 +152,6 @@ impl crate::ports::Notifier for Unused {
 impl crate::ports::SecretSource for Unused {
     async fn secret(&self, _: &str) -> Result<crate::ports::SecretValue, ServiceError> {
         Err(unused("Secrets Manager"))
-    }
-}
-
-/// Builds the adapters a function needs from one SDK configuration: a function names the ports
-/// it uses, so only those SDK clients are linked into its binary.
-pub struct Wiring {
-    pub sdk: aws_config::SdkConfig,
-    pub config: Config,
-}
-
-impl Wiring {
-    pub fn dynamodb(&self) -> Arc<dyn crate::ports::ExecutionStore> {
-        Arc::new(dynamodb::DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
-            &self.config.table,
-        ))
-    }
-    pub fn codebuild(&self) -> Arc<dyn crate::ports::BuildRunner> {
-        Arc::new(codebuild::CodeBuildRunner::new(
-            aws_sdk_codebuild::Client::new(&self.sdk),
-        ))
-    }
-    pub fn ecs(&self) -> Arc<dyn crate::ports::Deployer> {
-        Arc::new(ecs::EcsDeployer::new(aws_sdk_ecs::Client::new(&self.sdk)))
-    }
-    pub fn ecr(&self) -> Arc<dyn crate::ports::ImageRegistry> {
-        Arc::new(ecr::EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk)))
-    }
-    pub fn sns(&self) -> Arc<dyn crate::ports::Notifier> {
-        Arc::new(sns::SnsNotifier::new(aws_sdk_sns::Client::new(&self.sdk)))
-    }
-    pub fn secrets_manager(&self) -> Arc<dyn crate::ports::SecretSource> {
-        Arc::new(secrets::SecretsManagerSource::new(
-            aws_sdk_secretsmanager::Client::new(&self.sdk),
-        ))
-    }
-    pub fn unused() -> Arc<Unused> {
-        Arc::new(Unused)
-    }
-
-    /// The services of a function from the ports it wires (the store is always DynamoDB).
-    pub fn services(
-        &self,
-        builds: Arc<dyn crate::ports::BuildRunner>,
-        deployer: Arc<dyn crate::ports::Deployer>,
-        registry: Arc<dyn crate::ports::ImageRegistry>,
-        notifier: Arc<dyn crate::ports::Notifier>,
-        secrets: Arc<dyn crate::ports::SecretSource>,
-        can: crate::app::Capabilities,
-    ) -> Services {
-        Services::new(
-            self.dynamodb(),
-            builds,
-            deployer,
-            registry,
-            notifier,
-            secrets,
-            Arc::new(SystemClock),
-            self.config.settings.clone(),
-        )
-        .with_capabilities(can)
     }
 }
 
@@ -361,22 +253,6 @@ impl aws_types::service_config::LoadServiceConfig for EnvServiceConfig {
     }
 }
 
-/// Every port backed by AWS, able to do everything (control, the local sandbox, tests).
-pub fn aws_services(sdk: &aws_config::SdkConfig, config: &Config) -> Services {
-    let w = Wiring {
-        sdk: sdk.clone(),
-        config: config.clone(),
-    };
-    w.services(
-        w.codebuild(),
-        w.ecs(),
-        w.ecr(),
-        w.sns(),
-        w.secrets_manager(),
-        crate::app::Capabilities::ALL,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,23 +294,5 @@ mod tests {
         let sdk = lambda_sdk_config_from(env(&[("AWS_DEFAULT_REGION", "us-east-2")]));
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("us-east-2"));
         assert_eq!(sdk.service_config().unwrap().load_config(key("ECS")), None);
-    }
-
-    #[test]
-    fn config_names_every_missing_variable() {
-        let err =
-            Config::from_lookup(|k| (k == "SHIPGATE_TABLE").then(|| "t".to_string())).unwrap_err();
-        assert_eq!(
-            err.0,
-            vec![
-                "SHIPGATE_WEBHOOK_SECRET_ID",
-                "SHIPGATE_SIGNING_KEY_ID",
-                "SHIPGATE_PUBLIC_URL"
-            ]
-        );
-        assert!(err.to_string().contains("SHIPGATE_PUBLIC_URL"));
-        let ok = Config::from_lookup(|k| Some(format!("v-{k}"))).unwrap();
-        assert_eq!(ok.table, "v-SHIPGATE_TABLE");
-        assert_eq!(ok.settings.public_url, "v-SHIPGATE_PUBLIC_URL");
     }
 }

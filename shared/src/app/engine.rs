@@ -37,52 +37,11 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Everything (control, the local sandbox, tests).
+    /// Everything (control, tests). Each function's set is its profile in [`crate::wiring`].
     pub const ALL: Capabilities = Capabilities {
         start_build: true,
         deploy_test: true,
         deploy_prod: true,
-        request_approval: true,
-        notify: true,
-    };
-    /// webhook, codecommit: start builds.
-    pub const SOURCES: Capabilities = Capabilities {
-        start_build: true,
-        deploy_test: false,
-        deploy_prod: false,
-        request_approval: false,
-        notify: false,
-    };
-    /// build-events: deploy to test, send notices.
-    pub const BUILD_EVENTS: Capabilities = Capabilities {
-        start_build: false,
-        deploy_test: true,
-        deploy_prod: false,
-        request_approval: false,
-        notify: true,
-    };
-    /// deploy-events: request approvals, send notices.
-    pub const DEPLOY_EVENTS: Capabilities = Capabilities {
-        start_build: false,
-        deploy_test: false,
-        deploy_prod: false,
-        request_approval: true,
-        notify: true,
-    };
-    /// approvals: deploy to prod, send notices.
-    pub const APPROVALS: Capabilities = Capabilities {
-        start_build: false,
-        deploy_test: false,
-        deploy_prod: true,
-        request_approval: false,
-        notify: true,
-    };
-    /// sweeper: everything but production (a never-started prod deployment is failed instead,
-    /// and `shipgate retry` starts it through `control`).
-    pub const SWEEPER: Capabilities = Capabilities {
-        start_build: true,
-        deploy_test: true,
-        deploy_prod: false,
         request_approval: true,
         notify: true,
     };

@@ -336,16 +336,15 @@ async fn approved_not_deployed(w: &FakeWorld, n: u8) -> crate::domain::Execution
 
 #[tokio::test]
 async fn functions_only_resume_what_they_are_allowed_to_do() {
-    use crate::app::Capabilities;
     let w = FakeWorld::with_pipeline().await;
     let id = approved_not_deployed(&w, 30).await;
     w.clock.advance(Duration::minutes(3));
     let e = w.services.execution(&id).await.unwrap();
     // deploy-events and build-events may not touch production: they leave it
     for can in [
-        Capabilities::DEPLOY_EVENTS,
-        Capabilities::BUILD_EVENTS,
-        Capabilities::SOURCES,
+        crate::wiring::profiles::DEPLOY_EVENTS.can,
+        crate::wiring::profiles::BUILD_EVENTS.can,
+        crate::wiring::profiles::WEBHOOK.can,
     ] {
         let svc = w.services.clone().with_capabilities(can);
         assert!(svc.resume_if_stale(&e).await.unwrap().is_none());
@@ -359,7 +358,7 @@ async fn functions_only_resume_what_they_are_allowed_to_do() {
     let svc = w
         .services
         .clone()
-        .with_capabilities(Capabilities::APPROVALS);
+        .with_capabilities(crate::wiring::profiles::APPROVALS.can);
     let done = svc.resume_if_stale(&e).await.unwrap().unwrap();
     assert_eq!(done.status, Status::DeployingProd);
     assert_eq!(w.deployer.deployments_to("hello-prod"), 1);
@@ -367,10 +366,12 @@ async fn functions_only_resume_what_they_are_allowed_to_do() {
 
 #[tokio::test]
 async fn the_sweeper_fails_a_never_started_prod_deployment_and_retry_deploys_it() {
-    use crate::app::Capabilities;
     let w = FakeWorld::with_pipeline().await;
     let id = approved_not_deployed(&w, 31).await;
-    let sweeper = w.services.clone().with_capabilities(Capabilities::SWEEPER);
+    let sweeper = w
+        .services
+        .clone()
+        .with_capabilities(crate::wiring::profiles::SWEEPER.can);
     assert_eq!(
         sweep(&sweeper, &SweepLimits::default())
             .await
@@ -405,9 +406,11 @@ async fn the_sweeper_fails_a_never_started_prod_deployment_and_retry_deploys_it(
 
 #[tokio::test]
 async fn sources_do_not_publish_notices() {
-    use crate::app::Capabilities;
     let w = FakeWorld::with_pipeline().await;
-    let svc = w.services.clone().with_capabilities(Capabilities::SOURCES);
+    let svc = w
+        .services
+        .clone()
+        .with_capabilities(crate::wiring::profiles::WEBHOOK.can);
     w.builds
         .faults
         .fail_next("start_build", ServiceError::Rejected("AccessDenied".into()));

@@ -1,0 +1,308 @@
+//! The composition root: what each function is made of.
+//!
+//! One [`Profile`] per function names the ports it is wired with and the capabilities it has
+//! (what its IAM role allows). The Lambda `main.rs` files, the local sandbox and the tests build
+//! a function's [`Services`] from the same profile, and `tests/tests/infra_template.rs` checks
+//! every profile against the IAM role the template gives that function. A port a profile does
+//! not wire is [`Unused`], so its SDK client is not linked into that binary (the profile is a
+//! constant of a type parameter: the branches for other ports are removed at compile time).
+
+use std::sync::Arc;
+
+use crate::adapters::{codebuild, dynamodb, ecr, ecs, secrets, sns, Unused};
+use crate::app::{Capabilities, Services, Settings};
+use crate::ports::{BuildRunner, Deployer, ImageRegistry, Notifier, SecretSource, SystemClock};
+
+/// The AWS ports a function is wired with (DynamoDB always is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// CodeBuild (start builds, read builds).
+    pub codebuild: bool,
+    /// ECS (task definitions, services, deployments).
+    pub ecs: bool,
+    /// ECR (image digests, pruning).
+    pub ecr: bool,
+    /// SNS (approval requests, notices).
+    pub sns: bool,
+    /// Secrets Manager (webhook secret, approval signing key).
+    pub secrets: bool,
+}
+
+/// What one function is: its name, its ports, its capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// The crate under `functions/` (deployed as `shipgate-<name>`).
+    pub function: &'static str,
+    pub ports: Ports,
+    pub can: Capabilities,
+}
+
+/// A function's profile as a type, so wiring it is resolved at compile time.
+pub trait FunctionProfile {
+    const PROFILE: Profile;
+}
+
+/// Every function's profile.
+pub mod profiles {
+    use super::{Capabilities, FunctionProfile, Ports, Profile};
+
+    const NONE: Capabilities = Capabilities {
+        start_build: false,
+        deploy_test: false,
+        deploy_prod: false,
+        request_approval: false,
+        notify: false,
+    };
+
+    macro_rules! profile {
+        ($(#[$doc:meta])* $ty:ident, $konst:ident, $name:literal, $ports:expr, $can:expr) => {
+            $(#[$doc])*
+            pub const $konst: Profile = Profile {
+                function: $name,
+                ports: $ports,
+                can: $can,
+            };
+            $(#[$doc])*
+            pub struct $ty;
+            impl FunctionProfile for $ty {
+                const PROFILE: Profile = $konst;
+            }
+        };
+    }
+
+    profile!(
+        /// GitHub pushes: verify (webhook secret), record, start builds.
+        Webhook, WEBHOOK, "webhook",
+        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: true },
+        Capabilities { start_build: true, ..NONE }
+    );
+    profile!(
+        /// CodeCommit pushes: record, start builds.
+        Codecommit, CODECOMMIT, "codecommit",
+        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: false },
+        Capabilities { start_build: true, ..NONE }
+    );
+    profile!(
+        /// Build results: the image's digest, deploy to test, notices (CodeBuild only to read
+        /// the commit a branch-head release resolved).
+        BuildEvents, BUILD_EVENTS, "build-events",
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: false },
+        Capabilities { deploy_test: true, notify: true, ..NONE }
+    );
+    profile!(
+        /// Deployment results: approval requests (signed links), notices.
+        DeployEvents, DEPLOY_EVENTS, "deploy-events",
+        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true },
+        Capabilities { request_approval: true, notify: true, ..NONE }
+    );
+    profile!(
+        /// Approval links: deploy to production, notices.
+        Approvals, APPROVALS, "approvals",
+        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true },
+        Capabilities { deploy_prod: true, notify: true, ..NONE }
+    );
+    profile!(
+        /// Operator commands: everything.
+        Control, CONTROL, "control",
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true },
+        Capabilities::ALL
+    );
+    profile!(
+        /// The schedule: everything but production (a never-started prod deployment is failed
+        /// instead, for `shipgate retry` through control).
+        Sweeper, SWEEPER, "sweeper",
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true },
+        Capabilities { deploy_prod: false, ..Capabilities::ALL }
+    );
+
+    /// Every function, in the order of the README's table.
+    pub const ALL: [Profile; 7] = [
+        WEBHOOK,
+        CODECOMMIT,
+        BUILD_EVENTS,
+        DEPLOY_EVENTS,
+        APPROVALS,
+        CONTROL,
+        SWEEPER,
+    ];
+
+    /// The profile of a function by its name (`webhook` or `shipgate-webhook`).
+    pub fn by_name(name: &str) -> Option<&'static Profile> {
+        let name = name.strip_prefix("shipgate-").unwrap_or(name);
+        ALL.iter().find(|p| p.function == name)
+    }
+}
+
+/// Typed configuration of every function, from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("missing or empty environment variable(s): {}", .0.join(", "))]
+pub struct ConfigError(pub Vec<&'static str>);
+
+impl Config {
+    /// Read `SHIPGATE_TABLE`, `SHIPGATE_WEBHOOK_SECRET_ID`, `SHIPGATE_SIGNING_KEY_ID`,
+    /// `SHIPGATE_PUBLIC_URL`; every missing one is named.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut missing = Vec::new();
+        let mut read = |k: &'static str| match get(k).filter(|v| !v.trim().is_empty()) {
+            Some(v) => v,
+            None => {
+                missing.push(k);
+                String::new()
+            }
+        };
+        let table = read("SHIPGATE_TABLE");
+        let webhook_secret_id = read("SHIPGATE_WEBHOOK_SECRET_ID");
+        let signing_key_id = read("SHIPGATE_SIGNING_KEY_ID");
+        let public_url = read("SHIPGATE_PUBLIC_URL");
+        if !missing.is_empty() {
+            return Err(ConfigError(missing));
+        }
+        Ok(Config {
+            table,
+            settings: Settings {
+                public_url,
+                webhook_secret_id,
+                signing_key_id,
+            },
+        })
+    }
+}
+
+/// Builds a function's adapters from one SDK configuration.
+pub struct Wiring {
+    pub sdk: aws_config::SdkConfig,
+    pub config: Config,
+}
+
+impl Wiring {
+    pub fn dynamodb(&self) -> Arc<dynamodb::DynamoStore> {
+        Arc::new(dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &self.config.table,
+        ))
+    }
+
+    /// The services of the function `P` describes: its ports (the others [`Unused`]) and its
+    /// capabilities.
+    pub fn services<P: FunctionProfile>(&self) -> Services {
+        let ports = P::PROFILE.ports;
+        let builds: Arc<dyn BuildRunner> = if ports.codebuild {
+            Arc::new(codebuild::CodeBuildRunner::new(
+                aws_sdk_codebuild::Client::new(&self.sdk),
+            ))
+        } else {
+            Arc::new(Unused)
+        };
+        let deployer: Arc<dyn Deployer> = if ports.ecs {
+            Arc::new(ecs::EcsDeployer::new(aws_sdk_ecs::Client::new(&self.sdk)))
+        } else {
+            Arc::new(Unused)
+        };
+        let registry: Arc<dyn ImageRegistry> = if ports.ecr {
+            Arc::new(ecr::EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk)))
+        } else {
+            Arc::new(Unused)
+        };
+        let notifier: Arc<dyn Notifier> = if ports.sns {
+            Arc::new(sns::SnsNotifier::new(aws_sdk_sns::Client::new(&self.sdk)))
+        } else {
+            Arc::new(Unused)
+        };
+        let secret_source: Arc<dyn SecretSource> = if ports.secrets {
+            Arc::new(secrets::SecretsManagerSource::new(
+                aws_sdk_secretsmanager::Client::new(&self.sdk),
+            ))
+        } else {
+            Arc::new(Unused)
+        };
+        Services::new(
+            self.dynamodb(),
+            builds,
+            deployer,
+            registry,
+            notifier,
+            secret_source,
+            Arc::new(SystemClock),
+            self.config.settings.clone(),
+        )
+        .with_capabilities(P::PROFILE.can)
+    }
+}
+
+/// Every port backed by AWS with every capability (the local sandbox narrows it per function
+/// with [`Profile::can`]; tests).
+pub fn aws_services(sdk: &aws_config::SdkConfig, config: &Config) -> Services {
+    Wiring {
+        sdk: sdk.clone(),
+        config: config.clone(),
+    }
+    .services::<profiles::Control>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names_every_missing_variable() {
+        let err =
+            Config::from_lookup(|k| (k == "SHIPGATE_TABLE").then(|| "t".to_string())).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec![
+                "SHIPGATE_WEBHOOK_SECRET_ID",
+                "SHIPGATE_SIGNING_KEY_ID",
+                "SHIPGATE_PUBLIC_URL"
+            ]
+        );
+        assert!(err.to_string().contains("SHIPGATE_PUBLIC_URL"));
+        let ok = Config::from_lookup(|k| Some(format!("v-{k}"))).unwrap();
+        assert_eq!(ok.table, "v-SHIPGATE_TABLE");
+        assert_eq!(ok.settings.public_url, "v-SHIPGATE_PUBLIC_URL");
+    }
+
+    #[test]
+    fn a_capability_needs_its_ports() {
+        for p in profiles::ALL {
+            let (can, ports) = (p.can, p.ports);
+            assert!(!can.start_build || ports.codebuild, "{}", p.function);
+            assert!(
+                !(can.deploy_test || can.deploy_prod) || ports.ecs,
+                "{}",
+                p.function
+            );
+            assert!(
+                !(can.request_approval || can.notify) || ports.sns,
+                "{}",
+                p.function
+            );
+            assert!(
+                !can.request_approval || ports.secrets,
+                "{}: signs links",
+                p.function
+            );
+            assert_eq!(
+                profiles::by_name(&format!("shipgate-{}", p.function)),
+                Some(&p)
+            );
+        }
+        assert!(profiles::by_name("nope").is_none());
+        // only approvals and control may deploy to production
+        let prod: Vec<&str> = profiles::ALL
+            .iter()
+            .filter(|p| p.can.deploy_prod)
+            .map(|p| p.function)
+            .collect();
+        assert_eq!(prod, ["approvals", "control"]);
+    }
+}
