@@ -13,6 +13,8 @@ pub mod ports;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "test-util"))]
+pub mod fake_world;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 
 pub mod http;

@@ -9,7 +9,7 @@ use shared::domain::{
     transition, Change, Commit, DeploymentRecord, Environment, Event, Execution, ExecutionId,
     ImageRef, Status, Trigger,
 };
-use shared::fakes::FakeWorld;
+use shared::fake_world::FakeWorld;
 use shared::ports::{
     Claim, Created, DeployedRevision, EnvironmentRevisions, ExecutionStore, IdempotencyKey,
     StoreError,

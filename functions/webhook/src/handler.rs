@@ -126,7 +126,8 @@ pub fn respond(outcome: Result<WebhookOutcome, WebhookError>) -> HttpResponse {
 mod tests {
     use super::*;
     use shared::domain::github::sign_body;
-    use shared::fakes::{FakeWorld, WEBHOOK_SECRET};
+    use shared::fake_world::FakeWorld;
+    use shared::fakes::WEBHOOK_SECRET;
     use shared::ports::ServiceError;
 
     const PUSH: &str = include_str!("../../../events/github/push.json");

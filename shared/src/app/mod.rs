@@ -593,7 +593,7 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::FakeWorld;
+    use crate::fake_world::FakeWorld;
 
     #[tokio::test]
     async fn secrets_are_read_once() {
