@@ -5,6 +5,10 @@
 //! - [`ports`]: the async traits the use cases need;
 //! - [`adapters`]: AWS SDK implementations of the ports (SDK types never leave them);
 //! - [`app`]: the use cases, written against the ports only.
+//!
+//! Test support (feature `test-util`): [`fakes`] of every port (domain and ports only), and
+//! [`fake_world`], the fakes wired into the use cases' `Services`. The local sandbox (moto,
+//! provisioning, API Gateway requests) is the `shipgate-sandbox` crate, which no Lambda links.
 
 pub mod adapters;
 pub mod app;
@@ -18,6 +22,4 @@ pub mod fake_world;
 pub mod fakes;
 
 pub mod http;
-#[cfg(feature = "local")]
-pub mod local;
 pub mod runtime;

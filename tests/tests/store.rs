@@ -14,6 +14,7 @@ use shared::ports::{
     Claim, Created, DeployedRevision, EnvironmentRevisions, ExecutionStore, IdempotencyKey,
     StoreError,
 };
+use shipgate_sandbox::TableAdmin;
 use shipgate_tests::moto_or_skip;
 
 async fn store(m: &shipgate_tests::Moto, table: &str) -> DynamoStore {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use shared::adapters::{aws_services, Config};
 use shared::app::Settings;
-use shared::local::{
+use shipgate_sandbox::{
     sdk_config, MotoServer, OutboxMessage, Provisioned, Sandbox, DEV_WEBHOOK_SECRET,
 };
 
@@ -342,7 +342,7 @@ AWS_SECRET_ACCESS_KEY=testing\n",
         wid = sandbox.webhook_secret_id,
         kid = sandbox.signing_key_id,
         secret = DEV_WEBHOOK_SECRET,
-        region = shared::local::REGION,
+        region = shipgate_sandbox::REGION,
     )
 }
 

@@ -90,7 +90,7 @@ fn apigw_event(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let text = std::str::from_utf8(body).ok();
-    let mut req = shared::http::request(
+    let mut req = shipgate_sandbox::apigw::request(
         method.as_str(),
         path,
         route,

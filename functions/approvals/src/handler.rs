@@ -171,7 +171,7 @@ mod tests {
     }
 
     fn req(method: &str, path: &str, body: Option<&str>) -> HttpRequest {
-        http::request(
+        shipgate_sandbox::apigw::request(
             method,
             path,
             "/approvals/{token}",

@@ -134,7 +134,7 @@ mod tests {
 
     fn signed(body: &str, event: &str, delivery: &str) -> HttpRequest {
         let sig = sign_body(WEBHOOK_SECRET.as_bytes(), body.as_bytes());
-        http::request(
+        shipgate_sandbox::apigw::request(
             "POST",
             "/webhooks/github",
             "/webhooks/github",

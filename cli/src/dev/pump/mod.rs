@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shared::domain::{Environment, Execution, ExecutionId, PipelineDefinition};
-use shared::local::drain_outbox;
+use shipgate_sandbox::drain_outbox;
 use tokio::sync::watch;
 use tracing::warn;
 
