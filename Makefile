@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CARGO ?= cargo
 ARCH ?= arm64
 
-.PHONY: setup dev test lint fmt fuzz bench lint-infra build deploy clean
+.PHONY: setup dev test lint release-deps fmt fuzz bench lint-infra build deploy clean
 
 PORT ?= 9000
 
@@ -26,10 +26,12 @@ dev: $(STAMP)
 	$(CARGO) build -p shipgate
 	./target/debug/shipgate dev --port $(PORT)
 
-## test: everything CI runs — formatting, clippy, template lint, all tests (moto tests included)
+## test: everything CI runs — formatting, clippy, no sandbox/test code in a Lambda binary,
+## template lint, all tests (moto tests included)
 test: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/check-release-deps.sh
 	scripts/lint-infra.sh
 	SHIPGATE_REQUIRE_MOTO=1 $(CARGO) test --workspace
 	$(CARGO) build -p shipgate
@@ -61,6 +63,11 @@ deploy:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## release-deps: no functions/* crate links the sandbox crate or a test feature, alone or in a
+## workspace-wide build (scripts/check-release-deps.sh; part of make test)
+release-deps:
+	CARGO=$(CARGO) scripts/check-release-deps.sh
 
 fmt:
 	$(CARGO) fmt --all

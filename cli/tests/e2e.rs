@@ -71,7 +71,7 @@ async fn push_to_production_over_http() {
     assert_eq!(done["approval"]["decision"]["channel"], "email-link");
 
     // production runs exactly the digest that ran in test
-    let sdk = shared::local::sdk_config(&sb.aws_endpoint()).await;
+    let sdk = shipgate_sandbox::sdk_config(&sb.aws_endpoint()).await;
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     let svc = ecs
         .describe_services()

@@ -3,12 +3,11 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::app::Services;
 use crate::domain::{
     Environment, Execution, ExecutionId, PipelineDefinition, ServiceTarget, Status,
 };
@@ -776,102 +775,6 @@ pub const WEBHOOK_SECRET_ID: &str = "shipgate/webhook";
 pub const SIGNING_KEY_ID: &str = "shipgate/signing-key";
 pub const WEBHOOK_SECRET: &str = "It's a Secret to Everybody";
 pub const SIGNING_KEY: &str = "0123456789abcdef0123456789abcdef";
-
-/// Every fake, plus [`Services`] wired to them.
-pub struct FakeWorld {
-    pub store: Arc<InMemoryStore>,
-    pub builds: Arc<FakeBuilds>,
-    pub deployer: Arc<FakeDeployer>,
-    pub registry: Arc<FakeRegistry>,
-    pub notifier: Arc<FakeNotifier>,
-    pub secrets: Arc<FakeSecrets>,
-    pub clock: Arc<ManualClock>,
-    pub services: Services,
-}
-
-impl Default for FakeWorld {
-    fn default() -> Self {
-        FakeWorld::new()
-    }
-}
-
-impl FakeWorld {
-    pub fn new() -> FakeWorld {
-        let store = Arc::new(InMemoryStore::new());
-        let builds = Arc::new(FakeBuilds::default());
-        let deployer = Arc::new(FakeDeployer::default());
-        let registry = Arc::new(FakeRegistry::default());
-        let notifier = Arc::new(FakeNotifier::default());
-        let secrets = Arc::new(FakeSecrets::with(&[
-            (WEBHOOK_SECRET_ID, WEBHOOK_SECRET),
-            (SIGNING_KEY_ID, SIGNING_KEY),
-        ]));
-        let clock = Arc::new(ManualClock::default());
-        let services = Services::new(
-            store.clone(),
-            builds.clone(),
-            deployer.clone(),
-            registry.clone(),
-            notifier.clone(),
-            secrets.clone(),
-            clock.clone(),
-            crate::app::Settings {
-                public_url: "https://shipgate.example.com".into(),
-                webhook_secret_id: WEBHOOK_SECRET_ID.into(),
-                signing_key_id: SIGNING_KEY_ID.into(),
-            },
-        );
-        FakeWorld {
-            store,
-            builds,
-            deployer,
-            registry,
-            notifier,
-            secrets,
-            clock,
-            services,
-        }
-    }
-
-    /// The services of a new cold start over the same fakes (secrets are read again).
-    pub fn cold_start(&self) -> Services {
-        Services::new(
-            self.store.clone(),
-            self.builds.clone(),
-            self.deployer.clone(),
-            self.registry.clone(),
-            self.notifier.clone(),
-            self.secrets.clone(),
-            self.clock.clone(),
-            self.services.settings.as_ref().clone(),
-        )
-    }
-
-    /// The standard test pipeline (`hello`, GitHub `shipgate-demo/hello`, branch `main`).
-    pub fn pipeline() -> PipelineDefinition {
-        PipelineDefinition::parse(SAMPLE_PIPELINE, crate::domain::Format::Toml)
-            .expect("sample pipeline is valid")
-    }
-
-    /// A world with the sample pipeline stored and its services running an old image.
-    pub async fn with_pipeline() -> FakeWorld {
-        let w = FakeWorld::new();
-        let p = FakeWorld::pipeline();
-        w.store
-            .put_pipeline(&p, w.clock.now())
-            .await
-            .expect("store pipeline");
-        w.deployer.add_service(
-            &p.test,
-            &format!("{}@sha256:{}", p.image.repository, "0".repeat(64)),
-        );
-        w.deployer.add_service(
-            &p.prod,
-            &format!("{}@sha256:{}", p.image.repository, "0".repeat(64)),
-        );
-        w
-    }
-}
 
 /// The pipeline used across tests and the local sandbox.
 pub const SAMPLE_PIPELINE: &str = r#"

@@ -6,6 +6,10 @@
 //! - [`adapters`]: AWS SDK implementations of the ports (SDK types never leave them);
 //! - [`app`]: the use cases, written against the ports only;
 //! - [`wiring`]: the composition root (what each function is made of).
+//!
+//! Test support (feature `test-util`): [`fakes`] of every port (domain and ports only), and
+//! [`fake_world`], the fakes wired into the use cases' `Services`. The local sandbox (moto,
+//! provisioning, API Gateway requests) is the `shipgate-sandbox` crate, which no Lambda links.
 
 pub mod adapters;
 pub mod app;
@@ -14,10 +18,10 @@ pub mod ports;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "test-util"))]
+pub mod fake_world;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 
 pub mod http;
-#[cfg(feature = "local")]
-pub mod local;
 pub mod runtime;
 pub mod wiring;

@@ -11,8 +11,8 @@ use std::io::Write;
 
 use aws_config::SdkConfig;
 use shared::app::{Services, Settings};
-use shared::local::{sdk_config, LocalError, MotoServer, Provisioned, Sandbox};
 use shared::wiring::{aws_services, Config};
+use shipgate_sandbox::{sdk_config, LocalError, MotoServer, Provisioned, Sandbox};
 
 /// A running moto server and an SDK configuration pointed at it.
 pub struct Moto {
@@ -223,7 +223,7 @@ pub fn deploy_event(deployment_id: &str, name: &str) -> serde_json::Value {
 /// A signed push (`body`, or the sample) as API Gateway delivers it.
 pub fn signed_push(body: &str, delivery: &str, secret: &str) -> shared::http::HttpRequest {
     let sig = shared::domain::github::sign_body(secret.as_bytes(), body.as_bytes());
-    shared::http::request(
+    shipgate_sandbox::apigw::request(
         "POST",
         "/webhooks/github",
         "/webhooks/github",
@@ -241,7 +241,7 @@ pub fn signed_push(body: &str, delivery: &str, secret: &str) -> shared::http::Ht
 
 /// The sample push, sent through the webhook handler; answers the execution id.
 pub async fn start(w: &World, delivery: &str) -> shared::domain::ExecutionId {
-    let req = signed_push(PUSH, delivery, shared::local::DEV_WEBHOOK_SECRET);
+    let req = signed_push(PUSH, delivery, shipgate_sandbox::DEV_WEBHOOK_SECRET);
     let resp = webhook::handler::handle(&w.services, req).await;
     let body: serde_json::Value = serde_json::from_str(&shared::http::body_text(&resp)).unwrap();
     body["execution_id"]
@@ -286,7 +286,7 @@ pub async fn release_to_approval(w: &World, pipeline: &str, commit: &str) -> (St
     )
     .await
     .unwrap();
-    shared::local::drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
+    shipgate_sandbox::drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
         .await
         .unwrap();
     (id, digest)

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use shared::domain::Status;
-use shared::local::drain_outbox;
+use shipgate_sandbox::drain_outbox;
 use shipgate_tests::{
     approve_to_success, control, deploy_event, release_to_approval as release_of, World,
 };

@@ -7,8 +7,8 @@ use shared::adapters::dynamodb::DynamoStore;
 use shared::app::sweeper::{sweep, SweepLimits};
 use shared::domain::{Commit, Execution, ExecutionId, Status, Trigger};
 use shared::http::{self, HttpRequest};
-use shared::local::{drain_outbox, DEV_WEBHOOK_SECRET};
 use shared::ports::{ExecutionStore, IdempotencyKey, StoreError};
+use shipgate_sandbox::{drain_outbox, TableAdmin, DEV_WEBHOOK_SECRET};
 use shipgate_tests::{build_event, deploy_event, signed_push, World, PUSH};
 
 fn answer(resp: &http::HttpResponse) -> (i64, Value) {
@@ -68,7 +68,7 @@ async fn builds(w: &World) -> usize {
 
 /// Build SUCCEEDED → test deployment COMPLETED → AWAITING_APPROVAL; answers the approval
 /// message captured through SNS → SQS.
-async fn to_approval(w: &World, id: &ExecutionId, seed: &str) -> shared::local::OutboxMessage {
+async fn to_approval(w: &World, id: &ExecutionId, seed: &str) -> shipgate_sandbox::OutboxMessage {
     let exec = w.services.execution(id).await.unwrap();
     w.push_image(&exec.image_tag(), seed).await;
     let out = build_events::handler::handle(
@@ -276,7 +276,7 @@ async fn commit_text_cannot_pose_as_the_approval_link() {
     let path = msg.links[0].trim_start_matches(&w.public_url).to_string();
     let page = approvals::handler::handle(
         &w.services,
-        http::request(
+        shipgate_sandbox::apigw::request(
             "GET",
             &path,
             "/approvals/{token}",

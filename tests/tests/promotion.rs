@@ -4,7 +4,7 @@
 
 use shared::domain::Status;
 use shared::http::{self};
-use shared::local::drain_outbox;
+use shipgate_sandbox::drain_outbox;
 use shipgate_tests::World;
 
 use shipgate_tests::{build_event, deploy_event, start};
@@ -76,7 +76,7 @@ async fn push_to_production_with_the_tested_digest() {
     let before = w.peek(&id).await;
     let page = approvals::handler::handle(
         &w.services,
-        http::request(
+        shipgate_sandbox::apigw::request(
             "GET",
             &path,
             "/approvals/{token}",
@@ -93,7 +93,7 @@ async fn push_to_production_with_the_tested_digest() {
     // POST approve → prod runs the same digest
     let post = approvals::handler::handle(
         &w.services,
-        http::request(
+        shipgate_sandbox::apigw::request(
             "POST",
             &path,
             "/approvals/{token}",

@@ -10,10 +10,11 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use shared::app::sweeper::{sweep, SweepLimits};
 use shared::domain::{ExecutionId, Status};
-use shared::fakes::{FakeWorld, WEBHOOK_SECRET};
+use shared::fake_world::FakeWorld;
+use shared::fakes::WEBHOOK_SECRET;
 use shared::http;
-use shared::local::DEV_WEBHOOK_SECRET;
 use shared::ports::{Clock, ExecutionStore, ServiceError, StoreError};
+use shipgate_sandbox::DEV_WEBHOOK_SECRET;
 use shipgate_tests::{build_event, deploy_event, signed_push, Outage, World, PUSH};
 
 /// A small deterministic generator (xorshift64*) so a failing order can be replayed by seed.
@@ -190,7 +191,7 @@ async fn shuffled_run(seed: u64) -> Counts {
                 let path = link
                     .trim_start_matches("https://shipgate.example.com")
                     .to_string();
-                let req = http::request(
+                let req = shipgate_sandbox::apigw::request(
                     "POST",
                     &path,
                     "/approvals/{token}",
@@ -601,7 +602,7 @@ async fn aws_outage_mid_run_loses_nothing() {
     let outage = Outage::proxy(&w.moto.server.endpoint()).await;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(shared::adapters::https_client())
-        .region(aws_config::Region::new(shared::local::REGION))
+        .region(aws_config::Region::new(shipgate_sandbox::REGION))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing", "testing", None, None, "test",
         ))
@@ -717,7 +718,7 @@ async fn fifty_concurrent_approval_posts_deploy_prod_once() {
     )
     .await
     .unwrap();
-    let outbox = shared::local::drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
+    let outbox = shipgate_sandbox::drain_outbox(&w.sqs(), &w.provisioned.outbox_queue_url)
         .await
         .unwrap();
     let link = outbox[0]
@@ -732,7 +733,7 @@ async fn fifty_concurrent_approval_posts_deploy_prod_once() {
         let w = w.clone();
         let path = path.clone();
         async move {
-            let req = http::request(
+            let req = shipgate_sandbox::apigw::request(
                 "POST",
                 &path,
                 "/approvals/{token}",

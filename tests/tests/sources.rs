@@ -8,7 +8,7 @@ use serde_json::Value;
 use shared::domain::github::sign_body;
 use shared::domain::Status;
 use shared::http::{self, HttpRequest};
-use shared::local::DEV_WEBHOOK_SECRET;
+use shipgate_sandbox::DEV_WEBHOOK_SECRET;
 use shipgate_tests::World;
 
 use shipgate_tests::PUSH;

@@ -9,11 +9,12 @@ use shared::domain::{
     transition, Change, Commit, DeploymentRecord, Environment, Event, Execution, ExecutionId,
     ImageRef, Status, Trigger,
 };
-use shared::fakes::FakeWorld;
+use shared::fake_world::FakeWorld;
 use shared::ports::{
     Claim, Created, DeployedRevision, EnvironmentRevisions, ExecutionStore, IdempotencyKey,
     StoreError,
 };
+use shipgate_sandbox::TableAdmin;
 use shipgate_tests::moto_or_skip;
 
 async fn store(m: &shipgate_tests::Moto, table: &str) -> DynamoStore {

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use shared::app::Settings;
-use shared::local::{
+use shared::wiring::{aws_services, Config};
+use shipgate_sandbox::{
     sdk_config, MotoServer, OutboxMessage, Provisioned, Sandbox, DEV_WEBHOOK_SECRET,
 };
-use shared::wiring::{aws_services, Config};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -53,12 +53,21 @@ enum DevCommand {
 /// Shared state of the local server and the pump.
 #[derive(Clone)]
 pub struct DevState {
+    /// Every port and capability; each function gets its own profile's ([`DevState::services_of`]).
     pub services: shared::app::Services,
     pub provisioned: Arc<Provisioned>,
     pub sdk: aws_config::SdkConfig,
     pub outbox: Arc<Mutex<Vec<OutboxMessage>>>,
     /// The local AWS (moto) endpoint.
     pub aws_endpoint: String,
+}
+
+impl DevState {
+    /// The services a function runs with in AWS: its profile's capabilities (shared::wiring),
+    /// so the sandbox resumes, deploys and notifies exactly what that function may.
+    pub fn services_of(&self, profile: &shared::wiring::Profile) -> shared::app::Services {
+        self.services.clone().with_capabilities(profile.can)
+    }
 }
 
 /// Print what was created in the local AWS for a pipeline (nothing when nothing was missing).
@@ -342,7 +351,7 @@ AWS_SECRET_ACCESS_KEY=testing\n",
         wid = sandbox.webhook_secret_id,
         kid = sandbox.signing_key_id,
         secret = DEV_WEBHOOK_SECRET,
-        region = shared::local::REGION,
+        region = shipgate_sandbox::REGION,
     )
 }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::{json, Value};
 use shared::domain::github::sign_body;
-use shared::local::DEV_WEBHOOK_SECRET;
+use shipgate_sandbox::DEV_WEBHOOK_SECRET;
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
@@ -110,7 +110,7 @@ pub fn payload(repo: &str, sha: &str, branch: &str, message: &str) -> Value {
 
 /// The CodeCommit "Repository State Change" EventBridge would deliver for a branch update.
 pub fn codecommit_event(repo: &str, sha: &str, branch: &str, message: &str) -> Value {
-    use shared::local::{ACCOUNT, REGION};
+    use shipgate_sandbox::{ACCOUNT, REGION};
     json!({
         "version": "0",
         "id": ulid::Ulid::new().to_string(),

@@ -6,7 +6,7 @@
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types as ecs;
 use shared::domain::{PipelineDefinition, ServiceTarget, Source};
-use shared::local::{ACCOUNT, REGION};
+use shipgate_sandbox::{ACCOUNT, REGION};
 
 /// An AWS error with its whole cause chain, as one line.
 fn aws<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> String + '_ {

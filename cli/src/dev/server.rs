@@ -1,6 +1,7 @@
 //! The local HTTP server: API Gateway routes and the Lambda Invoke API, each request turned into
 //! the event shape AWS would deliver and passed to the same handler as the Lambda binary.
 
+use shared::wiring::profiles;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -90,7 +91,7 @@ fn apigw_event(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let text = std::str::from_utf8(body).ok();
-    let mut req = shared::http::request(
+    let mut req = shipgate_sandbox::apigw::request(
         method.as_str(),
         path,
         route,
@@ -149,7 +150,8 @@ async fn webhook_route(
         &body,
         peer,
     );
-    http_response(webhook::handler::handle(&state.services, event).await)
+    let svc = state.services_of(&profiles::WEBHOOK);
+    http_response(webhook::handler::handle(&svc, event).await)
 }
 
 async fn approvals_route(
@@ -166,7 +168,8 @@ async fn approvals_route(
     };
     let path = format!("/approvals/{token}");
     let event = apigw_event(&method, &path, "/approvals/{token}", &headers, &body, peer);
-    let resp = approvals::handler::handle(&state.services, event).await;
+    let svc = state.services_of(&profiles::APPROVALS);
+    let resp = approvals::handler::handle(&svc, event).await;
     if method == Method::HEAD {
         let mut r = http_response(resp);
         *r.body_mut() = axum::body::Body::empty();
@@ -245,7 +248,14 @@ async fn invoke(
             }
         }
     };
-    let svc = &state.services;
+    let Some(profile) = profiles::by_name(function) else {
+        return lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {function}"),
+        );
+    };
+    let svc = &state.services_of(profile);
     let result: Result<Value, (String, String)> = match function {
         "control" => {
             let applies = payload["command"] == "apply_pipeline";

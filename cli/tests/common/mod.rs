@@ -188,7 +188,7 @@ impl DevSandbox {
         service: &str,
         container: &str,
     ) -> (String, String) {
-        let sdk = shared::local::sdk_config(&self.aws_endpoint()).await;
+        let sdk = shipgate_sandbox::sdk_config(&self.aws_endpoint()).await;
         let ecs = aws_sdk_ecs::Client::new(&sdk);
         let svc = ecs
             .describe_services()

@@ -102,7 +102,8 @@ mod tests {
     };
     use shared::domain::github::sign_body;
     use shared::domain::{ExecutionId, Status};
-    use shared::fakes::{FakeWorld, WEBHOOK_SECRET};
+    use shared::fake_world::FakeWorld;
+    use shared::fakes::WEBHOOK_SECRET;
     use shared::ports::Clock;
 
     /// Drive an execution to AWAITING_APPROVAL; answers its id and the approval link path.
@@ -172,7 +173,7 @@ mod tests {
     }
 
     fn req(method: &str, path: &str, body: Option<&str>) -> HttpRequest {
-        http::request(
+        shipgate_sandbox::apigw::request(
             method,
             path,
             "/approvals/{token}",

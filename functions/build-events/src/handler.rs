@@ -17,7 +17,7 @@ pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::fakes::FakeWorld;
+    use shared::fake_world::FakeWorld;
 
     #[tokio::test]
     async fn unknown_builds_are_ignored_and_bad_events_are_invalid() {

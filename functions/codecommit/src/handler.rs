@@ -25,7 +25,7 @@ pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
 mod tests {
     use super::*;
     use shared::domain::Source;
-    use shared::fakes::FakeWorld;
+    use shared::fake_world::FakeWorld;
     use shared::ports::{Clock, ExecutionStore};
 
     #[tokio::test]

@@ -408,7 +408,7 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::fakes::FakeWorld;
+    use shared::fake_world::FakeWorld;
 
     fn code(v: &Value) -> &str {
         v["error"]["code"].as_str().unwrap_or("")
@@ -551,7 +551,7 @@ mod tests {
             assert_eq!(code(&out), "invalid_pipeline", "{out}");
             assert!(out.to_string().contains(needle), "{needle}: {out}");
         }
-        let mut huge = serde_json::to_value(shared::fakes::FakeWorld::pipeline()).unwrap();
+        let mut huge = serde_json::to_value(shared::fake_world::FakeWorld::pipeline()).unwrap();
         huge["branches"] = json!(vec!["main"; 20_000]);
         let out = handle(
             &w.services,

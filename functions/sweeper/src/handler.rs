@@ -16,7 +16,7 @@ pub async fn handle(svc: &Services, _event: Value) -> Result<Value, EventError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::fakes::FakeWorld;
+    use shared::fake_world::FakeWorld;
 
     #[tokio::test]
     async fn scheduled_event_runs_a_sweep() {

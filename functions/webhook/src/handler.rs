@@ -128,14 +128,15 @@ pub fn respond(outcome: Result<WebhookOutcome, WebhookError>) -> HttpResponse {
 mod tests {
     use super::*;
     use shared::domain::github::sign_body;
-    use shared::fakes::{FakeWorld, WEBHOOK_SECRET};
+    use shared::fake_world::FakeWorld;
+    use shared::fakes::WEBHOOK_SECRET;
     use shared::ports::ServiceError;
 
     const PUSH: &str = include_str!("../../../events/github/push.json");
 
     fn signed(body: &str, event: &str, delivery: &str) -> HttpRequest {
         let sig = sign_body(WEBHOOK_SECRET.as_bytes(), body.as_bytes());
-        http::request(
+        shipgate_sandbox::apigw::request(
             "POST",
             "/webhooks/github",
             "/webhooks/github",

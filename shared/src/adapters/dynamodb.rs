@@ -23,11 +23,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -185,6 +181,11 @@ impl DynamoStore {
         &self.table
     }
 
+    /// The DynamoDB client (the sandbox creates the table through it).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// One cheap call (used during a cold start so the TLS handshake is not billed to the first
     /// event).
     pub async fn warm_up(&self) {
@@ -324,93 +325,6 @@ impl DynamoStore {
         self.get_execution(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))
-    }
-
-    /// Create the table (with its indexes and TTL) if it does not exist: for the local sandbox
-    /// and tests. In AWS the table comes from `infra/template.yaml`.
-    pub async fn create_table(&self) -> Result<(), StoreError> {
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("name and type are set")
-        };
-        let key_el = |name: &str, t: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(t)
-                .build()
-                .expect("name and type are set")
-        };
-        let gsi = |name: &str, projection: ProjectionType| {
-            GlobalSecondaryIndex::builder()
-                .index_name(name)
-                .key_schema(key_el(&format!("{name}pk"), KeyType::Hash))
-                .key_schema(key_el(&format!("{name}sk"), KeyType::Range))
-                .projection(Projection::builder().projection_type(projection).build())
-                .build()
-                .expect("index is complete")
-        };
-        let result = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("pk"))
-            .attribute_definitions(attr("sk"))
-            .attribute_definitions(attr("gsi1pk"))
-            .attribute_definitions(attr("gsi1sk"))
-            .attribute_definitions(attr("gsi2pk"))
-            .attribute_definitions(attr("gsi2sk"))
-            .attribute_definitions(attr("gsi3pk"))
-            .attribute_definitions(attr("gsi3sk"))
-            .key_schema(key_el("pk", KeyType::Hash))
-            .key_schema(key_el("sk", KeyType::Range))
-            .global_secondary_indexes(gsi("gsi1", ProjectionType::All))
-            .global_secondary_indexes(gsi("gsi2", ProjectionType::All))
-            .global_secondary_indexes(gsi("gsi3", ProjectionType::KeysOnly))
-            .send()
-            .await;
-        match result {
-            Ok(_) => {}
-            Err(e) if e.code() == Some("ResourceInUseException") => return Ok(()),
-            Err(e) => return Err(unavailable(classify(&e))),
-        }
-        self.client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name("ttl")
-                    .enabled(true)
-                    .build()
-                    .expect("ttl spec is complete"),
-            )
-            .send()
-            .await
-            .map_err(|e| unavailable(classify(&e)))?;
-        Ok(())
-    }
-
-    /// Raw attributes of an item (tests check TTL attributes with it).
-    pub async fn raw_item(
-        &self,
-        pk: &str,
-        sk: &str,
-    ) -> Result<Option<HashMap<String, String>>, StoreError> {
-        Ok(self.get(pk.to_string(), sk).await?.map(|item| {
-            item.into_iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        AttributeValue::S(s) => s,
-                        AttributeValue::N(n) => n,
-                        other => format!("{other:?}"),
-                    };
-                    (k, text)
-                })
-                .collect()
-        }))
     }
 
     async fn query_all(

@@ -2,7 +2,8 @@
 
 use super::approvals;
 use super::test_support::*;
-use crate::fakes::{FakeWorld, SIGNING_KEY, SIGNING_KEY_ID};
+use crate::fake_world::FakeWorld;
+use crate::fakes::{SIGNING_KEY, SIGNING_KEY_ID};
 use crate::ports::Clock;
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use super::test_support::*;
 use super::{approvals, control};
 use crate::domain::aws_events::{BuildStatus, DeploymentEventName};
 use crate::domain::{ExecutionId, Status};
-use crate::fakes::FakeWorld;
+use crate::fake_world::FakeWorld;
 use crate::ports::Clock;
 
 fn digest(n: u8) -> String {

@@ -11,7 +11,7 @@ use super::events::{on_build_state, on_deployment_state, EventOutcome};
 use super::test_support::*;
 use crate::domain::aws_events::{BuildStatus, DeploymentEventName};
 use crate::domain::{Channel, Environment, ExecutionId, ExecutionMode, Status, Verdict};
-use crate::fakes::FakeWorld;
+use crate::fake_world::FakeWorld;
 use crate::ports::{Clock, DeploymentObservation, ExecutionStore, ServiceError};
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use super::test_support::*;
 use crate::domain::Status;
-use crate::fakes::FakeWorld;
+use crate::fake_world::FakeWorld;
 use crate::ports::{Clock, ExecutionStore};
 
 /// A definition stored before targets were compared by identity (test = prod's cluster as an

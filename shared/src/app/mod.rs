@@ -137,7 +137,7 @@ pub use engine::{Applied, Capabilities, Services};
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::FakeWorld;
+    use crate::fake_world::FakeWorld;
 
     #[tokio::test]
     async fn secrets_are_read_once() {

@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn failure_notice_names_cause_links_and_commands() {
-        let w = crate::fakes::FakeWorld::pipeline();
+        let w = crate::fake_world::FakeWorld::pipeline();
         let mut e = crate::domain::Execution::received(
             crate::domain::ExecutionId::generate(chrono::Utc::now()),
             "hello",

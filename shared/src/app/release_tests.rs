@@ -14,7 +14,7 @@ use crate::domain::{
     Channel, DeployKind, Environment, EnvironmentRevisions, ExecutionId, ExecutionMode,
     PipelineDefinition, Status, Trigger, Verdict,
 };
-use crate::fakes::FakeWorld;
+use crate::fake_world::FakeWorld;
 use crate::ports::{Clock, Deployer, ExecutionStore};
 
 async fn revisions(w: &FakeWorld, pipeline: &str, env: Environment) -> EnvironmentRevisions {

@@ -345,7 +345,8 @@ pub async fn handle_codecommit_change(
 mod tests {
     use super::*;
     use crate::domain::github::sign_body;
-    use crate::fakes::{FakeWorld, WEBHOOK_SECRET};
+    use crate::fake_world::FakeWorld;
+    use crate::fakes::WEBHOOK_SECRET;
     use crate::ports::{Clock, ExecutionStore, ServiceError};
 
     const PUSH: &str = include_str!("../../../events/github/push.json");

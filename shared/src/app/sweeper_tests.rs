@@ -5,7 +5,7 @@ use chrono::Duration;
 use super::sweeper::{sweep, SweepLimits};
 use super::test_support::*;
 use crate::domain::{Environment, Status};
-use crate::fakes::FakeWorld;
+use crate::fake_world::FakeWorld;
 use crate::ports::{Clock, DeploymentObservation, ExecutionStore, ServiceError};
 
 #[tokio::test]

@@ -8,7 +8,8 @@ use crate::domain::aws_events::{
 };
 use crate::domain::github::sign_body;
 use crate::domain::{Execution, ExecutionId, Status, Verdict};
-use crate::fakes::{FakeWorld, WEBHOOK_SECRET};
+use crate::fake_world::FakeWorld;
+use crate::fakes::WEBHOOK_SECRET;
 use crate::ports::Clock;
 
 pub(crate) const PUSH: &str = include_str!("../../../events/github/push.json");

@@ -1,7 +1,7 @@
 //! The EventBridge events the pump delivers, shaped as AWS sends them.
 
 use serde_json::{json, Value};
-use shared::local::{ACCOUNT, REGION};
+use shipgate_sandbox::{ACCOUNT, REGION};
 
 pub fn summary(out: Result<Value, String>) -> String {
     match out {

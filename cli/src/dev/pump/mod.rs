@@ -20,12 +20,13 @@
 mod events;
 mod rules;
 
+use shared::wiring::profiles;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shared::domain::{Environment, Execution, ExecutionId, PipelineDefinition};
-use shared::local::drain_outbox;
+use shipgate_sandbox::drain_outbox;
 use tokio::sync::watch;
 use tracing::warn;
 
@@ -139,10 +140,18 @@ impl Pump {
     async fn deliver(&mut self, function: Function, event: Value, attempt: u32) -> String {
         let out = match function {
             Function::BuildEvents => {
-                build_events::handler::handle(&self.state.services, event.clone()).await
+                build_events::handler::handle(
+                    &self.state.services_of(&profiles::BUILD_EVENTS),
+                    event.clone(),
+                )
+                .await
             }
             Function::DeployEvents => {
-                deploy_events::handler::handle(&self.state.services, event.clone()).await
+                deploy_events::handler::handle(
+                    &self.state.services_of(&profiles::DEPLOY_EVENTS),
+                    event.clone(),
+                )
+                .await
             }
         };
         let failed = out.is_err();
@@ -551,7 +560,9 @@ impl Pump {
             deploy_stuck_after: chrono::Duration::zero(),
             max_image_deletions: 0,
         };
-        if let Err(e) = shared::app::sweeper::sweep(&self.state.services, &limits).await {
+        if let Err(e) =
+            shared::app::sweeper::sweep(&self.state.services_of(&profiles::SWEEPER), &limits).await
+        {
             println!("[pump] reconciling replaced deployments failed: {e}");
             return;
         }
@@ -568,7 +579,7 @@ impl Pump {
     /// What the EventBridge schedule does in AWS: one sweeper run.
     async fn sweep(&self) {
         match sweeper::handler::handle(
-            &self.state.services,
+            &self.state.services_of(&profiles::SWEEPER),
             json!({"detail-type": "Scheduled Event"}),
         )
         .await
