@@ -1,0 +1,668 @@
+//! The control protocol: what the CLI (or the console) sends `shipgate-control` and what it
+//! answers, as types both ends (de)serialize. Pure serde types: no AWS SDK, no use case.
+//!
+//! A request is `{"command": "...", ...arguments}` ([`ControlRequest`], one variant per
+//! command; an argument it does not know is refused). An answer is one struct per kind
+//! ([`ControlResponse`]), or a refusal `{"error": {"code", "message", "details"?}}`
+//! ([`ErrorAnswer`]). Adding a command is a line in [`ControlRequest`]'s list, its argument
+//! struct, its answer in [`ControlResponse::decode`], and a sample in `events/control/`: the
+//! compiler finds the handler's and the CLI's `match`es, a test the missing sample.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::domain::limits::excerpt;
+use crate::domain::{
+    Channel, Environment, EnvironmentRevisions, Execution, ExecutionId, Format, PipelineDefinition,
+    ValidationError,
+};
+use crate::ports::StoredPipeline;
+
+/// Longest string argument of a command (except `definition`, bounded as a pipeline file).
+pub const MAX_ARGUMENT_BYTES: usize = 1024;
+/// Executions `list_executions` answers without a `limit`.
+pub const DEFAULT_EXECUTION_LIMIT: usize = 20;
+/// Most executions `list_executions` answers, whatever the `limit`.
+pub const MAX_EXECUTION_LIMIT: usize = 200;
+/// Bytes of an unknown command echoed in logs and answers.
+const COMMAND_EXCERPT_BYTES: usize = 100;
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/// Declares [`ControlRequest`] once: its variants, their wire names, [`ControlRequest::COMMANDS`],
+/// [`ControlRequest::command`] and the decoder that names the field a problem is in.
+macro_rules! control_requests {
+    ($( $(#[doc = $doc:literal])* $command:literal => $variant:ident($arguments:ty), )+) => {
+        /// One control command with its arguments: `{"command": "show", "execution_id": "…"}`.
+        ///
+        /// Deserializing checks what [`ControlRequest::decode`] checks (bounds, unknown
+        /// arguments, the field a problem is in).
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "command")]
+        pub enum ControlRequest {
+            $( $(#[doc = $doc])* #[serde(rename = $command)] $variant($arguments), )+
+        }
+
+        impl ControlRequest {
+            /// Every command, as `--help` texts and the unknown-command error list them.
+            pub const COMMANDS: &'static [&'static str] = &[$($command),+];
+
+            /// The command's name on the wire.
+            pub fn command(&self) -> &'static str {
+                match self {
+                    $( ControlRequest::$variant(_) => $command, )+
+                }
+            }
+
+            /// The arguments of `command` (`None`: no such command), with the path of a problem.
+            fn decode_arguments(
+                command: &str,
+                arguments: Value,
+            ) -> Option<Result<ControlRequest, serde_path_to_error::Error<serde_json::Error>>> {
+                Some(match command {
+                    $( $command => serde_path_to_error::deserialize::<_, $arguments>(arguments)
+                        .map(ControlRequest::$variant), )+
+                    _ => return None,
+                })
+            }
+        }
+    };
+}
+
+control_requests! {
+    /// Create or update a pipeline.
+    "apply_pipeline" => ApplyPipeline(ApplyPipeline),
+    /// Every pipeline, newest first.
+    "list_pipelines" => ListPipelines(PipelineFilter),
+    /// A pipeline's current definition and, with `history`, its kept versions.
+    "show_pipeline" => ShowPipeline(ShowPipeline),
+    /// Recent executions of a pipeline, newest first.
+    "list_executions" => ListExecutions(ListExecutions),
+    /// One execution.
+    "show" => Show(ExecutionRef),
+    /// What runs in test and prod, and what is in flight.
+    "status" => Status(PipelineFilter),
+    /// Approve an execution awaiting approval.
+    "approve" => Approve(Decide),
+    /// Reject an execution awaiting approval.
+    "reject" => Reject(Decide),
+    /// Restart a failed execution from its failed stage.
+    "retry" => Retry(ExecutionRef),
+    /// Point an environment back at an earlier release.
+    "rollback" => Rollback(Rollback),
+    /// Start an execution without a push.
+    "release" => Release(Release),
+}
+
+/// `apply_pipeline`: the definition as an object (`pipeline`) or as text (`definition` in
+/// `format`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyPipeline {
+    /// The definition as an object (validated field by field, bounded like a file)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Value>,
+    /// …or as text in `format`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+    /// The format of `definition` (default toml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DefinitionFormat>,
+    /// Who applies it (recorded with the version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// The text format of a pipeline definition on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefinitionFormat {
+    #[default]
+    Toml,
+    #[serde(alias = "yml")]
+    Yaml,
+    Json,
+}
+
+impl From<DefinitionFormat> for Format {
+    fn from(f: DefinitionFormat) -> Format {
+        match f {
+            DefinitionFormat::Toml => Format::Toml,
+            DefinitionFormat::Yaml => Format::Yaml,
+            DefinitionFormat::Json => Format::Json,
+        }
+    }
+}
+
+impl From<Format> for DefinitionFormat {
+    fn from(f: Format) -> DefinitionFormat {
+        match f {
+            Format::Toml => DefinitionFormat::Toml,
+            Format::Yaml => DefinitionFormat::Yaml,
+            Format::Json => DefinitionFormat::Json,
+        }
+    }
+}
+
+/// `list_pipelines` (which accepts and ignores a `pipeline`) and `status`: one pipeline or all.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+}
+
+/// `show_pipeline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShowPipeline {
+    pub pipeline: String,
+    /// Also list the kept versions with who applied them and what each changed.
+    #[serde(default)]
+    pub history: bool,
+}
+
+/// `list_executions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListExecutions {
+    pub pipeline: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+impl ListExecutions {
+    /// How many to list: `limit` (default [`DEFAULT_EXECUTION_LIMIT`]) within
+    /// 1..=[`MAX_EXECUTION_LIMIT`].
+    pub fn limit(&self) -> usize {
+        self.limit
+            .unwrap_or(DEFAULT_EXECUTION_LIMIT)
+            .clamp(1, MAX_EXECUTION_LIMIT)
+    }
+}
+
+/// `show` (which accepts and ignores an `actor`) and `retry`: one execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionRef {
+    #[serde(deserialize_with = "parsed")]
+    pub execution_id: ExecutionId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// `approve` and `reject`. `actor` is required (see the handler's `acting`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decide {
+    #[serde(deserialize_with = "parsed")]
+    pub execution_id: ExecutionId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Where the decision comes from (default cli).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<OperatorChannel>,
+}
+
+impl Decide {
+    /// The channel recorded with the decision.
+    pub fn channel(&self) -> Channel {
+        match self.channel.unwrap_or_default() {
+            OperatorChannel::Cli => Channel::Cli,
+            OperatorChannel::Console => Channel::Console,
+        }
+    }
+}
+
+/// The channels a control decision may come from (e-mail links go through `approvals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperatorChannel {
+    #[default]
+    Cli,
+    Console,
+}
+
+/// `rollback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    pub pipeline: String,
+    /// `prod` or `test` (`production` and any case are accepted).
+    #[serde(deserialize_with = "parsed")]
+    pub environment: Environment,
+    /// An execution id or commit SHA that once ran there successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// `release`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub pipeline: String,
+    /// The commit SHA to build (default: the head of the pipeline's branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Makes a retried release start nothing new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// A string argument parsed with the type's `FromStr` (its error names what is wrong).
+fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: Display,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+/// Why a request was refused before any command ran.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Not an object, or no string `command`.
+    #[error("{0}")]
+    Malformed(String),
+    /// `command` names no command.
+    #[error(
+        "unknown command {:?} (one of: {})",
+        excerpt(command, COMMAND_EXCERPT_BYTES),
+        ControlRequest::COMMANDS.join(", ")
+    )]
+    UnknownCommand { command: String },
+    /// A known command with a bad argument; the message names the command and the field.
+    #[error("{message}")]
+    InvalidArgument { command: String, message: String },
+}
+
+impl RequestError {
+    /// The error code of the answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::UnknownCommand { .. } => "unknown_command",
+            RequestError::Malformed(_) | RequestError::InvalidArgument { .. } => "invalid_argument",
+        }
+    }
+
+    /// The `command` the request named, if it named one.
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            RequestError::Malformed(_) => None,
+            RequestError::UnknownCommand { command }
+            | RequestError::InvalidArgument { command, .. } => Some(command),
+        }
+    }
+}
+
+impl ControlRequest {
+    /// Decode a request as the control function receives it: every string argument (but a
+    /// `definition`) is at most [`MAX_ARGUMENT_BYTES`], unknown arguments are refused, and a
+    /// problem names its field (`show_pipeline: field `history`: invalid type: …`).
+    pub fn decode(input: Value) -> Result<ControlRequest, RequestError> {
+        let Value::Object(mut arguments) = input else {
+            return Err(RequestError::Malformed(
+                "expected a JSON object like {\"command\": \"list_pipelines\"}".into(),
+            ));
+        };
+        let command = match arguments.remove("command") {
+            Some(Value::String(c)) => c,
+            Some(_) => return Err(RequestError::Malformed("`command` must be a string".into())),
+            None => {
+                return Err(RequestError::Malformed(format!(
+                    "missing `command` (one of: {})",
+                    ControlRequest::COMMANDS.join(", ")
+                )))
+            }
+        };
+        if let Some(message) = too_long(&command, &arguments) {
+            return Err(RequestError::InvalidArgument { command, message });
+        }
+        match ControlRequest::decode_arguments(&command, Value::Object(arguments)) {
+            None => Err(RequestError::UnknownCommand { command }),
+            Some(Ok(request)) => Ok(request),
+            Some(Err(e)) => {
+                let message = argument_problem(&command, e);
+                Err(RequestError::InvalidArgument { command, message })
+            }
+        }
+    }
+
+    /// The actor the request asserts, for the commands control records one for (`show`
+    /// accepts one and ignores it).
+    pub fn actor(&self) -> Option<&str> {
+        match self {
+            ControlRequest::ApplyPipeline(a) => a.actor.as_deref(),
+            ControlRequest::Approve(d) | ControlRequest::Reject(d) => d.actor.as_deref(),
+            ControlRequest::Retry(r) => r.actor.as_deref(),
+            ControlRequest::Rollback(r) => r.actor.as_deref(),
+            ControlRequest::Release(r) => r.actor.as_deref(),
+            ControlRequest::ListPipelines(_)
+            | ControlRequest::ShowPipeline(_)
+            | ControlRequest::ListExecutions(_)
+            | ControlRequest::Show(_)
+            | ControlRequest::Status(_) => None,
+        }
+    }
+
+    /// Whether control records who ran this command (it then needs an `actor`).
+    pub fn records_actor(&self) -> bool {
+        matches!(
+            self,
+            ControlRequest::ApplyPipeline(_)
+                | ControlRequest::Approve(_)
+                | ControlRequest::Reject(_)
+                | ControlRequest::Retry(_)
+                | ControlRequest::Rollback(_)
+                | ControlRequest::Release(_)
+        )
+    }
+
+    /// Set the actor of a command control records one for; other commands are unchanged.
+    pub fn set_actor(&mut self, actor: impl Into<String>) {
+        if let Some(slot) = self.actor_slot() {
+            *slot = Some(actor.into());
+        }
+    }
+
+    fn actor_slot(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            ControlRequest::ApplyPipeline(a) => Some(&mut a.actor),
+            ControlRequest::Approve(d) | ControlRequest::Reject(d) => Some(&mut d.actor),
+            ControlRequest::Retry(r) => Some(&mut r.actor),
+            ControlRequest::Rollback(r) => Some(&mut r.actor),
+            ControlRequest::Release(r) => Some(&mut r.actor),
+            ControlRequest::ListPipelines(_)
+            | ControlRequest::ShowPipeline(_)
+            | ControlRequest::ListExecutions(_)
+            | ControlRequest::Show(_)
+            | ControlRequest::Status(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ControlRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ControlRequest::decode(Value::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Every string argument (ids, names, actor, comment, …) is short; only a definition is long.
+fn too_long(command: &str, arguments: &Map<String, Value>) -> Option<String> {
+    let (name, len) = arguments.iter().find_map(|(k, v)| match v {
+        Value::String(s) if k != "definition" && s.len() > MAX_ARGUMENT_BYTES => Some((k, s.len())),
+        _ => None,
+    })?;
+    Some(format!(
+        "{}: `{}` is {len} bytes; at most {MAX_ARGUMENT_BYTES} are allowed",
+        excerpt(command, COMMAND_EXCERPT_BYTES),
+        excerpt(name, COMMAND_EXCERPT_BYTES)
+    ))
+}
+
+/// `command: field `path`: problem` (or `command: problem` for the request as a whole).
+fn argument_problem(command: &str, e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let inner = e.into_inner().to_string();
+    // serde_json's position is meaningless for a decoded value
+    let inner = inner.split(" at line ").next().unwrap_or(&inner);
+    if path == "." {
+        format!("{command}: {inner}")
+    } else {
+        format!("{command}: field `{path}`: {inner}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+
+/// What `apply_pipeline` did to the stored pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyResult {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl ApplyResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyResult::Created => "created",
+            ApplyResult::Updated => "updated",
+            ApplyResult::Unchanged => "unchanged",
+        }
+    }
+}
+
+impl std::fmt::Display for ApplyResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One changed field of a pipeline definition (absent before: added; absent after: removed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+/// `apply_pipeline`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineApplied {
+    pub pipeline: String,
+    pub result: ApplyResult,
+    pub version: u64,
+    pub changes: Vec<FieldChange>,
+}
+
+/// One pipeline as `list_pipelines` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineSummary {
+    pub name: String,
+    /// `github:owner/repo` or `codecommit:name`.
+    pub source: String,
+    pub version: u64,
+    /// The same as `applied_at` (kept for older readers).
+    pub updated_at: DateTime<Utc>,
+    pub applied_at: DateTime<Utc>,
+    /// `null` for versions applied before shipgate recorded who.
+    pub applied_by: Option<String>,
+    pub definition: PipelineDefinition,
+}
+
+impl From<StoredPipeline> for PipelineSummary {
+    fn from(p: StoredPipeline) -> PipelineSummary {
+        PipelineSummary {
+            name: p.definition.name.clone(),
+            source: p.definition.source.describe(),
+            version: p.version,
+            updated_at: p.applied_at,
+            applied_at: p.applied_at,
+            applied_by: p.applied_by,
+            definition: p.definition,
+        }
+    }
+}
+
+/// `list_pipelines`' answer: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineList {
+    pub pipelines: Vec<PipelineSummary>,
+}
+
+/// One version of a pipeline, as `show_pipeline` with `history` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineVersion {
+    pub version: u64,
+    pub applied_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_by: Option<String>,
+    /// What this version changed, relative to the version before it (empty for the first
+    /// version, or when the version before it is no longer kept).
+    pub changes: Vec<FieldChange>,
+}
+
+/// `show_pipeline`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineShown {
+    /// The current definition, its version and who applied it when.
+    pub pipeline: StoredPipeline,
+    /// With `history`: every kept version, newest first (the current one included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<PipelineVersion>>,
+}
+
+/// What runs in each environment of a pipeline and what is in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineStatus {
+    pub pipeline: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<EnvironmentRevisions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prod: Option<EnvironmentRevisions>,
+    /// Executions not yet finished, newest first.
+    pub in_flight: Vec<Execution>,
+    /// The newest execution, finished or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<Execution>,
+}
+
+impl PipelineStatus {
+    /// The revisions of one environment.
+    pub fn environment(&self, env: Environment) -> Option<&EnvironmentRevisions> {
+        match env {
+            Environment::Test => self.test.as_ref(),
+            Environment::Prod => self.prod.as_ref(),
+        }
+    }
+}
+
+/// `status`' answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub pipelines: Vec<PipelineStatus>,
+}
+
+/// `list_executions`' answer: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionList {
+    pub executions: Vec<Execution>,
+}
+
+/// The answer of `show`, `approve`, `reject`, `retry` and `rollback` (the rollback execution).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionShown {
+    pub execution: Execution,
+}
+
+/// `release`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    pub execution_id: ExecutionId,
+    /// A retried request (same `request_id`): nothing new was started.
+    pub duplicate: bool,
+    pub execution: Execution,
+}
+
+/// A successful answer; what each command answers is fixed ([`ControlResponse::decode`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ControlResponse {
+    Applied(PipelineApplied),
+    Pipelines(PipelineList),
+    PipelineShown(PipelineShown),
+    Executions(ExecutionList),
+    Execution(ExecutionShown),
+    Status(StatusReport),
+    Released(Released),
+}
+
+impl ControlResponse {
+    /// Decode `answer` as the successful answer to `request`.
+    pub fn decode(request: &ControlRequest, answer: Value) -> Result<Self, serde_json::Error> {
+        use ControlRequest as R;
+        Ok(match request {
+            R::ApplyPipeline(_) => ControlResponse::Applied(serde_json::from_value(answer)?),
+            R::ListPipelines(_) => ControlResponse::Pipelines(serde_json::from_value(answer)?),
+            R::ShowPipeline(_) => ControlResponse::PipelineShown(serde_json::from_value(answer)?),
+            R::ListExecutions(_) => ControlResponse::Executions(serde_json::from_value(answer)?),
+            R::Show(_) | R::Approve(_) | R::Reject(_) | R::Retry(_) | R::Rollback(_) => {
+                ControlResponse::Execution(serde_json::from_value(answer)?)
+            }
+            R::Status(_) => ControlResponse::Status(serde_json::from_value(answer)?),
+            R::Release(_) => ControlResponse::Released(serde_json::from_value(answer)?),
+        })
+    }
+}
+
+/// A refusal: nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ControlError {
+    /// `invalid_argument`, `unknown_command`, `invalid_pipeline`, `not_found`, `conflict`,
+    /// `gone`, `unavailable`, `configuration` (a string, so a client also shows a code it does
+    /// not know yet).
+    pub code: String,
+    pub message: String,
+    /// For `invalid_pipeline`: every problem with its field path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<ValidationError>>,
+}
+
+/// `{"error": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorAnswer {
+    pub error: ControlError,
+}
+
+impl From<RequestError> for ControlError {
+    fn from(e: RequestError) -> ControlError {
+        ControlError {
+            code: e.code().to_string(),
+            message: e.to_string(),
+            details: None,
+        }
+    }
+}
+
+/// What `shipgate-control` answered a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Done(ControlResponse),
+    Refused(ControlError),
+}
+
+impl Answer {
+    /// Decode the JSON answer to `request`: its typed answer, or the refusal.
+    pub fn decode(request: &ControlRequest, answer: Value) -> Result<Answer, serde_json::Error> {
+        let refused = matches!(&answer, Value::Object(o) if o.contains_key("error"));
+        if refused {
+            let ErrorAnswer { error } = serde_json::from_value(answer)?;
+            return Ok(Answer::Refused(error));
+        }
+        ControlResponse::decode(request, answer).map(Answer::Done)
+    }
+}
+
+#[cfg(test)]
+#[path = "protocol_tests.rs"]
+mod tests;
