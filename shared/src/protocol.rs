@@ -647,7 +647,7 @@ impl From<RequestError> for ControlError {
 /// What `shipgate-control` answered a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    Done(ControlResponse),
+    Done(Box<ControlResponse>),
     Refused(ControlError),
 }
 
@@ -659,7 +659,7 @@ impl Answer {
             let ErrorAnswer { error } = serde_json::from_value(answer)?;
             return Ok(Answer::Refused(error));
         }
-        ControlResponse::decode(request, answer).map(Answer::Done)
+        ControlResponse::decode(request, answer).map(|r| Answer::Done(Box::new(r)))
     }
 }
 

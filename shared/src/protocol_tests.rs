@@ -218,7 +218,7 @@ fn answers_decode_as_the_type_of_their_request() {
     assert_eq!(wire["result"], "updated");
     assert_eq!(
         Answer::decode(&request, wire).unwrap(),
-        Answer::Done(ControlResponse::Applied(applied))
+        Answer::Done(Box::new(ControlResponse::Applied(applied)))
     );
 
     let refusal = json!({"error": {"code": "invalid_pipeline", "message": "2 problems", "details": [{"path": "name", "message": "required"}]}});
