@@ -122,7 +122,7 @@ pub async fn handle(svc: &Services, input: Value) -> Value {
 fn decode(input: Value) -> Result<ControlRequest, CommandError> {
     match ControlRequest::decode(input) {
         Ok(request) => {
-            info!(command = request.command(), "control command");
+            info!(command = %request.command(), "control command");
             Ok(request)
         }
         Err(e) => {
