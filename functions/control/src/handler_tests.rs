@@ -359,3 +359,65 @@ async fn sample_payloads_are_accepted() {
     assert_eq!(code(&out), "invalid_pipeline", "{out}");
     assert_eq!(out["error"]["details"][0]["path"], "prod.service");
 }
+
+/// What the handler answers decodes as the typed answer the CLI expects for the request.
+#[tokio::test]
+async fn answers_decode_as_the_types_the_cli_reads() {
+    use shared::protocol::{Answer, ControlResponse};
+    let w = FakeWorld::new();
+    let ask = |request: Value| {
+        let services = &w.services;
+        async move {
+            let typed: ControlRequest = serde_json::from_value(request.clone()).unwrap();
+            let out = handle(services, request.clone()).await;
+            Answer::decode(&typed, out.clone()).unwrap_or_else(|e| panic!("{request} → {out}: {e}"))
+        }
+    };
+    let done = |answer: Answer| match answer {
+        Answer::Done(r) => *r,
+        Answer::Refused(e) => panic!("refused: {e}"),
+    };
+    let applied = done(ask(json!({"command": "apply_pipeline", "definition": shared::fakes::SAMPLE_PIPELINE, "format": "toml", "actor": "ada"})).await);
+    assert!(
+        matches!(applied, ControlResponse::Applied(_)),
+        "{applied:?}"
+    );
+    let listed = done(ask(json!({"command": "list_pipelines"})).await);
+    assert!(
+        matches!(listed, ControlResponse::Pipelines(_)),
+        "{listed:?}"
+    );
+    let shown =
+        done(ask(json!({"command": "show_pipeline", "pipeline": "hello", "history": true})).await);
+    assert!(
+        matches!(shown, ControlResponse::PipelineShown(_)),
+        "{shown:?}"
+    );
+    let ControlResponse::Released(released) = done(ask(json!({"command": "release", "pipeline": "hello", "commit": "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a", "actor": "ops", "request_id": "r1"})).await) else {
+        panic!("release answers Released")
+    };
+    let id = released.execution_id.to_string();
+    let executions = done(ask(json!({"command": "list_executions", "pipeline": "hello"})).await);
+    assert!(
+        matches!(executions, ControlResponse::Executions(_)),
+        "{executions:?}"
+    );
+    let status = done(ask(json!({"command": "status"})).await);
+    assert!(matches!(status, ControlResponse::Status(_)), "{status:?}");
+    let ControlResponse::Execution(one) =
+        done(ask(json!({"command": "show", "execution_id": id})).await)
+    else {
+        panic!("show answers an execution")
+    };
+    assert_eq!(one.execution, released.execution);
+    // refusals are typed too: nothing is awaiting approval, nothing ran in prod
+    for request in [
+        json!({"command": "approve", "execution_id": id, "actor": "ops"}),
+        json!({"command": "rollback", "pipeline": "hello", "environment": "prod"}),
+    ] {
+        let Answer::Refused(e) = ask(request.clone()).await else {
+            panic!("{request} was not refused")
+        };
+        assert_eq!(e.code, "conflict", "{request}: {e}");
+    }
+}
