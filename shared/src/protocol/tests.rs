@@ -1,5 +1,6 @@
 use super::*;
-use serde_json::json;
+use crate::domain::{Channel, Environment, ExecutionId};
+use serde_json::{json, Value};
 
 /// Every sample request in `events/control/`, with its file name.
 fn samples() -> Vec<(String, Value)> {
