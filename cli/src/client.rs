@@ -5,6 +5,7 @@
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
 use serde_json::Value;
+use shared::protocol::ControlRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -12,7 +13,7 @@ pub enum ClientError {
     Invoke { function: String, message: String },
     #[error("{function} failed: {message}")]
     Function { function: String, message: String },
-    #[error("{function} answered something that is not JSON: {message}")]
+    #[error("{function} answered something this CLI does not understand: {message}")]
     BadAnswer { function: String, message: String },
     #[error("could not find out who you are (sts:GetCallerIdentity): {0}")]
     Identity(String),
@@ -50,7 +51,8 @@ impl ControlClient {
             .ok_or_else(|| ClientError::Identity("no ARN in the answer".into()))
     }
 
-    pub async fn invoke(&self, request: &Value) -> Result<Value, ClientError> {
+    /// Send `request`; answers the raw JSON (`--json` prints it as it came).
+    pub async fn invoke(&self, request: &ControlRequest) -> Result<Value, ClientError> {
         let out = self
             .lambda
             .invoke()
@@ -72,9 +74,14 @@ impl ControlClient {
                 message: String::from_utf8_lossy(&payload).into_owned(),
             });
         }
-        serde_json::from_slice(&payload).map_err(|e| ClientError::BadAnswer {
+        serde_json::from_slice(&payload).map_err(|e| self.bad_answer(&e))
+    }
+
+    /// The function answered something that is not (the expected) JSON.
+    pub fn bad_answer(&self, e: &serde_json::Error) -> ClientError {
+        ClientError::BadAnswer {
             function: self.function.clone(),
             message: e.to_string(),
-        })
+        }
     }
 }

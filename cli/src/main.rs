@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Value};
+use shared::domain::ExecutionId;
+use shared::protocol::{
+    Answer, ApplyPipeline, ControlRequest, Decide, ExecutionRef, ListExecutions, PipelineFilter,
+    Release, Rollback, ShowPipeline,
+};
 
 use client::{ClientError, ControlClient};
 
@@ -155,42 +159,40 @@ async fn main() -> ExitCode {
 
 /// Exit codes: 0 done, 1 shipgate refused (bad input, wrong state), 3 could not reach AWS.
 async fn remote(command: Command) -> ExitCode {
-    let (remote, request, render): (Remote, Result<Value, String>, output::Render) = match command {
+    // `status --history` shows every kept revision instead of what runs
+    let mut history_view = false;
+    let (remote, request): (Remote, Result<ControlRequest, String>) = match command {
         Command::Pipeline {
             command: PipelineCommand::Apply { file },
             remote,
-        } => (remote, apply_request(&file), output::Render::Applied),
+        } => (remote, apply_request(&file)),
         Command::Pipeline {
             command: PipelineCommand::List,
             remote,
         } => (
             remote,
-            Ok(json!({"command": "list_pipelines"})),
-            output::Render::Pipelines,
+            Ok(ControlRequest::ListPipelines(PipelineFilter::default())),
         ),
         Command::Pipeline {
             command: PipelineCommand::Show { name, history },
             remote,
         } => (
             remote,
-            Ok(json!({"command": "show_pipeline", "pipeline": name, "history": history})),
-            output::Render::PipelineShown,
+            Ok(ControlRequest::ShowPipeline(ShowPipeline {
+                pipeline: name,
+                history,
+            })),
         ),
         Command::Status {
             pipeline,
             history,
             remote,
         } => {
-            let mut req = json!({"command": "status"});
-            if let Some(p) = pipeline {
-                req["pipeline"] = p.into();
-            }
-            let render = if history {
-                output::Render::StatusHistory
-            } else {
-                output::Render::Status
-            };
-            (remote, Ok(req), render)
+            history_view = history;
+            (
+                remote,
+                Ok(ControlRequest::Status(PipelineFilter { pipeline })),
+            )
         }
         Command::Executions {
             pipeline,
@@ -198,16 +200,22 @@ async fn remote(command: Command) -> ExitCode {
             remote,
         } => (
             remote,
-            Ok(json!({"command": "list_executions", "pipeline": pipeline, "limit": limit})),
-            output::Render::Executions,
+            Ok(ControlRequest::ListExecutions(ListExecutions {
+                pipeline,
+                limit: Some(limit),
+            })),
         ),
         Command::Show {
             execution_id,
             remote,
         } => (
             remote,
-            Ok(json!({"command": "show", "execution_id": execution_id})),
-            output::Render::Execution,
+            execution_id_arg(&execution_id).map(|execution_id| {
+                ControlRequest::Show(ExecutionRef {
+                    execution_id,
+                    actor: None,
+                })
+            }),
         ),
         Command::Approve {
             execution_id,
@@ -215,8 +223,8 @@ async fn remote(command: Command) -> ExitCode {
             remote,
         } => (
             remote,
-            Ok(json!({"command": "approve", "execution_id": execution_id, "comment": comment})),
-            output::Render::Execution,
+            execution_id_arg(&execution_id)
+                .map(|execution_id| ControlRequest::Approve(decision(execution_id, comment))),
         ),
         Command::Reject {
             execution_id,
@@ -224,43 +232,49 @@ async fn remote(command: Command) -> ExitCode {
             remote,
         } => (
             remote,
-            Ok(json!({"command": "reject", "execution_id": execution_id, "comment": comment})),
-            output::Render::Execution,
+            execution_id_arg(&execution_id)
+                .map(|execution_id| ControlRequest::Reject(decision(execution_id, comment))),
         ),
         Command::Retry {
             execution_id,
             remote,
         } => (
             remote,
-            Ok(json!({"command": "retry", "execution_id": execution_id})),
-            output::Render::Execution,
+            execution_id_arg(&execution_id).map(|execution_id| {
+                ControlRequest::Retry(ExecutionRef {
+                    execution_id,
+                    actor: None,
+                })
+            }),
         ),
         Command::Rollback {
             pipeline,
             environment,
             to,
             remote,
-        } => {
-            let mut req =
-                json!({"command": "rollback", "pipeline": pipeline, "environment": environment});
-            if let Some(to) = to {
-                req["to"] = to.into();
-            }
-            (remote, Ok(req), output::Render::Execution)
-        }
+        } => (
+            remote,
+            environment.parse().map(|environment| {
+                ControlRequest::Rollback(Rollback {
+                    pipeline,
+                    environment,
+                    to,
+                    actor: None,
+                })
+            }),
+        ),
         Command::Release {
             pipeline,
             commit,
             remote,
         } => (
             remote,
-            Ok(json!({
-                "command": "release",
-                "pipeline": pipeline,
-                "commit": commit,
-                "request_id": ulid::Ulid::new().to_string(),
+            Ok(ControlRequest::Release(Release {
+                pipeline,
+                commit,
+                actor: None,
+                request_id: Some(ulid::Ulid::new().to_string()),
             })),
-            output::Render::Execution,
         ),
         Command::Dev(_) => unreachable!("handled in main"),
     };
@@ -271,39 +285,58 @@ async fn remote(command: Command) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // drop nulls so optional arguments are simply absent
-    if let Some(obj) = request.as_object_mut() {
-        obj.retain(|_, v| !v.is_null());
-    }
     let client = ControlClient::new(&remote.function).await;
-    let needs_actor = matches!(
-        request["command"].as_str(),
-        Some("apply_pipeline" | "approve" | "reject" | "retry" | "rollback" | "release")
-    );
-    if needs_actor {
-        match client.caller_arn().await {
-            Ok(arn) => request["actor"] = arn.into(),
-            Err(e) => return client_error(e),
-        }
+    if let Err(e) = act_as_caller(&client, &mut request).await {
+        return client_error(e);
     }
-    match client.invoke(&request).await {
-        Ok(answer) => {
-            if let Some(err) = answer.get("error") {
-                if remote.json {
-                    output::say(&serde_json::to_string_pretty(&answer).unwrap_or_default());
-                } else {
-                    output::print_error(err);
-                }
-                return ExitCode::from(1);
-            }
-            if remote.json {
-                output::say(&serde_json::to_string_pretty(&answer).unwrap_or_default());
-            } else {
-                output::render(render, &answer);
-            }
+    let raw = match client.invoke(&request).await {
+        Ok(raw) => raw,
+        Err(e) => return client_error(e),
+    };
+    let answer = Answer::decode(&request, raw.clone());
+    if remote.json {
+        output::say(&serde_json::to_string_pretty(&raw).unwrap_or_default());
+        return match answer {
+            Ok(Answer::Refused(_)) => ExitCode::from(1),
+            _ => ExitCode::SUCCESS,
+        };
+    }
+    match answer {
+        Ok(Answer::Done(response)) => {
+            output::render(&response, history_view);
             ExitCode::SUCCESS
         }
-        Err(e) => client_error(e),
+        Ok(Answer::Refused(err)) => {
+            output::print_error(&err);
+            ExitCode::from(1)
+        }
+        Err(e) => client_error(client.bad_answer(&e)),
+    }
+}
+
+/// Who the request says acts: the caller's IAM identity (sts:GetCallerIdentity), for the
+/// commands control records an actor for. The one place the CLI names the actor.
+async fn act_as_caller(
+    client: &ControlClient,
+    request: &mut ControlRequest,
+) -> Result<(), ClientError> {
+    if request.records_actor() {
+        request.set_actor(client.caller_arn().await?);
+    }
+    Ok(())
+}
+
+fn execution_id_arg(raw: &str) -> Result<ExecutionId, String> {
+    raw.parse()
+        .map_err(|e: shared::domain::InvalidExecutionId| format!("{raw:?}: {e}"))
+}
+
+fn decision(execution_id: ExecutionId, comment: Option<String>) -> Decide {
+    Decide {
+        execution_id,
+        actor: None,
+        comment,
+        channel: None,
     }
 }
 
@@ -313,7 +346,7 @@ fn client_error(e: ClientError) -> ExitCode {
 }
 
 /// Read a pipeline file and check it locally first, so every problem is shown before any call.
-fn apply_request(file: &PathBuf) -> Result<Value, String> {
+fn apply_request(file: &PathBuf) -> Result<ControlRequest, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let name = file.to_string_lossy();
@@ -326,10 +359,9 @@ fn apply_request(file: &PathBuf) -> Result<Value, String> {
         }
         return Err(msg);
     }
-    let format = match format {
-        shared::domain::Format::Toml => "toml",
-        shared::domain::Format::Yaml => "yaml",
-        shared::domain::Format::Json => "json",
-    };
-    Ok(json!({"command": "apply_pipeline", "definition": text, "format": format}))
+    Ok(ControlRequest::ApplyPipeline(ApplyPipeline {
+        definition: Some(text),
+        format: Some(format.into()),
+        ..ApplyPipeline::default()
+    }))
 }

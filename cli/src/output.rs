@@ -1,22 +1,14 @@
-//! Human output: tables and timelines (`--json` prints the raw answer instead).
+//! Human output: tables and timelines of the typed answers (`--json` prints the raw answer
+//! instead).
 
-use serde_json::Value;
-
-#[derive(Debug, Clone, Copy)]
-pub enum Render {
-    Applied,
-    Pipelines,
-    PipelineShown,
-    Status,
-    /// `status --history`: every kept revision per environment.
-    StatusHistory,
-    Executions,
-    Execution,
-}
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
+use chrono::{DateTime, Utc};
+use shared::domain::{
+    Channel, DeployedRevision, Environment, EnvironmentRevisions, Execution, Verdict,
+};
+use shared::protocol::{
+    ControlError, ControlResponse, FieldChange, PipelineApplied, PipelineList, PipelineShown,
+    StatusReport,
+};
 
 fn short(text: &str, n: usize) -> String {
     let t: String = text.chars().take(n).collect();
@@ -27,14 +19,9 @@ fn short(text: &str, n: usize) -> String {
     }
 }
 
-/// RFC 3339 → `2026-11-21 10:00:01`.
-fn when(v: &Value) -> String {
-    let t = s(v);
-    if t.len() >= 19 {
-        t[..19].replace('T', " ")
-    } else {
-        t.to_string()
-    }
+/// `2026-11-21 10:00:01`.
+fn when(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// A plain-text table with aligned columns.
@@ -68,12 +55,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-pub fn print_error(err: &Value) {
-    eprintln!("error ({}): {}", s(&err["code"]), s(&err["message"]));
-    if let Some(details) = err["details"].as_array() {
-        for d in details {
-            eprintln!("  {}: {}", s(&d["path"]), s(&d["message"]));
-        }
+pub fn print_error(err: &ControlError) {
+    eprintln!("error ({}): {}", err.code, err.message);
+    for d in err.details.iter().flatten() {
+        eprintln!("  {}: {}", d.path, d.message);
     }
 }
 
@@ -85,67 +70,59 @@ pub fn say(text: &str) {
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
-pub fn render(kind: Render, answer: &Value) {
-    let text = match kind {
-        Render::Applied => applied(answer),
-        Render::Pipelines => pipelines(answer),
-        Render::PipelineShown => pipeline_shown(answer),
-        Render::Status => status(answer),
-        Render::StatusHistory => status_history(answer),
-        Render::Executions => executions(answer),
-        Render::Execution => execution(answer.get("execution").unwrap_or(answer)),
+/// Print an answer; `history`: a status shows every kept revision instead of what runs.
+pub fn render(answer: &ControlResponse, history: bool) {
+    let text = match answer {
+        ControlResponse::Applied(a) => applied(a),
+        ControlResponse::Pipelines(a) => pipelines(a),
+        ControlResponse::PipelineShown(a) => pipeline_shown(a),
+        ControlResponse::Status(a) if history => status_history(a),
+        ControlResponse::Status(a) => status(a),
+        ControlResponse::Executions(a) if a.executions.is_empty() => "no executions".into(),
+        ControlResponse::Executions(a) => executions_table(&a.executions),
+        ControlResponse::Execution(a) => execution(&a.execution),
+        ControlResponse::Released(a) => execution(&a.execution),
     };
     say(&text);
 }
 
-fn applied(a: &Value) -> String {
+fn applied(a: &PipelineApplied) -> String {
     let mut out = format!(
         "pipeline {}: {} (version {})",
-        s(&a["pipeline"]),
-        s(&a["result"]),
-        a["version"]
+        a.pipeline, a.result, a.version
     );
-    for c in a["changes"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "\n  {}: {} → {}",
-            s(&c["path"]),
-            c.get("before")
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "(none)".into()),
-            c.get("after")
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "(none)".into())
-        ));
+    for c in &a.changes {
+        out.push_str(&format!("\n  {}", change_line(c)));
     }
     out
 }
 
-/// `{before} → {after}` of one field change.
-fn change_line(c: &Value) -> String {
-    let side = |k: &str| {
-        c.get(k)
+/// `{path}: {before} → {after}` of one field change.
+fn change_line(c: &FieldChange) -> String {
+    let side = |v: &Option<serde_json::Value>| {
+        v.as_ref()
             .map(|v| v.to_string())
             .unwrap_or_else(|| "(none)".into())
     };
-    format!("{}: {} → {}", s(&c["path"]), side("before"), side("after"))
+    format!("{}: {} → {}", c.path, side(&c.before), side(&c.after))
 }
 
-fn pipeline_shown(a: &Value) -> String {
-    let p = &a["pipeline"];
-    let by = |v: &Value| match v.as_str() {
-        Some(actor) => actor.to_string(),
+fn pipeline_shown(a: &PipelineShown) -> String {
+    let p = &a.pipeline;
+    let by = |v: &Option<String>| match v {
+        Some(actor) => actor.clone(),
         None => "(not recorded)".to_string(),
     };
     let mut out = format!(
         "{} version {}, applied {} by {}",
-        s(&p["definition"]["name"]),
-        p["version"],
-        when(&p["applied_at"]),
-        by(&p["applied_by"])
+        p.definition.name,
+        p.version,
+        when(&p.applied_at),
+        by(&p.applied_by)
     );
-    match a["history"].as_array() {
+    match &a.history {
         None => {
-            let text = serde_json::to_string_pretty(&p["definition"]).unwrap_or_default();
+            let text = serde_json::to_string_pretty(&p.definition).unwrap_or_default();
             out.push('\n');
             out.push_str(&text);
         }
@@ -153,19 +130,18 @@ fn pipeline_shown(a: &Value) -> String {
             for v in versions {
                 out.push_str(&format!(
                     "\n\nversion {}  {}  {}",
-                    v["version"],
-                    when(&v["applied_at"]),
-                    by(&v["applied_by"])
+                    v.version,
+                    when(&v.applied_at),
+                    by(&v.applied_by)
                 ));
-                let changes = v["changes"].as_array().cloned().unwrap_or_default();
-                if changes.is_empty() {
-                    out.push_str(if v["version"] == 1 {
+                if v.changes.is_empty() {
+                    out.push_str(if v.version == 1 {
                         "\n  created"
                     } else {
                         "\n  (the version before it is not kept)"
                     });
                 }
-                for c in &changes {
+                for c in &v.changes {
                     out.push_str(&format!("\n  {}", change_line(c)));
                 }
             }
@@ -174,28 +150,19 @@ fn pipeline_shown(a: &Value) -> String {
     out
 }
 
-fn pipelines(a: &Value) -> String {
-    let rows: Vec<Vec<String>> = a["pipelines"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn pipelines(a: &PipelineList) -> String {
+    let rows: Vec<Vec<String>> = a
+        .pipelines
+        .iter()
         .map(|p| {
-            let d = &p["definition"];
+            let d = &p.definition;
             vec![
-                s(&p["name"]).to_string(),
-                s(&p["source"]).to_string(),
-                d["branches"]
-                    .as_array()
-                    .map(|b| {
-                        b.iter()
-                            .map(|x| s(x).to_string())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .unwrap_or_default(),
-                format!("{}/{}", s(&d["prod"]["cluster"]), s(&d["prod"]["service"])),
-                p["version"].to_string(),
-                when(&p["updated_at"]),
+                p.name.clone(),
+                p.source.clone(),
+                d.branches.join(","),
+                format!("{}/{}", d.prod.cluster, d.prod.service),
+                p.version.to_string(),
+                when(&p.updated_at),
             ]
         })
         .collect();
@@ -215,61 +182,55 @@ fn pipelines(a: &Value) -> String {
     )
 }
 
-fn revision_row(env: &str, r: &Value) -> Vec<String> {
-    let cur = &r["current"];
-    if cur.is_null() {
+fn revision_row(env: Environment, r: Option<&EnvironmentRevisions>) -> Vec<String> {
+    let Some(current) = r.and_then(EnvironmentRevisions::current) else {
         return vec![
-            env.into(),
+            env.to_string(),
             "-".into(),
             "-".into(),
             "-".into(),
             "-".into(),
             "nothing deployed by shipgate yet".into(),
         ];
-    }
-    let mut row = history_row(cur);
-    row.insert(0, env.into());
+    };
+    let mut row = history_row(current);
+    row.insert(0, env.to_string());
     row
 }
 
 /// One kept revision: when, how, commit, digest, execution (and what a rollback restored).
-fn history_row(r: &Value) -> Vec<String> {
-    let execution = match r["restores"].as_str() {
-        Some(restored) => format!("{} (restores {restored})", s(&r["execution_id"])),
-        None => s(&r["execution_id"]).to_string(),
+fn history_row(r: &DeployedRevision) -> Vec<String> {
+    let execution = match &r.restores {
+        Some(restored) => format!("{} (restores {restored})", r.execution_id),
+        None => r.execution_id.to_string(),
     };
     vec![
-        short(s(&r["commit"]["sha"]), 12),
-        short(s(&r["image"]["digest"]), 19),
-        when(&r["deployed_at"]),
-        r["how"].as_str().unwrap_or("push").to_string(),
+        short(&r.commit.sha, 12),
+        short(&r.image.digest, 19),
+        when(&r.deployed_at),
+        r.how.as_str().to_string(),
         execution,
     ]
 }
 
 /// Every kept revision of each environment, newest first.
-fn status_history(a: &Value) -> String {
+fn status_history(a: &StatusReport) -> String {
     let mut out = Vec::new();
-    for p in a["pipelines"].as_array().into_iter().flatten() {
-        for env in ["prod", "test"] {
-            out.push(format!("{} {env}:", s(&p["pipeline"])));
-            let rows: Vec<Vec<String>> = p[env]["history"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(history_row)
-                .collect();
+    for p in &a.pipelines {
+        for env in [Environment::Prod, Environment::Test] {
+            out.push(format!("{} {env}:", p.pipeline));
+            let revisions = p.environment(env);
+            let rows: Vec<Vec<String>> = revisions
+                .map(|r| r.history.iter().map(history_row).collect())
+                .unwrap_or_default();
             if rows.is_empty() {
                 out.push("  nothing deployed by shipgate yet".into());
             }
             for line in table(&["COMMIT", "DIGEST", "SINCE", "HOW", "EXECUTION"], &rows).lines() {
                 out.push(format!("  {line}"));
             }
-            if let Some(claim) = p[env]["rollback"].as_object() {
-                out.push(format!(
-                    "  rollback under way: {}",
-                    claim.get("execution_id").map(s).unwrap_or("?")
-                ));
+            if let Some(claim) = revisions.and_then(|r| r.rollback.as_ref()) {
+                out.push(format!("  rollback under way: {}", claim.execution_id));
             }
         }
         out.push(String::new());
@@ -277,13 +238,13 @@ fn status_history(a: &Value) -> String {
     out.join("\n").trim_end().to_string()
 }
 
-fn status(a: &Value) -> String {
+fn status(a: &StatusReport) -> String {
     let mut out = Vec::new();
-    for p in a["pipelines"].as_array().into_iter().flatten() {
-        out.push(format!("{} ({})", s(&p["pipeline"]), s(&p["source"])));
+    for p in &a.pipelines {
+        out.push(format!("{} ({})", p.pipeline, p.source));
         let rows = vec![
-            revision_row("test", &p["test"]),
-            revision_row("prod", &p["prod"]),
+            revision_row(Environment::Test, p.test.as_ref()),
+            revision_row(Environment::Prod, p.prod.as_ref()),
         ];
         for line in table(
             &["ENV", "COMMIT", "DIGEST", "SINCE", "HOW", "EXECUTION"],
@@ -293,21 +254,20 @@ fn status(a: &Value) -> String {
         {
             out.push(format!("  {line}"));
         }
-        let flight = p["in_flight"].as_array().cloned().unwrap_or_default();
-        if flight.is_empty() {
+        if p.in_flight.is_empty() {
             out.push("  in flight: none".into());
         } else {
             out.push("  in flight:".into());
-            for line in executions_table(&flight).lines() {
+            for line in executions_table(&p.in_flight).lines() {
                 out.push(format!("    {line}"));
             }
         }
-        if let Some(latest) = p.get("latest").filter(|l| !l.is_null()) {
+        if let Some(latest) = &p.latest {
             out.push(format!(
                 "  latest: {} {} ({})",
-                s(&latest["id"]),
-                s(&latest["status"]),
-                short(s(&latest["commit"]["sha"]), 12)
+                latest.id,
+                latest.status,
+                short(&latest.commit.sha, 12)
             ));
         }
         out.push(String::new());
@@ -318,22 +278,17 @@ fn status(a: &Value) -> String {
     out.join("\n").trim_end().to_string()
 }
 
-fn executions_table(list: &[Value]) -> String {
+fn executions_table(list: &[Execution]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|e| {
-            let title = s(&e["commit"]["message"])
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string();
             vec![
-                s(&e["id"]).to_string(),
-                s(&e["status"]).to_string(),
-                short(s(&e["commit"]["sha"]), 12),
-                s(&e["commit"]["reference"]).to_string(),
-                when(&e["created_at"]),
-                short(&title, 50),
+                e.id.to_string(),
+                e.status.to_string(),
+                short(&e.commit.sha, 12),
+                e.commit.reference.clone(),
+                when(&e.created_at),
+                short(e.commit.title(), 50),
             ]
         })
         .collect();
@@ -343,80 +298,75 @@ fn executions_table(list: &[Value]) -> String {
     )
 }
 
-fn executions(a: &Value) -> String {
-    let list = a["executions"].as_array().cloned().unwrap_or_default();
-    if list.is_empty() {
-        return "no executions".into();
+fn verdict(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Approve => "approve",
+        Verdict::Reject => "reject",
     }
-    executions_table(&list)
 }
 
-pub fn execution(e: &Value) -> String {
+fn channel(c: Channel) -> &'static str {
+    match c {
+        Channel::EmailLink => "email-link",
+        Channel::Cli => "cli",
+        Channel::Console => "console",
+    }
+}
+
+pub fn execution(e: &Execution) -> String {
     let mut out = Vec::new();
-    out.push(format!("execution  {}", s(&e["id"])));
-    out.push(format!("pipeline   {}", s(&e["pipeline"])));
-    out.push(format!("status     {}", s(&e["status"])));
-    let c = &e["commit"];
+    out.push(format!("execution  {}", e.id));
+    out.push(format!("pipeline   {}", e.pipeline));
+    out.push(format!("status     {}", e.status));
+    let c = &e.commit;
     out.push(format!(
         "commit     {} ({})",
-        if s(&c["sha"]).is_empty() {
+        if c.sha.is_empty() {
             "(branch head)"
         } else {
-            s(&c["sha"])
+            &c.sha
         },
-        s(&c["reference"])
+        c.reference
     ));
-    if let Some(m) = c["message"].as_str() {
-        out.push(format!("message    {}", m.lines().next().unwrap_or("")));
+    if c.message.is_some() {
+        out.push(format!("message    {}", c.title()));
     }
-    if let Some(a) = c["author"].as_str() {
+    if let Some(a) = &c.author {
         out.push(format!("author     {a}"));
     }
-    if let Some(d) = e["image"]["digest"].as_str() {
+    if let Some(image) = &e.image {
         out.push(format!(
             "image      {}@{}",
-            s(&e["image"]["repository_uri"]),
-            d
+            image.repository_uri, image.digest
         ));
     }
-    if let Some(f) = e.get("failure").filter(|f| !f.is_null()) {
-        out.push(format!(
-            "failure    {}: {}",
-            s(&f["stage"]),
-            s(&f["reason"])
-        ));
+    if let Some(f) = &e.failure {
+        out.push(format!("failure    {}: {}", f.stage, f.reason));
     }
-    if let Some(a) = e.get("approval").filter(|a| !a.is_null()) {
-        match a.get("decision").filter(|d| !d.is_null()) {
+    if let Some(a) = &e.approval {
+        match &a.decision {
             Some(d) => out.push(format!(
                 "decision   {} by {} via {} at {}",
-                s(&d["verdict"]),
-                s(&d["actor"]),
-                s(&d["channel"]),
-                when(&d["at"])
+                verdict(d.verdict),
+                d.actor,
+                channel(d.channel),
+                when(&d.at)
             )),
-            None => out.push(format!(
-                "approval   waiting until {}",
-                when(&a["expires_at"])
-            )),
+            None => out.push(format!("approval   waiting until {}", when(&a.expires_at))),
         }
     }
     out.push(String::new());
     out.push("timeline".into());
-    let rows: Vec<Vec<String>> = e["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = e
+        .history
+        .iter()
         .map(|h| {
-            let from = h["from"]
-                .as_str()
-                .map(|f| format!("{f} → "))
-                .unwrap_or_default();
+            let from = h.from.map(|f| format!("{f} → ")).unwrap_or_default();
             vec![
-                when(&h["at"]),
-                format!("{from}{}", s(&h["to"])),
-                s(&h["actor"]).to_string(),
-                s(&h["cause"]).to_string(),
+                when(&h.at),
+                format!("{from}{}", h.to),
+                h.actor.clone(),
+                h.cause.clone(),
             ]
         })
         .collect();
@@ -440,12 +390,23 @@ mod tests {
         assert_eq!(t, "A    LONGER\nxxx  y\nz    w");
     }
 
+    /// A definition named `name` (the example pipeline) in `mode`, as the wire carries it.
+    fn definition(name: &str, mode: &str) -> serde_json::Value {
+        let text = include_str!("../../examples/pipeline.toml")
+            .replace("name = \"hello\"", &format!("name = {name:?}"))
+            .replace("mode = \"superseded\"", &format!("mode = {mode:?}"));
+        let parsed =
+            shared::domain::PipelineDefinition::parse(&text, shared::domain::Format::Toml).unwrap();
+        serde_json::to_value(parsed).unwrap()
+    }
+
     #[test]
     fn execution_timeline() {
-        let e = json!({"id": "01J", "pipeline": "demo", "status": "BUILDING", "commit": {"sha": "9f2c7a1e4b6d8f0a", "reference": "main", "message": "Add x\nmore"},
+        let e = json!({"id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "pipeline": "demo", "status": "BUILDING", "commit": {"sha": "9f2c7a1e4b6d8f0a", "reference": "main", "message": "Add x\nmore"},
+            "version": 2, "created_at": "2026-11-21T10:00:00.123Z", "updated_at": "2026-11-21T10:00:01Z", "trigger": {"kind": "release", "actor": "ops"},
             "history": [{"at": "2026-11-21T10:00:00.123Z", "from": null, "to": "RECEIVED", "actor": "github:ada", "cause": "GitHub push"},
                         {"at": "2026-11-21T10:00:01Z", "from": "RECEIVED", "to": "BUILDING", "actor": "shipgate", "cause": "build b started"}]});
-        let text = execution(&e);
+        let text = execution(&serde_json::from_value(e).unwrap());
         assert!(text.contains("RECEIVED → BUILDING"));
         assert!(text.contains("2026-11-21 10:00:00"));
         assert!(text.contains("message    Add x"));
@@ -453,11 +414,11 @@ mod tests {
 
     #[test]
     fn pipeline_versions() {
-        let a = json!({"pipeline": {"definition": {"name": "demo"}, "version": 2, "applied_at": "2026-11-21T10:00:00Z", "applied_by": "arn:aws:iam::1:user/grace"},
+        let a = json!({"pipeline": {"definition": definition("demo", "queued"), "version": 2, "applied_at": "2026-11-21T10:00:00Z", "applied_by": "arn:aws:iam::1:user/grace"},
             "history": [
                 {"version": 2, "applied_at": "2026-11-21T10:00:00Z", "applied_by": "arn:aws:iam::1:user/grace", "changes": [{"path": "mode", "before": "superseded", "after": "queued"}]},
                 {"version": 1, "applied_at": "2026-11-20T09:00:00Z", "changes": []}]});
-        let text = pipeline_shown(&a);
+        let text = pipeline_shown(&serde_json::from_value(a).unwrap());
         assert!(
             text.starts_with(
                 "demo version 2, applied 2026-11-21 10:00:00 by arn:aws:iam::1:user/grace"
@@ -470,7 +431,8 @@ mod tests {
             "{text}"
         );
         let current = pipeline_shown(
-            &json!({"pipeline": {"definition": {"name": "demo", "mode": "queued"}, "version": 2}}),
+            &serde_json::from_value(json!({"pipeline": {"definition": definition("demo", "queued"), "version": 2, "applied_at": "2026-11-21T10:00:00Z"}}))
+                .unwrap(),
         );
         assert!(current.contains("\"mode\": \"queued\""), "{current}");
     }

@@ -6,6 +6,7 @@
 //! - [`adapters`]: AWS SDK implementations of the ports (SDK types never leave them);
 //! - [`app`]: the use cases, written against the ports only;
 //! - [`wiring`]: the composition root (what each function is made of).
+//! - [`protocol`]: the control requests and answers, shared by `shipgate-control` and the CLI.
 //!
 //! Test support (feature `test-util`): [`fakes`] of every port (domain and ports only), and
 //! [`fake_world`], the fakes wired into the use cases' `Services`. The local sandbox (moto,
@@ -15,6 +16,7 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 pub mod ports;
+pub mod protocol;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "test-util"))]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::{json, Value};
 use shared::domain::github::sign_body;
+use shared::protocol::{Answer, ControlRequest, ControlResponse, PipelineFilter, PipelineList};
 use shipgate_sandbox::DEV_WEBHOOK_SECRET;
 
 #[derive(Args, Debug)]
@@ -145,26 +146,33 @@ async fn pipeline_target(
     pipeline: &str,
 ) -> Result<Target, ExitCode> {
     let url = format!("{base}/2015-03-31/functions/shipgate-control/invocations");
+    let request = ControlRequest::ListPipelines(PipelineFilter::default());
     let resp = client
         .post(&url)
-        .json(&json!({"command": "list_pipelines"}))
+        .json(&request)
         .send()
         .await
         .map_err(|e| unreachable_sandbox(&url, &e))?;
     let answer: Value = resp.json().await.unwrap_or(Value::Null);
-    let Some(list) = answer["pipelines"].as_array() else {
-        eprintln!("error: the sandbox did not list its pipelines: {answer}");
-        return Err(ExitCode::from(1));
+    let list = match Answer::decode(&request, answer.clone()) {
+        Ok(Answer::Done(listed)) => match *listed {
+            ControlResponse::Pipelines(PipelineList { pipelines }) => pipelines,
+            _ => unreachable!("list_pipelines answers a pipeline list"),
+        },
+        _ => {
+            eprintln!("error: the sandbox did not list its pipelines: {answer}");
+            return Err(ExitCode::from(1));
+        }
     };
-    let Some(found) = list.iter().find(|p| p["name"] == pipeline) else {
-        let names: Vec<&str> = list.iter().filter_map(|p| p["name"].as_str()).collect();
+    let Some(found) = list.iter().find(|p| p.name == pipeline) else {
+        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
         eprintln!(
             "error: the sandbox has no pipeline {pipeline:?} (it has: {}); apply one with `shipgate pipeline apply FILE`",
             names.join(", ")
         );
         return Err(ExitCode::from(1));
     };
-    let source = found["source"].as_str().unwrap_or_default();
+    let source = found.source.as_str();
     parse_source(source).ok_or_else(|| {
         eprintln!(
             "error: pipeline {pipeline} has a source shipgate dev push cannot send to: {source:?}"

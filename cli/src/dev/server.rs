@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 use shared::http::{HttpRequest, HttpResponse};
+use shared::protocol::{ControlRequest, PipelineApplied};
 
 use super::DevState;
 
@@ -258,7 +259,10 @@ async fn invoke(
     let svc = &state.services_of(profile);
     let result: Result<Value, (String, String)> = match function {
         "control" => {
-            let applies = payload["command"] == "apply_pipeline";
+            let applies = matches!(
+                ControlRequest::decode(payload.clone()),
+                Ok(ControlRequest::ApplyPipeline(_))
+            );
             let answer = control::handler::handle(svc, payload).await;
             if applies {
                 provision_applied(&state, &answer).await;
@@ -319,12 +323,11 @@ async fn invoke(
 /// a push right after runs like one to the demo pipeline. The answer is the control function's,
 /// unchanged.
 async fn provision_applied(state: &DevState, answer: &Value) {
-    let Some(name) = answer["pipeline"]
-        .as_str()
-        .filter(|_| answer["error"].is_null())
-    else {
+    // a refusal is not a `PipelineApplied`
+    let Ok(PipelineApplied { pipeline: name, .. }) = serde_json::from_value(answer.clone()) else {
         return;
     };
+    let name = name.as_str();
     let pipeline = match state.services.store.get_pipeline(name).await {
         Ok(Some(p)) => p.definition,
         Ok(None) => return,

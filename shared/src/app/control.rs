@@ -1,35 +1,16 @@
 //! Operator use cases: pipelines, status, retry, rollback, release.
 
-use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, instrument};
 
 use super::sources::{start_execution, StartRequest, Started};
 use super::{AppError, Applied, Services};
 use crate::domain::{
-    Environment, EnvironmentRevisions, Event, Execution, ExecutionId, PipelineDefinition, Status,
-    Trigger,
+    Environment, Event, Execution, ExecutionId, PipelineDefinition, Status, Trigger,
 };
-
-/// One changed field of a pipeline definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub before: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub after: Option<Value>,
-}
-
-/// What `apply_pipeline` did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PipelineApplied {
-    pub pipeline: String,
-    /// `created`, `updated` or `unchanged`.
-    pub result: &'static str,
-    pub version: u64,
-    pub changes: Vec<FieldChange>,
-}
+pub use crate::protocol::{
+    ApplyResult, FieldChange, PipelineApplied, PipelineShown, PipelineStatus, PipelineVersion,
+};
 
 /// Leaf-by-leaf difference of two JSON documents.
 pub fn diff(before: &Value, after: &Value) -> Vec<FieldChange> {
@@ -82,7 +63,7 @@ pub async fn apply_pipeline(
         if existing.definition == definition {
             return Ok(PipelineApplied {
                 pipeline: definition.name,
-                result: "unchanged",
+                result: ApplyResult::Unchanged,
                 version: existing.version,
                 changes: vec![],
             });
@@ -94,13 +75,17 @@ pub async fn apply_pipeline(
         .await?;
     let after = serde_json::to_value(&definition).unwrap_or(Value::Null);
     let (result, changes) = match &written.previous {
-        None => ("created", vec![]),
+        None => (ApplyResult::Created, vec![]),
         Some(prev) => (
-            "updated",
+            ApplyResult::Updated,
             diff(&serde_json::to_value(prev).unwrap_or(Value::Null), &after),
         ),
     };
-    info!(result, version = written.version, "pipeline applied");
+    info!(
+        result = result.as_str(),
+        version = written.version,
+        "pipeline applied"
+    );
     Ok(PipelineApplied {
         pipeline: definition.name,
         result,
@@ -111,28 +96,6 @@ pub async fn apply_pipeline(
 
 /// Versions `show_pipeline` lists at most (newest first).
 pub const PIPELINE_HISTORY_LIMIT: usize = 50;
-
-/// One version of a pipeline, as `show_pipeline --history` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PipelineVersion {
-    pub version: u64,
-    pub applied_at: chrono::DateTime<chrono::Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub applied_by: Option<String>,
-    /// What this version changed, relative to the version before it (empty for the first
-    /// version, or when the version before it is no longer kept).
-    pub changes: Vec<FieldChange>,
-}
-
-/// What `show_pipeline` answers.
-#[derive(Debug, Clone, Serialize)]
-pub struct PipelineShown {
-    /// The current definition, its version and who applied it when.
-    pub pipeline: crate::ports::StoredPipeline,
-    /// With `history`: every kept version, newest first (the current one included).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history: Option<Vec<PipelineVersion>>,
-}
 
 /// The current definition of a pipeline and, with `history`, its versions.
 #[instrument(skip(svc))]
@@ -178,22 +141,6 @@ pub async fn show_pipeline(
         pipeline: current,
         history: Some(listed),
     })
-}
-
-/// What runs in an environment and what is in flight.
-#[derive(Debug, Clone, Serialize)]
-pub struct PipelineStatus {
-    pub pipeline: String,
-    pub source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub test: Option<EnvironmentRevisions>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prod: Option<EnvironmentRevisions>,
-    /// Executions not yet finished, newest first.
-    pub in_flight: Vec<Execution>,
-    /// The newest execution, finished or not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latest: Option<Execution>,
 }
 
 /// Status of one pipeline or all.

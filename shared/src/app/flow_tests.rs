@@ -604,17 +604,17 @@ async fn apply_pipeline_reports_changes() {
     let r = control::apply_pipeline(&w.services, p.clone(), "ops")
         .await
         .unwrap();
-    assert_eq!((r.result, r.version), ("created", 1));
+    assert_eq!((r.result.as_str(), r.version), ("created", 1));
     let r = control::apply_pipeline(&w.services, p.clone(), "ops")
         .await
         .unwrap();
-    assert_eq!(r.result, "unchanged");
+    assert_eq!(r.result.as_str(), "unchanged");
     let mut p2 = p.clone();
     p2.test.service = "hello-test-2".into();
     let r = control::apply_pipeline(&w.services, p2, "ops")
         .await
         .unwrap();
-    assert_eq!((r.result, r.version), ("updated", 2));
+    assert_eq!((r.result.as_str(), r.version), ("updated", 2));
     assert_eq!(r.changes.len(), 1);
     assert_eq!(r.changes[0].path, "test.service");
     let st = control::status(&w.services, Some("hello")).await.unwrap();
