@@ -1,0 +1,63 @@
+//! Ids, statuses, commits and the stored JSON form of an execution.
+
+use super::fixtures::*;
+use super::*;
+
+#[test]
+fn image_tags() {
+    let e = new_exec();
+    assert_eq!(e.image_tag(), "0123456789ab");
+    let mut release = new_exec();
+    release.commit.sha = String::new();
+    assert!(release.image_tag().starts_with("r-"));
+    assert_eq!(
+        release.image_tag(),
+        release.image_tag().to_ascii_lowercase()
+    );
+}
+
+#[test]
+fn ids_statuses_and_environments_parse() {
+    let id = ExecutionId::generate(t(0));
+    assert_eq!(id.as_str().len(), 26);
+    assert_eq!(id.as_str().parse::<ExecutionId>().unwrap(), id);
+    assert!("nope".parse::<ExecutionId>().is_err());
+    assert!(
+        ExecutionId::generate(t(0)) < ExecutionId::generate(t(1)),
+        "ids sort by time"
+    );
+    for s in Status::ALL {
+        assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
+        assert_eq!(
+            serde_json::to_value(s).unwrap(),
+            serde_json::json!(s.as_str())
+        );
+    }
+    assert_eq!("PROD".parse::<Environment>().unwrap(), Environment::Prod);
+    assert!("staging".parse::<Environment>().is_err());
+}
+
+#[test]
+fn commit_helpers() {
+    let c = new_exec().commit;
+    assert_eq!(c.short_sha(), "0123456789ab");
+    assert_eq!(c.title(), "Add health check");
+    let short = Commit {
+        sha: "abc".into(),
+        ..Default::default()
+    };
+    assert_eq!(short.short_sha(), "abc");
+    assert_eq!(short.title(), "");
+}
+
+#[test]
+fn execution_json_round_trip() {
+    let e = at(Status::Succeeded);
+    let json = serde_json::to_string(&e).unwrap();
+    let back: Execution = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, e);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["status"], "SUCCEEDED");
+    assert_eq!(v["trigger"]["kind"], "github_push");
+    assert_eq!(v["approval"]["decision"]["channel"], "email-link");
+}
