@@ -61,3 +61,21 @@ fn execution_json_round_trip() {
     assert_eq!(v["trigger"]["kind"], "github_push");
     assert_eq!(v["approval"]["decision"]["channel"], "email-link");
 }
+
+/// Executions exactly as the store holds them (one JSON document per line, as written before
+/// `Failure::stage` became an enum): builds failed with and without a link, failed test and prod
+/// deployments, a rolled-back release, a success, a completed rollback, a release and a
+/// CodeCommit push.
+const STORED: &str = include_str!("stored-executions.jsonl");
+
+#[test]
+fn stored_executions_decode_and_encode_to_the_same_bytes() {
+    let mut stages = Vec::new();
+    for line in STORED.lines() {
+        let e: Execution = serde_json::from_str(line).expect("a stored execution decodes");
+        assert_eq!(serde_json::to_string(&e).unwrap(), line, "{}", e.id);
+        stages.extend(e.failure.map(|f| f.stage.to_string()));
+    }
+    assert_eq!(STORED.lines().count(), 9);
+    assert_eq!(stages, ["build", "build", "test", "prod", "prod"]);
+}
