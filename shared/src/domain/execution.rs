@@ -353,11 +353,53 @@ pub struct Approval {
     pub decision: Option<Decision>,
 }
 
+/// The part of an execution that failed: its build, or its deployment to test or to production.
+/// Stored as `build`, `test` or `prod`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Build,
+    Test,
+    Prod,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Build, Stage::Test, Stage::Prod];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Build => "build",
+            Stage::Test => "test",
+            Stage::Prod => "prod",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for a string that is not a stage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown stage {0:?} (expected build, test or prod)")]
+pub struct UnknownStage(pub String);
+
+impl FromStr for Stage {
+    type Err = UnknownStage;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownStage(s.to_string()))
+    }
+}
+
 /// Why an execution failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
-    /// `build`, `test` or `prod`.
-    pub stage: String,
+    pub stage: Stage,
     pub reason: String,
     /// Link to the build logs or the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -79,3 +79,31 @@ fn stored_executions_decode_and_encode_to_the_same_bytes() {
     assert_eq!(STORED.lines().count(), 9);
     assert_eq!(stages, ["build", "build", "test", "prod", "prod"]);
 }
+
+#[test]
+fn stages_are_stored_as_lowercase_words() {
+    for (stage, text) in [
+        (Stage::Build, "build"),
+        (Stage::Test, "test"),
+        (Stage::Prod, "prod"),
+    ] {
+        assert_eq!(stage.to_string(), text);
+        assert_eq!(
+            serde_json::to_string(&stage).unwrap(),
+            format!("\"{text}\"")
+        );
+        assert_eq!(
+            serde_json::from_str::<Stage>(&format!("\"{text}\"")).unwrap(),
+            stage
+        );
+        assert_eq!(text.parse::<Stage>(), Ok(stage));
+        assert_eq!(text.to_ascii_uppercase().parse::<Stage>(), Ok(stage));
+    }
+    assert_eq!(Stage::ALL.len(), 3);
+    let err = "deploy".parse::<Stage>().unwrap_err();
+    assert_eq!(err, UnknownStage("deploy".into()));
+    assert_eq!(
+        err.to_string(),
+        "unknown stage \"deploy\" (expected build, test or prod)"
+    );
+}

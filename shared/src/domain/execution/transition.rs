@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     channel_name, Approval, Decision, DeploymentRecord, Environment, Execution, ExecutionId,
-    Failure, HistoryEntry, ImageRef, Status, Verdict,
+    Failure, HistoryEntry, ImageRef, Stage, Status, Verdict,
 };
 
 /// Something that happened to an execution.
@@ -213,7 +213,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
         }
         (S::Received, Event::BuildStartFailed { reason }) => {
             next.failure = Some(Failure {
-                stage: "build".into(),
+                stage: Stage::Build,
                 reason: reason.clone(),
                 link: None,
             });
@@ -277,7 +277,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 None => format!("build {status}: {reason}"),
             };
             next.failure = Some(Failure {
-                stage: "build".into(),
+                stage: Stage::Build,
                 reason: cause.clone(),
                 link,
             });
@@ -314,7 +314,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             },
         ) => {
             next.failure = Some(Failure {
-                stage: "test".into(),
+                stage: Stage::Test,
                 reason: reason.clone(),
                 link: None,
             });
@@ -332,7 +332,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             },
         ) if exec.prod.is_none() => {
             next.failure = Some(Failure {
-                stage: "prod".into(),
+                stage: Stage::Prod,
                 reason: reason.clone(),
                 link: None,
             });
@@ -397,7 +397,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
         ) => {
             expect_deployment(exec.test.as_ref(), "test", &deployment_id)?;
             next.failure = Some(Failure {
-                stage: "test".into(),
+                stage: Stage::Test,
                 reason: reason.clone(),
                 link: None,
             });
@@ -416,7 +416,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
         ) => {
             expect_deployment(exec.prod.as_ref(), "prod", &deployment_id)?;
             next.failure = Some(Failure {
-                stage: "prod".into(),
+                stage: Stage::Prod,
                 reason: reason.clone(),
                 link: None,
             });

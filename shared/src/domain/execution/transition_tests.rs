@@ -181,7 +181,7 @@ fn failure_edges() {
     assert!(f.failure.unwrap().reason.contains("AccessDenied"));
 
     let f = at(Status::BuildFailed);
-    assert_eq!(f.failure.as_ref().unwrap().stage, "build");
+    assert_eq!(f.failure.as_ref().unwrap().stage, Stage::Build);
     assert_eq!(
         f.history.last().unwrap().cause,
         "build FAILED in phase BUILD: exit 1"
@@ -197,7 +197,7 @@ fn failure_edges() {
     assert_eq!((f.status, fx), (Status::TestFailed, vec![Effect::Notify]));
 
     let f = at(Status::TestFailed);
-    assert_eq!(f.failure.as_ref().unwrap().stage, "test");
+    assert_eq!(f.failure.as_ref().unwrap().stage, Stage::Test);
 
     let mut deploying_prod = at(Status::AwaitingApproval);
     deploying_prod = step(
@@ -217,7 +217,7 @@ fn failure_edges() {
     assert_eq!((f.status, fx), (Status::ProdFailed, vec![Effect::Notify]));
 
     let f = at(Status::ProdFailed);
-    assert_eq!(f.failure.as_ref().unwrap().stage, "prod");
+    assert_eq!(f.failure.as_ref().unwrap().stage, Stage::Prod);
 
     let (r, fx) = step(
         &at(Status::AwaitingApproval),
