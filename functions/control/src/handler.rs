@@ -371,7 +371,10 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
         }
         "rollback" => {
             let a: RollbackArgs = args(&command, rest)?;
-            let env: Environment = a.environment.parse().map_err(CommandError::invalid)?;
+            let env = a
+                .environment
+                .parse::<Environment>()
+                .map_err(|e| CommandError::invalid(e.to_string()))?;
             let exec =
                 control::rollback(svc, &a.pipeline, env, a.to.as_deref(), &actor(a.actor)).await?;
             Ok(json!({ "execution": exec }))

@@ -149,13 +149,18 @@ impl fmt::Display for Status {
     }
 }
 
+/// Error for a string that is not a status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?}")]
+pub struct UnknownStatus(pub String);
+
 impl FromStr for Status {
-    type Err = String;
+    type Err = UnknownStatus;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Status::ALL
             .into_iter()
             .find(|st| st.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown status {s:?}"))
+            .ok_or_else(|| UnknownStatus(s.to_string()))
     }
 }
 
@@ -182,15 +187,18 @@ impl fmt::Display for Environment {
     }
 }
 
+/// Error for a string that is not an environment (holds it in lower case).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown environment {0:?} (expected test or prod)")]
+pub struct UnknownEnvironment(pub String);
+
 impl FromStr for Environment {
-    type Err = String;
+    type Err = UnknownEnvironment;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "test" => Ok(Environment::Test),
             "prod" | "production" => Ok(Environment::Prod),
-            other => Err(format!(
-                "unknown environment {other:?} (expected test or prod)"
-            )),
+            other => Err(UnknownEnvironment(other.to_string())),
         }
     }
 }

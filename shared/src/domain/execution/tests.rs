@@ -107,3 +107,16 @@ fn stages_are_stored_as_lowercase_words() {
         "unknown stage \"deploy\" (expected build, test or prod)"
     );
 }
+
+#[test]
+fn parse_errors_are_typed_and_name_the_text() {
+    let env = "Staging".parse::<Environment>().unwrap_err();
+    assert_eq!(env, UnknownEnvironment("staging".into()));
+    assert_eq!(
+        env.to_string(),
+        "unknown environment \"staging\" (expected test or prod)"
+    );
+    let status = "DONE".parse::<Status>().unwrap_err();
+    assert_eq!(status, UnknownStatus("DONE".into()));
+    assert_eq!(status.to_string(), "unknown status \"DONE\"");
+}
