@@ -256,3 +256,33 @@ fn terminal_states_accept_nothing_but_rollback_or_retry() {
     assert!(Status::BuildFailed.is_failure());
     assert!(!Status::Rejected.is_failure());
 }
+
+#[test]
+fn an_unknown_deployment_names_its_environment() {
+    for (status, env) in [
+        (Status::DeployingTest, Environment::Test),
+        (Status::DeployingProd, Environment::Prod),
+    ] {
+        let err = apply(
+            &at(status),
+            Event::DeployFailed {
+                deployment_id: "ecs-svc/other".into(),
+                reason: "x".into(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::UnknownDeployment {
+                expected: env,
+                got: "ecs-svc/other".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "deployment ecs-svc/other is not the current {env} deployment of this execution"
+            )
+        );
+    }
+}

@@ -155,7 +155,7 @@ pub enum DomainError {
     #[error("{event} was already applied")]
     AlreadyApplied { event: &'static str },
     #[error("deployment {got} is not the current {expected} deployment of this execution")]
-    UnknownDeployment { expected: &'static str, got: String },
+    UnknownDeployment { expected: Environment, got: String },
     #[error("a test deployment completed but no approval round was supplied")]
     MissingApproval,
     #[error("the approval does not expire until {expires_at}")]
@@ -349,7 +349,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 approval,
             },
         ) => {
-            expect_deployment(exec.test.as_ref(), "test", &deployment_id)?;
+            expect_deployment(exec, Environment::Test, &deployment_id)?;
             if exec.trigger.is_rollback() {
                 (
                     S::Succeeded,
@@ -377,7 +377,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             }
         }
         (S::DeployingProd, Event::DeployCompleted { deployment_id, .. }) => {
-            expect_deployment(exec.prod.as_ref(), "prod", &deployment_id)?;
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
             let mut effects = vec![Effect::RecordRevision(Environment::Prod)];
             if exec.rollback_replaces().is_some() {
                 effects.push(Effect::MarkRolledBack);
@@ -395,7 +395,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 reason,
             },
         ) => {
-            expect_deployment(exec.test.as_ref(), "test", &deployment_id)?;
+            expect_deployment(exec, Environment::Test, &deployment_id)?;
             next.failure = Some(Failure {
                 stage: Stage::Test,
                 reason: reason.clone(),
@@ -414,7 +414,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 reason,
             },
         ) => {
-            expect_deployment(exec.prod.as_ref(), "prod", &deployment_id)?;
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
             next.failure = Some(Failure {
                 stage: Stage::Prod,
                 reason: reason.clone(),
@@ -427,11 +427,11 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             )
         }
         (S::DeployingTest, Event::DeployReplaced { deployment_id }) => {
-            expect_deployment(exec.test.as_ref(), "test", &deployment_id)?;
+            expect_deployment(exec, Environment::Test, &deployment_id)?;
             (S::Superseded, format!("test deployment {deployment_id} was replaced by another deployment before it completed"), vec![])
         }
         (S::DeployingProd, Event::DeployReplaced { deployment_id }) => {
-            expect_deployment(exec.prod.as_ref(), "prod", &deployment_id)?;
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
             (S::Superseded, format!("prod deployment {deployment_id} was replaced by another deployment before it completed"), vec![])
         }
         (S::AwaitingApproval, Event::ApprovalRequested { message_id }) => {
@@ -559,12 +559,13 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
     })
 }
 
+/// `got` must be the deployment the execution started to `expected`.
 fn expect_deployment(
-    recorded: Option<&DeploymentRecord>,
-    expected: &'static str,
+    exec: &Execution,
+    expected: Environment,
     got: &str,
 ) -> Result<(), DomainError> {
-    match recorded {
+    match exec.deployment(expected) {
         Some(d) if d.deployment_id == got => Ok(()),
         _ => Err(DomainError::UnknownDeployment {
             expected,
