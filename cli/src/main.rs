@@ -254,14 +254,17 @@ async fn remote(command: Command) -> ExitCode {
             remote,
         } => (
             remote,
-            environment.parse().map(|environment| {
-                ControlRequest::Rollback(Rollback {
-                    pipeline,
-                    environment,
-                    to,
-                    actor: None,
+            environment
+                .parse()
+                .map(|environment| {
+                    ControlRequest::Rollback(Rollback {
+                        pipeline,
+                        environment,
+                        to,
+                        actor: None,
+                    })
                 })
-            }),
+                .map_err(|e: shared::domain::UnknownEnvironment| e.to_string()),
         ),
         Command::Release {
             pipeline,

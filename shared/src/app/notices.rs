@@ -294,7 +294,7 @@ mod tests {
         );
         e.status = Status::ProdFailed;
         e.failure = Some(crate::domain::Failure {
-            stage: "prod".into(),
+            stage: crate::domain::Stage::Prod,
             reason: "circuit breaker".into(),
             link: Some("https://logs".into()),
         });

@@ -1,0 +1,583 @@
+//! The execution state machine. A transition is a pure function
+//! `(Execution, Change) -> Result<Transition, DomainError>`; the caller persists the new execution
+//! with a conditional write on `(status, version)` and, only if that write won, performs the
+//! returned effects.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    channel_name, Approval, Decision, DeploymentRecord, Environment, Execution, ExecutionId,
+    Failure, HistoryEntry, ImageRef, Stage, Status, Verdict,
+};
+
+/// Something that happened to an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `codebuild:StartBuild` answered with this build id.
+    BuildStarted { build_id: String },
+    /// `codebuild:StartBuild` failed.
+    BuildStartFailed { reason: String },
+    /// CodeBuild reported progress (history only).
+    BuildProgress { phase: String },
+    /// The build succeeded and pushed this image. `resolved_sha`: the commit a build of a branch
+    /// head (or of an abbreviated SHA) checked out; `note`: a fact for the history line.
+    BuildSucceeded {
+        image: ImageRef,
+        resolved_sha: Option<String>,
+        note: Option<String>,
+    },
+    /// The build failed, stopped, faulted or timed out.
+    BuildFailed {
+        status: String,
+        phase: Option<String>,
+        reason: String,
+        link: Option<String>,
+    },
+    /// A deployment to `deployment.environment` was started.
+    DeployStarted { deployment: DeploymentRecord },
+    /// Starting a deployment failed (registering the revision or updating the service).
+    DeployStartFailed {
+        environment: Environment,
+        reason: String,
+    },
+    /// ECS reported the deployment complete. `approval` opens the approval round for a test
+    /// deployment (ignored for rollbacks and prod).
+    DeployCompleted {
+        deployment_id: String,
+        approval: Option<ApprovalGrant>,
+    },
+    /// ECS reported the deployment failed (circuit breaker rolled it back).
+    DeployFailed {
+        deployment_id: String,
+        reason: String,
+    },
+    /// Another deployment replaced ours before it completed.
+    DeployReplaced { deployment_id: String },
+    /// The approval request was published.
+    ApprovalRequested { message_id: String },
+    /// A person decided.
+    Decided { decision: Decision },
+    /// The approval window closed.
+    ApprovalExpired,
+    /// A newer execution of the pipeline now awaits approval.
+    Superseded { by: ExecutionId },
+    /// The environment was pointed back at an earlier revision by execution `by`.
+    RolledBack { by: ExecutionId },
+    /// An operator restarts a failed execution from its failed stage.
+    Retry,
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::BuildStarted { .. } => "BuildStarted",
+            Event::BuildStartFailed { .. } => "BuildStartFailed",
+            Event::BuildProgress { .. } => "BuildProgress",
+            Event::BuildSucceeded { .. } => "BuildSucceeded",
+            Event::BuildFailed { .. } => "BuildFailed",
+            Event::DeployStarted { .. } => "DeployStarted",
+            Event::DeployStartFailed { .. } => "DeployStartFailed",
+            Event::DeployCompleted { .. } => "DeployCompleted",
+            Event::DeployFailed { .. } => "DeployFailed",
+            Event::DeployReplaced { .. } => "DeployReplaced",
+            Event::ApprovalRequested { .. } => "ApprovalRequested",
+            Event::Decided { .. } => "Decided",
+            Event::ApprovalExpired => "ApprovalExpired",
+            Event::Superseded { .. } => "Superseded",
+            Event::RolledBack { .. } => "RolledBack",
+            Event::Retry => "Retry",
+        }
+    }
+}
+
+/// Nonce and expiry of a new approval round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalGrant {
+    pub nonce: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An event with when it happened and who caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub event: Event,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+}
+
+impl Change {
+    pub fn new(event: Event, at: DateTime<Utc>, actor: impl Into<String>) -> Change {
+        Change {
+            event,
+            at,
+            actor: actor.into(),
+        }
+    }
+}
+
+/// Work to do after a transition was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Start a CodeBuild build of the commit.
+    StartBuild,
+    /// Deploy the execution's image to the test service.
+    DeployTest,
+    /// Publish the approval request.
+    RequestApproval,
+    /// Older executions of the pipeline still awaiting approval become `SUPERSEDED`.
+    SupersedeOlder,
+    /// Deploy the tested digest to production.
+    DeployProd,
+    /// Record what now runs in the environment (for status and rollback).
+    RecordRevision(Environment),
+    /// Record that the environment was asked to run this execution's release and the
+    /// deployment failed (what rollback moves away from), releasing a rollback claim it held.
+    RecordFailure(Environment),
+    /// A completed rollback: the release it moved away from becomes `ROLLED_BACK`.
+    MarkRolledBack,
+    /// Send a notice about the new status on the pipeline's notification topic.
+    Notify,
+}
+
+/// The result of a legal transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub execution: Execution,
+    pub effects: Vec<Effect>,
+}
+
+/// Why a change does not apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{event} does not apply to an execution in {status}")]
+    IllegalTransition { status: Status, event: &'static str },
+    /// The change was already applied (a repeated event): nothing to do.
+    #[error("{event} was already applied")]
+    AlreadyApplied { event: &'static str },
+    #[error("deployment {got} is not the current {expected} deployment of this execution")]
+    UnknownDeployment { expected: Environment, got: String },
+    #[error("a test deployment completed but no approval round was supplied")]
+    MissingApproval,
+    #[error("the approval does not expire until {expires_at}")]
+    NotExpired { expires_at: DateTime<Utc> },
+    #[error("retry needs {0}")]
+    CannotRetry(&'static str),
+}
+
+/// Effects a stored execution still owes: what the winner of its last transition was to do
+/// next. Used to resume work after a Lambda died mid-way (sweeper, or a redelivered event after
+/// the state stopped changing for a while). Every effect listed is safe to repeat.
+pub fn pending_effects(exec: &Execution) -> Vec<Effect> {
+    match exec.status {
+        Status::Received if exec.build_id.is_none() => vec![Effect::StartBuild],
+        Status::Built => vec![Effect::DeployTest],
+        Status::AwaitingApproval
+            if exec
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.message_id.is_none()) =>
+        {
+            vec![
+                Effect::RecordRevision(Environment::Test),
+                Effect::SupersedeOlder,
+                Effect::RequestApproval,
+            ]
+        }
+        Status::DeployingProd if exec.prod.is_none() => vec![Effect::DeployProd],
+        // recording what runs is idempotent; owed in case the write after SUCCEEDED failed
+        Status::Succeeded if exec.prod.is_some() => vec![Effect::RecordRevision(Environment::Prod)],
+        Status::Succeeded if exec.test.is_some() => vec![Effect::RecordRevision(Environment::Test)],
+        _ => vec![],
+    }
+}
+
+/// Apply a change to an execution.
+pub fn transition(exec: &Execution, change: Change) -> Result<Transition, DomainError> {
+    use Status as S;
+    let name = change.event.name();
+    let illegal = || DomainError::IllegalTransition {
+        status: exec.status,
+        event: name,
+    };
+    let mut next = exec.clone();
+    let (to, cause, effects): (Status, String, Vec<Effect>) = match (exec.status, change.event) {
+        (S::Received, Event::BuildStarted { build_id }) => {
+            let cause = format!("build {build_id} started");
+            next.build_id = Some(build_id);
+            (S::Building, cause, vec![])
+        }
+        (S::Building, Event::BuildStarted { build_id })
+            if exec.build_id.as_deref() == Some(build_id.as_str()) =>
+        {
+            return Err(DomainError::AlreadyApplied { event: name });
+        }
+        (S::Received, Event::BuildStartFailed { reason }) => {
+            next.failure = Some(Failure {
+                stage: Stage::Build,
+                reason: reason.clone(),
+                link: None,
+            });
+            (
+                S::BuildFailed,
+                format!("build could not be started: {reason}"),
+                vec![Effect::Notify],
+            )
+        }
+        (S::Building, Event::BuildProgress { phase }) => {
+            let cause = format!("build phase {phase}");
+            if exec.history.last().is_some_and(|h| h.cause == cause) {
+                return Err(DomainError::AlreadyApplied { event: name });
+            }
+            (S::Building, cause, vec![])
+        }
+        (
+            S::Building,
+            Event::BuildSucceeded {
+                image,
+                resolved_sha,
+                note,
+            },
+        ) => {
+            if let Some(sha) = resolved_sha.filter(|s| {
+                s.len() == 40
+                    && s.chars().all(|c| c.is_ascii_hexdigit())
+                    && s.starts_with(&exec.commit.sha.to_ascii_lowercase())
+                    && *s != exec.commit.sha
+            }) {
+                next.history.push(HistoryEntry {
+                    at: change.at,
+                    from: Some(S::Building),
+                    to: S::Building,
+                    cause: match exec.commit.sha.as_str() {
+                        "" => format!("{} resolved to commit {sha}", exec.commit.reference),
+                        given => format!("commit {given} resolved to {sha}"),
+                    },
+                    actor: change.actor.clone(),
+                });
+                next.commit.sha = sha;
+            }
+            let mut cause = format!("build succeeded: {}", image.pinned());
+            if let Some(note) = note {
+                cause = format!("{cause} ({note})");
+            }
+            next.image = Some(image);
+            (S::Built, cause, vec![Effect::DeployTest])
+        }
+        (
+            S::Building,
+            Event::BuildFailed {
+                status,
+                phase,
+                reason,
+                link,
+            },
+        ) => {
+            let cause = match &phase {
+                Some(p) => format!("build {status} in phase {p}: {reason}"),
+                None => format!("build {status}: {reason}"),
+            };
+            next.failure = Some(Failure {
+                stage: Stage::Build,
+                reason: cause.clone(),
+                link,
+            });
+            (S::BuildFailed, cause, vec![Effect::Notify])
+        }
+        (S::Built, Event::DeployStarted { deployment })
+            if deployment.environment == Environment::Test =>
+        {
+            let cause = format!(
+                "test deployment {} started ({})",
+                deployment.deployment_id, deployment.task_definition
+            );
+            next.test = Some(deployment);
+            (S::DeployingTest, cause, vec![])
+        }
+        (S::DeployingProd, Event::DeployStarted { deployment })
+            if deployment.environment == Environment::Prod =>
+        {
+            if exec.prod.is_some() {
+                return Err(DomainError::AlreadyApplied { event: name });
+            }
+            let cause = format!(
+                "prod deployment {} started ({})",
+                deployment.deployment_id, deployment.task_definition
+            );
+            next.prod = Some(deployment);
+            (S::DeployingProd, cause, vec![])
+        }
+        (
+            S::Built,
+            Event::DeployStartFailed {
+                environment: Environment::Test,
+                reason,
+            },
+        ) => {
+            next.failure = Some(Failure {
+                stage: Stage::Test,
+                reason: reason.clone(),
+                link: None,
+            });
+            (
+                S::TestFailed,
+                format!("test deployment could not be started: {reason}"),
+                vec![Effect::Notify],
+            )
+        }
+        (
+            S::DeployingProd,
+            Event::DeployStartFailed {
+                environment: Environment::Prod,
+                reason,
+            },
+        ) if exec.prod.is_none() => {
+            next.failure = Some(Failure {
+                stage: Stage::Prod,
+                reason: reason.clone(),
+                link: None,
+            });
+            (
+                S::ProdFailed,
+                format!("prod deployment could not be started: {reason}"),
+                vec![Effect::Notify],
+            )
+        }
+        (
+            S::DeployingTest,
+            Event::DeployCompleted {
+                deployment_id,
+                approval,
+            },
+        ) => {
+            expect_deployment(exec, Environment::Test, &deployment_id)?;
+            if exec.trigger.is_rollback() {
+                (
+                    S::Succeeded,
+                    format!("test rollback deployment {deployment_id} completed"),
+                    vec![Effect::RecordRevision(Environment::Test)],
+                )
+            } else {
+                let grant = approval.ok_or(DomainError::MissingApproval)?;
+                next.approval = Some(Approval {
+                    nonce: grant.nonce,
+                    requested_at: change.at,
+                    expires_at: grant.expires_at,
+                    message_id: None,
+                    decision: None,
+                });
+                (
+                    S::AwaitingApproval,
+                    format!("test deployment {deployment_id} completed; approval requested"),
+                    vec![
+                        Effect::RecordRevision(Environment::Test),
+                        Effect::SupersedeOlder,
+                        Effect::RequestApproval,
+                    ],
+                )
+            }
+        }
+        (S::DeployingProd, Event::DeployCompleted { deployment_id, .. }) => {
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
+            let mut effects = vec![Effect::RecordRevision(Environment::Prod)];
+            if exec.rollback_replaces().is_some() {
+                effects.push(Effect::MarkRolledBack);
+            }
+            (
+                S::Succeeded,
+                format!("prod deployment {deployment_id} completed"),
+                effects,
+            )
+        }
+        (
+            S::DeployingTest,
+            Event::DeployFailed {
+                deployment_id,
+                reason,
+            },
+        ) => {
+            expect_deployment(exec, Environment::Test, &deployment_id)?;
+            next.failure = Some(Failure {
+                stage: Stage::Test,
+                reason: reason.clone(),
+                link: None,
+            });
+            (
+                S::TestFailed,
+                format!("test deployment {deployment_id} failed: {reason}"),
+                vec![Effect::RecordFailure(Environment::Test), Effect::Notify],
+            )
+        }
+        (
+            S::DeployingProd,
+            Event::DeployFailed {
+                deployment_id,
+                reason,
+            },
+        ) => {
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
+            next.failure = Some(Failure {
+                stage: Stage::Prod,
+                reason: reason.clone(),
+                link: None,
+            });
+            (
+                S::ProdFailed,
+                format!("prod deployment {deployment_id} failed: {reason}"),
+                vec![Effect::RecordFailure(Environment::Prod), Effect::Notify],
+            )
+        }
+        (S::DeployingTest, Event::DeployReplaced { deployment_id }) => {
+            expect_deployment(exec, Environment::Test, &deployment_id)?;
+            (S::Superseded, format!("test deployment {deployment_id} was replaced by another deployment before it completed"), vec![])
+        }
+        (S::DeployingProd, Event::DeployReplaced { deployment_id }) => {
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
+            (S::Superseded, format!("prod deployment {deployment_id} was replaced by another deployment before it completed"), vec![])
+        }
+        (S::AwaitingApproval, Event::ApprovalRequested { message_id }) => {
+            let Some(approval) = next.approval.as_mut() else {
+                return Err(illegal());
+            };
+            if approval.message_id.is_some() {
+                return Err(DomainError::AlreadyApplied { event: name });
+            }
+            approval.message_id = Some(message_id.clone());
+            (
+                S::AwaitingApproval,
+                format!("approval request sent (message {message_id})"),
+                vec![],
+            )
+        }
+        (S::AwaitingApproval, Event::Decided { decision }) => {
+            let Some(approval) = next.approval.as_mut() else {
+                return Err(illegal());
+            };
+            let who = format!("{} via {}", decision.actor, channel_name(decision.channel));
+            let comment = decision
+                .comment
+                .as_deref()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            let verdict = decision.verdict;
+            approval.decision = Some(decision);
+            match verdict {
+                Verdict::Approve => (
+                    S::DeployingProd,
+                    format!("approved by {who}{comment}"),
+                    // releases reach production in push order: older ones still waiting
+                    // could no longer be approved, so they give way now
+                    vec![Effect::DeployProd, Effect::SupersedeOlder],
+                ),
+                Verdict::Reject => (S::Rejected, format!("rejected by {who}{comment}"), vec![]),
+            }
+        }
+        (S::AwaitingApproval, Event::ApprovalExpired) => {
+            let expires_at = exec.approval.as_ref().map(|a| a.expires_at);
+            match expires_at {
+                Some(e) if change.at < e => return Err(DomainError::NotExpired { expires_at: e }),
+                _ => {}
+            }
+            (
+                S::Expired,
+                "approval expired without a decision".to_string(),
+                vec![Effect::Notify],
+            )
+        }
+        (S::AwaitingApproval, Event::Superseded { by }) => (
+            S::Superseded,
+            format!("superseded by newer execution {by}"),
+            vec![],
+        ),
+        // approved, but before its deployment started a newer release (or a rollback) took
+        // production: releases reach production in push order, so this one gives way
+        (S::DeployingProd, Event::Superseded { by }) if exec.prod.is_none() => (
+            S::Superseded,
+            format!("superseded before its production deployment started: execution {by} went to production first"),
+            vec![],
+        ),
+        (S::Succeeded | S::ProdFailed, Event::RolledBack { by }) => (
+            S::RolledBack,
+            format!("rolled back by execution {by}"),
+            vec![Effect::Notify],
+        ),
+        (S::BuildFailed, Event::Retry) => {
+            next.attempt += 1;
+            next.build_id = None;
+            next.image = None;
+            next.failure = None;
+            (
+                S::Received,
+                format!("retry {} of the build", next.attempt),
+                vec![Effect::StartBuild],
+            )
+        }
+        (S::TestFailed, Event::Retry) => {
+            if exec.image.is_none() {
+                return Err(DomainError::CannotRetry(
+                    "a built image; retry of a build failure restarts the build",
+                ));
+            }
+            next.attempt += 1;
+            next.test = None;
+            next.failure = None;
+            (
+                S::Built,
+                format!("retry {} of the test deployment", next.attempt),
+                vec![Effect::DeployTest],
+            )
+        }
+        (S::ProdFailed, Event::Retry) => {
+            if exec.image.is_none() || exec.trigger.is_rollback() {
+                return Err(DomainError::CannotRetry(
+                    "an approved image; roll back instead",
+                ));
+            }
+            next.attempt += 1;
+            next.prod = None;
+            next.failure = None;
+            (
+                S::DeployingProd,
+                format!("retry {} of the approved prod deployment", next.attempt),
+                vec![Effect::DeployProd],
+            )
+        }
+        _ => return Err(illegal()),
+    };
+    next.status = to;
+    next.version = exec.version + 1;
+    next.updated_at = change.at;
+    next.history.push(HistoryEntry {
+        at: change.at,
+        from: Some(exec.status),
+        to,
+        cause,
+        actor: change.actor,
+    });
+    Ok(Transition {
+        execution: next,
+        effects,
+    })
+}
+
+/// `got` must be the deployment the execution started to `expected`.
+fn expect_deployment(
+    exec: &Execution,
+    expected: Environment,
+    got: &str,
+) -> Result<(), DomainError> {
+    match exec.deployment(expected) {
+        Some(d) if d.deployment_id == got => Ok(()),
+        _ => Err(DomainError::UnknownDeployment {
+            expected,
+            got: got.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+#[path = "transition_tests.rs"]
+mod tests;
+
+#[cfg(test)]
+#[path = "refusal_tests.rs"]
+mod refusal_tests;
