@@ -62,6 +62,17 @@ impl Source {
             Source::Codecommit(r) => format!("codecommit:{r}"),
         }
     }
+
+    /// The key pushes look pipelines up by: `github:owner/repo` lowercased (GitHub compares
+    /// repository names ignoring ASCII case), `codecommit:name` as it is (CodeCommit compares
+    /// exactly). Two sources with the same key are the ones [`PipelineDefinition::matches`]
+    /// treats as the same repository.
+    pub fn index_key(&self) -> String {
+        match self {
+            Source::Github(r) => format!("github:{}", r.to_ascii_lowercase()),
+            Source::Codecommit(r) => format!("codecommit:{r}"),
+        }
+    }
 }
 
 /// An ECS service the pipeline deploys to.
@@ -1285,6 +1296,33 @@ extra = true
         assert_eq!(Format::from_path("p.yaml"), Some(Format::Yaml));
         assert_eq!(Format::from_path("p.json"), Some(Format::Json));
         assert_eq!(Format::from_path("p.txt"), None);
+    }
+
+    #[test]
+    fn index_key_is_equal_exactly_when_sources_match() {
+        let gh = |r: &str| Source::Github(r.into());
+        let cc = |r: &str| Source::Codecommit(r.into());
+        assert_eq!(gh("Acme/Hello").index_key(), "github:acme/hello");
+        assert_eq!(cc("Hello").index_key(), "codecommit:Hello");
+        let sources = [
+            gh("acme/hello"),
+            gh("ACME/Hello"),
+            gh("acme/other"),
+            cc("hello"),
+            cc("Hello"),
+            cc("acme/hello"),
+        ];
+        for a in &sources {
+            let mut p = example();
+            p.source = a.clone();
+            for b in &sources {
+                assert_eq!(
+                    a.index_key() == b.index_key(),
+                    p.matches(b, RefKind::Branch, "main", None),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
