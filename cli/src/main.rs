@@ -286,7 +286,7 @@ async fn remote(command: Command) -> ExitCode {
             Err(e) => return client_error(e),
         }
     }
-    match client.invoke(&request).await {
+    match invoke_all_pages(&client, request).await {
         Ok(answer) => {
             if let Some(err) = answer.get("error") {
                 if remote.json {
@@ -305,6 +305,42 @@ async fn remote(command: Command) -> ExitCode {
         }
         Err(e) => client_error(e),
     }
+}
+
+/// Invoke; a paged list (`list_pipelines`, `status`) is followed through its `next` pages and
+/// answered as one list.
+async fn invoke_all_pages(
+    client: &ControlClient,
+    mut request: Value,
+) -> Result<Value, ClientError> {
+    let mut answer = client.invoke(&request).await?;
+    while let Some(next) = answer
+        .get("next")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    {
+        if request["after"].as_str() == Some(next.as_str()) {
+            break; // names only grow from page to page; never ask for the same page twice
+        }
+        request["after"] = next.into();
+        let mut page = client.invoke(&request).await?;
+        if page.get("error").is_some() {
+            return Ok(page);
+        }
+        let more = page["pipelines"].as_array_mut().map(std::mem::take);
+        if let (Some(all), Some(more)) = (answer["pipelines"].as_array_mut(), more) {
+            all.extend(more);
+        }
+        match page.get("next") {
+            Some(n) => answer["next"] = n.clone(),
+            None => {
+                if let Some(o) = answer.as_object_mut() {
+                    o.remove("next");
+                }
+            }
+        }
+    }
+    Ok(answer)
 }
 
 fn client_error(e: ClientError) -> ExitCode {

@@ -171,6 +171,21 @@ impl ExecutionStore for InMemoryStore {
         Ok(lock(&self.state).pipelines.values().cloned().collect())
     }
 
+    async fn list_pipelines_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        self.faults.check("list_pipelines")?;
+        Ok(lock(&self.state)
+            .pipelines
+            .values()
+            .filter(|p| after.is_none_or(|a| p.definition.name.as_str() > a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
     async fn pipelines_for_source(
         &self,
         source: &Source,

@@ -152,6 +152,13 @@ pub trait ExecutionStore: Send + Sync {
     async fn get_pipeline(&self, name: &str) -> Result<Option<StoredPipeline>, StoreError>;
     /// All pipelines, by name.
     async fn list_pipelines(&self) -> Result<Vec<StoredPipeline>, StoreError>;
+    /// At most `limit` pipelines whose names sort after `after` (from the first without), by
+    /// name: one page of [`ExecutionStore::list_pipelines`].
+    async fn list_pipelines_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError>;
     /// The pipelines built from `source` (same [`Source::index_key`]), by name: what a push
     /// reads, whatever the number of other pipelines.
     async fn pipelines_for_source(

@@ -481,6 +481,19 @@ async fn pipelines_are_found_by_source() {
         names(s.pipelines_for_source(&cc("hello")).await.unwrap()),
         ["d"]
     );
+    // every pipeline, a page at a time by name
+    assert_eq!(
+        names(s.list_pipelines_page(None, 2).await.unwrap()),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(s.list_pipelines_page(Some("b"), 2).await.unwrap()),
+        ["c", "d"]
+    );
+    assert_eq!(
+        names(s.list_pipelines_page(Some("d"), 10).await.unwrap()),
+        ["e"]
+    );
     assert!(s
         .pipelines_for_source(&gh("acme/none"))
         .await

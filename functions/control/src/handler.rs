@@ -99,6 +99,14 @@ fn validation_details(v: &ValidationErrors) -> Value {
     )
 }
 
+/// A page of a list: `next` (the `after` of the next page) only when there is one.
+fn paged(mut answer: Value, next: Option<String>) -> Value {
+    if let Some(next) = next {
+        answer["next"] = next.into();
+    }
+    answer
+}
+
 /// Handle one command.
 pub async fn handle(svc: &Services, input: Value) -> Value {
     match run(svc, input).await {
@@ -170,11 +178,17 @@ struct PipelineArg {
     limit: Option<usize>,
 }
 
+/// `list_pipelines` / `status`: one pipeline (status only), or a page of all by name.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OptionalPipeline {
+struct PipelinePageArgs {
     #[serde(default)]
     pipeline: Option<String>,
+    /// The `next` of the previous answer.
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -286,8 +300,15 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
             Ok(serde_json::to_value(applied).unwrap_or(Value::Null))
         }
         "list_pipelines" => {
-            let _: OptionalPipeline = args(&command, rest)?;
-            let mut pipelines = svc.store.list_pipelines().await.map_err(AppError::from)?;
+            let a: PipelinePageArgs = args(&command, rest)?;
+            let page = control::list_pipelines(
+                svc,
+                a.after.as_deref(),
+                a.limit.unwrap_or(control::MAX_PIPELINES_LISTED),
+            )
+            .await?;
+            let mut pipelines = page.items;
+            // newest first within the page; pages follow names
             pipelines.sort_by_key(|p| std::cmp::Reverse(p.applied_at));
             let list: Vec<Value> = pipelines
                 .into_iter()
@@ -303,7 +324,7 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
                     })
                 })
                 .collect();
-            Ok(json!({ "pipelines": list }))
+            Ok(paged(json!({ "pipelines": list }), page.next))
         }
         "show_pipeline" => {
             let a: ShowPipelineArgs = args(&command, rest)?;
@@ -327,9 +348,18 @@ async fn run(svc: &Services, input: Value) -> Result<Value, CommandError> {
             Ok(json!({ "execution": exec }))
         }
         "status" => {
-            let a: OptionalPipeline = args(&command, rest)?;
-            let st = control::status(svc, a.pipeline.as_deref()).await?;
-            Ok(json!({ "pipelines": st }))
+            let a: PipelinePageArgs = args(&command, rest)?;
+            if let Some(name) = a.pipeline.as_deref() {
+                let st = control::status(svc, Some(name)).await?;
+                return Ok(json!({ "pipelines": st }));
+            }
+            let page = control::status_page(
+                svc,
+                a.after.as_deref(),
+                a.limit.unwrap_or(control::MAX_STATUS_PIPELINES),
+            )
+            .await?;
+            Ok(paged(json!({ "pipelines": page.items }), page.next))
         }
         "approve" | "reject" => {
             let a: DecideArgs = args(&command, rest)?;
@@ -761,5 +791,50 @@ mod tests {
         let out = handle(&w.services, refused).await;
         assert_eq!(code(&out), "invalid_pipeline", "{out}");
         assert_eq!(out["error"]["details"][0]["path"], "prod.service");
+    }
+
+    #[tokio::test]
+    async fn lists_of_every_pipeline_come_in_pages() {
+        use shared::ports::{Clock, ExecutionStore};
+        let w = FakeWorld::new();
+        for name in ["a", "b", "c"] {
+            let mut p = FakeWorld::pipeline();
+            p.name = name.into();
+            w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
+        }
+        let names = |out: &Value| -> Vec<String> {
+            let mut n: Vec<String> = out["pipelines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    p["name"]
+                        .as_str()
+                        .or(p["pipeline"].as_str())
+                        .unwrap()
+                        .into()
+                })
+                .collect();
+            n.sort();
+            n
+        };
+        for command in ["list_pipelines", "status"] {
+            let all = handle(&w.services, json!({ "command": command })).await;
+            assert_eq!(names(&all), ["a", "b", "c"], "{command}: {all}");
+            assert!(all.get("next").is_none(), "{all}");
+            let first = handle(&w.services, json!({ "command": command, "limit": 2 })).await;
+            assert_eq!(names(&first), ["a", "b"], "{first}");
+            assert_eq!(first["next"], "b");
+            let rest = handle(
+                &w.services,
+                json!({ "command": command, "limit": 2, "after": "b" }),
+            )
+            .await;
+            assert_eq!(names(&rest), ["c"], "{rest}");
+            assert!(rest.get("next").is_none(), "{rest}");
+        }
+        // one pipeline's status is not paged
+        let one = handle(&w.services, json!({"command": "status", "pipeline": "b"})).await;
+        assert_eq!(names(&one), ["b"]);
     }
 }

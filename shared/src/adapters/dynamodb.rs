@@ -639,6 +639,41 @@ impl ExecutionStore for DynamoStore {
             .collect()
     }
 
+    async fn list_pipelines_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        let limit = limit.clamp(1, MAX_PIPELINES);
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .expression_attribute_values(":pk", s("PIPELINES"))
+                .limit((limit - out.len()) as i32)
+                .set_exclusive_start_key(start.take());
+            q = match after {
+                Some(a) => q
+                    .key_condition_expression("gsi1pk = :pk AND gsi1sk > :after")
+                    .expression_attribute_values(":after", s(a)),
+                None => q.key_condition_expression("gsi1pk = :pk"),
+            };
+            let page = q.send().await.map_err(|e| unavailable(classify(&e)))?;
+            for item in page.items() {
+                out.push(body(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if out.len() < limit => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     async fn pipelines_for_source(
         &self,
         source: &Source,
