@@ -258,11 +258,14 @@ impl DynamoStore {
         let mut keyed = 0;
         for item in items.iter().filter(|i| !i.contains_key("gsi2pk")) {
             let stored: StoredPipeline = body(item)?;
-            let version = get_n(item, "version").unwrap_or(stored.version);
-            if self
-                .put_versioned(pipeline_item(&stored), Some(version))
-                .await?
-            {
+            let Some(version) = get_n(item, "version") else {
+                continue; // not written by put_pipeline: left alone
+            };
+            // the item as it is (body and version byte for byte), plus its key
+            let mut keyed_item = item.clone();
+            keyed_item.insert("gsi2pk".into(), s(source_pk(&stored.definition.source)));
+            keyed_item.insert("gsi2sk".into(), s(stored.definition.name.clone()));
+            if self.put_versioned(keyed_item, Some(version)).await? {
                 keyed += 1;
             }
         }
