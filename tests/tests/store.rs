@@ -544,7 +544,7 @@ async fn pipelines_are_found_by_source() {
             .await
             .unwrap();
     }
-    // a new process finds no marker, keys the old items, writes the marker
+    // the first lookup (of this process) finds no marker, keys the old items, writes the marker
     let fresh = DynamoStore::new(client.clone(), legacy.table());
     assert_eq!(
         names(fresh.pipelines_for_source(&gh("acme/hello")).await.unwrap()),
@@ -564,7 +564,7 @@ async fn pipelines_are_found_by_source() {
         .is_some());
     let got = fresh.get_pipeline("old").await.unwrap().unwrap();
     assert_eq!((got.version, got.applied_by), (3, None));
-    // and later processes read the marker only
+    // later stores (and processes: their warm-up reads the marker) look up by source only
     let later = DynamoStore::new(client, legacy.table());
     later.warm_up().await;
     assert_eq!(

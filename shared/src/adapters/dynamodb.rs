@@ -23,7 +23,7 @@
 //! made by [`DynamoStore::create_table`] start with the marker.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -67,8 +67,21 @@ const SOURCE_INDEX_SK: &str = "PIPELINE_SOURCE_INDEX";
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// Set once this process has seen the schema marker (or written it).
+    /// Set once this process has seen the table's schema marker (or written it).
     source_index_ready: Arc<OnceCell<()>>,
+}
+
+/// The marker's cell of `table`, one per process and table: shared by every store on it, so the
+/// cold-start warm-up's read serves the store the handlers use.
+fn source_index_cell(table: &str) -> Arc<OnceCell<()>> {
+    static CELLS: OnceLock<Mutex<HashMap<String, Arc<OnceCell<()>>>>> = OnceLock::new();
+    CELLS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(table.to_string())
+        .or_default()
+        .clone()
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -217,7 +230,7 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.to_string(),
-            source_index_ready: Arc::new(OnceCell::new()),
+            source_index_ready: source_index_cell(table),
         }
     }
 

@@ -411,3 +411,29 @@ async fn codecommit_events() {
     );
     assert_eq!(w.builds.started().len(), 2);
 }
+
+#[tokio::test]
+async fn a_push_reads_only_its_repositorys_pipelines() {
+    let w = FakeWorld::with_pipeline().await;
+    // reading every pipeline would fail: a push must not need it
+    w.store.faults.fail_always(
+        "list_pipelines",
+        crate::ports::StoreError::Unavailable("not for pushes".into()),
+    );
+    let mut other = FakeWorld::pipeline();
+    other.name = "other".into();
+    other.source = Source::Github("acme/other".into());
+    w.store.put_pipeline(&other, w.clock.now()).await.unwrap();
+    let sig = sign_body(WEBHOOK_SECRET.as_bytes(), PUSH.as_bytes());
+    let out = handle_github_delivery(
+        &w.services,
+        request(PUSH.as_bytes(), Some(&sig), "push", "d-1"),
+    )
+    .await
+    .unwrap();
+    let WebhookOutcome::Started(s) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].pipeline, "hello");
+}
