@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CARGO ?= cargo
 ARCH ?= arm64
 
-.PHONY: setup dev test lint release-deps fmt fuzz bench lint-infra build deploy clean
+.PHONY: setup dev test lint release-deps fmt fuzz bench bench-push lint-infra build deploy clean
 
 PORT ?= 9000
 
@@ -46,6 +46,11 @@ fuzz:
 ## one table printed, JSON in target/bench/results.json. Not part of make test.
 bench: $(STAMP)
 	bash bench/run.sh
+
+## bench-push: push latency against the number of pipelines (1 to 1,000) on moto; a table
+## (bench/README.md "Push cost and organisation size"). Not part of make test.
+bench-push: $(STAMP)
+	cargo run --quiet -p shipgate-tests --example push_scaling
 
 ## lint-infra: cfn-lint + checkov on infra/ (and the SAM-expanded template), hello-service tests
 lint-infra:

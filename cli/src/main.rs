@@ -191,7 +191,10 @@ async fn remote(command: Command) -> ExitCode {
             history_view = history;
             (
                 remote,
-                Ok(ControlRequest::Status(PipelineFilter { pipeline })),
+                Ok(ControlRequest::Status(PipelineFilter {
+                    pipeline,
+                    ..PipelineFilter::default()
+                })),
             )
         }
         Command::Executions {
@@ -292,7 +295,7 @@ async fn remote(command: Command) -> ExitCode {
     if let Err(e) = act_as_caller(&client, &mut request).await {
         return client_error(e);
     }
-    let raw = match client.invoke(&request).await {
+    let raw = match invoke_all_pages(&client, &request).await {
         Ok(raw) => raw,
         Err(e) => return client_error(e),
     };
@@ -341,6 +344,47 @@ fn decision(execution_id: ExecutionId, comment: Option<String>) -> Decide {
         comment,
         channel: None,
     }
+}
+
+/// Invoke; a paged list (`list_pipelines`, `status`) is followed through its `next` pages and
+/// answered as one list.
+async fn invoke_all_pages(
+    client: &ControlClient,
+    request: &ControlRequest,
+) -> Result<serde_json::Value, ClientError> {
+    let mut answer = client.invoke(request).await?;
+    let mut request = request.clone();
+    while let Some(next) = answer
+        .get("next")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+    {
+        let filter = match &mut request {
+            ControlRequest::ListPipelines(f) | ControlRequest::Status(f) => f,
+            _ => break,
+        };
+        if filter.after.as_deref() == Some(next.as_str()) {
+            break; // names only grow from page to page; never ask for the same page twice
+        }
+        filter.after = Some(next);
+        let mut page = client.invoke(&request).await?;
+        if page.get("error").is_some() {
+            return Ok(page);
+        }
+        let more = page["pipelines"].as_array_mut().map(std::mem::take);
+        if let (Some(all), Some(more)) = (answer["pipelines"].as_array_mut(), more) {
+            all.extend(more);
+        }
+        match page.get("next") {
+            Some(n) => answer["next"] = n.clone(),
+            None => {
+                if let Some(o) = answer.as_object_mut() {
+                    o.remove("next");
+                }
+            }
+        }
+    }
+    Ok(answer)
 }
 
 fn client_error(e: ClientError) -> ExitCode {

@@ -91,7 +91,10 @@ impl TableAdmin for DynamoStore {
             .send()
             .await
             .map_err(aws_step("dynamodb ttl"))?;
-        Ok(())
+        // a new table has no pipeline items to give a source key: say so with the marker
+        self.put_source_index_marker()
+            .await
+            .map_err(crate::step("dynamodb schema marker"))
     }
 
     async fn raw_item(

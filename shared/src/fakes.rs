@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::domain::{
-    Environment, Execution, ExecutionId, PipelineDefinition, ServiceTarget, Status,
+    Environment, Execution, ExecutionId, PipelineDefinition, ServiceTarget, Source, Status,
 };
 use crate::ports::*;
 
@@ -168,6 +168,35 @@ impl ExecutionStore for InMemoryStore {
     async fn list_pipelines(&self) -> Result<Vec<StoredPipeline>, StoreError> {
         self.faults.check("list_pipelines")?;
         Ok(lock(&self.state).pipelines.values().cloned().collect())
+    }
+
+    async fn list_pipelines_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        self.faults.check("list_pipelines")?;
+        Ok(lock(&self.state)
+            .pipelines
+            .values()
+            .filter(|p| after.is_none_or(|a| p.definition.name.as_str() > a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn pipelines_for_source(
+        &self,
+        source: &Source,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        self.faults.check("pipelines_for_source")?;
+        let key = source.index_key();
+        Ok(lock(&self.state)
+            .pipelines
+            .values()
+            .filter(|p| p.definition.source.index_key() == key)
+            .cloned()
+            .collect())
     }
 
     async fn create_execution(

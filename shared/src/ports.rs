@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Environment, Execution, ExecutionId, PipelineDefinition, ServiceTarget, Status,
+    Environment, Execution, ExecutionId, PipelineDefinition, ServiceTarget, Source, Status,
 };
 
 /// Errors of the execution store.
@@ -152,6 +152,19 @@ pub trait ExecutionStore: Send + Sync {
     async fn get_pipeline(&self, name: &str) -> Result<Option<StoredPipeline>, StoreError>;
     /// All pipelines, by name.
     async fn list_pipelines(&self) -> Result<Vec<StoredPipeline>, StoreError>;
+    /// At most `limit` pipelines whose names sort after `after` (from the first without), by
+    /// name: one page of [`ExecutionStore::list_pipelines`].
+    async fn list_pipelines_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError>;
+    /// The pipelines built from `source` (same [`Source::index_key`]), by name: what a push
+    /// reads, whatever the number of other pipelines.
+    async fn pipelines_for_source(
+        &self,
+        source: &Source,
+    ) -> Result<Vec<StoredPipeline>, StoreError>;
 
     /// Store a new execution (findable by its build and deployment ids, if any); with a key,
     /// atomically claim it too (a second call with the same key stores nothing and answers the

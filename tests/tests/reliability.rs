@@ -448,7 +448,7 @@ async fn fault_at_every_aws_call_ends_defined_and_completes_once() {
             "pipeline query (webhook)",
             None,
             Port::Store,
-            "list_pipelines",
+            "pipelines_for_source",
             throttled(),
         ),
         (

@@ -442,3 +442,134 @@ async fn lambda_sdk_configuration_from_the_environment() {
     let err = s.get_execution(&e.id).await.unwrap_err().to_string();
     assert!(err.to_lowercase().contains("credentials"), "{err}");
 }
+
+/// A push reads its repository's pipelines only (gsi2 `SOURCE#…`), GitHub names ignoring case;
+/// re-applying a pipeline with another source moves it; pipeline items written before the index
+/// get their key once, on the first lookup of a table without the schema marker.
+#[tokio::test]
+async fn pipelines_are_found_by_source() {
+    use shared::domain::Source;
+    let m = moto_or_skip!();
+    let s = store(&m, "t-by-source").await;
+    let named = |name: &str, source: Source| {
+        let mut p = FakeWorld::pipeline();
+        p.name = name.into();
+        p.source = source;
+        p
+    };
+    let gh = |r: &str| Source::Github(r.into());
+    let cc = |r: &str| Source::Codecommit(r.into());
+    for p in [
+        named("a", gh("Acme/Hello")),
+        named("b", gh("acme/hello")),
+        named("c", gh("acme/other")),
+        named("d", cc("hello")),
+        named("e", cc("Hello")),
+    ] {
+        s.put_pipeline(&p, Utc::now()).await.unwrap();
+    }
+    let names = |found: Vec<shared::ports::StoredPipeline>| {
+        found
+            .into_iter()
+            .map(|p| p.definition.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(s.pipelines_for_source(&gh("ACME/HELLO")).await.unwrap()),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(s.pipelines_for_source(&cc("hello")).await.unwrap()),
+        ["d"]
+    );
+    // every pipeline, a page at a time by name
+    assert_eq!(
+        names(s.list_pipelines_page(None, 2).await.unwrap()),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(s.list_pipelines_page(Some("b"), 2).await.unwrap()),
+        ["c", "d"]
+    );
+    assert_eq!(
+        names(s.list_pipelines_page(Some("d"), 10).await.unwrap()),
+        ["e"]
+    );
+    assert!(s
+        .pipelines_for_source(&gh("acme/none"))
+        .await
+        .unwrap()
+        .is_empty());
+    // a changed source moves the pipeline; its replaced version is found by neither
+    s.put_pipeline(&named("b", cc("hello")), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        names(s.pipelines_for_source(&gh("acme/hello")).await.unwrap()),
+        ["a"]
+    );
+    assert_eq!(
+        names(s.pipelines_for_source(&cc("hello")).await.unwrap()),
+        ["b", "d"]
+    );
+
+    // a table from before the index: pipeline items without gsi2 keys, no schema marker
+    let client = aws_sdk_dynamodb::Client::new(&m.sdk);
+    let legacy = store(&m, "t-by-source-legacy").await;
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    client
+        .delete_item()
+        .table_name("t-by-source-legacy")
+        .key("pk", A::S("SCHEMA".into()))
+        .key("sk", A::S("PIPELINE_SOURCE_INDEX".into()))
+        .send()
+        .await
+        .unwrap();
+    for p in [named("old", gh("acme/hello")), named("other", gh("acme/x"))] {
+        let stored = shared::ports::StoredPipeline {
+            definition: p.clone(),
+            version: 3,
+            applied_at: Utc::now(),
+            applied_by: None,
+        };
+        client
+            .put_item()
+            .table_name("t-by-source-legacy")
+            .item("pk", A::S(format!("PIPELINE#{}", p.name)))
+            .item("sk", A::S("CONFIG".into()))
+            .item("gsi1pk", A::S("PIPELINES".into()))
+            .item("gsi1sk", A::S(p.name.clone()))
+            .item("version", A::N("3".into()))
+            .item("body", A::S(serde_json::to_string(&stored).unwrap()))
+            .send()
+            .await
+            .unwrap();
+    }
+    // the first lookup (of this process) finds no marker, keys the old items, writes the marker
+    let fresh = DynamoStore::new(client.clone(), legacy.table());
+    assert_eq!(
+        names(fresh.pipelines_for_source(&gh("acme/hello")).await.unwrap()),
+        ["old"]
+    );
+    let item = fresh
+        .raw_item("PIPELINE#old", "CONFIG")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item["gsi2pk"], "SOURCE#github:acme/hello");
+    assert_eq!(item["version"], "3", "the backfill changes no version");
+    assert!(fresh
+        .raw_item("SCHEMA", "PIPELINE_SOURCE_INDEX")
+        .await
+        .unwrap()
+        .is_some());
+    let got = fresh.get_pipeline("old").await.unwrap().unwrap();
+    assert_eq!((got.version, got.applied_by), (3, None));
+    // later stores (and processes: their warm-up reads the marker) look up by source only
+    let later = DynamoStore::new(client, legacy.table());
+    later.warm_up().await;
+    assert_eq!(
+        names(later.pipelines_for_source(&gh("acme/x")).await.unwrap()),
+        ["other"]
+    );
+}

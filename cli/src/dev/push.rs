@@ -156,7 +156,7 @@ async fn pipeline_target(
     let answer: Value = resp.json().await.unwrap_or(Value::Null);
     let list = match Answer::decode(&request, answer.clone()) {
         Ok(Answer::Done(listed)) => match *listed {
-            ControlResponse::Pipelines(PipelineList { pipelines }) => pipelines,
+            ControlResponse::Pipelines(PipelineList { pipelines, .. }) => pipelines,
             _ => unreachable!("list_pipelines answers a pipeline list"),
         },
         _ => {

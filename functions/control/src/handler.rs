@@ -187,11 +187,19 @@ async fn run(svc: &Services, request: ControlRequest) -> Result<ControlResponse,
             let definition = definition(a)?;
             ControlResponse::Applied(control::apply_pipeline(svc, definition, &actor).await?)
         }
-        ControlRequest::ListPipelines(_) => {
-            let mut pipelines = svc.store.list_pipelines().await.map_err(AppError::from)?;
+        ControlRequest::ListPipelines(f) => {
+            let page = control::list_pipelines(
+                svc,
+                f.after.as_deref(),
+                f.limit.unwrap_or(control::MAX_PIPELINES_LISTED),
+            )
+            .await?;
+            let mut pipelines = page.items;
+            // newest first within a page
             pipelines.sort_by_key(|p| std::cmp::Reverse(p.applied_at));
             ControlResponse::Pipelines(PipelineList {
                 pipelines: pipelines.into_iter().map(PipelineSummary::from).collect(),
+                next: page.next,
             })
         }
         ControlRequest::ShowPipeline(a) => ControlResponse::PipelineShown(
@@ -209,9 +217,24 @@ async fn run(svc: &Services, request: ControlRequest) -> Result<ControlResponse,
         ControlRequest::Show(a) => ControlResponse::Execution(ExecutionShown {
             execution: svc.execution(&a.execution_id).await?,
         }),
-        ControlRequest::Status(a) => ControlResponse::Status(StatusReport {
-            pipelines: control::status(svc, a.pipeline.as_deref()).await?,
-        }),
+        ControlRequest::Status(a) => match a.pipeline.as_deref() {
+            Some(name) => ControlResponse::Status(StatusReport {
+                pipelines: control::status(svc, Some(name)).await?,
+                next: None,
+            }),
+            None => {
+                let page = control::status_page(
+                    svc,
+                    a.after.as_deref(),
+                    a.limit.unwrap_or(control::MAX_STATUS_PIPELINES),
+                )
+                .await?;
+                ControlResponse::Status(StatusReport {
+                    pipelines: page.items,
+                    next: page.next,
+                })
+            }
+        },
         ControlRequest::Approve(ref a) | ControlRequest::Reject(ref a) => {
             let verdict = if matches!(request, ControlRequest::Approve(_)) {
                 Verdict::Approve

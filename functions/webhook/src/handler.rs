@@ -268,7 +268,7 @@ mod tests {
     async fn store_outage_is_503() {
         let w = FakeWorld::with_pipeline().await;
         w.store.faults.fail_always(
-            "list_pipelines",
+            "pipelines_for_source",
             shared::ports::StoreError::Unavailable("down".into()),
         );
         assert_eq!(

@@ -2,11 +2,12 @@
 //!
 //! | item | pk | sk | other keys |
 //! | --- | --- | --- | --- |
-//! | pipeline | `PIPELINE#<name>` | `CONFIG` | gsi1: `PIPELINES` / `<name>` |
+//! | pipeline | `PIPELINE#<name>` | `CONFIG` | gsi1: `PIPELINES` / `<name>`; gsi2: `SOURCE#<Source::index_key>` / `<name>` |
 //! | replaced pipeline version | `PIPELINE#<name>` | `CONFIG#v<version, 10 digits>` | |
 //! | execution | `EXEC#<ulid>` | `EXEC` | gsi1: `PIPELINE#<name>` / `EXEC#<ulid>`; gsi2 (active only): `STATUS#<status>` / `<ulid>`; gsi3 (keys only): `BUILD#<build id>` or `DEPLOY#<deployment id>` / `<ulid>` |
 //! | idempotency claim | `IDEM#<key>` | `IDEM` | `ttl` |
 //! | environment revisions | `ENV#<pipeline>#<test or prod>` | `REVISION` | |
+//! | schema marker | `SCHEMA` | `PIPELINE_SOURCE_INDEX` | |
 //!
 //! Items carry `version` (optimistic locking) and `body` (the domain value as JSON).
 //!
@@ -14,8 +15,15 @@
 //! deployment, then the prod deployment. It lives on the execution item, so a transition costs
 //! one write rather than a transaction with a separate link item; build and deployment events
 //! find their execution with one query of that index.
+//!
+//! gsi2 also finds a push's pipelines by their source (`SOURCE#github:acme/hello`), so a push
+//! reads its repository's pipelines only. Pipeline items written before that key existed are
+//! given it once per table: the first lookup that finds no schema marker writes the key into
+//! every pipeline item lacking it (conditional on the item's version), then the marker; tables
+//! made by [`DynamoStore::create_table`] start with the marker.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -28,20 +36,48 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::sync::OnceCell;
+use tracing::info;
 
 use super::classify;
-use crate::domain::{Environment, Execution, ExecutionId, Link, PipelineDefinition, Status};
+use crate::domain::{
+    Environment, Execution, ExecutionId, Link, PipelineDefinition, Source, Status,
+};
 use crate::ports::*;
 
 type Item = HashMap<String, AttributeValue>;
 
 const TRANSACTION_RETRIES: usize = 6;
 
+/// Most pipelines `list_pipelines` reads.
+const MAX_PIPELINES: usize = 10_000;
+/// Most pipelines one repository's push starts.
+pub const MAX_PIPELINES_PER_SOURCE: usize = 1_000;
+
+/// The item that says every pipeline item carries its gsi2 source key.
+const SCHEMA_PK: &str = "SCHEMA";
+const SOURCE_INDEX_SK: &str = "PIPELINE_SOURCE_INDEX";
+
 /// The store on DynamoDB.
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Set once this process has seen the table's schema marker (or written it).
+    source_index_ready: Arc<OnceCell<()>>,
+}
+
+/// The marker's cell of `table`, one per process and table: shared by every store on it, so the
+/// cold-start warm-up's read serves the store the handlers use.
+fn source_index_cell(table: &str) -> Arc<OnceCell<()>> {
+    static CELLS: OnceLock<Mutex<HashMap<String, Arc<OnceCell<()>>>>> = OnceLock::new();
+    CELLS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(table.to_string())
+        .or_default()
+        .clone()
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -102,6 +138,22 @@ fn link_pk(link: &Link) -> String {
 /// Sort key of a replaced pipeline version (zero-padded: sorts by version).
 fn pipeline_version_sk(version: u64) -> String {
     format!("CONFIG#v{version:010}")
+}
+
+fn source_pk(source: &Source) -> String {
+    format!("SOURCE#{}", source.index_key())
+}
+
+fn pipeline_item(stored: &StoredPipeline) -> Item {
+    let name = &stored.definition.name;
+    let mut item = key(format!("PIPELINE#{name}"), "CONFIG");
+    item.insert("gsi1pk".into(), s("PIPELINES"));
+    item.insert("gsi1sk".into(), s(name.clone()));
+    item.insert("gsi2pk".into(), s(source_pk(&stored.definition.source)));
+    item.insert("gsi2sk".into(), s(name.clone()));
+    item.insert("version".into(), n(stored.version));
+    item.insert("body".into(), s(to_json(stored)));
+    item
 }
 
 fn env_pk(pipeline: &str, env: Environment) -> String {
@@ -174,6 +226,7 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.to_string(),
+            source_index_ready: source_index_cell(table),
         }
     }
 
@@ -187,15 +240,63 @@ impl DynamoStore {
     }
 
     /// One cheap call (used during a cold start so the TLS handshake is not billed to the first
-    /// event).
+    /// event): it reads the schema marker, so pushes need not.
     pub async fn warm_up(&self) {
-        let _ = self
-            .client
-            .get_item()
+        if let Ok(Some(_)) = self.get(SCHEMA_PK.into(), SOURCE_INDEX_SK).await {
+            let _ = self.source_index_ready.set(());
+        }
+    }
+
+    /// Make sure every pipeline item carries its gsi2 source key: once per process, one read of
+    /// the schema marker; once per table (when the marker is missing), the backfill.
+    async fn ensure_source_index(&self) -> Result<(), StoreError> {
+        self.source_index_ready
+            .get_or_try_init(|| async {
+                if self.get(SCHEMA_PK.into(), SOURCE_INDEX_SK).await?.is_none() {
+                    let keyed = self.backfill_source_index().await?;
+                    info!(pipelines = keyed, "pipeline source index backfilled");
+                    self.put_source_index_marker().await?;
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Give each pipeline item written before the source index its gsi2 key. Each put is
+    /// conditional on the version read, so a concurrent apply (which writes its own key) wins.
+    async fn backfill_source_index(&self) -> Result<usize, StoreError> {
+        let items = self
+            .query_all("gsi1", "gsi1pk", "PIPELINES".into(), true, MAX_PIPELINES)
+            .await?;
+        let mut keyed = 0;
+        for item in items.iter().filter(|i| !i.contains_key("gsi2pk")) {
+            let stored: StoredPipeline = body(item)?;
+            let Some(version) = get_n(item, "version") else {
+                continue; // not written by put_pipeline: left alone
+            };
+            // the item as it is (body and version byte for byte), plus its key
+            let mut keyed_item = item.clone();
+            keyed_item.insert("gsi2pk".into(), s(source_pk(&stored.definition.source)));
+            keyed_item.insert("gsi2sk".into(), s(stored.definition.name.clone()));
+            if self.put_versioned(keyed_item, Some(version)).await? {
+                keyed += 1;
+            }
+        }
+        Ok(keyed)
+    }
+
+    pub async fn put_source_index_marker(&self) -> Result<(), StoreError> {
+        let mut item = key(SCHEMA_PK.into(), SOURCE_INDEX_SK);
+        item.insert("version".into(), n(1));
+        self.client
+            .put_item()
             .table_name(&self.table)
-            .set_key(Some(key("WARMUP".into(), "WARMUP")))
+            .set_item(Some(item))
             .send()
-            .await;
+            .await
+            .map_err(|e| unavailable(classify(&e)))?;
+        Ok(())
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -384,11 +485,8 @@ impl ExecutionStore for DynamoStore {
             applied_at: at,
             applied_by: Some(applied_by.to_string()),
         };
-        let mut item = key(pk.clone(), "CONFIG");
-        item.insert("gsi1pk".into(), s("PIPELINES"));
-        item.insert("gsi1sk".into(), s(definition.name.clone()));
-        item.insert("version".into(), n(version));
-        item.insert("body".into(), s(to_json(&stored)));
+        // the whole item is replaced: a changed source moves it to its new gsi2 key
+        let item = pipeline_item(&stored);
         let written = match (&previous, old_version) {
             // an update keeps the replaced version as its own item (a pipeline is a few KB; each
             // version its own item, so the 400 KB item limit never applies), in one transaction
@@ -463,11 +561,64 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn list_pipelines(&self) -> Result<Vec<StoredPipeline>, StoreError> {
-        self.query_all("gsi1", "gsi1pk", "PIPELINES".into(), true, 10_000)
+        self.query_all("gsi1", "gsi1pk", "PIPELINES".into(), true, MAX_PIPELINES)
             .await?
             .iter()
             .map(body)
             .collect()
+    }
+
+    async fn list_pipelines_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        let limit = limit.clamp(1, MAX_PIPELINES);
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .expression_attribute_values(":pk", s("PIPELINES"))
+                .limit((limit - out.len()) as i32)
+                .set_exclusive_start_key(start.take());
+            q = match after {
+                Some(a) => q
+                    .key_condition_expression("gsi1pk = :pk AND gsi1sk > :after")
+                    .expression_attribute_values(":after", s(a)),
+                None => q.key_condition_expression("gsi1pk = :pk"),
+            };
+            let page = q.send().await.map_err(|e| unavailable(classify(&e)))?;
+            for item in page.items() {
+                out.push(body(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if out.len() < limit => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pipelines_for_source(
+        &self,
+        source: &Source,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        self.ensure_source_index().await?;
+        self.query_all(
+            "gsi2",
+            "gsi2pk",
+            source_pk(source),
+            true,
+            MAX_PIPELINES_PER_SOURCE,
+        )
+        .await?
+        .iter()
+        .map(body)
+        .collect()
     }
 
     async fn create_execution(

@@ -8,6 +8,7 @@ use super::{AppError, Applied, Services};
 use crate::domain::{
     Environment, Event, Execution, ExecutionId, PipelineDefinition, Status, Trigger,
 };
+use crate::ports::StoredPipeline;
 pub use crate::protocol::{
     ApplyResult, FieldChange, PipelineApplied, PipelineShown, PipelineStatus, PipelineVersion,
 };
@@ -143,21 +144,83 @@ pub async fn show_pipeline(
     })
 }
 
-/// Status of one pipeline or all.
+/// Most pipelines one `list_pipelines` answer lists (also its default).
+pub const MAX_PIPELINES_LISTED: usize = 1000;
+/// Most bytes of definitions one `list_pipelines` answer carries (a Lambda answer is at most
+/// 6 MB; a definition at most 64 KiB).
+pub const MAX_LISTED_DEFINITION_BYTES: usize = 4 * 1024 * 1024;
+/// Most pipelines one `status` answer covers (three reads each; also its default).
+pub const MAX_STATUS_PIPELINES: usize = 50;
+
+/// One page of a list by pipeline name; `next` (the last name listed) is the `after` of the
+/// next page, None on the last.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Up to `limit` pipeline definitions after `after`, by name, within
+/// [`MAX_LISTED_DEFINITION_BYTES`].
+pub async fn list_pipelines(
+    svc: &Services,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<StoredPipeline>, AppError> {
+    let limit = limit.clamp(1, MAX_PIPELINES_LISTED);
+    let mut read = svc.store.list_pipelines_page(after, limit + 1).await?;
+    let mut more = read.len() > limit;
+    read.truncate(limit);
+    let mut items = Vec::with_capacity(read.len());
+    let mut bytes = 0;
+    for p in read {
+        bytes += serde_json::to_vec(&p.definition).map_or(0, |v| v.len());
+        if bytes > MAX_LISTED_DEFINITION_BYTES && !items.is_empty() {
+            more = true;
+            break;
+        }
+        items.push(p);
+    }
+    let next = items
+        .last()
+        .filter(|_| more)
+        .map(|p| p.definition.name.clone());
+    Ok(Page { items, next })
+}
+
+/// Status of one pipeline, or of the first page of all (see [`status_page`]).
 pub async fn status(
     svc: &Services,
     pipeline: Option<&str>,
 ) -> Result<Vec<PipelineStatus>, AppError> {
-    let names: Vec<PipelineDefinition> = match pipeline {
-        Some(name) => vec![svc.pipeline(name).await?],
-        None => svc
-            .store
-            .list_pipelines()
-            .await?
-            .into_iter()
-            .map(|p| p.definition)
-            .collect(),
-    };
+    match pipeline {
+        Some(name) => status_of(svc, vec![svc.pipeline(name).await?]).await,
+        None => Ok(status_page(svc, None, MAX_STATUS_PIPELINES).await?.items),
+    }
+}
+
+/// Status of up to `limit` pipelines after `after`, by name.
+pub async fn status_page(
+    svc: &Services,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<PipelineStatus>, AppError> {
+    let limit = limit.clamp(1, MAX_STATUS_PIPELINES);
+    let mut read = svc.store.list_pipelines_page(after, limit + 1).await?;
+    let more = read.len() > limit;
+    read.truncate(limit);
+    let next = read
+        .last()
+        .filter(|_| more)
+        .map(|p| p.definition.name.clone());
+    let items = status_of(svc, read.into_iter().map(|p| p.definition).collect()).await?;
+    Ok(Page { items, next })
+}
+
+async fn status_of(
+    svc: &Services,
+    names: Vec<PipelineDefinition>,
+) -> Result<Vec<PipelineStatus>, AppError> {
     let mut out = Vec::new();
     for def in names {
         let recent = svc.store.list_executions(&def.name, 50).await?;

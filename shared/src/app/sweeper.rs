@@ -28,6 +28,10 @@ pub struct SweepLimits {
     pub deploy_stuck_after: Duration,
     /// Images deleted per run, over all pipelines.
     pub max_image_deletions: usize,
+    /// Image repositories examined for pruning per run (with every pipeline on each); with
+    /// more, each run takes the next ones, so the work of a run does not grow with the number
+    /// of pipelines.
+    pub prune_repositories: usize,
 }
 
 impl Default for SweepLimits {
@@ -37,6 +41,7 @@ impl Default for SweepLimits {
             build_stuck_after: Duration::minutes(10),
             deploy_stuck_after: Duration::minutes(10),
             max_image_deletions: 100,
+            prune_repositories: 20,
         }
     }
 }
@@ -446,14 +451,6 @@ async fn prune(
     if pipelines.is_empty() {
         return Ok(());
     }
-    let protected = match protected_images(svc, &pipelines).await {
-        Ok(p) => p,
-        Err(e) => {
-            warn!(problem = %e, "pruning skipped this run");
-            report.errors.push(format!("pruning skipped: {e}"));
-            return Ok(());
-        }
-    };
     let mut repositories: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
     for def in &pipelines {
         let entry = repositories
@@ -462,6 +459,35 @@ async fn prune(
         entry.0 = entry.0.max(def.keep_images as usize);
         entry.1.push(def.name.clone());
     }
+    // this run's repositories: the next `prune_repositories` of them, rotating with the run's
+    // five-minute slot (all of them when there are no more)
+    let take = limits.prune_repositories.max(1);
+    if repositories.len() > take {
+        let slot = usize::try_from(svc.now().timestamp() / 300).unwrap_or(0);
+        let start = slot.wrapping_mul(take) % repositories.len();
+        let chosen: Vec<String> = repositories
+            .keys()
+            .cycle()
+            .skip(start)
+            .take(take)
+            .cloned()
+            .collect();
+        repositories.retain(|repo, _| chosen.contains(repo));
+    }
+    // every pipeline on a chosen repository protects its images (two sharing one protect each
+    // other's releases)
+    let pipelines: Vec<PipelineDefinition> = pipelines
+        .into_iter()
+        .filter(|p| repositories.contains_key(p.image.repository_name()))
+        .collect();
+    let protected = match protected_images(svc, &pipelines).await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(problem = %e, "pruning skipped this run");
+            report.errors.push(format!("pruning skipped: {e}"));
+            return Ok(());
+        }
+    };
     let mut budget = limits.max_image_deletions;
     for (repo, (keep, names)) in repositories {
         if budget == 0 {

@@ -307,6 +307,44 @@ async fn prunes_old_images_but_never_protected_ones() {
 
 /// An execution approved whose prod deployment was never started (the approvals function died
 /// between storing the decision and calling ECS).
+/// A run prunes a bounded number of repositories; the next runs take the next ones.
+#[tokio::test]
+async fn each_run_prunes_the_next_repositories() {
+    let w = FakeWorld::new();
+    let base = w.clock.now() - Duration::days(30);
+    for r in 0..3 {
+        let mut p = FakeWorld::pipeline();
+        p.name = format!("p{r}");
+        p.image.repository = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/r{r}");
+        p.keep_images = 10;
+        w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
+        for i in 0..11 {
+            w.registry.push(
+                &format!("r{r}"),
+                &format!("t{i}"),
+                &format!("sha256:r{r}-{i:02}"),
+                base + Duration::minutes(i),
+            );
+        }
+    }
+    let limits = SweepLimits {
+        prune_repositories: 1,
+        ..SweepLimits::default()
+    };
+    let mut pruned = Vec::new();
+    for _ in 0..3 {
+        let r = sweep(&w.services, &limits).await.unwrap();
+        assert_eq!(r.pruned.len(), 1, "one repository per run: {r:?}");
+        pruned.push(r.pruned[0].repository.clone());
+        w.clock.advance(Duration::minutes(5));
+    }
+    pruned.sort();
+    assert_eq!(pruned, ["r0", "r1", "r2"], "every repository in turn");
+    let mut deleted = w.registry.deleted.lock().unwrap().clone();
+    deleted.sort();
+    assert_eq!(deleted, ["sha256:r0-00", "sha256:r1-00", "sha256:r2-00"]);
+}
+
 async fn approved_not_deployed(w: &FakeWorld, n: u8) -> crate::domain::ExecutionId {
     let id = awaiting(w, n).await;
     let e = w.services.execution(&id).await.unwrap();

@@ -71,6 +71,17 @@ impl Source {
             Source::Codecommit(r) => format!("codecommit:{r}"),
         }
     }
+
+    /// The key pushes look pipelines up by: `github:owner/repo` lowercased (GitHub compares
+    /// repository names ignoring ASCII case), `codecommit:name` as it is (CodeCommit compares
+    /// exactly). Two sources with the same key are the ones [`PipelineDefinition::matches`]
+    /// treats as the same repository.
+    pub fn index_key(&self) -> String {
+        match self {
+            Source::Github(r) => format!("github:{}", r.to_ascii_lowercase()),
+            Source::Codecommit(r) => format!("codecommit:{r}"),
+        }
+    }
 }
 
 /// An ECS service the pipeline deploys to.

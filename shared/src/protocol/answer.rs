@@ -87,6 +87,9 @@ impl From<StoredPipeline> for PipelineSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineList {
     pub pipelines: Vec<PipelineSummary>,
+    /// More pipelines follow: ask again with `after` = this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// One version of a pipeline, as `show_pipeline` with `history` lists it.
@@ -141,6 +144,9 @@ impl PipelineStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub pipelines: Vec<PipelineStatus>,
+    /// More pipelines follow: ask again with `after` = this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `list_executions`' answer: newest first.

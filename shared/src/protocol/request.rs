@@ -139,6 +139,12 @@ impl From<Format> for DefinitionFormat {
 pub struct PipelineFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
+    /// Paging of all pipelines by name: the `next` of the previous answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Most pipelines in one answer (bounded by the command's maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }
 
 /// `show_pipeline`.

@@ -559,6 +559,7 @@ impl Pump {
             build_stuck_after: chrono::Duration::days(3650),
             deploy_stuck_after: chrono::Duration::zero(),
             max_image_deletions: 0,
+            prune_repositories: 0,
         };
         if let Err(e) =
             shared::app::sweeper::sweep(&self.state.services_of(&profiles::SWEEPER), &limits).await

@@ -434,3 +434,30 @@ fn ecr_uri_validation() {
     ));
     assert!(!valid_ecr_uri("docker.io/library/nginx"));
 }
+
+#[test]
+fn index_key_is_equal_exactly_when_sources_match() {
+    let gh = |r: &str| Source::Github(r.into());
+    let cc = |r: &str| Source::Codecommit(r.into());
+    assert_eq!(gh("Acme/Hello").index_key(), "github:acme/hello");
+    assert_eq!(cc("Hello").index_key(), "codecommit:Hello");
+    let sources = [
+        gh("acme/hello"),
+        gh("ACME/Hello"),
+        gh("acme/other"),
+        cc("hello"),
+        cc("Hello"),
+        cc("acme/hello"),
+    ];
+    for a in &sources {
+        let mut p = example();
+        p.source = a.clone();
+        for b in &sources {
+            assert_eq!(
+                a.index_key() == b.index_key(),
+                p.matches(b, RefKind::Branch, "main", None),
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+}
