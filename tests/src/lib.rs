@@ -65,7 +65,6 @@ pub struct World {
 }
 
 impl World {
-    /// From now on, count the DynamoDB items this world's store writes.
     /// An execution as stored, read without going through a counting store.
     pub async fn peek(&self, id: &shared::domain::ExecutionId) -> shared::domain::Execution {
         use shared::ports::ExecutionStore;
@@ -79,7 +78,15 @@ impl World {
         .expect("the execution exists")
     }
 
-    pub fn count_dynamodb_writes(&mut self) -> std::sync::Arc<WriteCounter> {
+    /// From now on, count the DynamoDB requests and items this world's store makes. The
+    /// cold-start warm-up (a Lambda's init, not part of an execution) runs first, uncounted.
+    pub async fn count_dynamodb_writes(&mut self) -> std::sync::Arc<WriteCounter> {
+        shared::adapters::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.moto.sdk),
+            &self.provisioned.sandbox.table,
+        )
+        .warm_up()
+        .await;
         let counter = std::sync::Arc::new(WriteCounter::default());
         let conf = aws_sdk_dynamodb::config::Builder::from(&self.moto.sdk)
             .interceptor(CountWrites(counter.clone()))

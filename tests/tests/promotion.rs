@@ -14,7 +14,7 @@ async fn push_to_production_with_the_tested_digest() {
     let Some(mut w) = World::start().await else {
         return;
     };
-    let writes = w.count_dynamodb_writes();
+    let writes = w.count_dynamodb_writes().await;
     let sb = w.provisioned.sandbox.clone();
     let id = start(&w, "d-1").await;
     let exec = w.peek(&id).await;
