@@ -507,37 +507,51 @@ impl Services {
         }
     }
 
-    /// Older executions still awaiting approval give way: in mode `superseded` when this one
-    /// reaches approval (and if a newer one already awaits approval, this one gives way
-    /// instead); in every mode when this one is approved, since releases reach production in
-    /// push order and the older ones could no longer be approved.
+    /// Superseding. When this execution reaches approval: it gives way itself if a newer one
+    /// was already approved (it could never go to production after it) or, in mode
+    /// `superseded`, already waits; otherwise, in mode `superseded`, older waiting ones give way
+    /// to it. When it is approved in mode `queued`, older waiting ones give way (releases reach
+    /// production in push order).
     async fn supersede(
         &self,
         exec: &Execution,
         pipeline: &PipelineDefinition,
     ) -> Result<Option<Transition>, AppError> {
-        // in mode superseded, older waiting ones gave way when this one reached approval
-        let approved =
-            exec.status == Status::DeployingProd && pipeline.mode == ExecutionMode::Queued;
-        let reached_approval =
-            exec.status == Status::AwaitingApproval && pipeline.mode == ExecutionMode::Superseded;
-        if exec.trigger.is_rollback() || !(approved || reached_approval) {
+        if exec.trigger.is_rollback() {
+            return Ok(None);
+        }
+        let superseded_mode = pipeline.mode == ExecutionMode::Superseded;
+        let reached_approval = exec.status == Status::AwaitingApproval;
+        // approved: in mode queued, older waiting ones can no longer be approved (in mode
+        // superseded they gave way when this one reached approval)
+        let approved = exec.status == Status::DeployingProd && !superseded_mode;
+        if !(reached_approval || approved) {
             return Ok(None);
         }
         let recent = self.store.list_executions(&exec.pipeline, 100).await?;
-        let newer_waiting = recent.iter().find(|e| {
-            e.id > exec.id && e.status == Status::AwaitingApproval && !e.trigger.is_rollback()
-        });
-        // `Superseded` has no effects, so storing the transition is all there is to do.
-        if let (true, Some(newer)) = (reached_approval, newer_waiting) {
-            return self
-                .follow_up(
-                    exec,
-                    Event::Superseded {
-                        by: newer.id.clone(),
-                    },
-                )
-                .await;
+        if reached_approval {
+            // a newer release already approved (or, in mode superseded, waiting): this one
+            // could never go to production after it, so it gives way instead of asking
+            let newer = recent.iter().find(|e| {
+                e.id > exec.id
+                    && !e.trigger.is_rollback()
+                    && (matches!(e.status, Status::DeployingProd | Status::Succeeded)
+                        || (superseded_mode && e.status == Status::AwaitingApproval))
+            });
+            // `Superseded` has no effects, so storing the transition is all there is to do.
+            if let Some(newer) = newer {
+                return self
+                    .follow_up(
+                        exec,
+                        Event::Superseded {
+                            by: newer.id.clone(),
+                        },
+                    )
+                    .await;
+            }
+            if !superseded_mode {
+                return Ok(None);
+            }
         }
         for older in recent
             .iter()

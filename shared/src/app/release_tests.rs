@@ -354,7 +354,7 @@ async fn queued_mode_reaches_production_in_push_order() {
 }
 
 #[tokio::test]
-async fn an_approval_that_would_move_production_back_is_refused() {
+async fn an_older_release_after_a_newer_one_went_to_production_gives_way_or_is_refused() {
     let w = queued_world().await;
     let p = FakeWorld::pipeline();
     // X is older but reaches approval only after Y went to production (its test deploy failed
@@ -368,10 +368,24 @@ async fn an_approval_that_would_move_production_back_is_refused() {
     .await
     .unwrap();
     let y = succeed(&w, 2).await;
+    let emails = w.notifier.count("Approve");
     let retried = control::retry(&w.services, &x, "ops").await.unwrap();
     complete(&w, &retried.test.unwrap().deployment_id).await;
-    assert_eq!(exec(&w, &x).await.status, Status::AwaitingApproval);
-    let token = approval_token(&w);
+    // it can never go to production after Y: it gives way instead of asking anyone
+    assert_eq!(exec(&w, &x).await.status, Status::Superseded);
+    assert_eq!(
+        w.notifier.count("Approve"),
+        emails,
+        "no approval request for it"
+    );
+    // the race that remains: X reached approval just before Y's approval was visible
+    let mut racing = exec(&w, &x).await;
+    racing.status = Status::AwaitingApproval;
+    w.store.insert(racing.clone());
+    let link = approvals::approval_link(&w.services, &racing)
+        .await
+        .unwrap();
+    let token = link.rsplit('/').next().unwrap().to_string();
     let before = exec(&w, &x).await;
 
     for err in [
@@ -716,5 +730,36 @@ async fn a_deployment_owed_during_a_rollback_does_not_override_it() {
         .unwrap();
     assert_eq!(exec(&w, &c).await.status, Status::Superseded);
     complete(&w, &rb.prod.as_ref().unwrap().deployment_id).await;
+    assert_status_matches_ecs(&w, &p).await;
+}
+
+#[tokio::test]
+async fn superseded_mode_an_older_release_reaching_approval_after_a_newer_was_approved_gives_way() {
+    let w = FakeWorld::with_pipeline().await;
+    let p = FakeWorld::pipeline();
+    let x = built(&w, 1).await;
+    let xe = exec(&w, &x).await;
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&xe.test.unwrap().deployment_id, DeploymentEventName::Failed),
+    )
+    .await
+    .unwrap();
+    let y = awaiting(&w, 2).await;
+    let ye = approvals::decide(&w.services, &y, Verdict::Approve, "ops", Channel::Cli, None)
+        .await
+        .unwrap();
+    let emails = w.notifier.count("Approve");
+    let retried = control::retry(&w.services, &x, "ops").await.unwrap();
+    complete(&w, &retried.test.unwrap().deployment_id).await;
+    let xe = exec(&w, &x).await;
+    assert_eq!(xe.status, Status::Superseded, "{:?}", xe.history.last());
+    assert!(xe.history.last().unwrap().cause.contains(y.as_str()));
+    assert_eq!(
+        w.notifier.count("Approve"),
+        emails,
+        "no approval request for it"
+    );
+    complete(&w, &ye.prod.unwrap().deployment_id).await;
     assert_status_matches_ecs(&w, &p).await;
 }
