@@ -1,6 +1,7 @@
 //! Provisioning: every resource the sandbox needs, created in the local AWS.
 
 use aws_config::SdkConfig;
+use aws_sdk_ecs::types as ecs;
 use serde::Serialize;
 use shared::adapters::dynamodb::DynamoStore;
 use shared::domain::{Format, PipelineDefinition};
@@ -72,8 +73,6 @@ impl Sandbox {
     /// Create the table, secrets, topic + capture queue, ECR repository, CodeBuild project,
     /// clusters and services (circuit breaker on), and the demo pipeline.
     pub async fn provision(&self, sdk: &SdkConfig) -> Result<Provisioned, LocalError> {
-        use aws_sdk_ecs::types as ecs;
-
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.table);
         store.create_table().await?;
 
@@ -178,30 +177,13 @@ impl Sandbox {
             .map_err(aws_step("codebuild project"))?;
 
         let ecs_client = aws_sdk_ecs::Client::new(sdk);
-        let container = ecs::ContainerDefinition::builder()
-            .name(&self.container)
-            .image(format!("{repository_uri}:bootstrap"))
-            .essential(true)
-            .port_mappings(ecs::PortMapping::builder().container_port(8080).build())
-            .build();
-        let td = ecs_client
-            .register_task_definition()
-            .family(&self.repository)
-            .network_mode(ecs::NetworkMode::Awsvpc)
-            .requires_compatibilities(ecs::Compatibility::Fargate)
-            .cpu("256")
-            .memory("512")
-            .execution_role_arn(format!(
-                "arn:aws:iam::{ACCOUNT}:role/shipgate-task-execution"
-            ))
-            .container_definitions(container)
-            .send()
-            .await
-            .map_err(aws_step("ecs task definition"))?
-            .task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .unwrap_or_default()
-            .to_string();
+        let td = register_bootstrap_task_definition(
+            &ecs_client,
+            &self.repository,
+            &self.container,
+            &repository_uri,
+        )
+        .await?;
         for (cluster, service) in [
             (&self.test_cluster, &self.test_service),
             (&self.prod_cluster, &self.prod_service),
@@ -212,28 +194,7 @@ impl Sandbox {
                 .send()
                 .await
                 .map_err(aws_step("ecs cluster"))?;
-            ecs_client
-                .create_service()
-                .cluster(cluster)
-                .service_name(service)
-                .task_definition(&td)
-                .desired_count(1)
-                .launch_type(ecs::LaunchType::Fargate)
-                .deployment_configuration(
-                    ecs::DeploymentConfiguration::builder()
-                        .minimum_healthy_percent(100)
-                        .maximum_percent(200)
-                        .deployment_circuit_breaker(
-                            ecs::DeploymentCircuitBreaker::builder()
-                                .enable(true)
-                                .rollback(true)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(aws_step("ecs service"))?;
+            create_service(&ecs_client, cluster, service, &td).await?;
         }
 
         let pipeline_text = format!(
@@ -273,4 +234,72 @@ approval = {{ topic_arn = "{topic_arn}", timeout_hours = 72 }}
             pipeline,
         })
     }
+}
+
+/// A Fargate task definition of the sandbox's shape: one container `container` running
+/// `<repository_uri>:bootstrap` on port 8080 (what a service starts with before shipgate deploys
+/// an image pinned by digest). Answers its ARN.
+pub async fn register_bootstrap_task_definition(
+    client: &aws_sdk_ecs::Client,
+    family: &str,
+    container: &str,
+    repository_uri: &str,
+) -> Result<String, LocalError> {
+    let container = ecs::ContainerDefinition::builder()
+        .name(container)
+        .image(format!("{repository_uri}:bootstrap"))
+        .essential(true)
+        .port_mappings(ecs::PortMapping::builder().container_port(8080).build())
+        .build();
+    Ok(client
+        .register_task_definition()
+        .family(family)
+        .network_mode(ecs::NetworkMode::Awsvpc)
+        .requires_compatibilities(ecs::Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        .execution_role_arn(format!(
+            "arn:aws:iam::{ACCOUNT}:role/shipgate-task-execution"
+        ))
+        .container_definitions(container)
+        .send()
+        .await
+        .map_err(aws_step("ecs task definition"))?
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// A Fargate service on `task_definition` with the deployment circuit breaker on (rollback),
+/// as shipgate expects of the services it deploys to.
+pub async fn create_service(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+    task_definition: &str,
+) -> Result<(), LocalError> {
+    client
+        .create_service()
+        .cluster(cluster)
+        .service_name(service)
+        .task_definition(task_definition)
+        .desired_count(1)
+        .launch_type(ecs::LaunchType::Fargate)
+        .deployment_configuration(
+            ecs::DeploymentConfiguration::builder()
+                .minimum_healthy_percent(100)
+                .maximum_percent(200)
+                .deployment_circuit_breaker(
+                    ecs::DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(aws_step("ecs service"))?;
+    Ok(())
 }

@@ -4,9 +4,8 @@
 //! like the demo; nothing that exists is changed.
 
 use aws_config::SdkConfig;
-use aws_sdk_ecs::types as ecs;
 use shared::domain::{PipelineDefinition, ServiceTarget, Source};
-use shipgate_sandbox::{ACCOUNT, REGION};
+use shipgate_sandbox::{create_service, register_bootstrap_task_definition, ACCOUNT, REGION};
 
 /// An AWS error with its whole cause chain, as one line.
 fn aws<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> String + '_ {
@@ -189,52 +188,17 @@ async fn ensure_service(
     {
         return Ok(());
     }
-    let container = ecs::ContainerDefinition::builder()
-        .name(&target.container)
-        .image(format!("{repository_uri}:bootstrap"))
-        .essential(true)
-        .port_mappings(ecs::PortMapping::builder().container_port(8080).build())
-        .build();
-    let td = client
-        .register_task_definition()
-        .family(&target.service)
-        .network_mode(ecs::NetworkMode::Awsvpc)
-        .requires_compatibilities(ecs::Compatibility::Fargate)
-        .cpu("256")
-        .memory("512")
-        .execution_role_arn(format!(
-            "arn:aws:iam::{ACCOUNT}:role/shipgate-task-execution"
-        ))
-        .container_definitions(container)
-        .send()
+    let td = register_bootstrap_task_definition(
+        client,
+        &target.service,
+        &target.container,
+        repository_uri,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    create_service(client, &target.cluster, &target.service, &td)
         .await
-        .map_err(aws("ecs:RegisterTaskDefinition"))?
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .unwrap_or_default()
-        .to_string();
-    client
-        .create_service()
-        .cluster(&target.cluster)
-        .service_name(&target.service)
-        .task_definition(&td)
-        .desired_count(1)
-        .launch_type(ecs::LaunchType::Fargate)
-        .deployment_configuration(
-            ecs::DeploymentConfiguration::builder()
-                .minimum_healthy_percent(100)
-                .maximum_percent(200)
-                .deployment_circuit_breaker(
-                    ecs::DeploymentCircuitBreaker::builder()
-                        .enable(true)
-                        .rollback(true)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(aws("ecs:CreateService"))?;
+        .map_err(|e| e.to_string())?;
     created.push(format!(
         "ECS service {}/{} (task definition {})",
         target.cluster,
