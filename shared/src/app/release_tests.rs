@@ -67,14 +67,9 @@ async fn complete(w: &FakeWorld, deployment_id: &str) {
     .unwrap();
 }
 
-/// Approve `id` and fail its prod deployment as the ECS circuit breaker does: the service goes
-/// back to the task definition it ran before, and the deployment is reported FAILED.
-async fn fail_in_prod(w: &FakeWorld, id: &ExecutionId) {
+/// Fail a deployment as the circuit breaker does (the service goes back to what it ran).
+async fn circuit_breaker_fails(w: &FakeWorld, prod: &crate::domain::DeploymentRecord) {
     let p = FakeWorld::pipeline();
-    let e = approvals::decide(&w.services, id, Verdict::Approve, "ops", Channel::Cli, None)
-        .await
-        .unwrap();
-    let prod = e.prod.unwrap();
     w.deployer
         .deploy_task_definition(&p.prod, prod.previous_task_definition.as_deref().unwrap())
         .await
@@ -85,7 +80,29 @@ async fn fail_in_prod(w: &FakeWorld, id: &ExecutionId) {
     )
     .await
     .unwrap();
+}
+
+/// Approve `id` and fail its prod deployment as the ECS circuit breaker does.
+async fn fail_in_prod(w: &FakeWorld, id: &ExecutionId) {
+    let e = approvals::decide(&w.services, id, Verdict::Approve, "ops", Channel::Cli, None)
+        .await
+        .unwrap();
+    circuit_breaker_fails(w, e.prod.as_ref().unwrap()).await;
     assert_eq!(exec(w, id).await.status, Status::ProdFailed);
+}
+
+/// Push and build `n`, and fail its test deployment (TEST_FAILED, for a later retry).
+async fn test_failed(w: &FakeWorld, n: u8) -> ExecutionId {
+    let id = built(w, n).await;
+    let e = exec(w, &id).await;
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&e.test.unwrap().deployment_id, DeploymentEventName::Failed),
+    )
+    .await
+    .unwrap();
+    assert_eq!(exec(w, &id).await.status, Status::TestFailed);
+    id
 }
 
 fn restores(e: &crate::domain::Execution) -> ExecutionId {
@@ -359,14 +376,7 @@ async fn an_older_release_after_a_newer_one_went_to_production_gives_way_or_is_r
     let p = FakeWorld::pipeline();
     // X is older but reaches approval only after Y went to production (its test deploy failed
     // and was retried)
-    let x = built(&w, 1).await;
-    let xe = exec(&w, &x).await;
-    on_deployment_state(
-        &w.services,
-        &deploy_event(&xe.test.unwrap().deployment_id, DeploymentEventName::Failed),
-    )
-    .await
-    .unwrap();
+    let x = test_failed(&w, 1).await;
     let y = succeed(&w, 2).await;
     let emails = w.notifier.count("Approve");
     let retried = control::retry(&w.services, &x, "ops").await.unwrap();
@@ -440,14 +450,7 @@ async fn test_status_follows_the_last_deployment_even_for_an_older_execution() {
     // a retried test deployment of an older execution is what test runs afterwards
     let w = queued_world().await;
     let p = FakeWorld::pipeline();
-    let x = built(&w, 1).await;
-    let xe = exec(&w, &x).await;
-    on_deployment_state(
-        &w.services,
-        &deploy_event(&xe.test.unwrap().deployment_id, DeploymentEventName::Failed),
-    )
-    .await
-    .unwrap();
+    let x = test_failed(&w, 1).await;
     awaiting(&w, 2).await;
     let retried = control::retry(&w.services, &x, "ops").await.unwrap();
     complete(&w, &retried.test.unwrap().deployment_id).await;
@@ -579,21 +582,6 @@ async fn pruning_deletes_nothing_when_it_cannot_see_what_runs() {
 }
 
 // --- sequences from the adversarial review ------------------------------------------------
-
-/// Fail a deployment as the circuit breaker does (the service goes back to what it ran).
-async fn circuit_breaker_fails(w: &FakeWorld, prod: &crate::domain::DeploymentRecord) {
-    let p = FakeWorld::pipeline();
-    w.deployer
-        .deploy_task_definition(&p.prod, prod.previous_task_definition.as_deref().unwrap())
-        .await
-        .unwrap();
-    on_deployment_state(
-        &w.services,
-        &deploy_event(&prod.deployment_id, DeploymentEventName::Failed),
-    )
-    .await
-    .unwrap();
-}
 
 async fn failed_rollback(w: &FakeWorld) -> crate::domain::Execution {
     let rb = control::rollback(&w.services, "hello", Environment::Prod, None, "ops")
@@ -737,14 +725,7 @@ async fn a_deployment_owed_during_a_rollback_does_not_override_it() {
 async fn superseded_mode_an_older_release_reaching_approval_after_a_newer_was_approved_gives_way() {
     let w = FakeWorld::with_pipeline().await;
     let p = FakeWorld::pipeline();
-    let x = built(&w, 1).await;
-    let xe = exec(&w, &x).await;
-    on_deployment_state(
-        &w.services,
-        &deploy_event(&xe.test.unwrap().deployment_id, DeploymentEventName::Failed),
-    )
-    .await
-    .unwrap();
+    let x = test_failed(&w, 1).await;
     let y = awaiting(&w, 2).await;
     let ye = approvals::decide(&w.services, &y, Verdict::Approve, "ops", Channel::Cli, None)
         .await
