@@ -6,11 +6,13 @@
 //! this crate or a test feature of `shared`, alone or in a workspace-wide build.
 
 pub mod apigw;
+mod iam;
 mod moto;
 mod outbox;
 mod provision;
 mod table;
 
+pub use iam::{create_iam_user, IamUser};
 pub use moto::{python, sdk_config, MotoServer};
 pub use outbox::{drain_outbox, links_in, OutboxMessage};
 pub use provision::{create_service, register_bootstrap_task_definition, Provisioned, Sandbox};

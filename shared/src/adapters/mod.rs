@@ -8,6 +8,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod secrets;
 pub mod sns;
+pub mod sts;
 
 use std::error::Error;
 

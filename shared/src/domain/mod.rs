@@ -5,6 +5,7 @@ pub mod aws_events;
 pub mod execution;
 pub mod github;
 pub mod glob;
+pub mod identity;
 pub mod limits;
 pub mod pipeline;
 pub mod revisions;
