@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::HttpConnector;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
@@ -106,11 +105,9 @@ pub struct StsVerifier {
 
 impl StsVerifier {
     pub fn new(endpoint: StsEndpoint, clock: std::sync::Arc<dyn Clock>) -> StsVerifier {
-        let connector = aws_smithy_http_client::Connector::builder()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build();
+        // the roots every SDK client of the function trusts (tls.rs)
+        let roots = super::tls::roots_from(|k| std::env::var(k).ok(), |p| std::fs::read(p));
+        let connector = super::tls::connector_trusting(&roots);
         StsVerifier {
             endpoint,
             clock,
