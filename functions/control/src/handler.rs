@@ -67,6 +67,11 @@ impl From<LinkError> for CommandError {
                 message: e.to_string(),
                 details: None,
             },
+            LinkError::NotAnApprover(_) | LinkError::OwnChange(_) => CommandError {
+                code: "forbidden",
+                message: e.to_string(),
+                details: None,
+            },
             LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) | LinkError::OutOfOrder(_) => {
                 CommandError {
                     code: "conflict",
@@ -299,10 +304,11 @@ async fn run(
             } else {
                 Verdict::Reject
             };
-            let execution = approvals::decide(
+            let execution = approvals::decide_as(
                 svc,
                 &a.execution_id,
                 verdict,
+                acting.verified.as_ref(),
                 &actor,
                 // a decision without a proof comes from the console, whatever it says
                 if acting.verified.is_some() {

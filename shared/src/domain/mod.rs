@@ -1,6 +1,7 @@
 //! Pure domain: types, the execution state machine, validation and decoding.
 //! No AWS SDK types, no I/O, no async.
 
+pub mod approval_policy;
 pub mod aws_events;
 pub mod execution;
 pub mod github;
