@@ -261,6 +261,15 @@ fn status(a: &StatusReport) -> String {
             for line in executions_table(&p.in_flight).lines() {
                 out.push(format!("    {line}"));
             }
+            for e in &p.in_flight {
+                if let Some(a) = e.approval.as_ref().filter(|a| !a.approvals.is_empty()) {
+                    out.push(format!(
+                        "    {}: {}",
+                        e.id,
+                        shared::domain::approval_policy::recorded_progress(a)
+                    ));
+                }
+            }
         }
         if let Some(latest) = &p.latest {
             out.push(format!(
@@ -353,6 +362,10 @@ pub fn execution(e: &Execution) -> String {
                 when(&d.at)
             )),
             None => out.push(format!("approval   waiting until {}", when(&a.expires_at))),
+        }
+        let counted = shared::domain::approval_policy::recorded_progress(a);
+        if !counted.is_empty() {
+            out.push(format!("approvals  {counted}"));
         }
     }
     out.push(String::new());

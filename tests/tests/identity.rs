@@ -184,3 +184,84 @@ async fn a_proof_is_bound_to_its_command_its_server_and_its_time() {
     assert!(out.get("error").is_none(), "{out}");
     assert_eq!(decision_actor(&out["execution"]), bob.arn);
 }
+
+/// 2-of-2 through the real control handler, with identities moto's STS answers for alice's and
+/// bob's keys: production is deployed after the second distinct approver only.
+#[tokio::test]
+async fn two_verified_approvers_are_needed_and_the_same_one_counts_once() {
+    use shared::domain::approval_policy::Approver;
+    let Some(w) = World::start().await else {
+        return;
+    };
+    let (alice, bob) = people(&w).await;
+    let mallory = create_iam_user(&w.moto.server.endpoint(), "mallory")
+        .await
+        .unwrap();
+    let mut def = w.provisioned.pipeline.clone();
+    def.approval.required = 2;
+    def.approval.approvers = vec![
+        Approver {
+            email: "alice@example.com".into(),
+            github: None,
+            arn: Some(alice.arn.clone()),
+        },
+        Approver {
+            email: "bob@example.com".into(),
+            github: None,
+            arn: Some(bob.arn.clone()),
+        },
+    ];
+    let out = control_as(
+        &w,
+        &alice,
+        json!({"command": "apply_pipeline", "pipeline": def}),
+    )
+    .await;
+    assert_eq!(out["result"], "updated", "{out}");
+    let (id, digest) = release_to_approval(&w, "demo", COMMIT).await;
+    let approve = json!({"command": "approve", "execution_id": id});
+
+    let out = control_as(&w, &bob, approve.clone()).await;
+    assert_eq!(out["execution"]["status"], "AWAITING_APPROVAL", "{out}");
+    assert_eq!(
+        out["execution"]["approval"]["approvals"][0]["approver"],
+        "bob@example.com"
+    );
+    let again = control_as(&w, &bob, approve.clone()).await;
+    assert_eq!(again["error"]["code"], "conflict", "{again}");
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 2 approvals: bob@example.com"),
+        "{again}"
+    );
+    let out = control_as(&w, &mallory, approve.clone()).await;
+    assert_eq!(out["error"]["code"], "forbidden", "{out}");
+    let out = control(&w, approve.clone()).await;
+    assert_eq!(out["error"]["code"], "forbidden", "unverified: {out}");
+    let prod = w
+        .service_image(
+            &w.provisioned.sandbox.prod_cluster,
+            &w.provisioned.sandbox.prod_service,
+        )
+        .await;
+    assert!(
+        !prod.ends_with(&digest),
+        "prod untouched after one approval"
+    );
+
+    let out = control_as(&w, &alice, approve).await;
+    assert_eq!(out["execution"]["status"], "DEPLOYING_PROD", "{out}");
+    assert_eq!(decision_actor(&out["execution"]), alice.arn);
+    let prod = w
+        .service_image(
+            &w.provisioned.sandbox.prod_cluster,
+            &w.provisioned.sandbox.prod_service,
+        )
+        .await;
+    assert!(
+        prod.ends_with(&digest),
+        "prod runs the tested digest: {prod}"
+    );
+}

@@ -220,6 +220,11 @@ pub fn is_own_change(approver: &Approver, exec: &Execution) -> bool {
     })
 }
 
+/// [`progress`] with what the round recorded (`shipgate show`, `status`, the page).
+pub fn recorded_progress(approval: &Approval) -> String {
+    progress(approval, approval.required)
+}
+
 /// "1 of 2 approvals: bob@example.com" (empty when one approval decides).
 pub fn progress(approval: &Approval, required: u32) -> String {
     if required <= 1 && approval.approvals.is_empty() {

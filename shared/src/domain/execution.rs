@@ -365,6 +365,13 @@ pub struct Approval {
     /// Approvals counted so far when a pipeline needs more than one (distinct approvers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<Decision>,
+    /// How many distinct approvals the pipeline needed when the first was counted (0: one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub required: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The part of an execution that failed: its build, or its deployment to test or to production.

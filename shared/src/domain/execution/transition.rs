@@ -370,6 +370,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                     message_id: None,
                     decision: None,
                     approvals: Vec::new(),
+                    required: 0,
                 });
                 (
                     S::AwaitingApproval,
@@ -499,6 +500,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                         return Err(DomainError::AlreadyApplied { event: name });
                     }
                     approval.approvals.push(decision.clone());
+                    approval.required = required;
                     let count = approval.approvals.len();
                     if count as u32 >= required.max(1) {
                         approval.decision = Some(decision);
