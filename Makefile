@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CARGO ?= cargo
 ARCH ?= arm64
 
-.PHONY: setup dev test lint release-deps fmt fuzz bench bench-push lint-infra build deploy clean
+.PHONY: setup dev test lint release-deps fmt fuzz bench bench-push lint-infra build deploy docs-check clean
 
 PORT ?= 9000
 
@@ -75,6 +75,11 @@ deploy:
 		echo "no infra/samconfig.toml: guided deploy (it writes one; see infra/samconfig.example.toml)"; \
 		sam build && sam deploy --guided $(SAM_DEPLOY_ARGS); \
 	fi
+
+## docs-check: run the `sh local` blocks of README.md and docs/*.md against a fresh sandbox each
+## (cli/tests/doc_commands.rs; part of make test through cargo test)
+docs-check: $(STAMP)
+	SHIPGATE_REQUIRE_MOTO=1 $(CARGO) test -p shipgate --test doc_commands -- --nocapture
 
 ## lint: formatting and clippy only
 lint:
