@@ -78,7 +78,15 @@ fn documents() -> Vec<PathBuf> {
 fn workdir(tag: &str) -> PathBuf {
     let dir = DevSandbox::state_dir(tag);
     let root = repo_root().canonicalize().unwrap();
-    for entry in ["examples", "events", "docs", "infra", "scripts", "Makefile", "Cargo.toml"] {
+    for entry in [
+        "examples",
+        "events",
+        "docs",
+        "infra",
+        "scripts",
+        "Makefile",
+        "Cargo.toml",
+    ] {
         std::os::unix::fs::symlink(root.join(entry), dir.join(entry)).unwrap();
     }
     std::fs::create_dir_all(dir.join("target/debug")).unwrap();
@@ -134,10 +142,7 @@ fn run_script(dir: &Path, script: &str, dev_url: &str) -> (bool, String) {
     };
     let mut printed = std::fs::read_to_string(&out_path).unwrap_or_default();
     if status.is_none() {
-        printed.push_str(&format!(
-            "\n(stopped after {}s)",
-            SCRIPT_TIMEOUT.as_secs()
-        ));
+        printed.push_str(&format!("\n(stopped after {}s)", SCRIPT_TIMEOUT.as_secs()));
     }
     (status.is_some_and(|s| s.success()), printed)
 }

@@ -441,7 +441,9 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
     println!("  shipgate dev push                 # a signed push; prints the execution id");
     println!("  set -a; . {}; set +a", env_file.display());
     println!("  shipgate status demo");
-    println!("  shipgate doctor                   # is everything wired? (checks the stand-in stack)");
+    println!(
+        "  shipgate doctor                   # is everything wired? (checks the stand-in stack)"
+    );
     println!(
         "  shipgate pipeline apply FILE      # another pipeline; what it names is created here"
     );

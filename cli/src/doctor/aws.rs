@@ -495,9 +495,11 @@ pub async fn apply_coverage(
         .ok_or("no region configured (set AWS_REGION)")?;
     let stack = match reader.stack(stack_name).await {
         Lookup::Found(s) => s,
-        Lookup::Missing => return Err(format!(
+        Lookup::Missing => {
+            return Err(format!(
             "stack {stack_name} not found in {region} (name yours with --stack or SHIPGATE_STACK)"
-        )),
+        ))
+        }
         Lookup::Failed(e) => return Err(format!("stack {stack_name}: {e}")),
         Lookup::NotRead => return Err(format!("stack {stack_name} not read")),
     };
