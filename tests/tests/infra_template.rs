@@ -746,6 +746,19 @@ fn every_function_profile_matches_its_iam_role() {
             has("secretsmanager:GetSecretValue"),
             "{who}: Secrets Manager port vs role"
         );
+        let github_token = statements.iter().any(|s| {
+            s.body.get("Sid").and_then(Value::as_str) == Some("GitHubFeedbackToken")
+                && s.body.get("Effect").and_then(Value::as_str) == Some("Allow")
+                && format!("{:?}", s.body.get("Resource")).contains("secret:shipgate/github/*")
+        });
+        assert_eq!(
+            p.ports.github, github_token,
+            "{who}: GitHub port vs the role's GitHubFeedbackToken statement"
+        );
+        assert!(
+            !p.can.feedback || github_token,
+            "{who}: reports to GitHub but may not read its token"
+        );
         assert_eq!(
             p.can.start_build,
             has("codebuild:StartBuild"),

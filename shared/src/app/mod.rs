@@ -9,6 +9,8 @@ pub mod approvals;
 pub mod control;
 pub mod engine;
 pub mod events;
+pub mod feedback;
+pub mod metrics;
 pub mod notices;
 pub mod releases;
 pub mod sources;
@@ -18,6 +20,8 @@ pub mod sweeper;
 mod approval_key_tests;
 #[cfg(test)]
 mod build_output_tests;
+#[cfg(test)]
+mod feedback_tests;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]

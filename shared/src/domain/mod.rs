@@ -3,9 +3,11 @@
 
 pub mod aws_events;
 pub mod execution;
+pub mod feedback;
 pub mod github;
 pub mod glob;
 pub mod limits;
+pub mod metrics;
 pub mod pipeline;
 pub mod revisions;
 pub mod token;
