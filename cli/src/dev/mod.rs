@@ -15,6 +15,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use shared::app::Settings;
 use shared::wiring::{aws_services, Config};
+use shipgate_sandbox::github::FakeGitHubServer;
 use shipgate_sandbox::{
     sdk_config, MotoServer, OutboxMessage, Provisioned, Sandbox, DEV_WEBHOOK_SECRET,
 };
@@ -60,6 +61,8 @@ pub struct DevState {
     pub outbox: Arc<Mutex<Vec<OutboxMessage>>>,
     /// The local AWS (moto) endpoint.
     pub aws_endpoint: String,
+    /// The fake GitHub API the demo pipeline reports to.
+    pub github: Option<FakeGitHubServer>,
 }
 
 impl DevState {
@@ -112,7 +115,17 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     println!("starting the local AWS (moto)...");
     let mut moto = MotoServer::start(args.aws_port).map_err(|e| e.to_string())?;
     let sdk = sdk_config(&moto.endpoint()).await;
-    let sandbox = Sandbox::default();
+    // a fake GitHub API the demo pipeline reports its commit statuses and deployments to
+    std::fs::create_dir_all(&args.state_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.state_dir.display()))?;
+    let github_record = args.state_dir.join("github-calls.jsonl");
+    let github = FakeGitHubServer::start(0, Some(github_record.clone()))
+        .await
+        .map_err(|e| format!("cannot start the fake GitHub API: {e}"))?;
+    let sandbox = Sandbox {
+        github_api_url: Some(github.base_url.clone()),
+        ..Sandbox::default()
+    };
     let provisioned = sandbox.provision(&sdk).await.map_err(|e| e.to_string())?;
     let services = aws_services(
         &sdk,
@@ -139,9 +152,16 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         sdk,
         outbox: Arc::new(Mutex::new(Vec::new())),
         aws_endpoint: moto.endpoint(),
+        github: Some(github.clone()),
     };
 
     print_banner(&base, &moto.endpoint(), env_file.path(), &state.provisioned);
+    println!(
+        "  fake GitHub    {}   (calls: {base}/_dev/github, {})",
+        github.base_url,
+        github_record.display()
+    );
+    println!();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut pump = tokio::spawn(pump::run(
