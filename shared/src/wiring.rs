@@ -199,6 +199,11 @@ impl Wiring {
     /// The services of the function `P` describes: its ports (the others [`Unused`]) and its
     /// capabilities.
     pub fn services<P: FunctionProfile>(&self) -> Services {
+        self.services_with::<P>(self.dynamodb())
+    }
+
+    /// [`Wiring::services`] around a store already built (the cold start's warmed-up one).
+    pub fn services_with<P: FunctionProfile>(&self, store: Arc<dynamodb::DynamoStore>) -> Services {
         let ports = P::PROFILE.ports;
         let builds: Arc<dyn BuildRunner> = if ports.codebuild {
             Arc::new(codebuild::CodeBuildRunner::new(
@@ -230,7 +235,7 @@ impl Wiring {
             Arc::new(Unused)
         };
         let services = Services::new(
-            self.dynamodb(),
+            store,
             builds,
             deployer,
             registry,
@@ -243,14 +248,8 @@ impl Wiring {
         if !ports.github {
             return services;
         }
-        match github::GitHubApi::new() {
-            Ok(api) => services.with_feedback(Arc::new(api)),
-            Err(e) => {
-                // no CA certificates: feedback is best effort, the function still works
-                tracing::warn!(error = %e, "GitHub feedback disabled: no TLS trust roots");
-                services
-            }
-        }
+        // its TLS client is built on first use: a cold start pays nothing for it
+        services.with_feedback(Arc::new(github::GitHubApi::new()))
     }
 }
 

@@ -25,22 +25,33 @@ const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// The client, built on the first call (only functions that report for a pipeline with
+/// `[github]` load the system's CA certificates; GitHub is not signed by the Amazon roots the
+/// SDK clients trust) and kept for the rest of the execution environment's life.
+#[derive(Default)]
 pub struct GitHubApi {
-    client: HttpsClient,
+    client: std::sync::OnceLock<Result<HttpsClient, String>>,
 }
 
 impl GitHubApi {
-    /// Built once per cold start (the system's CA certificates; TLS 1.2+ with ring).
-    pub fn new() -> Result<GitHubApi, std::io::Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(GitHubApi {
-            client: Client::builder(TokioExecutor::new()).build(https),
-        })
+    pub fn new() -> GitHubApi {
+        GitHubApi::default()
+    }
+
+    fn client(&self) -> Result<&HttpsClient, FeedbackError> {
+        self.client
+            .get_or_init(|| {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_native_roots(provider)
+                    .map_err(|e| format!("no TLS trust roots for GitHub: {e}"))?
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
+                Ok(Client::builder(TokioExecutor::new()).build(https))
+            })
+            .as_ref()
+            .map_err(|e| FeedbackError::Rejected(e.clone()))
     }
 
     async fn call(
@@ -61,7 +72,7 @@ impl GitHubApi {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| FeedbackError::Rejected(format!("bad request URL: {e}")))?;
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client()?.request(request))
             .await
             .map_err(|_| retryable("timed out".into(), None))?
             .map_err(|e| retryable(format!("connection failed: {e}"), None))?;
