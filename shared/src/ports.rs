@@ -332,11 +332,16 @@ pub trait ImageRegistry: Send + Sync {
     ) -> Result<Vec<String>, ServiceError>;
 }
 
-/// A message for people (SNS → email).
+/// A message for people (SNS → e-mail and chat).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     pub subject: String,
+    /// The text for e-mail (and any subscriber without a message of its own).
     pub body: String,
+    /// The Amazon Q Developer in chat applications custom notification (JSON) for chat
+    /// subscriptions (Slack, Microsoft Teams, Amazon Chime); see `app::notices::chat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<String>,
 }
 
 #[async_trait]

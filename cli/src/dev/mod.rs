@@ -63,6 +63,33 @@ pub struct DevState {
     pub aws_endpoint: String,
     /// The fake GitHub API the demo pipeline reports to.
     pub github: Option<FakeGitHubServer>,
+    /// The chat (Amazon Q Developer) JSON of every notice published, newest last: SNS delivers
+    /// it only to chat subscriptions, which the sandbox has none of, so it is kept here.
+    pub chat: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+/// Publishes through SNS as the functions do, and keeps each notice's chat JSON for
+/// `GET /_dev/chat`.
+struct ChatRecorder {
+    inner: Arc<dyn shared::ports::Notifier>,
+    chat: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+#[async_trait::async_trait]
+impl shared::ports::Notifier for ChatRecorder {
+    async fn publish(
+        &self,
+        topic_arn: &str,
+        notice: &shared::ports::Notice,
+    ) -> Result<String, shared::ports::ServiceError> {
+        let id = self.inner.publish(topic_arn, notice).await?;
+        if let Some(chat) = notice.chat.as_deref() {
+            if let (Ok(v), Ok(mut all)) = (serde_json::from_str(chat), self.chat.lock()) {
+                all.push(v);
+            }
+        }
+        Ok(id)
+    }
 }
 
 impl DevState {
@@ -146,8 +173,15 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         &sandbox,
         moto.pid(),
     )?;
+    let chat = Arc::new(Mutex::new(Vec::new()));
+    let mut services = services;
+    services.notifier = Arc::new(ChatRecorder {
+        inner: services.notifier.clone(),
+        chat: chat.clone(),
+    });
     let state = DevState {
         services,
+        chat,
         provisioned: Arc::new(provisioned),
         sdk,
         outbox: Arc::new(Mutex::new(Vec::new())),
@@ -157,7 +191,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
 
     print_banner(&base, &moto.endpoint(), env_file.path(), &state.provisioned);
     println!(
-        "  fake GitHub    {}   (calls: {base}/_dev/github, {})",
+        "  fake GitHub    {}   (calls: {base}/_dev/github, {}; chat notices: {base}/_dev/chat)",
         github.base_url,
         github_record.display()
     );

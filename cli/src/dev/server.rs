@@ -46,6 +46,7 @@ pub fn router(state: DevState) -> Router {
         )
         .route("/_dev/outbox", get(outbox))
         .route("/_dev/github", get(github_calls))
+        .route("/_dev/chat", get(chat_notices))
         .fallback(not_found)
         .with_state(state)
 }
@@ -53,7 +54,7 @@ pub fn router(state: DevState) -> Router {
 async fn index() -> Json<Value> {
     Json(json!({
         "service": "shipgate dev",
-        "routes": ["POST /webhooks/github", "GET|HEAD|POST /approvals/{token}", "POST /2015-03-31/functions/{name}/invocations", "GET /_dev/outbox", "GET /_dev/github"],
+        "routes": ["POST /webhooks/github", "GET|HEAD|POST /approvals/{token}", "POST /2015-03-31/functions/{name}/invocations", "GET /_dev/outbox", "GET /_dev/github", "GET /_dev/chat"],
         "functions": FUNCTIONS,
     }))
 }
@@ -73,6 +74,12 @@ async fn github_calls(State(state): State<DevState>) -> Json<Value> {
         Some(g) => Json(json!({ "api": g.base_url, "summary": g.summary(), "calls": g.calls() })),
         None => Json(json!({ "calls": [] })),
     }
+}
+
+/// The Amazon Q Developer chat JSON of every notice published.
+async fn chat_notices(State(state): State<DevState>) -> Json<Value> {
+    let all = state.chat.lock().map(|c| c.clone()).unwrap_or_default();
+    Json(json!({ "notices": all }))
 }
 
 /// An API Gateway HTTP API (payload 2.0) event for an HTTP request.

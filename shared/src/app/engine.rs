@@ -255,6 +255,14 @@ impl Services {
                 Ok(()) => {
                     info!(execution_id = %current.id, pipeline = %current.pipeline, from = %current.status, to = %tr.execution.status, event = event.name(), "transition stored");
                     let mut tr = tr;
+                    // every way into SUCCEEDED is announced (e-mail and chat), whatever states
+                    // led there
+                    if tr.execution.status == Status::Succeeded
+                        && current.status != Status::Succeeded
+                        && !tr.effects.contains(&Effect::Notify)
+                    {
+                        tr.effects.push(Effect::Notify);
+                    }
                     // only the write that won reports it: a repeated event lost above
                     if !feedback::updates(current.status, &tr.execution).is_empty() {
                         tr.effects.push(Effect::CommitFeedback {
