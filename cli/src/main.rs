@@ -3,6 +3,7 @@
 
 mod client;
 mod dev;
+mod metrics;
 mod output;
 
 use std::path::PathBuf;
@@ -123,6 +124,18 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Delivery metrics of a pipeline: deployment frequency, lead time push → production by
+    /// stage, change failure rate, time to restore.
+    ///
+    /// Example: shipgate metrics hello --since 30d
+    Metrics {
+        pipeline: String,
+        /// The window: a number and m, h, d or w (30d, 12h, 2w).
+        #[arg(long, default_value = "30d")]
+        since: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Run the whole control plane locally (moto stands in for AWS).
     Dev(dev::DevArgs),
 }
@@ -153,6 +166,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
+        Command::Metrics {
+            pipeline,
+            since,
+            remote,
+        } => metrics::run(pipeline, since, remote).await,
         other => remote(other).await,
     }
 }
@@ -282,7 +300,7 @@ async fn remote(command: Command) -> ExitCode {
                 request_id: Some(ulid::Ulid::new().to_string()),
             })),
         ),
-        Command::Dev(_) => unreachable!("handled in main"),
+        Command::Dev(_) | Command::Metrics { .. } => unreachable!("handled in main"),
     };
     let mut request = match request {
         Ok(r) => r,

@@ -288,6 +288,9 @@ pub fn parse_window(text: &str) -> Result<Duration, String> {
     let n: i64 = num
         .parse()
         .map_err(|_| format!("{text:?}: expected a number and a unit, like 30d, 12h, 2w"))?;
+    if !(1..=366 * 24 * 60).contains(&n) {
+        return Err(format!("{text:?}: between 1 minute and 366 days"));
+    }
     let d = match unit {
         "m" => Duration::minutes(n),
         "h" => Duration::hours(n),
