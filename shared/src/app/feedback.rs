@@ -76,7 +76,12 @@ pub async fn report(
                     info!(execution_id = %exec.id, pipeline = %pipeline.name, update = %what, attempts, "GitHub feedback sent")
                 }
                 Err((attempts, e)) => {
-                    warn!(execution_id = %exec.id, pipeline = %pipeline.name, update = %what, attempts, error = %e, "GitHub feedback not sent (best effort; the execution is unaffected)")
+                    warn!(execution_id = %exec.id, pipeline = %pipeline.name, update = %what, attempts, error = %e, "GitHub feedback not sent (best effort; the execution is unaffected)");
+                    if matches!(&e, FeedbackError::Rejected(m) if m.starts_with("HTTP 401")) {
+                        // an expired installation token: the next report reads the rotated one
+                        svc.secrets.forget(&spec.token_secret).await;
+                        break;
+                    }
                 }
             }
         }

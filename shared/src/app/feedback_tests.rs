@@ -239,3 +239,32 @@ async fn an_unreadable_token_skips_feedback_only() {
     assert_eq!(exec(&w, &id).await.status, Status::Succeeded);
     assert!(w.github.calls().is_empty());
 }
+
+#[tokio::test]
+async fn a_refused_token_is_read_again_for_the_next_transition() {
+    let w = github_world().await;
+    let id = push(&w, &sha(8), "d-8").await;
+    let reads = w.secrets.reads();
+    w.github.faults.fail_next(
+        "commit_status",
+        FeedbackError::Rejected("HTTP 401 Bad credentials".into()),
+    );
+    let e = exec(&w, &id).await;
+    // the token is rotated; the next transition reads it again and is reported
+    w.secrets
+        .set(crate::fake_world::GITHUB_TOKEN_ID, "ghs_rotated");
+    w.registry.push(
+        "hello",
+        &e.image_tag(),
+        &format!("sha256:{:064x}", 8),
+        w.clock.now(),
+    );
+    on_build_state(&w.services, &build_event(&e, BuildStatus::Succeeded))
+        .await
+        .unwrap();
+    assert!(w.secrets.reads() > reads);
+    assert_eq!(
+        w.github.tokens.lock().unwrap().last().unwrap(),
+        "ghs_rotated"
+    );
+}

@@ -134,6 +134,11 @@ impl CachedSecrets {
         cache.insert(id.to_string(), v.clone());
         Ok(v)
     }
+
+    /// Read `id` again next time (a token the service no longer accepts may have been rotated).
+    pub async fn forget(&self, id: &str) {
+        self.cache.lock().await.remove(id);
+    }
 }
 
 pub use engine::{Applied, Capabilities, Services};
