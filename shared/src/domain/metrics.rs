@@ -110,9 +110,7 @@ fn ended_at(exec: &Execution) -> Option<DateTime<Utc>> {
 
 /// Production restored: a release or rollback that completed in production.
 fn restored_prod_at(exec: &Execution) -> Option<DateTime<Utc>> {
-    if exec.prod.is_none() {
-        return None;
-    }
+    exec.prod.as_ref()?;
     exec.history
         .iter()
         .find(|h| h.to == Status::Succeeded && h.from == Some(Status::DeployingProd))

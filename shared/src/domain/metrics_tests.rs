@@ -172,7 +172,7 @@ fn an_execution_still_waiting_counts_as_in_progress_only() {
     );
     let p = phase_seconds(&waiting, t(75));
     assert_eq!(p.approval, 60 * 60);
-    let r = report("hello", &[waiting.clone()], t(0), t(75));
+    let r = report("hello", std::slice::from_ref(&waiting), t(0), t(75));
     assert_eq!((r.executions, r.in_progress, r.deployments), (1, 1, 0));
     assert_eq!(r.change_failure_rate, None);
     assert_eq!(r.lead_time.total.count, 0);
