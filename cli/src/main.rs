@@ -4,6 +4,7 @@
 mod client;
 mod dev;
 mod doctor;
+mod metrics;
 mod output;
 
 use std::path::PathBuf;
@@ -124,6 +125,18 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Delivery metrics of a pipeline: deployment frequency, lead time push → production by
+    /// stage, change failure rate, time to restore.
+    ///
+    /// Example: shipgate metrics hello --since 30d
+    Metrics {
+        pipeline: String,
+        /// The window: a number and m, h, d or w (30d, 12h, 2w).
+        #[arg(long, default_value = "30d")]
+        since: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Run the whole control plane locally (moto stands in for AWS).
     Dev(dev::DevArgs),
     /// Check that the account is wired for shipgate: identity, the stack and its outputs,
@@ -165,6 +178,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
+        Command::Metrics {
+            pipeline,
+            since,
+            remote,
+        } => metrics::run(pipeline, since, remote).await,
         Command::Doctor(args) => doctor::run(args).await,
         other => remote(other).await,
     }
@@ -310,7 +328,9 @@ async fn remote(command: Command) -> ExitCode {
                 request_id: Some(ulid::Ulid::new().to_string()),
             })),
         ),
-        Command::Dev(_) | Command::Doctor(_) => unreachable!("handled in main"),
+        Command::Dev(_) | Command::Doctor(_) | Command::Metrics { .. } => {
+            unreachable!("handled in main")
+        }
     };
     let mut request = match request {
         Ok(r) => r,

@@ -6,6 +6,7 @@
 //! this crate or a test feature of `shared`, alone or in a workspace-wide build.
 
 pub mod apigw;
+pub mod github;
 mod iam;
 mod moto;
 mod outbox;

@@ -26,6 +26,9 @@ pub struct Sandbox {
     pub container: String,
     pub pipeline: String,
     pub github_repo: String,
+    /// A (fake) GitHub API the demo pipeline reports to (`[github]`), with its token stored as
+    /// [`Sandbox::github_token_secret_id`]; None: the demo pipeline reports to no GitHub.
+    pub github_api_url: Option<String>,
 }
 
 impl Default for Sandbox {
@@ -45,6 +48,7 @@ impl Default for Sandbox {
             container: "app".into(),
             pipeline: "demo".into(),
             github_repo: "shipgate-demo/hello".into(),
+            github_api_url: None,
         }
     }
 }
@@ -70,6 +74,11 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Sandbox {
+    /// Secrets Manager name of the demo pipeline's GitHub token.
+    pub fn github_token_secret_id(&self) -> String {
+        format!("shipgate/github/{}", self.pipeline)
+    }
+
     /// Create the table, secrets, topic + capture queue, ECR repository, CodeBuild project,
     /// clusters and services (circuit breaker on), and the demo pipeline.
     pub async fn provision(&self, sdk: &SdkConfig) -> Result<Provisioned, LocalError> {
@@ -87,6 +96,15 @@ impl Sandbox {
                 .create_secret()
                 .name(id)
                 .secret_string(value)
+                .send()
+                .await
+                .map_err(aws_step("secrets"))?;
+        }
+        if self.github_api_url.is_some() {
+            secrets
+                .create_secret()
+                .name(self.github_token_secret_id())
+                .secret_string(crate::github::FAKE_GITHUB_TOKEN)
                 .send()
                 .await
                 .map_err(aws_step("secrets"))?;
@@ -217,6 +235,13 @@ approval = {{ topic_arn = "{topic_arn}", timeout_hours = 72 }}
             ps = self.prod_service,
             c = self.container,
         );
+        let pipeline_text = match &self.github_api_url {
+            Some(api) => format!(
+                "{pipeline_text}github = {{ token_secret = \"{}\", api_url = \"{api}\" }}\n",
+                self.github_token_secret_id()
+            ),
+            None => pipeline_text,
+        };
         let pipeline = PipelineDefinition::parse(&pipeline_text, Format::Toml)
             .map_err(step("demo pipeline"))?;
         store

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::app::{Services, Settings};
 use crate::domain::PipelineDefinition;
 use crate::fakes::{
-    FakeBuilds, FakeDeployer, FakeNotifier, FakeRegistry, FakeSecrets, InMemoryStore, ManualClock,
-    SAMPLE_PIPELINE, SIGNING_KEY, SIGNING_KEY_ID, WEBHOOK_SECRET, WEBHOOK_SECRET_ID,
+    FakeBuilds, FakeDeployer, FakeGitHub, FakeNotifier, FakeRegistry, FakeSecrets, InMemoryStore,
+    ManualClock, SAMPLE_PIPELINE, SIGNING_KEY, SIGNING_KEY_ID, WEBHOOK_SECRET, WEBHOOK_SECRET_ID,
 };
 use crate::ports::{Clock, ExecutionStore};
 
@@ -24,8 +24,14 @@ pub struct FakeWorld {
     pub notifier: Arc<FakeNotifier>,
     pub secrets: Arc<FakeSecrets>,
     pub clock: Arc<ManualClock>,
+    /// GitHub (pipelines with `[github]` report to it).
+    pub github: Arc<FakeGitHub>,
     pub services: Services,
 }
+
+/// The GitHub token secret of [`FakeWorld::github_pipeline`].
+pub const GITHUB_TOKEN_ID: &str = "shipgate/github/hello";
+pub const GITHUB_TOKEN: &str = "ghp_fake_token_never_logged";
 
 impl Default for FakeWorld {
     fn default() -> Self {
@@ -43,7 +49,9 @@ impl FakeWorld {
         let secrets = Arc::new(FakeSecrets::with(&[
             (WEBHOOK_SECRET_ID, WEBHOOK_SECRET),
             (SIGNING_KEY_ID, SIGNING_KEY),
+            (GITHUB_TOKEN_ID, GITHUB_TOKEN),
         ]));
+        let github = Arc::new(FakeGitHub::default());
         let clock = Arc::new(ManualClock::default());
         let services = Services::new(
             store.clone(),
@@ -58,7 +66,8 @@ impl FakeWorld {
                 webhook_secret_id: WEBHOOK_SECRET_ID.into(),
                 signing_key_id: SIGNING_KEY_ID.into(),
             },
-        );
+        )
+        .with_feedback(github.clone());
         FakeWorld {
             store,
             builds,
@@ -67,6 +76,7 @@ impl FakeWorld {
             notifier,
             secrets,
             clock,
+            github,
             services,
         }
     }
@@ -83,6 +93,20 @@ impl FakeWorld {
             self.clock.clone(),
             self.services.settings.as_ref().clone(),
         )
+        .with_feedback(self.github.clone())
+    }
+
+    /// The standard test pipeline with GitHub feedback on.
+    pub fn github_pipeline() -> PipelineDefinition {
+        let mut p = FakeWorld::pipeline();
+        p.github = Some(crate::domain::feedback::GitHubFeedbackSpec {
+            token_secret: GITHUB_TOKEN_ID.into(),
+            api_url: crate::domain::feedback::DEFAULT_GITHUB_API_URL.into(),
+            test_url: Some("https://test.hello.example.com".into()),
+            prod_url: None,
+        });
+        p.validate().expect("valid");
+        p
     }
 
     /// The standard test pipeline (`hello`, GitHub `shipgate-demo/hello`, branch `main`).

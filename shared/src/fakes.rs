@@ -731,6 +731,104 @@ impl Notifier for FakeNotifier {
     }
 }
 
+/// One call GitHub received (see [`FakeGitHub`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitHubCall {
+    Status {
+        sha: String,
+        context: String,
+        state: crate::domain::feedback::CommitState,
+        description: String,
+        target_url: Option<String>,
+    },
+    Deployment {
+        sha: String,
+        environment: String,
+        task: String,
+        state: crate::domain::feedback::DeploymentState,
+        log_url: Option<String>,
+        environment_url: Option<String>,
+    },
+}
+
+/// GitHub's REST API in memory: every accepted call in order, the tokens it was called with,
+/// and the deployments created (one per task and environment).
+#[derive(Default)]
+pub struct FakeGitHub {
+    pub calls: Mutex<Vec<GitHubCall>>,
+    pub tokens: Mutex<Vec<String>>,
+    /// Deployments created: (repository, task, environment).
+    pub created: Mutex<Vec<(String, String, String)>>,
+    pub faults: Faults<FeedbackError>,
+}
+
+impl FakeGitHub {
+    pub fn calls(&self) -> Vec<GitHubCall> {
+        lock(&self.calls).clone()
+    }
+    /// `(context or "deployment/<env>", state)` of every call, in order.
+    pub fn summary(&self) -> Vec<(String, String)> {
+        self.calls()
+            .into_iter()
+            .map(|c| match c {
+                GitHubCall::Status { context, state, .. } => (context, format!("{state:?}")),
+                GitHubCall::Deployment {
+                    environment, state, ..
+                } => (format!("deployment/{environment}"), format!("{state:?}")),
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl CommitFeedback for FakeGitHub {
+    async fn commit_status(
+        &self,
+        _repo: &GitHubRepository,
+        token: &SecretValue,
+        request: &CommitStatusRequest,
+    ) -> Result<(), FeedbackError> {
+        self.faults.check("commit_status")?;
+        lock(&self.tokens).push(token.expose().to_string());
+        lock(&self.calls).push(GitHubCall::Status {
+            sha: request.sha.clone(),
+            context: request.context.clone(),
+            state: request.state,
+            description: request.description.clone(),
+            target_url: request.target_url.clone(),
+        });
+        Ok(())
+    }
+    async fn deployment_status(
+        &self,
+        repo: &GitHubRepository,
+        token: &SecretValue,
+        deployment: &DeploymentRequest,
+        status: &DeploymentStatusRequest,
+    ) -> Result<(), FeedbackError> {
+        self.faults.check("deployment_status")?;
+        lock(&self.tokens).push(token.expose().to_string());
+        let key = (
+            repo.repository.clone(),
+            deployment.task.clone(),
+            deployment.environment.clone(),
+        );
+        let mut created = lock(&self.created);
+        if !created.contains(&key) {
+            created.push(key);
+        }
+        lock(&self.calls).push(GitHubCall::Deployment {
+            sha: deployment.sha.clone(),
+            environment: deployment.environment.clone(),
+            task: deployment.task.clone(),
+            state: status.state,
+            log_url: status.log_url.clone(),
+            environment_url: status.environment_url.clone(),
+        });
+        Ok(())
+    }
+}
+
 /// Secrets Manager in memory; counts reads (to prove caching).
 #[derive(Default)]
 pub struct FakeSecrets {

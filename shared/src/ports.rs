@@ -332,17 +332,99 @@ pub trait ImageRegistry: Send + Sync {
     ) -> Result<Vec<String>, ServiceError>;
 }
 
-/// A message for people (SNS → email).
+/// A message for people (SNS → e-mail and chat).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     pub subject: String,
+    /// The text for e-mail (and any subscriber without a message of its own).
     pub body: String,
+    /// The Amazon Q Developer in chat applications custom notification (JSON) for chat
+    /// subscriptions (Slack, Microsoft Teams, Amazon Chime); see `app::notices::chat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<String>,
 }
 
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Publish; answers the message id.
     async fn publish(&self, topic_arn: &str, notice: &Notice) -> Result<String, ServiceError>;
+}
+
+/// A repository feedback goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubRepository {
+    /// REST API base without a trailing slash (`https://api.github.com`).
+    pub api_url: String,
+    /// `owner/repo`.
+    pub repository: String,
+}
+
+/// `POST /repos/{repo}/statuses/{sha}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitStatusRequest {
+    pub sha: String,
+    /// `shipgate/build`, …
+    pub context: String,
+    pub state: crate::domain::feedback::CommitState,
+    pub description: String,
+    pub target_url: Option<String>,
+}
+
+/// The GitHub deployment of one execution to one environment (created on first use; found again
+/// by its `task`, which names the execution).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRequest {
+    pub sha: String,
+    /// GitHub environment name (`test`, `production`).
+    pub environment: String,
+    /// `deploy:shipgate/<execution id>`: unique per execution, so a retried call finds the
+    /// deployment a previous attempt created instead of creating a second one.
+    pub task: String,
+    pub production: bool,
+    pub description: String,
+}
+
+/// `POST /repos/{repo}/deployments/{id}/statuses`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStatusRequest {
+    pub state: crate::domain::feedback::DeploymentState,
+    pub description: String,
+    pub log_url: Option<String>,
+    pub environment_url: Option<String>,
+}
+
+/// Why GitHub did not take an update.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedbackError {
+    /// 5xx, rate limits (403/429 with rate-limit headers), timeouts, connection failures.
+    #[error("GitHub unavailable: {message}")]
+    Retryable {
+        message: String,
+        /// What `Retry-After` / `X-RateLimit-Reset` asked for.
+        retry_after_secs: Option<u64>,
+    },
+    /// Bad credentials, no access, validation: retrying will not help.
+    #[error("GitHub refused: {0}")]
+    Rejected(String),
+}
+
+/// GitHub's commit statuses and deployments (see `domain::feedback`).
+#[async_trait]
+pub trait CommitFeedback: Send + Sync {
+    async fn commit_status(
+        &self,
+        repo: &GitHubRepository,
+        token: &SecretValue,
+        request: &CommitStatusRequest,
+    ) -> Result<(), FeedbackError>;
+    /// Find or create the deployment, then add a status to it.
+    async fn deployment_status(
+        &self,
+        repo: &GitHubRepository,
+        token: &SecretValue,
+        deployment: &DeploymentRequest,
+        status: &DeploymentStatusRequest,
+    ) -> Result<(), FeedbackError>;
 }
 
 /// A secret value. Never printed: `Debug` and `Display` are redacted.

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::adapters::{codebuild, dynamodb, ecr, ecs, secrets, sns, sts, Unused};
+use crate::adapters::{codebuild, dynamodb, ecr, ecs, github, secrets, sns, sts, Unused};
 use crate::app::{Capabilities, Services, Settings};
 use crate::ports::{BuildRunner, Deployer, ImageRegistry, Notifier, SecretSource, SystemClock};
 
@@ -26,6 +26,8 @@ pub struct Ports {
     pub sns: bool,
     /// Secrets Manager (webhook secret, approval signing key).
     pub secrets: bool,
+    /// GitHub's REST API (commit statuses, deployments), with its token from Secrets Manager.
+    pub github: bool,
 }
 
 /// What one function is: its name, its ports, its capabilities.
@@ -52,6 +54,7 @@ pub mod profiles {
         deploy_prod: false,
         request_approval: false,
         notify: false,
+        feedback: false,
     };
 
     macro_rules! profile {
@@ -73,45 +76,46 @@ pub mod profiles {
     profile!(
         /// GitHub pushes: verify (webhook secret), record, start builds.
         Webhook, WEBHOOK, "webhook",
-        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: true },
-        Capabilities { start_build: true, ..NONE }
+        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: true, github: true },
+        Capabilities { start_build: true, feedback: true, ..NONE }
     );
     profile!(
         /// CodeCommit pushes: record, start builds.
         Codecommit, CODECOMMIT, "codecommit",
-        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: false },
+        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: false, github: false },
         Capabilities { start_build: true, ..NONE }
     );
     profile!(
-        /// Build results: the image's digest, deploy to test, notices (CodeBuild only to read
-        /// the commit a branch-head release resolved).
+        /// Build results: the image's digest, deploy to test, notices, GitHub feedback (CodeBuild
+        /// only to read the commit a branch-head release resolved; Secrets Manager only for the
+        /// GitHub token).
         BuildEvents, BUILD_EVENTS, "build-events",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: false },
-        Capabilities { deploy_test: true, notify: true, ..NONE }
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true },
+        Capabilities { deploy_test: true, notify: true, feedback: true, ..NONE }
     );
     profile!(
         /// Deployment results: approval requests (signed links), notices.
         DeployEvents, DEPLOY_EVENTS, "deploy-events",
-        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true },
-        Capabilities { request_approval: true, notify: true, ..NONE }
+        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true, github: true },
+        Capabilities { request_approval: true, notify: true, feedback: true, ..NONE }
     );
     profile!(
         /// Approval links: deploy to production, notices.
         Approvals, APPROVALS, "approvals",
-        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true },
-        Capabilities { deploy_prod: true, notify: true, ..NONE }
+        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true, github: true },
+        Capabilities { deploy_prod: true, notify: true, feedback: true, ..NONE }
     );
     profile!(
         /// Operator commands: everything.
         Control, CONTROL, "control",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true },
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true },
         Capabilities::ALL
     );
     profile!(
         /// The schedule: everything but production (a never-started prod deployment is failed
         /// instead, for `shipgate retry` through control).
         Sweeper, SWEEPER, "sweeper",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true },
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true },
         Capabilities { deploy_prod: false, ..Capabilities::ALL }
     );
 
@@ -249,7 +253,12 @@ impl Wiring {
         } else {
             services
         };
-        services.with_capabilities(P::PROFILE.can)
+        let services = services.with_capabilities(P::PROFILE.can);
+        if !ports.github {
+            return services;
+        }
+        // its TLS client is built on first use: a cold start pays nothing for it
+        services.with_feedback(Arc::new(github::GitHubApi::new()))
     }
 }
 
@@ -303,6 +312,11 @@ mod tests {
             assert!(
                 !can.request_approval || ports.secrets,
                 "{}: signs links",
+                p.function
+            );
+            assert!(
+                !can.feedback || (ports.github && ports.secrets),
+                "{}: GitHub feedback needs its API and the token",
                 p.function
             );
             assert_eq!(

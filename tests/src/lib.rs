@@ -101,8 +101,12 @@ impl World {
     }
 
     pub async fn start() -> Option<World> {
+        World::start_with(Sandbox::default()).await
+    }
+
+    /// [`World::start`] with a sandbox of one's own (e.g. reporting to a fake GitHub).
+    pub async fn start_with(sandbox: Sandbox) -> Option<World> {
         let moto = moto().await?;
-        let sandbox = Sandbox::default();
         let provisioned = sandbox
             .provision(&moto.sdk)
             .await

@@ -753,6 +753,19 @@ fn every_function_profile_matches_its_iam_role() {
             has("secretsmanager:GetSecretValue"),
             "{who}: Secrets Manager port vs role"
         );
+        let github_token = statements.iter().any(|s| {
+            s.body.get("Sid").and_then(Value::as_str) == Some("GitHubFeedbackToken")
+                && s.body.get("Effect").and_then(Value::as_str) == Some("Allow")
+                && format!("{:?}", s.body.get("Resource")).contains("secret:shipgate/github/*")
+        });
+        assert_eq!(
+            p.ports.github, github_token,
+            "{who}: GitHub port vs the role's GitHubFeedbackToken statement"
+        );
+        assert!(
+            !p.can.feedback || github_token,
+            "{who}: reports to GitHub but may not read its token"
+        );
         assert_eq!(
             p.can.start_build,
             has("codebuild:StartBuild"),
@@ -787,6 +800,55 @@ fn every_function_profile_matches_its_iam_role() {
         });
         assert_eq!(p.can.deploy_prod, prod_update, "{who}: deploy_prod vs role");
     }
+}
+
+/// The delivery dashboard charts the metrics the functions emit (embedded metric format,
+/// `shared::domain::metrics::emf_line`) and every function's Lambda errors.
+#[test]
+fn the_delivery_dashboard_charts_the_emitted_metrics() {
+    let template = template();
+    let dashboards = resources_of_type(&template, "AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1);
+    let body = format!("{:?}", dashboards[0].1["Properties"]["DashboardBody"]);
+    assert!(body.contains(&format!(
+        "{{{},Pipeline}}",
+        shared::domain::metrics::NAMESPACE
+    )));
+    for metric in ["Executions", "Failures", "LeadTime", "ApprovalWait"] {
+        assert!(body.contains(metric), "{metric}");
+    }
+    for f in shared::wiring::profiles::ALL {
+        let id = f
+            .function
+            .split('-')
+            .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
+            .collect::<String>();
+        assert!(
+            body.contains(&format!("${{{id}Function}}")),
+            "Lambda errors of {}",
+            f.function
+        );
+    }
+    // an execution's EMF line names exactly metrics with values
+    let e = shared::domain::Execution::received(
+        shared::domain::ExecutionId::generate(chrono_now()),
+        "hello",
+        Default::default(),
+        shared::domain::Trigger::Release {
+            actor: "ops".into(),
+        },
+        chrono_now(),
+        "ops",
+    );
+    let line: Value = serde_json::from_str(&shared::domain::metrics::emf_line(&e)).unwrap();
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+        "Pipeline"
+    );
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
 }
 
 #[test]

@@ -138,15 +138,16 @@ async fn push_to_production_with_the_tested_digest() {
         writes.total(),
         writes.by_operation()
     );
-    // and at most 30 DynamoDB requests in all (reads included): the engine does not read
-    // what it just wrote or was handed
+    // and at most 31 DynamoDB requests in all (reads included): the engine does not read
+    // what it just wrote or was handed (the 31st reads the definition for the SUCCEEDED
+    // notice's topic: recording the production revision alone does not need it)
     println!(
         "DynamoDB requests: {} {:?}",
         writes.calls(),
         writes.calls_by_operation()
     );
     assert!(
-        writes.calls() <= 30,
+        writes.calls() <= 31,
         "{} DynamoDB requests: {:?}",
         writes.calls(),
         writes.calls_by_operation()

@@ -15,6 +15,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use shared::app::Settings;
 use shared::wiring::{aws_services, Config};
+use shipgate_sandbox::github::FakeGitHubServer;
 use shipgate_sandbox::{
     sdk_config, MotoServer, OutboxMessage, Provisioned, Sandbox, DEV_WEBHOOK_SECRET,
 };
@@ -60,6 +61,35 @@ pub struct DevState {
     pub outbox: Arc<Mutex<Vec<OutboxMessage>>>,
     /// The local AWS (moto) endpoint.
     pub aws_endpoint: String,
+    /// The fake GitHub API the demo pipeline reports to.
+    pub github: Option<FakeGitHubServer>,
+    /// The chat (Amazon Q Developer) JSON of every notice published, newest last: SNS delivers
+    /// it only to chat subscriptions, which the sandbox has none of, so it is kept here.
+    pub chat: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+/// Publishes through SNS as the functions do, and keeps each notice's chat JSON for
+/// `GET /_dev/chat`.
+struct ChatRecorder {
+    inner: Arc<dyn shared::ports::Notifier>,
+    chat: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+#[async_trait::async_trait]
+impl shared::ports::Notifier for ChatRecorder {
+    async fn publish(
+        &self,
+        topic_arn: &str,
+        notice: &shared::ports::Notice,
+    ) -> Result<String, shared::ports::ServiceError> {
+        let id = self.inner.publish(topic_arn, notice).await?;
+        if let Some(chat) = notice.chat.as_deref() {
+            if let (Ok(v), Ok(mut all)) = (serde_json::from_str(chat), self.chat.lock()) {
+                all.push(v);
+            }
+        }
+        Ok(id)
+    }
 }
 
 impl DevState {
@@ -112,7 +142,17 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     println!("starting the local AWS (moto)...");
     let mut moto = MotoServer::start(args.aws_port).map_err(|e| e.to_string())?;
     let sdk = sdk_config(&moto.endpoint()).await;
-    let sandbox = Sandbox::default();
+    // a fake GitHub API the demo pipeline reports its commit statuses and deployments to
+    std::fs::create_dir_all(&args.state_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.state_dir.display()))?;
+    let github_record = args.state_dir.join("github-calls.jsonl");
+    let github = FakeGitHubServer::start(0, Some(github_record.clone()))
+        .await
+        .map_err(|e| format!("cannot start the fake GitHub API: {e}"))?;
+    let sandbox = Sandbox {
+        github_api_url: Some(github.base_url.clone()),
+        ..Sandbox::default()
+    };
     let provisioned = sandbox.provision(&sdk).await.map_err(|e| e.to_string())?;
     // what `shipgate doctor` reads of the deployed stack (sandbox/src/stack.rs)
     shipgate_sandbox::create_stand_in_stack(&sdk, &provisioned, &base)
@@ -137,15 +177,29 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         &sandbox,
         moto.pid(),
     )?;
+    let chat = Arc::new(Mutex::new(Vec::new()));
+    let mut services = services;
+    services.notifier = Arc::new(ChatRecorder {
+        inner: services.notifier.clone(),
+        chat: chat.clone(),
+    });
     let state = DevState {
         services,
+        chat,
         provisioned: Arc::new(provisioned),
         sdk,
         outbox: Arc::new(Mutex::new(Vec::new())),
         aws_endpoint: moto.endpoint(),
+        github: Some(github.clone()),
     };
 
     print_banner(&base, &moto.endpoint(), env_file.path(), &state.provisioned);
+    println!(
+        "  fake GitHub    {}   (calls: {base}/_dev/github, {}; chat notices: {base}/_dev/chat)",
+        github.base_url,
+        github_record.display()
+    );
+    println!();
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut pump = tokio::spawn(pump::run(

@@ -45,6 +45,8 @@ pub fn router(state: DevState) -> Router {
             post(invoke).layer(DefaultBodyLimit::max(LAMBDA_MAX_INVOKE_BYTES)),
         )
         .route("/_dev/outbox", get(outbox))
+        .route("/_dev/github", get(github_calls))
+        .route("/_dev/chat", get(chat_notices))
         .fallback(not_found)
         .with_state(state)
 }
@@ -52,7 +54,7 @@ pub fn router(state: DevState) -> Router {
 async fn index() -> Json<Value> {
     Json(json!({
         "service": "shipgate dev",
-        "routes": ["POST /webhooks/github", "GET|HEAD|POST /approvals/{token}", "POST /2015-03-31/functions/{name}/invocations", "GET /_dev/outbox"],
+        "routes": ["POST /webhooks/github", "GET|HEAD|POST /approvals/{token}", "POST /2015-03-31/functions/{name}/invocations", "GET /_dev/outbox", "GET /_dev/github", "GET /_dev/chat"],
         "functions": FUNCTIONS,
     }))
 }
@@ -64,6 +66,20 @@ async fn not_found() -> Response {
 async fn outbox(State(state): State<DevState>) -> Json<Value> {
     let messages = state.outbox.lock().map(|m| m.clone()).unwrap_or_default();
     Json(serde_json::to_value(messages).unwrap_or(Value::Array(vec![])))
+}
+
+/// What the fake GitHub API received: every call, and `(context, state)` in order.
+async fn github_calls(State(state): State<DevState>) -> Json<Value> {
+    match &state.github {
+        Some(g) => Json(json!({ "api": g.base_url, "summary": g.summary(), "calls": g.calls() })),
+        None => Json(json!({ "calls": [] })),
+    }
+}
+
+/// The Amazon Q Developer chat JSON of every notice published.
+async fn chat_notices(State(state): State<DevState>) -> Json<Value> {
+    let all = state.chat.lock().map(|c| c.clone()).unwrap_or_default();
+    Json(json!({ "notices": all }))
 }
 
 /// An API Gateway HTTP API (payload 2.0) event for an HTTP request.

@@ -6,6 +6,7 @@ pub mod codebuild;
 pub mod dynamodb;
 pub mod ecr;
 pub mod ecs;
+pub mod github;
 pub mod secrets;
 pub mod sns;
 pub mod sts;
@@ -185,6 +186,31 @@ impl crate::ports::ImageRegistry for Unused {
 impl crate::ports::Notifier for Unused {
     async fn publish(&self, _: &str, _: &crate::ports::Notice) -> Result<String, ServiceError> {
         Err(unused("SNS"))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::CommitFeedback for Unused {
+    async fn commit_status(
+        &self,
+        _: &crate::ports::GitHubRepository,
+        _: &crate::ports::SecretValue,
+        _: &crate::ports::CommitStatusRequest,
+    ) -> Result<(), crate::ports::FeedbackError> {
+        Err(crate::ports::FeedbackError::Rejected(
+            "GitHub feedback is not available in this function".into(),
+        ))
+    }
+    async fn deployment_status(
+        &self,
+        _: &crate::ports::GitHubRepository,
+        _: &crate::ports::SecretValue,
+        _: &crate::ports::DeploymentRequest,
+        _: &crate::ports::DeploymentStatusRequest,
+    ) -> Result<(), crate::ports::FeedbackError> {
+        Err(crate::ports::FeedbackError::Rejected(
+            "GitHub feedback is not available in this function".into(),
+        ))
     }
 }
 

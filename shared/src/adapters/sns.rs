@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_sns::Client;
 
 use super::classify;
+use crate::domain::limits::structured_message;
 use crate::domain::limits::{ascii_line, excerpt, MAX_NOTICE_BYTES, MAX_SUBJECT_CHARS};
 use crate::ports::{Notice, Notifier, ServiceError};
 
@@ -20,16 +21,20 @@ impl SnsNotifier {
 #[async_trait]
 impl Notifier for SnsNotifier {
     async fn publish(&self, topic_arn: &str, notice: &Notice) -> Result<String, ServiceError> {
-        let out = self
+        let publish = self
             .client
             .publish()
             .topic_arn(topic_arn)
             // last resort: whatever a notice holds, SNS never refuses it for its size or subject
-            .subject(ascii_line(&notice.subject, MAX_SUBJECT_CHARS))
-            .message(excerpt(&notice.body, MAX_NOTICE_BYTES))
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
+            .subject(ascii_line(&notice.subject, MAX_SUBJECT_CHARS));
+        let publish = match &notice.chat {
+            // one message per protocol: e-mail gets the text, chat (https) the Amazon Q JSON
+            Some(chat) => publish
+                .message_structure("json")
+                .message(structured_message(&notice.body, chat)),
+            None => publish.message(excerpt(&notice.body, MAX_NOTICE_BYTES)),
+        };
+        let out = publish.send().await.map_err(|e| classify(&e))?;
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 }

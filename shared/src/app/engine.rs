@@ -13,16 +13,17 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use super::{
-    approvals, notices, releases, AppError, CachedSecrets, Settings, MAX_CONFLICT_RETRIES,
+    approvals, metrics, notices, releases, AppError, CachedSecrets, Settings, MAX_CONFLICT_RETRIES,
     RESUME_AFTER, SYSTEM_ACTOR,
 };
+use crate::domain::feedback;
 use crate::domain::{
     pending_effects, transition, Change, DeploymentRecord, DomainError, Effect, Environment, Event,
     Execution, ExecutionId, ExecutionMode, PipelineDefinition, Status, Transition,
 };
 use crate::ports::{
-    BuildRequest, BuildRunner, Clock, Deployer, ExecutionStore, ImageRegistry, Notifier,
-    SecretSource, StoreError,
+    BuildRequest, BuildRunner, Clock, CommitFeedback, Deployer, ExecutionStore, ImageRegistry,
+    Notifier, SecretSource, StoreError,
 };
 
 /// What a function is allowed to do (its IAM role), so that work it resumes for a dead worker is
@@ -34,6 +35,8 @@ pub struct Capabilities {
     pub deploy_prod: bool,
     pub request_approval: bool,
     pub notify: bool,
+    /// Report transitions to GitHub (commit statuses, deployments).
+    pub feedback: bool,
 }
 
 impl Capabilities {
@@ -44,6 +47,7 @@ impl Capabilities {
         deploy_prod: true,
         request_approval: true,
         notify: true,
+        feedback: true,
     };
 
     pub fn allows(&self, effect: &Effect) -> bool {
@@ -53,6 +57,7 @@ impl Capabilities {
             Effect::DeployProd => self.deploy_prod,
             Effect::RequestApproval => self.request_approval,
             Effect::Notify => self.notify,
+            Effect::CommitFeedback { .. } => self.feedback,
             Effect::SupersedeOlder
             | Effect::RecordRevision(_)
             | Effect::RecordFailure(_)
@@ -69,6 +74,8 @@ pub struct Services {
     pub deployer: Arc<dyn Deployer>,
     pub registry: Arc<dyn ImageRegistry>,
     pub notifier: Arc<dyn Notifier>,
+    /// GitHub commit statuses and deployments ([`Services::with_feedback`]; none by default).
+    pub feedback: Arc<dyn CommitFeedback>,
     pub secrets: Arc<CachedSecrets>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
@@ -128,6 +135,7 @@ impl Services {
             deployer,
             registry,
             notifier,
+            feedback: Arc::new(crate::adapters::Unused),
             secrets: Arc::new(CachedSecrets::new(secrets)),
             clock,
             settings: Arc::new(settings),
@@ -249,6 +257,23 @@ impl Services {
             match self.store.save(&current, &tr.execution).await {
                 Ok(()) => {
                     info!(execution_id = %current.id, pipeline = %current.pipeline, from = %current.status, to = %tr.execution.status, event = event.name(), "transition stored");
+                    let mut tr = tr;
+                    // every way into SUCCEEDED is announced (e-mail and chat), whatever states
+                    // led there
+                    if tr.execution.status == Status::Succeeded
+                        && current.status != Status::Succeeded
+                        && !tr.effects.contains(&Effect::Notify)
+                    {
+                        tr.effects.push(Effect::Notify);
+                    }
+                    // only the write that won reports it: a repeated event lost above
+                    if !feedback::updates(current.status, &tr.execution).is_empty() {
+                        tr.effects.push(Effect::CommitFeedback {
+                            from: current.status,
+                            to: tr.execution.status,
+                        });
+                    }
+                    metrics::on_stored(current.status, &tr.execution);
                     return Ok(Decided::Stored(tr));
                 }
                 Err(StoreError::Conflict(now)) => {
@@ -319,6 +344,12 @@ impl Services {
         self
     }
 
+    /// Report transitions to GitHub through `feedback` (pipelines with a `[github]` table).
+    pub fn with_feedback(mut self, feedback: Arc<dyn CommitFeedback>) -> Services {
+        self.feedback = feedback;
+        self
+    }
+
     /// Restrict what this function does (see [`Capabilities`]).
     pub fn with_capabilities(mut self, can: Capabilities) -> Services {
         self.can = can;
@@ -368,6 +399,10 @@ impl Services {
             }
             Effect::Notify => {
                 self.notify(exec, pipeline).await;
+                Ok(None)
+            }
+            Effect::CommitFeedback { from, to } => {
+                super::feedback::report(self, exec, pipeline, *from, *to).await;
                 Ok(None)
             }
         }
@@ -569,7 +604,7 @@ impl Services {
             .iter()
             .filter(|e| e.id < exec.id && e.status == Status::AwaitingApproval)
         {
-            if self
+            if let Some(tr) = self
                 .follow_up(
                     older,
                     Event::Superseded {
@@ -577,9 +612,15 @@ impl Services {
                     },
                 )
                 .await?
-                .is_some()
             {
                 info!(execution_id = %older.id, by = %exec.id, "superseded");
+                // its only effect is the GitHub report (performing would nest this effect)
+                for effect in &tr.effects {
+                    if let (Effect::CommitFeedback { from, to }, true) = (effect, self.can.feedback)
+                    {
+                        super::feedback::report(self, &tr.execution, pipeline, *from, *to).await;
+                    }
+                }
             }
         }
         Ok(None)

@@ -9,6 +9,8 @@ pub mod approvals;
 pub mod control;
 pub mod engine;
 pub mod events;
+pub mod feedback;
+pub mod metrics;
 pub mod notices;
 pub mod releases;
 pub mod sources;
@@ -20,6 +22,8 @@ mod approval_key_tests;
 mod approval_policy_tests;
 #[cfg(test)]
 mod build_output_tests;
+#[cfg(test)]
+mod feedback_tests;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
@@ -131,6 +135,11 @@ impl CachedSecrets {
         let v = self.source.secret(id).await?;
         cache.insert(id.to_string(), v.clone());
         Ok(v)
+    }
+
+    /// Read `id` again next time (a token the service no longer accepts may have been rotated).
+    pub async fn forget(&self, id: &str) {
+        self.cache.lock().await.remove(id);
     }
 }
 

@@ -117,14 +117,35 @@ pub fn approval_request(
             "Releases reach production in push order: if a newer execution is approved first, this request is withdrawn.\n"
         }
     });
-    Notice {
-        subject: subject(&format!(
-            "[shipgate] Approve {} {} to production: {}",
+    let subject = subject(&format!(
+        "[shipgate] Approve {} {} to production: {}",
+        pipeline.name,
+        c.short_sha(),
+        quote_untrusted(c.title(), MAX_QUOTED_CHARS)
+    ));
+    // the chat channel never gets the approval link: everyone in a channel could follow it
+    let chat = chat(
+        pipeline,
+        exec,
+        &format!(":hourglass: {} waits for approval", pipeline.name),
+        &format!(
+            "{} is running in test and waits for approval to go to production (expires {}).",
             pipeline.name,
-            c.short_sha(),
-            quote_untrusted(c.title(), MAX_QUOTED_CHARS)
-        )),
+            expires_at.format("%Y-%m-%d %H:%M UTC")
+        ),
+        vec![
+            "Approvers: open the link in the approval e-mail".to_string(),
+            format!(
+                "`shipgate approve {}` or `shipgate reject {}`",
+                exec.id, exec.id
+            ),
+        ],
+        &subject,
+    );
+    Notice {
+        subject,
         body,
+        chat: Some(chat),
     }
 }
 
@@ -187,6 +208,10 @@ pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice 
         Status::ProdFailed => "The deployment to production failed.",
         Status::Expired => "The approval expired without a decision; production was not changed.",
         Status::RolledBack => "This execution's revision was rolled back.",
+        Status::Succeeded if exec.trigger.is_rollback() => {
+            "The rollback completed: the environment runs this earlier release again."
+        }
+        Status::Succeeded => "Released: production runs this commit now.",
         _ => "The execution changed state.",
     };
     body.push_str(&format!("{what}\n\n"));
@@ -249,16 +274,131 @@ pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice 
     }
     body.push_str(&format!("History:    shipgate show {}\n\n", exec.id));
     body.push_str(&untrusted_commit_block(c));
-    Notice {
-        subject: subject(&format!(
-            "[shipgate] {} {}: {} {}",
-            pipeline.name,
-            exec.status,
-            c.short_sha(),
-            quote_untrusted(c.title(), MAX_QUOTED_CHARS)
-        )),
-        body,
+    let subject = subject(&format!(
+        "[shipgate] {} {}: {} {}",
+        pipeline.name,
+        exec.status,
+        c.short_sha(),
+        quote_untrusted(c.title(), MAX_QUOTED_CHARS)
+    ));
+    let icon = match exec.status {
+        Status::Succeeded => ":white_check_mark:",
+        s if s.is_failure() => ":x:",
+        _ => ":information_source:",
+    };
+    let mut steps = Vec::new();
+    if let Some(link) = exec.failure.as_ref().and_then(|f| f.link.as_deref()) {
+        steps.push(format!("Logs: {link}"));
     }
+    for line in body.lines() {
+        for (label, key) in [
+            ("Retry:", "Retry"),
+            ("Roll back:", "Roll back"),
+            ("Try again:", "Try again"),
+            ("Release again:", "Release again"),
+        ] {
+            if let Some(cmd) = line.strip_prefix(label) {
+                let cmd = cmd.trim();
+                let cmd = cmd.split("   ").next().unwrap_or(cmd);
+                steps.push(format!("{key}: `{cmd}`"));
+            }
+        }
+    }
+    steps.push(format!("History: `shipgate show {}`", exec.id));
+    let chat = chat(
+        pipeline,
+        exec,
+        &format!("{icon} {} {}", pipeline.name, exec.status),
+        what,
+        steps,
+        &subject,
+    );
+    Notice {
+        subject,
+        body,
+        chat: Some(chat),
+    }
+}
+
+/// Longest chat title and description shipgate sends (chat clients show a few lines).
+pub const MAX_CHAT_TITLE_CHARS: usize = 250;
+pub const MAX_CHAT_DESCRIPTION_CHARS: usize = 4000;
+
+/// Untrusted text for client-markdown: inert (see [`quote_untrusted`]) and with markdown and
+/// mention characters escaped, so a commit message cannot format, link or mention anything.
+pub fn markdown_inert(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in quote_untrusted(text, max).chars() {
+        if "\\`*_~[]()<>#|!@&:".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut t: String = text.chars().take(max - 1).collect();
+    t.push('…');
+    t
+}
+
+/// The Amazon Q Developer in chat applications custom notification of a notice (schema version
+/// 1.0, `source` custom, client-markdown): one thread per execution (`metadata.threadId`), so
+/// a release's notices stay together in the channel.
+pub fn chat(
+    pipeline: &PipelineDefinition,
+    exec: &Execution,
+    title: &str,
+    what: &str,
+    next_steps: Vec<String>,
+    summary: &str,
+) -> String {
+    let c = &exec.commit;
+    let mut description = format!(
+        "{what}\n*Pipeline:* {}  *Execution:* `{}`\n*Commit:* `{}` {}",
+        pipeline.name,
+        exec.id,
+        c.short_sha(),
+        markdown_inert(c.title(), MAX_QUOTED_CHARS)
+    );
+    if let Some(a) = &c.author {
+        description.push_str(&format!(" (by {})", markdown_inert(a, MAX_QUOTED_CHARS)));
+    }
+    if let Some(f) = &exec.failure {
+        description.push_str(&format!(
+            "\n*Stage:* {}  *Cause:* {}",
+            f.stage,
+            markdown_inert(&f.reason, 500)
+        ));
+    }
+    serde_json::json!({
+        "version": "1.0",
+        "source": "custom",
+        "id": format!("{}-{}", exec.id, exec.version),
+        "content": {
+            "textType": "client-markdown",
+            "title": cut(title, MAX_CHAT_TITLE_CHARS),
+            "description": cut(&description, MAX_CHAT_DESCRIPTION_CHARS),
+            "nextSteps": next_steps.into_iter().take(5).map(|s| cut(&s, 500)).collect::<Vec<_>>(),
+            "keywords": [pipeline.name.clone(), exec.status.as_str()],
+        },
+        "metadata": {
+            "threadId": format!("shipgate-{}", exec.id),
+            "summary": cut(summary, MAX_CHAT_TITLE_CHARS),
+            "eventType": exec.status.as_str(),
+            "additionalContext": {
+                "pipeline": pipeline.name,
+                "execution_id": exec.id.as_str(),
+                "commit": c.sha,
+                "status": exec.status.as_str(),
+            },
+        },
+    })
+    .to_string()
 }
 
 #[cfg(test)]
@@ -335,6 +475,57 @@ mod tests {
         assert!(!q.contains("://"));
         let long = quote_untrusted(&"é".repeat(1000), 10);
         assert_eq!(long, format!("{}…", "é".repeat(10)));
+    }
+
+    #[test]
+    fn notices_carry_the_chat_notification_in_one_thread_per_execution() {
+        let w = crate::fake_world::FakeWorld::pipeline();
+        let mut e = crate::domain::Execution::received(
+            crate::domain::ExecutionId::generate(chrono::Utc::now()),
+            "hello",
+            crate::domain::Commit {
+                sha: "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a".into(),
+                reference: "main".into(),
+                message: Some("Fix *it* <!channel> [x](https://evil.example) @here".into()),
+                author: Some("Ada".into()),
+                ..Default::default()
+            },
+            crate::domain::Trigger::Release {
+                actor: "ops".into(),
+            },
+            chrono::Utc::now(),
+            "ops",
+        );
+        e.status = Status::Succeeded;
+        let n = status_notice(&w, &e);
+        assert!(n
+            .body
+            .contains("Released: production runs this commit now."));
+        let chat: serde_json::Value = serde_json::from_str(n.chat.as_deref().unwrap()).unwrap();
+        assert_eq!(chat["version"], "1.0");
+        assert_eq!(chat["source"], "custom");
+        assert_eq!(chat["content"]["textType"], "client-markdown");
+        assert_eq!(chat["metadata"]["threadId"], format!("shipgate-{}", e.id));
+        assert!(chat["content"]["title"]
+            .as_str()
+            .unwrap()
+            .contains("hello SUCCEEDED"));
+        let d = chat["content"]["description"].as_str().unwrap();
+        assert!(
+            d.contains("\\*it\\*") && d.contains("\\<\\!channel\\>") && d.contains("\\@here"),
+            "{d}"
+        );
+        assert!(!d.contains("https://"), "{d}");
+        // the approval request in chat names the commands, never the signed link
+        e.status = Status::AwaitingApproval;
+        let link = "https://shipgate.example.com/approvals/SIGNED";
+        let a = approval_request(&w, &e, link, chrono::Utc::now());
+        assert!(a.body.contains(link));
+        let chat = a.chat.unwrap();
+        assert!(!chat.contains("/approvals/"), "{chat}");
+        assert!(chat.contains(&format!("shipgate approve {}", e.id)));
+        let v: serde_json::Value = serde_json::from_str(&chat).unwrap();
+        assert_eq!(v["metadata"]["threadId"], format!("shipgate-{}", e.id));
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod transition;
 pub use transition::*;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 

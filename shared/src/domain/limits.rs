@@ -158,9 +158,70 @@ pub fn excerpt(text: &str, max: usize) -> String {
     format!("{}… (truncated, {} bytes)", &text[..end], text.len())
 }
 
+/// SNS's limit for a whole message: with `MessageStructure=json`, the JSON document.
+pub const MAX_SNS_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The `MessageStructure=json` message of a notice: the text for `default` (every protocol
+/// without its own key, e.g. the sandbox's SQS capture) and `email`, the chat JSON for `https`
+/// (Amazon Q Developer in chat applications subscribes topics over HTTPS). Always under
+/// [`MAX_SNS_MESSAGE_BYTES`] with room for the envelope: the text gives way first (it appears
+/// twice, JSON-escaped), then the chat message is replaced by a short one.
+pub fn structured_message(text: &str, chat: &str) -> String {
+    let budget = MAX_SNS_MESSAGE_BYTES - 1024;
+    let build = |text: &str, chat: &str| {
+        serde_json::json!({ "default": text, "email": text, "https": chat }).to_string()
+    };
+    let mut chat = chat.to_string();
+    if chat.len() > budget / 4 {
+        chat = serde_json::json!({
+            "version": "1.0",
+            "source": "custom",
+            "content": {"textType": "client-markdown", "description": "A shipgate notice too large for chat; see the e-mail or `shipgate show`."}
+        })
+        .to_string();
+    }
+    let mut limit = text.len();
+    loop {
+        let body = excerpt(text, limit);
+        let message = build(&body, &chat);
+        if message.len() <= budget || limit == 0 {
+            return message;
+        }
+        // shrink by the overflow, counted in the escaped text (which appears twice)
+        let over = message.len() - budget;
+        limit = limit.saturating_sub(over / 2 + 64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn structured_messages_stay_under_the_sns_limit() {
+        // worst case: text that doubles when JSON-escaped, far over the limit
+        let text = "\"\n".repeat(200 * 1024);
+        let chat = "{\"version\":\"1.0\"}";
+        let m = structured_message(&text, chat);
+        assert!(m.len() <= MAX_SNS_MESSAGE_BYTES, "{}", m.len());
+        let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+        assert_eq!(v["default"], v["email"]);
+        assert_eq!(v["https"], chat);
+        assert!(v["default"].as_str().unwrap().contains("truncated"));
+        // at the limit: a text just under it is kept whole when it fits
+        let fits = "x".repeat((MAX_SNS_MESSAGE_BYTES - 1024 - 200) / 2);
+        let m = structured_message(&fits, chat);
+        assert!(m.len() <= MAX_SNS_MESSAGE_BYTES);
+        let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+        assert_eq!(v["default"].as_str().unwrap(), fits);
+        // an oversized chat message is replaced, never cut into invalid JSON
+        let big_chat = serde_json::json!({"x": "y".repeat(200 * 1024)}).to_string();
+        let m = structured_message("hi", &big_chat);
+        let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+        let chat: serde_json::Value = serde_json::from_str(v["https"].as_str().unwrap()).unwrap();
+        assert_eq!(chat["source"], "custom");
+        assert!(m.len() <= MAX_SNS_MESSAGE_BYTES);
+    }
 
     #[test]
     fn real_files_pass() {

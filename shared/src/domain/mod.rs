@@ -4,10 +4,12 @@
 pub mod approval_policy;
 pub mod aws_events;
 pub mod execution;
+pub mod feedback;
 pub mod github;
 pub mod glob;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 pub mod pipeline;
 pub mod revisions;
 pub mod token;

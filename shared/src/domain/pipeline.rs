@@ -164,6 +164,9 @@ pub struct PipelineDefinition {
     /// Images the sweeper keeps per repository.
     #[serde(default = "default_keep_images")]
     pub keep_images: u32,
+    /// Commit statuses and deployments reported to GitHub (optional; GitHub sources only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<super::feedback::GitHubFeedbackSpec>,
 }
 
 fn default_keep_images() -> u32 {

@@ -142,6 +142,10 @@ pub enum Effect {
     MarkRolledBack,
     /// Send a notice about the new status on the pipeline's notification topic.
     Notify,
+    /// Report the stored transition `from` → `to` to GitHub (commit statuses, deployments;
+    /// see [`crate::domain::feedback`]). Added by the engine to the effects of a transition it
+    /// stored, never owed again ([`pending_effects`]): best effort, at most once.
+    CommitFeedback { from: Status, to: Status },
 }
 
 /// The result of a legal transition.

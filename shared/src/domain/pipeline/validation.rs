@@ -49,6 +49,7 @@ impl PipelineDefinition {
                 "notifications",
                 "mode",
                 "keep_images",
+                "github",
             ],
         );
 
@@ -173,6 +174,12 @@ impl PipelineDefinition {
             v.push("keep_images", "must be between 1 and 1000");
         }
 
+        let github = if root.get("github").is_some_and(|g| !g.is_null()) {
+            v.github(root, source.as_ref())
+        } else {
+            None
+        };
+
         match (source, build, image, test, prod, approval) {
             (Some(source), Some(build), Some(image), Some(test), Some(prod), Some(approval))
                 if v.errors.is_empty() =>
@@ -191,6 +198,7 @@ impl PipelineDefinition {
                     notifications,
                     mode,
                     keep_images,
+                    github,
                 })
             }
             _ => Err(v.finish()),
@@ -430,6 +438,73 @@ impl Validator {
                 Some((t, p))
             }
         }
+    }
+
+    /// `[github]`: feedback settings, for a GitHub source only.
+    fn github(
+        &mut self,
+        root: &Map<String, Value>,
+        source: Option<&Source>,
+    ) -> Option<crate::domain::feedback::GitHubFeedbackSpec> {
+        use crate::domain::feedback::{
+            secret_name, GitHubFeedbackSpec, DEFAULT_GITHUB_API_URL, GITHUB_TOKEN_SECRET_PREFIX,
+        };
+        let (t, p) = self.table(
+            root,
+            "",
+            "github",
+            &["token_secret", "api_url", "test_url", "prod_url"],
+        )?;
+        if matches!(source, Some(Source::Codecommit(_))) {
+            self.push(&p, "GitHub feedback needs a GitHub source");
+        }
+        let token_secret = self.required_str(t, &p, "token_secret").unwrap_or_default();
+        let name = secret_name(&token_secret);
+        if !token_secret.is_empty()
+            && (!name.starts_with(GITHUB_TOKEN_SECRET_PREFIX)
+                || name.len() == GITHUB_TOKEN_SECRET_PREFIX.len()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
+                || (token_secret.starts_with("arn:") && !token_secret.contains(":secretsmanager:")))
+        {
+            self.push(
+                &join(&p, "token_secret"),
+                &format!("must be a Secrets Manager secret name or ARN whose name starts with {GITHUB_TOKEN_SECRET_PREFIX} (the functions may read only those), e.g. {GITHUB_TOKEN_SECRET_PREFIX}my-service"),
+            );
+        }
+        let mut url = |field: &str, api: bool| -> Option<String> {
+            let value = match t.get(field) {
+                None | Some(Value::Null) => return None,
+                Some(_) => self.required_str(t, &p, field)?,
+            };
+            let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+                .iter()
+                .any(|l| value.starts_with(l));
+            let ok = (value.starts_with("https://") || (api && loopback))
+                && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+                && value.len() > "https://".len();
+            if !ok {
+                self.push(
+                    &join(&p, field),
+                    if api {
+                        "must be an https:// URL (GitHub Enterprise Server: https://HOST/api/v3; a local fake may use http://127.0.0.1:PORT)"
+                    } else {
+                        "must be an https:// URL"
+                    },
+                );
+            }
+            Some(value.trim_end_matches('/').to_string())
+        };
+        let api_url = url("api_url", true).unwrap_or_else(|| DEFAULT_GITHUB_API_URL.to_string());
+        let test_url = url("test_url", false);
+        let prod_url = url("prod_url", false);
+        Some(GitHubFeedbackSpec {
+            token_secret,
+            api_url,
+            test_url,
+            prod_url,
+        })
     }
 
     fn glob_list(&mut self, map: &Map<String, Value>, field: &str) -> Option<Vec<String>> {
