@@ -84,9 +84,10 @@ pub mod profiles {
     );
     profile!(
         /// Build results: the image's digest, deploy to test, notices (CodeBuild only to read
-        /// the commit a branch-head release resolved).
+        /// the commit a branch-head release resolved; the signing key only for the status page
+        /// link in notices).
         BuildEvents, BUILD_EVENTS, "build-events",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: false },
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true },
         Capabilities { deploy_test: true, notify: true, ..NONE }
     );
     profile!(

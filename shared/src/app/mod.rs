@@ -12,6 +12,7 @@ pub mod events;
 pub mod notices;
 pub mod releases;
 pub mod sources;
+pub mod status_page;
 pub mod sweeper;
 
 #[cfg(test)]
