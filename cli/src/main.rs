@@ -24,7 +24,7 @@ use client::{ClientError, ControlClient};
 /// shipgate — push → build → test → approve → production, serverless on AWS.
 #[derive(Parser, Debug)]
 #[command(name = "shipgate", version, about, long_about = None, propagate_version = true,
-    after_help = "Examples:\n  shipgate status demo\n  shipgate release demo --wait\n  shipgate watch 01JD3V5X8Q2M4N6P7R9S0T1V2W\n  shipgate logs 01JD3V5X8Q2M4N6P7R9S0T1V2W --follow\n  shipgate --profile ops --region eu-west-1 status --output json\n\nTimes are printed in UTC. NO_COLOR=1 turns colours off.")]
+    after_help = "Examples:\n  shipgate status demo\n  shipgate release demo --wait\n  shipgate watch 01JD3V5X8Q2M4N6P7R9S0T1V2W\n  shipgate logs 01JD3V5X8Q2M4N6P7R9S0T1V2W --follow\n  shipgate status --profile ops --region eu-west-1 --output json\n\nOptions like --profile, --region, --output come after the command. Times are printed in UTC. NO_COLOR=1 turns colours off.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
