@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use shared::domain::links::{build_log, LogLocation};
+use shared::domain::strip::{position, StageState, StripStage};
 use shared::domain::{Execution, ExecutionId, Status};
 use shared::protocol::{Answer, ControlRequest, ControlResponse, ExecutionRef};
 
@@ -45,9 +46,13 @@ async fn execution(client: &ControlClient, id: &ExecutionId) -> Result<Execution
     }
 }
 
-/// The build is still writing its log in these states.
+/// The build is still to come or writing its log: the execution is on the build stage and not
+/// done with it (placed by the one exhaustive match, `strip::position`).
 fn building(status: Status) -> bool {
-    matches!(status, Status::Received | Status::Building)
+    matches!(
+        position(status),
+        (StripStage::Build, StageState::Pending | StageState::Running)
+    )
 }
 
 enum Read {
@@ -96,6 +101,17 @@ async fn read(
         }
     }
     Ok(Read::Read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_writes_while_the_execution_is_on_its_stage() {
+        let writing: Vec<Status> = Status::ALL.into_iter().filter(|s| building(*s)).collect();
+        assert_eq!(writing, [Status::Received, Status::Building]);
+    }
 }
 
 pub async fn run(client: &ControlClient, id: &ExecutionId, follow: bool, json: bool) -> ExitCode {

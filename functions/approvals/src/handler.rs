@@ -502,4 +502,16 @@ mod tests {
         );
         assert!(html.contains("&lt;script&gt;"));
     }
+
+    #[tokio::test]
+    async fn the_status_page_sample_event_renders() {
+        // events/apigw/status-get.json: a link for pipeline `hello` signed with the fakes' key,
+        // valid until 2100 (also `cargo lambda invoke approvals --data-file` against a sandbox)
+        let w = FakeWorld::with_pipeline().await;
+        let event: HttpRequest =
+            serde_json::from_str(include_str!("../../../events/apigw/status-get.json")).unwrap();
+        let r = handle(&w.services, event).await;
+        assert_eq!(r.status_code, 200, "{}", http::body_text(&r));
+        assert!(http::body_text(&r).contains("hello"));
+    }
 }
