@@ -103,17 +103,6 @@ async fn read(
     Ok(Read::Read)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_build_writes_while_the_execution_is_on_its_stage() {
-        let writing: Vec<Status> = Status::ALL.into_iter().filter(|s| building(*s)).collect();
-        assert_eq!(writing, [Status::Received, Status::Building]);
-    }
-}
-
 pub async fn run(client: &ControlClient, id: &ExecutionId, follow: bool, json: bool) -> ExitCode {
     let mut exec = match execution(client, id).await {
         Ok(e) => e,
@@ -168,5 +157,16 @@ pub async fn run(client: &ControlClient, id: &ExecutionId, follow: bool, json: b
             Ok(e) => e,
             Err(code) => return code,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_writes_while_the_execution_is_on_its_stage() {
+        let writing: Vec<Status> = Status::ALL.into_iter().filter(|s| building(*s)).collect();
+        assert_eq!(writing, [Status::Received, Status::Building]);
     }
 }
