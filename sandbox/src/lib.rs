@@ -9,11 +9,13 @@ pub mod apigw;
 mod moto;
 mod outbox;
 mod provision;
+mod stack;
 mod table;
 
 pub use moto::{python, sdk_config, MotoServer};
 pub use outbox::{drain_outbox, links_in, OutboxMessage};
 pub use provision::{create_service, register_bootstrap_task_definition, Provisioned, Sandbox};
+pub use stack::{create_stand_in_stack, STACK_NAME};
 pub use table::TableAdmin;
 
 pub const REGION: &str = "us-east-1";

@@ -8,6 +8,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod secrets;
 pub mod sns;
+pub mod tls;
 
 use std::error::Error;
 
@@ -259,10 +260,12 @@ pub fn lambda_sdk_config_from(
         flag("AWS_USE_FIPS_ENDPOINT"),
         flag("AWS_USE_DUALSTACK_ENDPOINT"),
     );
+    // the built-in AWS roots unless AWS_CA_BUNDLE / SHIPGATE_TLS_ROOTS say otherwise (tls.rs)
+    let roots = tls::roots_from(var, |path| std::fs::read(path));
     let mut builder = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .credentials_provider(credentials)
-        .http_client(https_client())
+        .http_client(tls::https_client_trusting(&roots))
         .service_config(EnvServiceConfig(Box::new(lookup)));
     builder.set_region(region);
     builder.set_use_fips(use_fips);
