@@ -243,11 +243,18 @@ impl AwsReader {
         }
     }
 
-    /// The repository's ARN.
-    pub async fn repository(&self, name: &str) -> Lookup<String> {
+    /// The repository's ARN; `uri` is `<account>.dkr.ecr.<region>.amazonaws.com/<name>` (the
+    /// account is the registry asked).
+    pub async fn repository(&self, uri: &str) -> Lookup<String> {
+        let (host, name) = uri.split_once('/').unwrap_or(("", uri));
+        let registry = host
+            .split('.')
+            .next()
+            .filter(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()));
         match lookup(
             self.ecr
                 .describe_repositories()
+                .set_registry_id(registry.map(str::to_string))
                 .repository_names(name)
                 .send()
                 .await,
@@ -369,7 +376,7 @@ impl AwsReader {
         let d = &definition;
         let (project, repository, test, prod, approval_topic) = tokio::join!(
             self.project(&d.build.project),
-            self.repository(d.image.repository_name()),
+            self.repository(&d.image.repository),
             self.service(&d.test.cluster, &d.test.service),
             self.service(&d.prod.cluster, &d.prod.service),
             self.topic(&d.approval.topic_arn),

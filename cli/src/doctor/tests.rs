@@ -510,3 +510,30 @@ fn json_has_every_check_and_no_fix_on_a_pass() {
     assert!(v[0].get("fix").is_none());
     assert_eq!(v[0]["section"], "account");
 }
+
+#[test]
+fn the_template_has_every_parameter_and_output_doctor_reads() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
+    let template: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for parameter in [
+        PROJECT_NAMES,
+        PROJECT_ARNS,
+        REPOSITORY_ARNS,
+        TEST_SERVICES,
+        PROD_SERVICES,
+        TASK_ROLES,
+        CODECOMMIT_REPOSITORIES,
+    ] {
+        assert!(
+            template["Parameters"].get(parameter).is_some(),
+            "infra/template.yaml has no parameter {parameter}"
+        );
+    }
+    for output in REQUIRED_OUTPUTS.iter().chain(&["CodeCommitRuleName"]) {
+        assert!(
+            template["Outputs"].get(*output).is_some(),
+            "infra/template.yaml has no output {output}"
+        );
+    }
+}
