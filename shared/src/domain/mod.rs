@@ -8,8 +8,11 @@ pub mod github;
 pub mod glob;
 pub mod limits;
 pub mod metrics;
+pub mod links;
 pub mod pipeline;
 pub mod revisions;
+pub mod status_token;
+pub mod strip;
 pub mod token;
 
 pub use execution::*;
