@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CARGO ?= cargo
 ARCH ?= arm64
 
-.PHONY: setup dev test lint release-deps fmt fuzz bench bench-push lint-infra build deploy docs-check clean
+.PHONY: setup dev test browser lint release-deps fmt fuzz bench bench-push lint-infra build deploy docs-check clean
 
 PORT ?= 9000
 
@@ -35,6 +35,13 @@ test: setup
 	scripts/check-release-deps.sh
 	scripts/lint-infra.sh
 	SHIPGATE_REQUIRE_MOTO=1 $(CARGO) test --workspace
+	$(CARGO) build -p shipgate
+	SHIPGATE_REQUIRE_BROWSER=1 bash scripts/browser-test.sh
+
+## browser: the real-browser tests alone (chromium + playwright-core): the approval page
+## (tests/browser/approve.test.mjs) and the status page on a phone and a desktop
+## (tests/browser/status.test.mjs); screenshots in target/browser/
+browser: setup
 	$(CARGO) build -p shipgate
 	SHIPGATE_REQUIRE_BROWSER=1 bash scripts/browser-test.sh
 

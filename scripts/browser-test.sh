@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-browser test of the approval page (tests/browser/approve.test.mjs):
+# Real-browser tests of the approval page (tests/browser/approve.test.mjs) and the
+# status page (tests/browser/status.test.mjs, phone and desktop; every *.test.mjs runs):
 # Debian's chromium driven by playwright-core against a `shipgate dev` sandbox.
 #
 #   scripts/browser-test.sh            # skips (exit 0) if chromium can't be had

@@ -22,21 +22,32 @@ pub enum ClientError {
 
 pub struct ControlClient {
     lambda: aws_sdk_lambda::Client,
-    sdk: aws_config::SdkConfig,
     function: String,
+    sdk: aws_config::SdkConfig,
 }
 
 impl ControlClient {
-    pub async fn new(function: &str) -> ControlClient {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(shared::adapters::https_client())
-            .load()
-            .await;
+    pub async fn new(function: &str, aws: &crate::aws::AwsOptions) -> ControlClient {
+        let sdk = aws.sdk_config().await;
+        let mut lambda = aws_sdk_lambda::config::Builder::from(&sdk);
+        if let Some(url) = &aws.endpoint_url {
+            lambda = lambda.endpoint_url(url);
+        }
         ControlClient {
-            lambda: aws_sdk_lambda::Client::new(&sdk),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
             function: function.to_string(),
             sdk,
         }
+    }
+
+    /// The SDK configuration (for the other services a command reads, e.g. CloudWatch Logs).
+    pub fn sdk(&self) -> &aws_config::SdkConfig {
+        &self.sdk
+    }
+
+    /// The configured region, if any.
+    pub fn region(&self) -> Option<String> {
+        self.sdk.region().map(|r| r.to_string())
     }
 
     /// The proof of who calls, for `request` only (see `shared::domain::identity`): an

@@ -35,7 +35,7 @@ pub async fn run(pipeline: String, since: String, remote: Remote) -> ExitCode {
         pipeline: pipeline.clone(),
         limit: Some(MAX_EXECUTION_LIMIT),
     });
-    let client = ControlClient::new(&remote.function).await;
+    let client = ControlClient::new(&remote.function, &remote.aws).await;
     let raw = match client.invoke(&request).await {
         Ok(raw) => raw,
         Err(e) => return client_error(e),
@@ -63,7 +63,7 @@ pub async fn run(pipeline: String, since: String, remote: Remote) -> ExitCode {
             .min()
             .is_some_and(|oldest| oldest > since_at);
     let r = report(&pipeline, &executions, since_at, until);
-    if remote.json {
+    if remote.json() {
         let printed = Printed {
             report: &r,
             truncated,

@@ -19,9 +19,9 @@ fn short(text: &str, n: usize) -> String {
     }
 }
 
-/// `2026-11-21 10:00:01`.
-fn when(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+/// `2026-11-21 10:00:01 UTC`: every time shipgate prints is in UTC, and says so.
+pub fn when(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// A plain-text table with aligned columns.
@@ -271,6 +271,13 @@ fn status(a: &StatusReport) -> String {
                 }
             }
         }
+        if let Some(link) = &p.status_page {
+            out.push(format!(
+                "  status page: {} (read-only, expires {})",
+                link.url,
+                when(&link.expires_at)
+            ));
+        }
         if let Some(latest) = &p.latest {
             out.push(format!(
                 "  latest: {} {} ({})",
@@ -368,6 +375,10 @@ pub fn execution(e: &Execution) -> String {
             out.push(format!("approvals  {counted}"));
         }
     }
+    let region = crate::links::region_of(e, crate::links::cli_region());
+    for (label, value) in crate::links::lines(e, region.as_deref()) {
+        out.push(format!("{label:<13} {value}"));
+    }
     out.push(String::new());
     out.push("timeline".into());
     let rows: Vec<Vec<String>> = e
@@ -421,7 +432,7 @@ mod tests {
                         {"at": "2026-11-21T10:00:01Z", "from": "RECEIVED", "to": "BUILDING", "actor": "shipgate", "cause": "build b started"}]});
         let text = execution(&serde_json::from_value(e).unwrap());
         assert!(text.contains("RECEIVED → BUILDING"));
-        assert!(text.contains("2026-11-21 10:00:00"));
+        assert!(text.contains("2026-11-21 10:00:00 UTC"));
         assert!(text.contains("message    Add x"));
     }
 
@@ -434,13 +445,13 @@ mod tests {
         let text = pipeline_shown(&serde_json::from_value(a).unwrap());
         assert!(
             text.starts_with(
-                "demo version 2, applied 2026-11-21 10:00:00 by arn:aws:iam::1:user/grace"
+                "demo version 2, applied 2026-11-21 10:00:00 UTC by arn:aws:iam::1:user/grace"
             ),
             "{text}"
         );
-        assert!(text.contains("version 2  2026-11-21 10:00:00  arn:aws:iam::1:user/grace\n  mode: \"superseded\" → \"queued\""), "{text}");
+        assert!(text.contains("version 2  2026-11-21 10:00:00 UTC  arn:aws:iam::1:user/grace\n  mode: \"superseded\" → \"queued\""), "{text}");
         assert!(
-            text.contains("version 1  2026-11-20 09:00:00  (not recorded)\n  created"),
+            text.contains("version 1  2026-11-20 09:00:00 UTC  (not recorded)\n  created"),
             "{text}"
         );
         let current = pipeline_shown(

@@ -84,7 +84,7 @@ async fn status_show_approve_and_errors() {
     assert!(out.status.success(), "{out:?}");
     sb.wait_for(&second, "SUCCEEDED").await;
     let out = shipgate(&sb)
-        .args(["rollback", "demo", "--env", "prod", "--json"])
+        .args(["rollback", "demo", "--env", "prod", "--json", "--yes"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -123,7 +123,7 @@ async fn status_show_approve_and_errors() {
     );
     assert_eq!(out.status.code(), Some(0));
     let out = shipgate(&sb)
-        .args(["rollback", "demo", "--to", "deadbeefdeadbeef"])
+        .args(["rollback", "demo", "--to", "deadbeefdeadbeef", "--yes"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -235,6 +235,9 @@ fn help_and_usage_errors() {
         "retry",
         "rollback",
         "release",
+        "watch",
+        "logs",
+        "completions",
         "dev",
     ] {
         assert!(contains(&out.stdout, cmd), "{cmd} in --help");

@@ -24,7 +24,10 @@ pub fn request(
         .map(|(_, v)| v.to_string())
         .unwrap_or_default();
     let mut params = serde_json::Map::new();
-    if let Some(token) = path.strip_prefix("/approvals/") {
+    if let Some(token) = path
+        .strip_prefix("/approvals/")
+        .or_else(|| path.strip_prefix("/status/"))
+    {
         params.insert("token".into(), Value::String(token.to_string()));
     }
     let v = serde_json::json!({

@@ -88,7 +88,7 @@ pub mod profiles {
     profile!(
         /// Build results: the image's digest, deploy to test, notices, GitHub feedback (CodeBuild
         /// only to read the commit a branch-head release resolved; Secrets Manager only for the
-        /// GitHub token).
+        /// GitHub token and the signing key of the status page link in notices).
         BuildEvents, BUILD_EVENTS, "build-events",
         Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true },
         Capabilities { deploy_test: true, notify: true, feedback: true, ..NONE }

@@ -192,6 +192,7 @@ fn http_api_routes_are_wired_to_their_functions() {
         ("POST", "/webhooks/github", "webhook"),
         ("GET", "/approvals/{token}", "approvals"),
         ("POST", "/approvals/{token}", "approvals"),
+        ("GET", "/status/{token}", "approvals"),
     ];
 
     // Routes declared as HttpApi events: (METHOD, path) -> function name.

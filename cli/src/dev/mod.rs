@@ -475,7 +475,7 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
     println!();
     println!("shipgate dev is running");
     println!(
-        "  API            {base}   (POST /webhooks/github, GET|HEAD|POST /approvals/{{token}})"
+        "  API            {base}   (POST /webhooks/github, GET|HEAD|POST /approvals/{{token}}, GET /status/{{token}})"
     );
     println!("  Lambda Invoke  {base}/2015-03-31/functions/{{name}}/invocations");
     println!("  outbox         {base}/_dev/outbox");

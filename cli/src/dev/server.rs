@@ -40,6 +40,7 @@ pub fn router(state: DevState) -> Router {
                 .post(approvals_route)
                 .layer(DefaultBodyLimit::max(API_GATEWAY_MAX_BODY_BYTES)),
         )
+        .route("/status/{token}", get(status_route).head(status_route))
         .route(
             "/2015-03-31/functions/{name}/invocations",
             post(invoke).layer(DefaultBodyLimit::max(LAMBDA_MAX_INVOKE_BYTES)),
@@ -54,7 +55,7 @@ pub fn router(state: DevState) -> Router {
 async fn index() -> Json<Value> {
     Json(json!({
         "service": "shipgate dev",
-        "routes": ["POST /webhooks/github", "GET|HEAD|POST /approvals/{token}", "POST /2015-03-31/functions/{name}/invocations", "GET /_dev/outbox", "GET /_dev/github", "GET /_dev/chat"],
+        "routes": ["POST /webhooks/github", "GET|HEAD|POST /approvals/{token}", "GET|HEAD /status/{token}", "POST /2015-03-31/functions/{name}/invocations", "GET /_dev/outbox", "GET /_dev/github", "GET /_dev/chat"],
         "functions": FUNCTIONS,
     }))
 }
@@ -185,6 +186,33 @@ async fn approvals_route(
     };
     let path = format!("/approvals/{token}");
     let event = apigw_event(&method, &path, "/approvals/{token}", &headers, &body, peer);
+    let svc = state.services_of(&profiles::APPROVALS);
+    let resp = approvals::handler::handle(&svc, event).await;
+    if method == Method::HEAD {
+        let mut r = http_response(resp);
+        *r.body_mut() = axum::body::Body::empty();
+        return r;
+    }
+    http_response(resp)
+}
+
+/// The read-only status page, served by the approvals function as API Gateway routes it.
+async fn status_route(
+    State(state): State<DevState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/status/{token}");
+    let event = apigw_event(
+        &method,
+        &path,
+        "/status/{token}",
+        &headers,
+        &Bytes::new(),
+        peer,
+    );
     let svc = state.services_of(&profiles::APPROVALS);
     let resp = approvals::handler::handle(&svc, event).await;
     if method == Method::HEAD {

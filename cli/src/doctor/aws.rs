@@ -406,7 +406,8 @@ impl AwsReader {
 
 /// Every pipeline in the table (following `next` pages), through the control function.
 async fn list_pipelines(function: &str) -> Result<Vec<PipelineDefinition>, String> {
-    let client = ControlClient::new(function).await;
+    // the environment's profile and region (doctor has no --profile of its own yet)
+    let client = ControlClient::new(function, &crate::aws::AwsOptions::default()).await;
     let mut all = Vec::new();
     let mut filter = PipelineFilter::default();
     for _ in 0..100 {

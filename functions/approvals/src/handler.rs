@@ -9,7 +9,8 @@ use shared::domain::Verdict;
 use shared::http::{self, HttpRequest, HttpResponse};
 use tracing::{error, info};
 
-use crate::pages;
+use crate::{pages, status_page};
+use shared::app::status_page as status;
 
 /// Largest form body accepted.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -17,6 +18,9 @@ pub const MAX_FORM_BYTES: usize = 16 * 1024;
 pub async fn handle(svc: &Services, req: HttpRequest) -> HttpResponse {
     // one invocation: each pipeline definition is read at most once
     let svc = &svc.for_invocation();
+    if is_status_route(&req) {
+        return status_route(svc, &req).await;
+    }
     let method = http::method(&req);
     let Some(token) = http::path_param(&req, "token", "/approvals/") else {
         return page_error(404, "No approval token in the link.");
@@ -73,6 +77,55 @@ pub async fn handle(svc: &Services, req: HttpRequest) -> HttpResponse {
             r
         }
     }
+}
+
+/// `GET|HEAD /status/{token}`: the read-only status page (the same function, so no new
+/// endpoint, role or cold start; its token can never approve).
+fn is_status_route(req: &HttpRequest) -> bool {
+    req.route_key
+        .as_deref()
+        .is_some_and(|r| r.ends_with(" /status/{token}"))
+        || req
+            .raw_path
+            .as_deref()
+            .is_some_and(|p| p.starts_with("/status/"))
+}
+
+async fn status_route(svc: &Services, req: &HttpRequest) -> HttpResponse {
+    let method = http::method(req);
+    if method != "GET" && method != "HEAD" {
+        let mut r = http::html(
+            405,
+            status_page::error(405, "A status page can only be read (GET)."),
+        );
+        r.headers
+            .insert("allow", "GET, HEAD".parse().expect("valid header"));
+        return r;
+    }
+    let token = http::path_param(req, "token", "/status/").unwrap_or_default();
+    let mut r = match status::view(svc, &token).await {
+        Ok(view) => http::html(200, status_page::status(&view)),
+        Err(e) => {
+            let code = e.http_status();
+            if code >= 500 {
+                error!(error = %e, "status page failed");
+                http::html(
+                    code,
+                    status_page::error(
+                        code,
+                        "shipgate could not read the status right now. Try again in a minute.",
+                    ),
+                )
+            } else {
+                info!(status = code, reason = %e, "status link refused");
+                http::html(code, status_page::error(code, &e.to_string()))
+            }
+        }
+    };
+    if method == "HEAD" {
+        r.body = None;
+    }
+    r
 }
 
 fn page_error(status: u16, message: &str) -> HttpResponse {
@@ -316,5 +369,149 @@ mod tests {
         let html = http::body_text(&r);
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;"));
+    }
+
+    fn status_req(method: &str, path: &str) -> HttpRequest {
+        shipgate_sandbox::apigw::request(
+            method,
+            path,
+            "/status/{token}",
+            &[("User-Agent", "Mozilla/5.0 test")],
+            None,
+            "198.51.100.23",
+        )
+    }
+
+    /// The status link the notices carry.
+    fn status_path(w: &FakeWorld) -> String {
+        let (_, notice) = w.notifier.sent().pop().unwrap();
+        let link = notice
+            .body
+            .lines()
+            .find_map(|l| l.split_once("Status page (read-only, valid 14 days): "))
+            .map(|(_, url)| url.trim().to_string())
+            .expect("a status link in the notice");
+        link.trim_start_matches("https://shipgate.example.com")
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn status_page_shows_environments_and_strips_and_never_approves() {
+        let w = FakeWorld::with_pipeline().await;
+        let (id, approval_path) = awaiting(&w).await;
+        let path = status_path(&w);
+        assert!(path.starts_with("/status/"), "{path}");
+        let before = w.services.execution(&id).await.unwrap();
+        let r = handle(&w.services, status_req("GET", &path)).await;
+        assert_eq!(r.status_code, 200, "{}", http::body_text(&r));
+        let html = http::body_text(&r);
+        assert!(html.contains("hello"));
+        assert!(html.contains(&format!("data-execution=\"{id}\"")), "{html}");
+        assert!(html.contains("data-status=\"AWAITING_APPROVAL\""));
+        assert!(
+            html.contains("class=\"waiting\" data-stage=\"approval\""),
+            "{html}"
+        );
+        assert!(html.contains("class=\"succeeded\" data-stage=\"build\""));
+        assert!(!html.contains("<script"));
+        assert!(
+            !html.contains("<form"),
+            "a status page has nothing to submit"
+        );
+        let csp = r.headers.get("content-security-policy").unwrap();
+        assert!(csp.to_str().unwrap().starts_with("default-src 'none'"));
+        // the status token is no approval token, and a POST to the status route does nothing
+        let status_token = path.trim_start_matches("/status/");
+        let as_approval = handle(
+            &w.services,
+            req(
+                "POST",
+                &format!("/approvals/{status_token}"),
+                Some("decision=approve"),
+            ),
+        )
+        .await;
+        assert!(as_approval.status_code >= 400);
+        let post = handle(&w.services, status_req("POST", &path)).await;
+        assert_eq!(post.status_code, 405);
+        // and an approval token shows no status page
+        let approval_token = approval_path.trim_start_matches("/approvals/");
+        let r = handle(
+            &w.services,
+            status_req("GET", &format!("/status/{approval_token}")),
+        )
+        .await;
+        assert!(
+            r.status_code == 400 || r.status_code == 403,
+            "{}",
+            r.status_code
+        );
+        assert_eq!(w.services.execution(&id).await.unwrap(), before);
+        assert_eq!(w.deployer.deployments_to("hello-prod"), 0);
+        let head = handle(&w.services, status_req("HEAD", &path)).await;
+        assert_eq!(head.status_code, 200);
+        assert!(head.body.is_none());
+    }
+
+    #[tokio::test]
+    async fn bad_status_links_are_clear_pages() {
+        let w = FakeWorld::with_pipeline().await;
+        let _ = awaiting(&w).await;
+        let path = status_path(&w);
+        let mut chars: Vec<char> = path.chars().collect();
+        let i = chars.len() - 5;
+        chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        let tampered: String = chars.into_iter().collect();
+        for (p, code, needle) in [
+            ("/status/".to_string(), 400, "malformed"),
+            ("/status/nope".to_string(), 400, "malformed"),
+            (tampered, 403, "not valid"),
+        ] {
+            let r = handle(&w.services, status_req("GET", &p)).await;
+            assert_eq!(r.status_code, code, "{p}");
+            let html = http::body_text(&r);
+            assert!(html.contains(needle), "{html}");
+            assert!(html.contains("never changes anything"));
+            assert_eq!(
+                r.headers.get("content-type").unwrap(),
+                "text/html; charset=utf-8"
+            );
+        }
+        w.clock.advance(chrono::Duration::days(15));
+        let r = handle(&w.services, status_req("GET", &path)).await;
+        assert_eq!(r.status_code, 410);
+        assert!(http::body_text(&r).contains("expired"));
+    }
+
+    #[tokio::test]
+    async fn status_page_escapes_what_pushers_write() {
+        let w = FakeWorld::with_pipeline().await;
+        let (id, _) = awaiting(&w).await;
+        let path = status_path(&w);
+        let mut e = w.services.execution(&id).await.unwrap();
+        let before = e.clone();
+        e.commit.message = Some("<script>alert(1)</script> <img src=x>".into());
+        e.version += 1;
+        shared::ports::ExecutionStore::save(&*w.store, &before, &e)
+            .await
+            .unwrap();
+        let html = http::body_text(&handle(&w.services, status_req("GET", &path)).await);
+        assert!(
+            !html.contains("<script>alert") && !html.contains("<img"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;script&gt;"));
+    }
+
+    #[tokio::test]
+    async fn the_status_page_sample_event_renders() {
+        // events/apigw/status-get.json: a link for pipeline `hello` signed with the fakes' key,
+        // valid until 2100 (also `cargo lambda invoke approvals --data-file` against a sandbox)
+        let w = FakeWorld::with_pipeline().await;
+        let event: HttpRequest =
+            serde_json::from_str(include_str!("../../../events/apigw/status-get.json")).unwrap();
+        let r = handle(&w.services, event).await;
+        assert_eq!(r.status_code, 200, "{}", http::body_text(&r));
+        assert!(http::body_text(&r).contains("hello"));
     }
 }

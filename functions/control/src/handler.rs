@@ -4,13 +4,14 @@
 
 use serde_json::Value;
 use shared::app::approvals::{self, LinkError};
-use shared::app::{control, AppError, Services};
+use shared::app::{control, status_page, AppError, Services};
 use shared::domain::identity::{IdentityError, IdentityProof, VerifiedCaller, UNVERIFIED_CONSOLE};
 use shared::domain::limits::{excerpt, MAX_DEFINITION_BYTES};
 use shared::domain::{Channel, PipelineDefinition, ValidationError, ValidationErrors, Verdict};
 use shared::protocol::{
     ApplyPipeline, ControlError, ControlRequest, ControlResponse, ErrorAnswer, ExecutionList,
-    ExecutionShown, PipelineList, PipelineSummary, Released, RequestError, StatusReport,
+    ExecutionShown, PipelineList, PipelineSummary, Released, RequestError, StatusPageLink,
+    StatusReport,
 };
 use tracing::{error, info};
 
@@ -280,24 +281,35 @@ async fn run(
         ControlRequest::Show(a) => ControlResponse::Execution(ExecutionShown {
             execution: svc.execution(&a.execution_id).await?,
         }),
-        ControlRequest::Status(a) => match a.pipeline.as_deref() {
-            Some(name) => ControlResponse::Status(StatusReport {
-                pipelines: control::status(svc, Some(name)).await?,
-                next: None,
-            }),
-            None => {
-                let page = control::status_page(
-                    svc,
-                    a.after.as_deref(),
-                    a.limit.unwrap_or(control::MAX_STATUS_PIPELINES),
-                )
-                .await?;
-                ControlResponse::Status(StatusReport {
-                    pipelines: page.items,
-                    next: page.next,
-                })
+        ControlRequest::Status(a) => {
+            let mut report = match a.pipeline.as_deref() {
+                Some(name) => StatusReport {
+                    pipelines: control::status(svc, Some(name)).await?,
+                    next: None,
+                },
+                None => {
+                    let page = control::status_page(
+                        svc,
+                        a.after.as_deref(),
+                        a.limit.unwrap_or(control::MAX_STATUS_PIPELINES),
+                    )
+                    .await?;
+                    StatusReport {
+                        pipelines: page.items,
+                        next: page.next,
+                    }
+                }
+            };
+            if let Some(days) = a.link_days {
+                let validity = shared::domain::status_token::days(i64::from(days.clamp(1, 90)));
+                for p in &mut report.pipelines {
+                    let (url, expires_at) =
+                        status_page::status_page_link(svc, &p.pipeline, validity).await?;
+                    p.status_page = Some(StatusPageLink { url, expires_at });
+                }
             }
-        },
+            ControlResponse::Status(report)
+        }
         ControlRequest::Approve(ref a) | ControlRequest::Reject(ref a) => {
             let verdict = if matches!(request, ControlRequest::Approve(_)) {
                 Verdict::Approve

@@ -235,6 +235,7 @@ async fn status_of(
                 .cloned()
                 .collect(),
             latest: recent.into_iter().next(),
+            status_page: None,
         });
     }
     Ok(out)

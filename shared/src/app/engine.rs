@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::ports::{
     BuildRequest, BuildRunner, Clock, CommitFeedback, Deployer, ExecutionStore, ImageRegistry,
-    Notifier, SecretSource, StoreError,
+    Notice, Notifier, SecretSource, StoreError,
 };
 
 /// What a function is allowed to do (its IAM role), so that work it resumes for a dead worker is
@@ -512,6 +512,7 @@ impl Services {
         }
         let link = approvals::approval_link(self, exec).await?;
         let notice = notices::approval_request(pipeline, exec, &link, approval.expires_at);
+        let notice = self.with_status_link(notice, pipeline).await;
         let message_id = self
             .notifier
             .publish(&pipeline.approval.topic_arn, &notice)
@@ -525,6 +526,7 @@ impl Services {
     /// logged (the state is already stored and visible through `shipgate status`).
     pub(crate) async fn notify(&self, exec: &Execution, pipeline: &PipelineDefinition) {
         let notice = notices::status_notice(pipeline, exec);
+        let notice = self.with_status_link(notice, pipeline).await;
         match self
             .notifier
             .publish(pipeline.notification_topic(), &notice)
@@ -535,6 +537,19 @@ impl Services {
             }
             Err(e) => {
                 error!(execution_id = %exec.id, status = %exec.status, error = %e, "notice could not be sent")
+            }
+        }
+    }
+
+    /// A notice with the pipeline's status page link; without it if the link cannot be signed
+    /// (the notice matters more than the link).
+    async fn with_status_link(&self, notice: Notice, pipeline: &PipelineDefinition) -> Notice {
+        let validity = crate::domain::status_token::NOTICE_LINK_VALIDITY;
+        match super::status_page::status_page_link(self, &pipeline.name, validity).await {
+            Ok((url, _)) => notices::with_status_link(notice, &url),
+            Err(e) => {
+                warn!(pipeline = %pipeline.name, error = %e, "status page link could not be signed");
+                notice
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod notices;
 pub mod releases;
 pub mod sources;
+pub mod status_page;
 pub mod sweeper;
 
 #[cfg(test)]

@@ -193,6 +193,23 @@ fn is_plain_https(url: &str) -> bool {
         && !url.chars().any(|c| c.is_whitespace() || is_deceptive(c))
 }
 
+/// The status page URL for a signed status token (`${public_url}/status/{token}`); the token
+/// comes from [`super::status_page::status_page_link`], which also signs it. Reusable wherever a
+/// link to "how this pipeline stands" is wanted (notices, GitHub `target_url`).
+pub fn status_page_url(public_url: &str, token: &str) -> String {
+    format!("{}/status/{token}", public_url.trim_end_matches('/'))
+}
+
+/// Add the pipeline's read-only status page link to a notice (before the pusher's text).
+pub fn with_status_link(mut notice: Notice, url: &str) -> Notice {
+    let line = format!("Status page (read-only, valid 14 days): {url}\n\n");
+    match notice.body.find("From the commit (") {
+        Some(at) => notice.body.insert_str(at, &line),
+        None => notice.body.push_str(&line),
+    }
+    notice
+}
+
 /// The region of an ECR repository URI (`<account>.dkr.ecr.<region>.amazonaws.com/<name>`).
 fn region_of(repository_uri: &str) -> Option<&str> {
     repository_uri.split('.').nth(3).filter(|r| !r.is_empty())
@@ -460,6 +477,26 @@ mod tests {
         ] {
             assert!(n.body.contains(needle), "{needle} in {}", n.body);
         }
+    }
+
+    #[test]
+    fn status_links_come_before_the_pushers_text() {
+        assert_eq!(
+            status_page_url("https://x.example/", "t.k"),
+            "https://x.example/status/t.k"
+        );
+        let n = with_status_link(
+            Notice {
+                subject: "s".into(),
+                body: "What\n\nFrom the commit (written by the pusher…):\n  x\n".into(),
+                chat: None,
+            },
+            "https://x.example/status/t.k",
+        );
+        assert_eq!(
+            n.body,
+            "What\n\nStatus page (read-only, valid 14 days): https://x.example/status/t.k\n\nFrom the commit (written by the pusher…):\n  x\n"
+        );
     }
 
     #[test]

@@ -9,9 +9,12 @@ pub mod github;
 pub mod glob;
 pub mod identity;
 pub mod limits;
+pub mod links;
 pub mod metrics;
 pub mod pipeline;
 pub mod revisions;
+pub mod status_token;
+pub mod strip;
 pub mod token;
 
 pub use execution::*;

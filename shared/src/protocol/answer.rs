@@ -128,6 +128,16 @@ pub struct PipelineStatus {
     /// The newest execution, finished or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<Execution>,
+    /// A signed read-only status page link, when `link_days` asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_page: Option<StatusPageLink>,
+}
+
+/// A signed read-only status page link and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusPageLink {
+    pub url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl PipelineStatus {

@@ -145,6 +145,10 @@ pub struct PipelineFilter {
     /// Most pipelines in one answer (bounded by the command's maximum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// `status`: also sign a read-only status page link per pipeline, valid this many days
+    /// (at most 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_days: Option<u32>,
 }
 
 /// `show_pipeline`.

@@ -50,7 +50,11 @@ pub fn build_event(build_id: &str, status: &str, project: &str) -> Value {
             "version": "1",
             "additional-information": {
                 "build-complete": true,
-                "logs": {"deep-link": format!("https://console.aws.amazon.com/cloudwatch/home?region={REGION}#logEvent:group=/aws/codebuild/{project}")},
+                "logs": {
+                    "group-name": format!("/aws/codebuild/{project}"),
+                    "stream-name": build_id.split(':').nth(1).unwrap_or_default(),
+                    "deep-link": format!("https://console.aws.amazon.com/cloudwatch/home?region={REGION}#logEvent:group=/aws/codebuild/{project};stream={}", build_id.split(':').nth(1).unwrap_or_default())
+                },
                 "phases": phases
             }
         }

@@ -17,6 +17,7 @@
 //!   (`resources::ensure`).
 //! - Messages captured from the topics are printed and kept for `/_dev/outbox`.
 
+mod build_logs;
 mod events;
 mod rules;
 
@@ -48,6 +49,8 @@ struct Pump {
     deploy_after: Duration,
     builds_seen: HashMap<String, Instant>,
     builds_done: HashSet<String>,
+    /// The simulated builds' logs in the local CloudWatch Logs.
+    build_logs: build_logs::BuildLogs,
     /// Pipelines by name, and the version whose resources were ensured.
     pipelines: BTreeMap<String, (u64, PipelineDefinition)>,
     pipelines_at: Option<Instant>,
@@ -108,6 +111,7 @@ pub async fn run(
         deploy_after,
         builds_seen: HashMap::new(),
         builds_done: HashSet::new(),
+        build_logs: build_logs::BuildLogs::new(&sdk),
         pipelines: BTreeMap::new(),
         pipelines_at: None,
         deployments: HashMap::new(),
@@ -237,7 +241,15 @@ impl Pump {
         };
         let now = Instant::now();
         for id in out.ids() {
-            self.builds_seen.entry(id.clone()).or_insert(now);
+            if self.builds_seen.contains_key(id) {
+                continue;
+            }
+            self.builds_seen.insert(id.clone(), now);
+            let store = &self.state.services.store;
+            let exec = self
+                .execution(store.find_by_build(id).await.ok().flatten())
+                .await;
+            self.build_logs.started(id, exec.as_ref()).await;
         }
         let due_ids: Vec<String> = self
             .builds_seen
@@ -279,6 +291,9 @@ impl Pump {
                     }
                 }
             }
+            self.build_logs
+                .finished(&build_id, exec.as_ref(), failed)
+                .await;
             let status = if failed { "FAILED" } else { "SUCCEEDED" };
             let project = build_id.split(':').next().unwrap_or(&build_id).to_string();
             let event = build_event(&build_id, status, &project);
