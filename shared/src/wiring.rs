@@ -9,9 +9,13 @@
 
 use std::sync::Arc;
 
-use crate::adapters::{codebuild, dynamodb, ecr, ecs, secrets, sns, Unused};
+use crate::adapters::http_probe::HttpProbe;
+use crate::adapters::{cloudwatch, codebuild, dynamodb, ecr, ecs, secrets, sns, Unused};
 use crate::app::{Capabilities, Services, Settings};
-use crate::ports::{BuildRunner, Deployer, ImageRegistry, Notifier, SecretSource, SystemClock};
+use crate::ports::{
+    AlarmReader, BuildRunner, Deployer, HealthProbe, ImageRegistry, Notifier, SecretSource,
+    SystemClock,
+};
 
 /// The AWS ports a function is wired with (DynamoDB always is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +30,10 @@ pub struct Ports {
     pub sns: bool,
     /// Secrets Manager (webhook secret, approval signing key).
     pub secrets: bool,
+    /// CloudWatch (alarm states during a production bake).
+    pub cloudwatch: bool,
+    /// Outbound HTTP (verified promotion's checks of deployed services; no AWS role needed).
+    pub http: bool,
 }
 
 /// What one function is: its name, its ports, its capabilities.
@@ -52,6 +60,8 @@ pub mod profiles {
         deploy_prod: false,
         request_approval: false,
         notify: false,
+        verify: false,
+        roll_back_prod: false,
     };
 
     macro_rules! profile {
@@ -73,45 +83,47 @@ pub mod profiles {
     profile!(
         /// GitHub pushes: verify (webhook secret), record, start builds.
         Webhook, WEBHOOK, "webhook",
-        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: true },
+        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: true, cloudwatch: false, http: false },
         Capabilities { start_build: true, ..NONE }
     );
     profile!(
         /// CodeCommit pushes: record, start builds.
         Codecommit, CODECOMMIT, "codecommit",
-        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: false },
+        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: false, cloudwatch: false, http: false },
         Capabilities { start_build: true, ..NONE }
     );
     profile!(
         /// Build results: the image's digest, deploy to test, notices (CodeBuild only to read
         /// the commit a branch-head release resolved).
         BuildEvents, BUILD_EVENTS, "build-events",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: false },
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: false, cloudwatch: false, http: false },
         Capabilities { deploy_test: true, notify: true, ..NONE }
     );
     profile!(
-        /// Deployment results: approval requests (signed links), notices.
+        /// Deployment results: approval requests (signed links), notices; verified promotion
+        /// (HTTP checks, alarms of the bake, the automatic rollback of production after a
+        /// failed verification).
         DeployEvents, DEPLOY_EVENTS, "deploy-events",
-        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true },
-        Capabilities { request_approval: true, notify: true, ..NONE }
+        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true, cloudwatch: true, http: true },
+        Capabilities { request_approval: true, notify: true, verify: true, roll_back_prod: true, ..NONE }
     );
     profile!(
         /// Approval links: deploy to production, notices.
         Approvals, APPROVALS, "approvals",
-        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true },
+        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true, cloudwatch: false, http: false },
         Capabilities { deploy_prod: true, notify: true, ..NONE }
     );
     profile!(
         /// Operator commands: everything.
         Control, CONTROL, "control",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true },
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, cloudwatch: true, http: true },
         Capabilities::ALL
     );
     profile!(
         /// The schedule: everything but production (a never-started prod deployment is failed
         /// instead, for `shipgate retry` through control).
         Sweeper, SWEEPER, "sweeper",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true },
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, cloudwatch: true, http: true },
         Capabilities { deploy_prod: false, ..Capabilities::ALL }
     );
 
@@ -225,6 +237,21 @@ impl Wiring {
         } else {
             Arc::new(Unused)
         };
+        let probe: Arc<dyn HealthProbe> = match ports.http.then(HttpProbe::new) {
+            Some(Ok(p)) => Arc::new(p),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "HTTP checks unavailable");
+                Arc::new(Unused)
+            }
+            None => Arc::new(Unused),
+        };
+        let alarms: Arc<dyn AlarmReader> = if ports.cloudwatch {
+            Arc::new(cloudwatch::CloudWatchAlarms::new(
+                aws_sdk_cloudwatch::Client::new(&self.sdk),
+            ))
+        } else {
+            Arc::new(Unused)
+        };
         Services::new(
             self.dynamodb(),
             builds,
@@ -236,6 +263,7 @@ impl Wiring {
             self.config.settings.clone(),
         )
         .with_capabilities(P::PROFILE.can)
+        .with_verification(probe, alarms)
     }
 }
 
@@ -304,5 +332,19 @@ mod tests {
             .map(|p| p.function)
             .collect();
         assert_eq!(prod, ["approvals", "control"]);
+        // verification needs its ports; the automatic rollback of production only where
+        // verification runs (it points prod back at a registered revision)
+        for p in profiles::ALL {
+            assert!(
+                !p.can.verify || (p.ports.http && p.ports.cloudwatch),
+                "{}",
+                p.function
+            );
+            assert!(
+                !p.can.roll_back_prod || (p.can.verify && p.ports.ecs),
+                "{}",
+                p.function
+            );
+        }
     }
 }

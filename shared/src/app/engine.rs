@@ -13,16 +13,16 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use super::{
-    approvals, notices, releases, AppError, CachedSecrets, Settings, MAX_CONFLICT_RETRIES,
-    RESUME_AFTER, SYSTEM_ACTOR,
+    approvals, notices, releases, verification, AppError, CachedSecrets, Settings,
+    MAX_CONFLICT_RETRIES, RESUME_AFTER, SYSTEM_ACTOR,
 };
 use crate::domain::{
     pending_effects, transition, Change, DeploymentRecord, DomainError, Effect, Environment, Event,
     Execution, ExecutionId, ExecutionMode, PipelineDefinition, Status, Transition,
 };
 use crate::ports::{
-    BuildRequest, BuildRunner, Clock, Deployer, ExecutionStore, ImageRegistry, Notifier,
-    SecretSource, StoreError,
+    AlarmReader, BuildRequest, BuildRunner, Clock, Deployer, ExecutionStore, HealthProbe,
+    ImageRegistry, Notifier, SecretSource, StoreError,
 };
 
 /// What a function is allowed to do (its IAM role), so that work it resumes for a dead worker is
@@ -34,6 +34,11 @@ pub struct Capabilities {
     pub deploy_prod: bool,
     pub request_approval: bool,
     pub notify: bool,
+    /// Verified promotion: HTTP checks of deployed services, alarm states during a bake.
+    pub verify: bool,
+    /// The automatic rollback of production after its verification failed: pointing the prod
+    /// service back at an earlier, already registered revision (ecs:UpdateService only).
+    pub roll_back_prod: bool,
 }
 
 impl Capabilities {
@@ -44,6 +49,8 @@ impl Capabilities {
         deploy_prod: true,
         request_approval: true,
         notify: true,
+        verify: true,
+        roll_back_prod: true,
     };
 
     pub fn allows(&self, effect: &Effect) -> bool {
@@ -53,6 +60,8 @@ impl Capabilities {
             Effect::DeployProd => self.deploy_prod,
             Effect::RequestApproval => self.request_approval,
             Effect::Notify => self.notify,
+            Effect::Verify(_) => self.verify,
+            Effect::AutoRollback => self.roll_back_prod,
             Effect::SupersedeOlder
             | Effect::RecordRevision(_)
             | Effect::RecordFailure(_)
@@ -69,6 +78,10 @@ pub struct Services {
     pub deployer: Arc<dyn Deployer>,
     pub registry: Arc<dyn ImageRegistry>,
     pub notifier: Arc<dyn Notifier>,
+    /// Outbound HTTP checks (verified promotion); `Unused` unless wired.
+    pub probe: Arc<dyn HealthProbe>,
+    /// CloudWatch alarm states (production bake); `Unused` unless wired.
+    pub alarms: Arc<dyn AlarmReader>,
     pub secrets: Arc<CachedSecrets>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
@@ -126,6 +139,8 @@ impl Services {
             deployer,
             registry,
             notifier,
+            probe: Arc::new(crate::adapters::Unused),
+            alarms: Arc::new(crate::adapters::Unused),
             secrets: Arc::new(CachedSecrets::new(secrets)),
             clock,
             settings: Arc::new(settings),
@@ -307,6 +322,17 @@ impl Services {
         Ok(latest)
     }
 
+    /// Wire the ports of verified promotion (HTTP checks, alarm states).
+    pub fn with_verification(
+        mut self,
+        probe: Arc<dyn HealthProbe>,
+        alarms: Arc<dyn AlarmReader>,
+    ) -> Services {
+        self.probe = probe;
+        self.alarms = alarms;
+        self
+    }
+
     /// Restrict what this function does (see [`Capabilities`]).
     pub fn with_capabilities(mut self, can: Capabilities) -> Services {
         self.can = can;
@@ -358,6 +384,8 @@ impl Services {
                 self.notify(exec, pipeline).await;
                 Ok(None)
             }
+            Effect::Verify(env) => verification::run(self, exec, pipeline, *env).await,
+            Effect::AutoRollback => verification::auto_rollback(self, exec).await,
         }
     }
 

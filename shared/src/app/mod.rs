@@ -13,6 +13,7 @@ pub mod notices;
 pub mod releases;
 pub mod sources;
 pub mod sweeper;
+pub mod verification;
 
 #[cfg(test)]
 mod approval_key_tests;

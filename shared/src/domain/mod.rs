@@ -9,6 +9,7 @@ pub mod limits;
 pub mod pipeline;
 pub mod revisions;
 pub mod token;
+pub mod verify;
 
 pub use execution::*;
 pub use pipeline::*;

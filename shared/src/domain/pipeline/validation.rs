@@ -7,6 +7,9 @@ use super::identity::{distinct_targets, service_identity, valid_ecs_name};
 use super::*;
 use crate::domain::limits::check_definition_text;
 
+#[path = "verify_validation.rs"]
+mod verify_validation;
+
 impl PipelineDefinition {
     /// Parse and validate a definition written as TOML, YAML or JSON text.
     pub fn parse(text: &str, format: Format) -> Result<PipelineDefinition, ValidationErrors> {
@@ -49,6 +52,7 @@ impl PipelineDefinition {
                 "notifications",
                 "mode",
                 "keep_images",
+                "verify",
             ],
         );
 
@@ -157,6 +161,8 @@ impl PipelineDefinition {
             v.push("keep_images", "must be between 1 and 1000");
         }
 
+        let verify = v.verify(root);
+
         match (source, build, image, test, prod, approval) {
             (Some(source), Some(build), Some(image), Some(test), Some(prod), Some(approval))
                 if v.errors.is_empty() =>
@@ -175,6 +181,7 @@ impl PipelineDefinition {
                     notifications,
                     mode,
                     keep_images,
+                    verify,
                 })
             }
             _ => Err(v.finish()),
