@@ -10,8 +10,9 @@ use std::sync::Arc;
 use crate::app::{Services, Settings};
 use crate::domain::PipelineDefinition;
 use crate::fakes::{
-    FakeBuilds, FakeDeployer, FakeNotifier, FakeRegistry, FakeSecrets, InMemoryStore, ManualClock,
-    SAMPLE_PIPELINE, SIGNING_KEY, SIGNING_KEY_ID, WEBHOOK_SECRET, WEBHOOK_SECRET_ID,
+    FakeAlarms, FakeBuilds, FakeDeployer, FakeNotifier, FakeProbe, FakeRegistry, FakeSecrets,
+    InMemoryStore, ManualClock, SAMPLE_PIPELINE, SIGNING_KEY, SIGNING_KEY_ID, WEBHOOK_SECRET,
+    WEBHOOK_SECRET_ID,
 };
 use crate::ports::{Clock, ExecutionStore};
 
@@ -24,6 +25,9 @@ pub struct FakeWorld {
     pub notifier: Arc<FakeNotifier>,
     pub secrets: Arc<FakeSecrets>,
     pub clock: Arc<ManualClock>,
+    /// Verified promotion's HTTP checks and alarm states.
+    pub probe: Arc<FakeProbe>,
+    pub alarms: Arc<FakeAlarms>,
     pub services: Services,
 }
 
@@ -45,6 +49,8 @@ impl FakeWorld {
             (SIGNING_KEY_ID, SIGNING_KEY),
         ]));
         let clock = Arc::new(ManualClock::default());
+        let probe = Arc::new(FakeProbe::default());
+        let alarms = Arc::new(FakeAlarms::default());
         let services = Services::new(
             store.clone(),
             builds.clone(),
@@ -58,7 +64,8 @@ impl FakeWorld {
                 webhook_secret_id: WEBHOOK_SECRET_ID.into(),
                 signing_key_id: SIGNING_KEY_ID.into(),
             },
-        );
+        )
+        .with_verification(probe.clone(), alarms.clone());
         FakeWorld {
             store,
             builds,
@@ -67,6 +74,8 @@ impl FakeWorld {
             notifier,
             secrets,
             clock,
+            probe,
+            alarms,
             services,
         }
     }
@@ -83,6 +92,7 @@ impl FakeWorld {
             self.clock.clone(),
             self.services.settings.as_ref().clone(),
         )
+        .with_verification(self.probe.clone(), self.alarms.clone())
     }
 
     /// The standard test pipeline (`hello`, GitHub `shipgate-demo/hello`, branch `main`).

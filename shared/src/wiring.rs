@@ -121,10 +121,11 @@ pub mod profiles {
     );
     profile!(
         /// The schedule: everything but production (a never-started prod deployment is failed
-        /// instead, for `shipgate retry` through control).
+        /// instead, for `shipgate retry` through control; a production verification it resumes
+        /// is only ever passed by it, a failure is left to deploy-events / the operator).
         Sweeper, SWEEPER, "sweeper",
         Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, cloudwatch: true, http: true },
-        Capabilities { deploy_prod: false, ..Capabilities::ALL }
+        Capabilities { deploy_prod: false, roll_back_prod: false, ..Capabilities::ALL }
     );
 
     /// Every function, in the order of the README's table.

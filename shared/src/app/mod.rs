@@ -29,6 +29,8 @@ mod release_tests;
 mod sweeper_tests;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod verification_tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

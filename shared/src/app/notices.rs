@@ -100,6 +100,10 @@ pub fn approval_request(
         "Production: {} (cluster {})\n",
         pipeline.prod.service, pipeline.prod.cluster
     ));
+    // verified promotion: what the test service answered
+    for (label, value) in super::verification::verified_lines(exec) {
+        body.push_str(&format!("{:<12}{value}\n", format!("{label}:")));
+    }
     body.push_str(&format!(
         "Expires:    {}\n\n",
         expires_at.format("%Y-%m-%d %H:%M UTC")

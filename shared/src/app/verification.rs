@@ -112,6 +112,8 @@ pub(crate) async fn run(
             info!(execution_id = %cur.id, environment = %env, attempt, passed = result.passed, status = ?result.status, version_seen = ?result.version_seen, elapsed_ms, "verification check");
             let event = if result.passed {
                 passed(svc, pipeline, env, attempt, Some(result))
+            } else if attempt >= check.attempts && !may_fail(svc, &cur, env) {
+                return Ok(None);
             } else if attempt >= check.attempts {
                 Event::VerifyFailed {
                     environment: env,
@@ -154,12 +156,18 @@ async fn bake_step(
     v: &Verification,
     left: StdDuration,
 ) -> Result<Option<Event>, AppError> {
+    let until = v.bake_until.unwrap_or_else(|| svc.now());
+    // the end of the bake on this invocation's own clock, so a step never spins
+    let end = Instant::now() + (until - svc.now()).to_std().unwrap_or_default();
     let started = Instant::now();
     loop {
         if !v.alarms.is_empty() {
             match svc.alarms.alarm_states(&v.alarms).await {
                 Ok(states) => {
                     let problems = alarm_problems(&v.alarms, &states);
+                    if !problems.is_empty() && !may_fail(svc, exec, Environment::Prod) {
+                        return Ok(None);
+                    }
                     if !problems.is_empty() {
                         warn!(execution_id = %exec.id, problems = ?problems, "bake failed");
                         return Ok(Some(Event::VerifyFailed {
@@ -177,17 +185,27 @@ async fn bake_step(
                 }
             }
         }
-        let until = v.bake_until.unwrap_or_else(|| svc.now());
-        let remaining = (until - svc.now()).to_std().unwrap_or_default();
+        let remaining = end.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Ok(Some(Event::BakePassed));
         }
         let nap = remaining.min(BAKE_POLL);
         if started.elapsed() + nap > left {
+            // resumed later (sweeper), when the execution has not changed for a while
             return Ok(None);
         }
         tokio::time::sleep(nap).await;
     }
+}
+
+/// A failed production verification rolls back automatically: only a function that may do
+/// that fails it (the sweeper leaves it, logged, to deploy-events or the operator).
+fn may_fail(svc: &Services, exec: &Execution, env: Environment) -> bool {
+    if env == Environment::Prod && !svc.can.roll_back_prod {
+        warn!(execution_id = %exec.id, "production verification failed, but this function may not roll production back; left to deploy-events or `shipgate rollback`");
+        return false;
+    }
+    true
 }
 
 fn passed(
