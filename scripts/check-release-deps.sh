@@ -13,6 +13,10 @@
 # release binary and, with resolver 2, do not unify into it. (`cargo tree -e features` alone
 # includes dev-dependencies, so it would show the functions' own test setup.)
 #
+# The crypto crates the SDK's request signing (aws-sigv4) links — hmac and sha2 — must be in
+# each binary at one version only, so shipgate's own HMACs (webhook signatures, approval tokens)
+# share their code (`ONE_COPY`).
+#
 # Other feature differences between the two resolutions (third-party crates getting more
 # features in a workspace-wide build) are listed as notes, not failures.
 #
@@ -26,6 +30,8 @@ TARGETS=${TARGETS:-"aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu"}
 # crates a Lambda must never link, and features of workspace crates it must never be built with
 export FORBIDDEN_CRATES="shipgate-sandbox shipgate-tests shipgate"
 export FORBIDDEN_FEATURES="test-util local"
+# crates each function must link at a single version
+export ONE_COPY="hmac sha2"
 
 functions=()
 for manifest in functions/*/Cargo.toml; do
@@ -57,6 +63,7 @@ import sys
 trees, targets, functions = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
 forbidden_crates = set(os.environ["FORBIDDEN_CRATES"].split())
 forbidden_features = set(os.environ["FORBIDDEN_FEATURES"].split())
+one_copy = set(os.environ["ONE_COPY"].split())
 LINE = re.compile(r"^(\d+)(\S+) (v\S+)(?: \(([^)]*)\))? \[([^\]]*)\]( \(\*\))?$")
 
 
@@ -130,6 +137,14 @@ for target in targets:
                     failures.append(
                         f"{where}: {node[0]} is built with {', '.join(sorted(bad))}: {show(path)}"
                     )
+        for how, pkgs in seen.items():
+            for name in sorted(one_copy):
+                versions = sorted({v for (n, v, _) in pkgs if n == name})
+                if len(versions) > 1:
+                    failures.append(
+                        f"{target}, cargo build --release {how}: {f} links {name} "
+                        f"{' and '.join(versions)} (align with aws-sigv4's)"
+                    )
         alone, ws = seen["-p " + f], seen["--workspace"]
         for pkg in sorted(ws):
             extra = ws[pkg] - alone.get(pkg, frozenset())
@@ -148,9 +163,11 @@ if notes:
     for n in uniq:
         print(f"  {n}")
 if failures:
-    print("error: sandbox or test code in a Lambda binary:", file=sys.stderr)
+    print("error: sandbox or test code, or a duplicated crate, in a Lambda binary:", file=sys.stderr)
     for line in failures:
         print(f"  {line}", file=sys.stderr)
     sys.exit(1)
-print(f"release dependencies: no sandbox crate, no test feature ({checked})")
+print(
+    f"release dependencies: no sandbox crate, no test feature, one {'/'.join(sorted(one_copy))} ({checked})"
+)
 PY

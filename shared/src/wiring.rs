@@ -208,6 +208,11 @@ impl Wiring {
     /// The services of the function `P` describes: its ports (the others [`Unused`]) and its
     /// capabilities.
     pub fn services<P: FunctionProfile>(&self) -> Services {
+        self.services_with::<P>(self.dynamodb())
+    }
+
+    /// [`Wiring::services`] around a store already built (the cold start's warmed-up one).
+    pub fn services_with<P: FunctionProfile>(&self, store: Arc<dynamodb::DynamoStore>) -> Services {
         let ports = P::PROFILE.ports;
         let builds: Arc<dyn BuildRunner> = if ports.codebuild {
             Arc::new(codebuild::CodeBuildRunner::new(
@@ -254,7 +259,7 @@ impl Wiring {
             Arc::new(Unused)
         };
         Services::new(
-            self.dynamodb(),
+            store,
             builds,
             deployer,
             registry,

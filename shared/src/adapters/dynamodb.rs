@@ -189,23 +189,67 @@ fn claim_item(k: &IdempotencyKey, value: &str) -> Item {
 /// A claim whose TTL passed may be taken again (DynamoDB deletes expired items lazily).
 const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR #ttl < :now";
 
-/// Send a conditional put. `Err(old)` when the condition refused it: the item that was there, if
-/// DynamoDB returned one (none when there was no item).
+/// What a conditional put did.
+enum Conditional {
+    Written,
+    /// The condition refused it: the item that was there, if DynamoDB returned one (none when
+    /// there was no item).
+    Refused(Option<Item>),
+}
+
+impl Conditional {
+    fn is_written(&self) -> bool {
+        matches!(self, Conditional::Written)
+    }
+}
+
+/// What a transaction did.
+enum Transaction {
+    Committed,
+    /// Cancelled by a condition of one of its items.
+    Cancelled,
+}
+
+impl Transaction {
+    fn is_committed(&self) -> bool {
+        matches!(self, Transaction::Committed)
+    }
+}
+
+/// Send a conditional put.
 async fn send_conditional(
     req: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
-) -> Result<Result<(), Option<Item>>, StoreError> {
+) -> Result<Conditional, StoreError> {
     let req =
         req.return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
     match req.send().await {
-        Ok(_) => Ok(Ok(())),
+        Ok(_) => Ok(Conditional::Written),
         Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-            Ok(Err(match e.as_service_error() {
+            Ok(Conditional::Refused(match e.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(c)) => c.item().cloned(),
                 _ => None,
             }))
         }
         Err(e) => Err(unavailable(classify(&e))),
     }
+}
+
+/// "Equal jitter" (AWS Architecture Blog, "Exponential Backoff And Jitter"): a uniformly random
+/// wait in `[cap/2, cap]`, so writers that conflicted once do not retry in lock-step, and none
+/// retries at once.
+fn jittered(cap: StdDuration, random: u64) -> StdDuration {
+    let cap_us = cap.as_micros().max(2) as u64;
+    let half = cap_us / 2;
+    StdDuration::from_micros(half + random % (cap_us - half + 1))
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // no entropy: the clock's nanoseconds still differ between writers
+    if getrandom::fill(&mut bytes).is_err() {
+        return u64::from(Utc::now().timestamp_subsec_nanos());
+    }
+    u64::from_le_bytes(bytes)
 }
 
 fn unavailable(e: ServiceError) -> StoreError {
@@ -335,12 +379,9 @@ impl DynamoStore {
         b.build().expect("table and item are set")
     }
 
-    /// Write puts atomically. Answers the cancellation codes per item when the transaction was
-    /// cancelled by a condition (`None` per item that passed).
-    async fn transact(
-        &self,
-        puts: Vec<Put>,
-    ) -> Result<Result<(), Vec<Option<String>>>, StoreError> {
+    /// Write puts atomically. A transaction conflict (another writer on the same items) is
+    /// retried with jittered exponential backoff; a failed condition answers `Cancelled`.
+    async fn transact(&self, puts: Vec<Put>) -> Result<Transaction, StoreError> {
         let items: Vec<TransactWriteItem> = puts
             .into_iter()
             .map(|p| TransactWriteItem::builder().put(p).build())
@@ -354,7 +395,7 @@ impl DynamoStore {
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => return Ok(Ok(())),
+                Ok(_) => return Ok(Transaction::Committed),
                 Err(e) => e,
             };
             let reasons = match err.as_service_error() {
@@ -374,12 +415,12 @@ impl DynamoStore {
                     .iter()
                     .any(|c| c.as_deref() == Some("ConditionalCheckFailed"));
                 if conflict && !condition && attempt + 1 < TRANSACTION_RETRIES {
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep(jittered(delay, random_u64())).await;
                     delay *= 2;
                     continue;
                 }
                 if condition || cancelled.is_empty() {
-                    return Ok(Err(cancelled));
+                    return Ok(Transaction::Cancelled);
                 }
                 // an item too large or a key too long: permanent (retrying cannot succeed)
                 if cancelled
@@ -395,7 +436,7 @@ impl DynamoStore {
                 )));
             }
             if err.code() == Some("TransactionCanceledException") {
-                return Ok(Err(Vec::new()));
+                return Ok(Transaction::Cancelled);
             }
             return Err(unavailable(classify(&err)));
         }
@@ -505,7 +546,7 @@ impl ExecutionStore for DynamoStore {
                     ),
                     self.put(kept, None, None),
                 ];
-                self.transact(puts).await?.is_ok()
+                self.transact(puts).await?.is_committed()
             }
             _ => self.put_versioned(item, old_version).await?,
         };
@@ -631,8 +672,8 @@ impl ExecutionStore for DynamoStore {
             puts.push(self.claim_put(k, execution.id.as_str(), execution.created_at));
         }
         match self.transact(puts).await? {
-            Ok(()) => Ok(Created::Created),
-            Err(_) => match claim {
+            Transaction::Committed => Ok(Created::Created),
+            Transaction::Cancelled => match claim {
                 Some(k) => match self.read_claim(&k.key).await? {
                     Some(existing) if existing != execution.id.as_str() => {
                         Ok(Created::Duplicate(existing.parse().map_err(|_| {
@@ -704,8 +745,8 @@ impl ExecutionStore for DynamoStore {
             .expression_attribute_values(":v", n(previous.version))
             .expression_attribute_values(":s", s(previous.status.as_str()));
         match send_conditional(req).await? {
-            Ok(()) => Ok(()),
-            Err(old) => {
+            Conditional::Written => Ok(()),
+            Conditional::Refused(old) => {
                 let current = match old {
                     Some(item) => body(&item)?,
                     None => self.current_execution(&previous.id).await?,
@@ -725,8 +766,8 @@ impl ExecutionStore for DynamoStore {
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(Utc::now().timestamp()));
         match send_conditional(req).await? {
-            Ok(()) => Ok(Claim::Claimed),
-            Err(old) => {
+            Conditional::Written => Ok(Claim::Claimed),
+            Conditional::Refused(old) => {
                 let existing = match old.and_then(|item| get_s(&item, "value").map(str::to_string))
                 {
                     Some(v) => Some(v),
@@ -793,7 +834,7 @@ impl DynamoStore {
                 .expression_attribute_values(":v", n(v)),
             None => req.condition_expression("attribute_not_exists(pk)"),
         };
-        Ok(send_conditional(req).await?.is_ok())
+        Ok(send_conditional(req).await?.is_written())
     }
 
     /// The execution waiting on `link` (gsi3; one query, keys only). Should two wait on the same
@@ -813,5 +854,29 @@ impl DynamoStore {
                 key: link_pk(link),
                 message: format!("gsi3 item {pk:?} is not an execution"),
             })
+    }
+}
+
+#[cfg(test)]
+mod jitter_tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_and_the_cap() {
+        let cap = StdDuration::from_millis(20);
+        for random in [0, 1, 9_999, 10_000, 10_001, u64::MAX, 123_456_789] {
+            let d = jittered(cap, random);
+            assert!(d >= cap / 2 && d <= cap, "{d:?}");
+        }
+        assert_eq!(jittered(cap, 0), cap / 2);
+        assert_eq!(jittered(cap, 10_000), cap);
+    }
+
+    #[test]
+    fn jitter_spreads_writers() {
+        let cap = StdDuration::from_millis(40);
+        let waits: std::collections::HashSet<_> =
+            (0..32).map(|_| jittered(cap, random_u64())).collect();
+        assert!(waits.len() > 16, "{waits:?}");
     }
 }

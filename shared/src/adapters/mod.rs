@@ -10,41 +10,24 @@ pub mod ecs;
 pub mod http_probe;
 pub mod secrets;
 pub mod sns;
+pub mod tls;
 
 use std::error::Error;
 
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::ports::ServiceError;
 
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "TransactionInProgressException",
-    "SlowDown",
-];
-
-const UNAVAILABLE_CODES: &[&str] = &[
-    "InternalFailure",
-    "InternalError",
-    "InternalServerError",
-    "InternalServerException",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "ServerException",
-];
-
-/// Map any SDK error to a port error: throttling and transport failures are retryable,
-/// not-found codes are `NotFound`, the rest is `Rejected` with the AWS code and message.
-pub(crate) fn classify<E, R>(err: &SdkError<E, R>) -> ServiceError
+/// Map any SDK error to a port error with the SDK's own retry classification (the lists
+/// `aws-runtime`'s `AwsErrorCodeClassifier` and the HTTP-status classifier use, so they move with
+/// the SDK): throttling codes are `Throttled`; transient codes, 5xx answers and transport
+/// failures are `Unavailable`; not-found codes are `NotFound`; the rest is `Rejected` with the AWS
+/// code and message.
+pub(crate) fn classify<E>(err: &SdkError<E, HttpResponse>) -> ServiceError
 where
     E: ProvideErrorMetadata + Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match err {
         SdkError::ServiceError(se) => {
@@ -55,17 +38,73 @@ where
             } else {
                 format!("{code}: {message}")
             };
-            if THROTTLING_CODES.contains(&code) {
-                ServiceError::Throttled(text)
-            } else if UNAVAILABLE_CODES.contains(&code) {
-                ServiceError::Unavailable(text)
-            } else if code.ends_with("NotFoundException") || code == "ResourceNotFound" {
-                ServiceError::NotFound(text)
-            } else {
-                ServiceError::Rejected(text)
-            }
+            classify_answer(code, se.raw().status().as_u16(), text)
         }
         other => ServiceError::Unavailable(DisplayErrorContext(other).to_string()),
+    }
+}
+
+/// The same rule for an AWS error code and HTTP status (pure, so it is tested without an SDK).
+fn classify_answer(code: &str, status: u16, text: String) -> ServiceError {
+    if THROTTLING_ERRORS.contains(&code) || status == 429 {
+        ServiceError::Throttled(text)
+    } else if TRANSIENT_ERRORS.contains(&code) || TRANSIENT_STATUS.contains(&status) {
+        ServiceError::Unavailable(text)
+    } else if code.ends_with("NotFoundException") || code == "ResourceNotFound" {
+        ServiceError::NotFound(text)
+    } else {
+        ServiceError::Rejected(text)
+    }
+}
+
+/// The status codes the SDK's `HttpStatusCodeClassifier` retries.
+const TRANSIENT_STATUS: [u16; 4] = [500, 502, 503, 504];
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    fn kind(code: &str, status: u16) -> &'static str {
+        match classify_answer(code, status, String::new()) {
+            ServiceError::Throttled(_) => "throttled",
+            ServiceError::Unavailable(_) => "unavailable",
+            ServiceError::NotFound(_) => "not found",
+            ServiceError::Rejected(_) => "rejected",
+        }
+    }
+
+    #[test]
+    fn sdk_throttling_and_transient_codes_are_retryable() {
+        for code in THROTTLING_ERRORS {
+            assert_eq!(kind(code, 400), "throttled", "{code}");
+        }
+        for code in TRANSIENT_ERRORS {
+            assert_eq!(kind(code, 400), "unavailable", "{code}");
+        }
+        assert_eq!(
+            kind("ProvisionedThroughputExceededException", 400),
+            "throttled"
+        );
+        assert_eq!(kind("TransactionInProgressException", 400), "throttled");
+    }
+
+    #[test]
+    fn server_errors_are_unavailable_whatever_the_code() {
+        for status in [500, 502, 503, 504] {
+            assert_eq!(kind("InternalServerError", status), "unavailable");
+            assert_eq!(kind("Unknown", status), "unavailable");
+        }
+        assert_eq!(kind("Unknown", 429), "throttled");
+    }
+
+    #[test]
+    fn client_errors_are_not_retried() {
+        assert_eq!(kind("ResourceNotFoundException", 400), "not found");
+        assert_eq!(kind("ServiceNotFoundException", 400), "not found");
+        assert_eq!(kind("ResourceNotFound", 404), "not found");
+        assert_eq!(kind("ValidationException", 400), "rejected");
+        assert_eq!(kind("ConditionalCheckFailedException", 400), "rejected");
+        assert_eq!(kind("AccessDeniedException", 400), "rejected");
     }
 }
 
@@ -222,17 +261,47 @@ pub fn lambda_sdk_config_from(
                 "Environment",
             ))
         }
+        // Lambda SnapStart and container runtimes hand out credentials through an endpoint
+        // (`AWS_CONTAINER_CREDENTIALS_FULL_URI` / `_RELATIVE_URI`, with
+        // `AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]`): the SDK's own provider reads them (from the
+        // process environment, as the SDK always does), and every client caches what it answers
+        // until it expires.
+        _ if CONTAINER_CREDENTIALS.iter().any(|name| var(name).is_some()) => {
+            let provider_config = aws_config::provider_config::ProviderConfig::empty()
+                .with_http_client(https_client())
+                .with_sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new());
+            SharedCredentialsProvider::new(
+                aws_config::ecs::EcsCredentialsProvider::builder()
+                    .configure(&provider_config)
+                    .build(),
+            )
+        }
         // absent: every call fails, saying so
         _ => SharedCredentialsProvider::new(NoCredentials),
     };
+    let flag = |name: &str| var(name).map(|v| v.trim().eq_ignore_ascii_case("true"));
+    let (use_fips, use_dual_stack) = (
+        flag("AWS_USE_FIPS_ENDPOINT"),
+        flag("AWS_USE_DUALSTACK_ENDPOINT"),
+    );
+    // the built-in AWS roots unless AWS_CA_BUNDLE / SHIPGATE_TLS_ROOTS say otherwise (tls.rs)
+    let roots = tls::roots_from(var, |path| std::fs::read(path));
     let mut builder = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .credentials_provider(credentials)
-        .http_client(https_client())
+        .http_client(tls::https_client_trusting(&roots))
         .service_config(EnvServiceConfig(Box::new(lookup)));
     builder.set_region(region);
+    builder.set_use_fips(use_fips);
+    builder.set_use_dual_stack(use_dual_stack);
     builder.build()
 }
+
+/// Variables that point at a container credentials endpoint.
+const CONTAINER_CREDENTIALS: [&str; 2] = [
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+];
 
 #[derive(Debug)]
 struct NoCredentials;
@@ -318,5 +387,13 @@ mod tests {
         let sdk = lambda_sdk_config_from(env(&[("AWS_DEFAULT_REGION", "us-east-2")]));
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("us-east-2"));
         assert_eq!(sdk.service_config().unwrap().load_config(key("ECS")), None);
+        assert_eq!(sdk.use_fips(), None);
+        let sdk = lambda_sdk_config_from(env(&[
+            ("AWS_REGION", "us-gov-west-1"),
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
+        ]));
+        assert_eq!(sdk.use_fips(), Some(true));
+        assert_eq!(sdk.use_dual_stack(), Some(false));
     }
 }

@@ -1,6 +1,6 @@
 //! GitHub webhooks: `X-Hub-Signature-256` verification and push payload decoding.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
