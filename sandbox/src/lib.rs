@@ -13,7 +13,10 @@ mod table;
 
 pub use moto::{python, sdk_config, MotoServer};
 pub use outbox::{drain_outbox, links_in, OutboxMessage};
-pub use provision::{create_service, register_bootstrap_task_definition, Provisioned, Sandbox};
+pub use provision::{
+    create_service, register_bootstrap_task_definition, DemoVerify, Provisioned, Sandbox,
+    DEMO_ALARM,
+};
 pub use table::TableAdmin;
 
 pub const REGION: &str = "us-east-1";

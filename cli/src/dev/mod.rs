@@ -2,6 +2,7 @@
 //! handlers as the Lambda binaries serve the API routes and the Lambda Invoke API; an event pump
 //! stands in for EventBridge; approval emails are captured through SQS.
 
+mod local_services;
 mod pump;
 mod push;
 mod resources;
@@ -36,6 +37,13 @@ pub struct DevArgs {
     /// Seconds until a service update is "deployed".
     #[arg(long, default_value_t = 3)]
     deploy_seconds: u64,
+    /// Seconds the demo pipeline's production bakes after its check passed (watching the demo
+    /// alarm); 0: no bake.
+    #[arg(long, default_value_t = 3)]
+    bake_seconds: u32,
+    /// Provision the demo pipeline without verification (no local hello-service processes).
+    #[arg(long)]
+    no_verify: bool,
     /// Seconds between sweeper runs (the EventBridge schedule in AWS).
     #[arg(long, default_value_t = 60)]
     sweep_seconds: u64,
@@ -60,6 +68,8 @@ pub struct DevState {
     pub outbox: Arc<Mutex<Vec<OutboxMessage>>>,
     /// The local AWS (moto) endpoint.
     pub aws_endpoint: String,
+    /// The demo pipeline's test and prod services as local processes (verified promotion).
+    pub local: local_services::LocalServices,
 }
 
 impl DevState {
@@ -112,7 +122,33 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     println!("starting the local AWS (moto)...");
     let mut moto = MotoServer::start(args.aws_port).map_err(|e| e.to_string())?;
     let sdk = sdk_config(&moto.endpoint()).await;
-    let sandbox = Sandbox::default();
+    let mut sandbox = Sandbox::default();
+    let local = local_services::LocalServices::default();
+    if !args.no_verify {
+        let (test_port, prod_port) = (local_services::free_port()?, local_services::free_port()?);
+        local
+            .add(
+                &sandbox.test_cluster,
+                &sandbox.test_service,
+                "test",
+                test_port,
+            )
+            .await?;
+        local
+            .add(
+                &sandbox.prod_cluster,
+                &sandbox.prod_service,
+                "prod",
+                prod_port,
+            )
+            .await?;
+        sandbox.demo_verify = Some(shipgate_sandbox::DemoVerify {
+            test_url: format!("http://127.0.0.1:{test_port}/health"),
+            prod_url: format!("http://127.0.0.1:{prod_port}/health"),
+            bake_seconds: args.bake_seconds.min(600),
+            alarm: shipgate_sandbox::DEMO_ALARM.to_string(),
+        });
+    }
     let provisioned = sandbox.provision(&sdk).await.map_err(|e| e.to_string())?;
     let services = aws_services(
         &sdk,
@@ -139,6 +175,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         sdk,
         outbox: Arc::new(Mutex::new(Vec::new())),
         aws_endpoint: moto.endpoint(),
+        local: local.clone(),
     };
 
     print_banner(&base, &moto.endpoint(), env_file.path(), &state.provisioned);
@@ -196,6 +233,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     if !server_done {
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     }
+    local.stop_all().await;
     drop(moto);
     drop(env_file);
     if outcome.is_ok() {
