@@ -6,14 +6,15 @@ STAMP := $(VENV)/.installed
 CARGO ?= cargo
 ARCH ?= arm64
 
-.PHONY: setup dev test lint release-deps fmt fuzz bench bench-push lint-infra build deploy clean
+.PHONY: setup dev test lint release-deps fmt fuzz bench bench-push lint-infra build deploy docs-check clean
 
 PORT ?= 9000
 
 ## setup: ./.venv with the pinned moto server; ./.venv-infra with the template linters and the
-## Lambda cross-build tools (separate: checkov pins an older boto3 than moto's server needs)
+## Lambda cross-build tools (separate: checkov pins an older boto3 than moto's server needs);
+## ./.venv-sam with the pinned AWS SAM CLI (separate again: it pins another boto3 than checkov)
 setup: $(STAMP)
-	@source scripts/infra-venv.sh && infra_venv_ready
+	@source scripts/infra-venv.sh && infra_venv_ready && sam_venv_ready
 
 $(STAMP): requirements-dev.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -60,9 +61,25 @@ lint-infra:
 build:
 	ARCH=$(ARCH) scripts/build-lambdas.sh
 
-## deploy: sam build && sam deploy --guided (cargo-lambda and zig from .venv-infra on PATH)
+## deploy: sam build && sam deploy with infra/samconfig.toml (copy infra/samconfig.example.toml);
+## without one, sam deploy --guided (which writes it). SAM_ENV=staging deploys [staging.*];
+## SAM_DEPLOY_ARGS='--parameter-overrides "..."' adds arguments. SAM CLI from .venv-sam,
+## cargo-lambda and zig from .venv-infra.
+SAM_ENV ?= default
+SAM_DEPLOY_ARGS ?=
 deploy:
-	source scripts/infra-venv.sh && infra_venv_ready && cd infra && sam build && sam deploy --guided
+	source scripts/infra-venv.sh && infra_venv_ready && sam_venv_ready && cd infra && \
+	if [ -f samconfig.toml ]; then \
+		sam build --config-env $(SAM_ENV) && sam deploy --config-env $(SAM_ENV) $(SAM_DEPLOY_ARGS); \
+	else \
+		echo "no infra/samconfig.toml: guided deploy (it writes one; see infra/samconfig.example.toml)"; \
+		sam build && sam deploy --guided $(SAM_DEPLOY_ARGS); \
+	fi
+
+## docs-check: run the `sh local` blocks of README.md and docs/*.md against a fresh sandbox each
+## (cli/tests/doc_commands.rs; part of make test through cargo test)
+docs-check: $(STAMP)
+	SHIPGATE_REQUIRE_MOTO=1 $(CARGO) test -p shipgate --test doc_commands -- --nocapture
 
 ## lint: formatting and clippy only
 lint:
@@ -79,4 +96,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) .venv-infra .shipgate
+	rm -rf $(VENV) .venv-infra .venv-sam .shipgate

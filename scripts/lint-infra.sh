@@ -7,8 +7,10 @@
 #      linted again (cfn-lint alone does not run the transform).
 #   3. checkov (framework cloudformation) on infra/ and on the expanded templates: no failed
 #      check. Every skip is a `checkov: skip:` entry in the resource's Metadata with its reason.
-#   4. the unit tests of examples/hello-service (python3, standard library only).
-# Tools come from ./.venv-infra (requirements-infra.txt), installed on first use.
+#   4. `sam validate --lint` on each SAM template, with the pinned SAM CLI (requirements-sam.txt,
+#      ./.venv-sam): the transform SAM itself runs, then its cfn-lint. No AWS account needed.
+#   5. the unit tests of examples/hello-service (python3, standard library only).
+# Tools come from ./.venv-infra (requirements-infra.txt) and ./.venv-sam, installed on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/infra-venv.sh
@@ -52,6 +54,16 @@ if [ "${#expanded[@]}" -gt 0 ]; then
     echo "==> checkov on the SAM-expanded templates"
     checkov_run -d "$work"
 fi
+
+sam_venv_ready
+for template in "${templates[@]}"; do
+    if grep -qE '^Transform:.*AWS::Serverless-2016-10-31' "$template"; then
+        echo "==> $(sam --version): sam validate --lint -t $template"
+        # no credentials, profile or region of the caller's are needed or used
+        (cd "$work" && env -u AWS_PROFILE AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
+            sam validate --lint --template-file "$OLDPWD/$template")
+    fi
+done
 
 echo "==> examples/hello-service unit tests"
 (cd examples/hello-service && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -v)

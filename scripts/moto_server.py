@@ -19,6 +19,11 @@ replaces becomes ACTIVE. `POST /_shipgate/ecs/rollout` (JSON `cluster`, `service
 `deploymentId`, `rolloutState` COMPLETED|FAILED, optional `reason`) ends a rollout the way ECS
 would once tasks are healthy (COMPLETED: the other deployments are drained) or the circuit
 breaker tripped (FAILED). The shipgate sandbox's event pump uses it; production code never does.
+
+CloudFormation stack parameters as CloudFormation answers them: moto 5.2 answers a
+CommaDelimitedList parameter of DescribeStacks as a Python list's repr (`['a', 'b']`); here it is
+the comma-joined string CloudFormation answers (`a,b`). `shipgate doctor` reads the sandbox's
+stand-in stack through it.
 """
 
 import json
@@ -121,6 +126,59 @@ def ecs_rollout(body: bytes):
     return 200, {"deploymentId": deployment_id, "rolloutState": state}
 
 
+def patch_ecs_deployment_configuration() -> None:
+    """moto 5.2 drops a service's deploymentConfiguration (the circuit breaker among it); ECS
+    keeps it and DescribeServices answers it. `shipgate doctor` checks the circuit breaker."""
+    from moto.ecs import responses
+
+    cls = responses.EC2ContainerServiceResponse
+    original_create = cls.create_service
+    original_update = cls.update_service
+
+    def create_service(self):
+        result = original_create(self)
+        config = self._get_param("deploymentConfiguration")
+        if config:
+            service = self.ecs_backend._get_service(
+                self._get_param("cluster", "default"), self._get_param("serviceName")
+            )
+            service.deployment_configuration = config
+        return result
+
+    def update_service(self):
+        result = original_update(self)
+        config = self._get_param("deploymentConfiguration")
+        if config:
+            service = self.ecs_backend._get_service(
+                self._get_param("cluster", "default"),
+                str(self._get_param("service", "")).split("/")[-1],
+            )
+            previous = getattr(service, "deployment_configuration", None) or {}
+            service.deployment_configuration = {**previous, **config}
+        return result
+
+    cls.create_service = create_service
+    cls.update_service = update_service
+
+
+def patch_cloudformation_parameters() -> None:
+    from moto.cloudformation import models
+
+    def parameter_list(self):
+        hidden = self.resource_map.no_echo_parameter_keys
+        return [
+            {
+                "ParameterKey": k,
+                "ParameterValue": "****"
+                if k in hidden
+                else (",".join(str(x) for x in v) if isinstance(v, list) else v),
+            }
+            for k, v in self.resource_map.resolved_parameters.items()
+        ]
+
+    models.Stack.parameter_list = property(parameter_list)
+
+
 def main() -> None:
     # Ctrl-C in a terminal signals the whole process group: the process that started this server
     # decides when it stops (it kills it, or its exit closes our stdin)
@@ -134,6 +192,8 @@ def main() -> None:
         sys.exit(3)
     app = DomainDispatcherApplication(create_backend_app)
     patch_ecs_deployments()
+    patch_cloudformation_parameters()
+    patch_ecs_deployment_configuration()
     lock = threading.Lock()
 
     def serialized(environ, start_response):

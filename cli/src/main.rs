@@ -3,6 +3,7 @@
 
 mod client;
 mod dev;
+mod doctor;
 mod output;
 
 use std::path::PathBuf;
@@ -125,6 +126,10 @@ enum Command {
     },
     /// Run the whole control plane locally (moto stands in for AWS).
     Dev(dev::DevArgs),
+    /// Check that the account is wired for shipgate: identity, the stack and its outputs,
+    /// control, rules, dead letters, and per pipeline what it names and whether the stack's
+    /// allow-lists cover it. ✓/✗ with the fix for every ✗; exit 0 only when all pass.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +139,13 @@ enum PipelineCommand {
     Apply {
         /// The pipeline file.
         file: PathBuf,
+        /// Refuse (store nothing) when the stack does not cover the pipeline (its allow-lists
+        /// and rules; see `shipgate doctor`) or cannot be read. Without it, a warning.
+        #[arg(long)]
+        strict: bool,
+        /// The control-plane stack whose allow-lists are checked.
+        #[arg(long, env = "SHIPGATE_STACK", default_value = "shipgate")]
+        stack: String,
     },
     /// List pipelines.
     List,
@@ -153,6 +165,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
         other => remote(other).await,
     }
 }
@@ -163,9 +176,24 @@ async fn remote(command: Command) -> ExitCode {
     let mut history_view = false;
     let (remote, request): (Remote, Result<ControlRequest, String>) = match command {
         Command::Pipeline {
-            command: PipelineCommand::Apply { file },
+            command:
+                PipelineCommand::Apply {
+                    file,
+                    strict,
+                    stack,
+                },
             remote,
-        } => (remote, apply_request(&file)),
+        } => {
+            let request = apply_request(&file);
+            if request.is_ok() {
+                // the stack's allow-lists and rules cover it? (warns; refuses with --strict)
+                if let Err(message) = doctor::before_apply(&file, &stack, strict).await {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(1);
+                }
+            }
+            (remote, request)
+        }
         Command::Pipeline {
             command: PipelineCommand::List,
             remote,
@@ -282,7 +310,7 @@ async fn remote(command: Command) -> ExitCode {
                 request_id: Some(ulid::Ulid::new().to_string()),
             })),
         ),
-        Command::Dev(_) => unreachable!("handled in main"),
+        Command::Dev(_) | Command::Doctor(_) => unreachable!("handled in main"),
     };
     let mut request = match request {
         Ok(r) => r,

@@ -9,6 +9,7 @@ pub mod apigw;
 mod moto;
 mod outbox;
 mod provision;
+mod stack;
 mod table;
 
 pub use moto::{python, sdk_config, MotoServer};
@@ -17,6 +18,7 @@ pub use provision::{
     create_service, register_bootstrap_task_definition, DemoVerify, Provisioned, Sandbox,
     DEMO_ALARM,
 };
+pub use stack::{create_stand_in_stack, STACK_NAME};
 pub use table::TableAdmin;
 
 pub const REGION: &str = "us-east-1";

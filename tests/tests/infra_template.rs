@@ -77,18 +77,25 @@ fn untagged(value: &Value) -> &Value {
     }
 }
 
-/// Every `AWS::Serverless::Function` keyed by the `<name>` of its `FunctionName: shipgate-<name>`.
+/// Every `AWS::Serverless::Function` keyed by the `<name>` of its
+/// `FunctionName: !Sub "${AWS::StackName}-<name>"` (named after the stack, so a second copy of the
+/// control plane fits in one account; the stack `shipgate` gives `shipgate-<name>`).
 fn functions_by_name(template: &Value) -> BTreeMap<String, (&str, &Value)> {
     let mut functions = BTreeMap::new();
     for (id, function) in resources_of_type(template, "AWS::Serverless::Function") {
-        let function_name = function["Properties"]["FunctionName"]
+        let field = &function["Properties"]["FunctionName"];
+        let function_name = untagged(field)
             .as_str()
-            .unwrap_or_else(|| panic!("function {id} has no literal FunctionName"));
-        let name = function_name.strip_prefix("shipgate-").unwrap_or_else(|| {
-            panic!(
-                "function {id} is named {function_name:?}; every function must be shipgate-<name>"
-            )
-        });
+            .unwrap_or_else(|| panic!("function {id} has no FunctionName"));
+        let name = function_name
+            .strip_prefix("${AWS::StackName}-")
+            .filter(|_| tag_name(field).as_deref() == Some("Sub"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "function {id} is named {function_name:?}; every function must be \
+                     !Sub \"${{AWS::StackName}}-<name>\""
+                )
+            });
         if let Some((previous, _)) = functions.insert(name.to_owned(), (id, function)) {
             panic!("functions {previous} and {id} are both named {function_name:?}");
         }
@@ -243,7 +250,7 @@ fn http_api_routes_are_wired_to_their_functions() {
         let uri_text = untagged(uri).as_str().unwrap_or_else(|| {
             panic!("HttpApi DefinitionBody has no integration uri for {method} {path}")
         });
-        let expected_suffix = format!(":function:shipgate-{function}/invocations");
+        let expected_suffix = format!(":function:${{AWS::StackName}}-{function}/invocations");
         assert!(
             uri_text.ends_with(&expected_suffix),
             "HttpApi DefinitionBody integration of {method} {path} must invoke shipgate-{function}, \
@@ -818,6 +825,28 @@ fn every_function_profile_matches_its_iam_role() {
                     "{who}: alarms by prefix only: {resource}"
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn names_are_scoped_to_the_stack() {
+    // a second copy of the control plane (another stack name) must fit in the same account
+    let template = template();
+    for (resource_type, property) in [
+        ("AWS::Serverless::Function", "FunctionName"),
+        ("AWS::Logs::LogGroup", "LogGroupName"),
+        ("AWS::SNS::Topic", "TopicName"),
+    ] {
+        let found = resources_of_type(&template, resource_type);
+        assert!(!found.is_empty(), "no {resource_type}");
+        for (id, resource) in found {
+            let value = &resource["Properties"][property];
+            let text = untagged(value).as_str().unwrap_or_default();
+            assert!(
+                tag_name(value).as_deref() == Some("Sub") && text.contains("${AWS::StackName}"),
+                "{id}.{property} is {text:?}; it must contain ${{AWS::StackName}} (!Sub)"
+            );
         }
     }
 }

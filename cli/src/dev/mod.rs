@@ -150,6 +150,10 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         });
     }
     let provisioned = sandbox.provision(&sdk).await.map_err(|e| e.to_string())?;
+    // what `shipgate doctor` reads of the deployed stack (sandbox/src/stack.rs)
+    shipgate_sandbox::create_stand_in_stack(&sdk, &provisioned, &base)
+        .await
+        .map_err(|e| e.to_string())?;
     let services = aws_services(
         &sdk,
         &Config {
@@ -378,6 +382,7 @@ SHIPGATE_DEV_WEBHOOK_SECRET={secret}\n\
 SHIPGATE_DEV_PID={pid}\n\
 SHIPGATE_DEV_MOTO_PID={moto_pid}\n\
 SHIPGATE_CONTROL_FUNCTION=shipgate-control\n\
+SHIPGATE_STACK={stack}\n\
 AWS_ENDPOINT_URL={aws}\n\
 AWS_ENDPOINT_URL_LAMBDA={base}\n\
 AWS_REGION={region}\n\
@@ -390,6 +395,7 @@ AWS_SECRET_ACCESS_KEY=testing\n",
         kid = sandbox.signing_key_id,
         secret = DEV_WEBHOOK_SECRET,
         region = shipgate_sandbox::REGION,
+        stack = shipgate_sandbox::STACK_NAME,
     )
 }
 
@@ -473,6 +479,9 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
     println!("  shipgate dev push                 # a signed push; prints the execution id");
     println!("  set -a; . {}; set +a", env_file.display());
     println!("  shipgate status demo");
+    println!(
+        "  shipgate doctor                   # is everything wired? (checks the stand-in stack)"
+    );
     println!(
         "  shipgate pipeline apply FILE      # another pipeline; what it names is created here"
     );
