@@ -384,8 +384,10 @@ impl Services {
                 self.notify(exec, pipeline).await;
                 Ok(None)
             }
-            Effect::Verify(env) => verification::run(self, exec, pipeline, *env).await,
-            Effect::AutoRollback => verification::auto_rollback(self, exec).await,
+            // boxed: keeps the future of every effect small (deep chains of effects in debug
+            // builds would otherwise need a larger stack)
+            Effect::Verify(env) => Box::pin(verification::run(self, exec, pipeline, *env)).await,
+            Effect::AutoRollback => Box::pin(verification::auto_rollback(self, exec)).await,
         }
     }
 
@@ -465,6 +467,7 @@ impl Services {
                     task_definition: started.task_definition,
                     previous_task_definition: started.previous_task_definition,
                     deployment_id: started.deployment_id,
+                    verify: pipeline.verify_of(env).is_some(),
                     started_at: self.now(),
                 },
             },

@@ -297,11 +297,13 @@ pub async fn on_deployment_state(
                     .await?
             } else {
                 // a pipeline that verifies this environment verifies before approval / success
-                let pipeline = svc.pipeline(&exec.pipeline).await?;
-                if let Some(event) =
-                    super::verification::start_event(&pipeline, &exec, env, &deployment_id)
-                {
-                    return finish(svc, svc.apply_to(exec, SYSTEM_ACTOR, event).await?).await;
+                if started.verify || env == Environment::Test {
+                    let pipeline = svc.pipeline(&exec.pipeline).await?;
+                    if let Some(event) =
+                        super::verification::start_event(&pipeline, &exec, env, &deployment_id)
+                    {
+                        return finish(svc, svc.apply_to(exec, SYSTEM_ACTOR, event).await?).await;
+                    }
                 }
                 // the approval round a completed test deployment opens (prod opens none)
                 let grant = match env {

@@ -309,6 +309,7 @@ mod tests {
             task_definition: "td:3".into(),
             previous_task_definition: None,
             deployment_id: "ecs-svc/1".into(),
+            verify: false,
             started_at: chrono::Utc::now(),
         });
         let n = status_notice(&w, &e);

@@ -322,6 +322,11 @@ pub struct DeploymentRecord {
     pub previous_task_definition: Option<String>,
     pub deployment_id: String,
     pub started_at: DateTime<Utc>,
+    /// The pipeline verifies this environment (`verify`) as this deployment started: its
+    /// completion starts the verification (read so a completion costs no pipeline read
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -467,12 +472,13 @@ pub struct Execution {
     pub approval: Option<Approval>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
-    /// The verification of the test deployment (pipelines with `verify.test`).
+    /// The verification of the test deployment (pipelines with `verify.test`); boxed, so an
+    /// execution held across awaits stays small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify_test: Option<Verification>,
+    pub verify_test: Option<Box<Verification>>,
     /// The verification and bake of the production deployment (`verify.prod`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify_prod: Option<Verification>,
+    pub verify_prod: Option<Box<Verification>>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -627,8 +633,8 @@ impl Execution {
     /// The verification of an environment, if one started.
     pub fn verification(&self, env: Environment) -> Option<&Verification> {
         match env {
-            Environment::Test => self.verify_test.as_ref(),
-            Environment::Prod => self.verify_prod.as_ref(),
+            Environment::Test => self.verify_test.as_deref(),
+            Environment::Prod => self.verify_prod.as_deref(),
         }
     }
 

@@ -44,6 +44,7 @@ pub(crate) fn deployment(env: Environment, id: &str) -> DeploymentRecord {
         task_definition: "arn:td/hello:2".into(),
         previous_task_definition: Some("arn:td/hello:1".into()),
         deployment_id: id.into(),
+        verify: false,
         started_at: t(5),
     }
 }

@@ -692,8 +692,8 @@ fn verification(
                 rollback: None,
             };
             match env {
-                Environment::Test => next.verify_test = Some(v),
-                Environment::Prod => next.verify_prod = Some(v),
+                Environment::Test => next.verify_test = Some(Box::new(v)),
+                Environment::Prod => next.verify_prod = Some(Box::new(v)),
             }
             (
                 env_status(env),
