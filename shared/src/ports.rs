@@ -402,28 +402,6 @@ impl Clock for SystemClock {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_never_print() {
-        let s = SecretValue::new("hunter2");
-        assert_eq!(format!("{s:?}"), "SecretValue(<redacted>)");
-        assert_eq!(s.expose(), "hunter2");
-    }
-
-    #[test]
-    fn retryable_errors() {
-        assert!(ServiceError::Throttled("x".into()).is_retryable());
-        assert!(ServiceError::Unavailable("x".into()).is_retryable());
-        assert!(!ServiceError::Rejected("x".into()).is_retryable());
-        assert!(!ServiceError::NotFound("x".into()).is_retryable());
-        assert!(StoreError::Unavailable("x".into()).is_retryable());
-        assert!(!StoreError::NotFound("x".into()).is_retryable());
-    }
-}
-
 /// Outbound HTTP GET of a deployed service's check URL (verified promotion). Bounded: the
 /// request ends after `timeout`, and at most `max_body` bytes of the body are read.
 #[async_trait]
@@ -444,4 +422,26 @@ pub trait AlarmReader: Send + Sync {
         &self,
         names: &[String],
     ) -> Result<Vec<(String, crate::domain::verify::AlarmState)>, ServiceError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = SecretValue::new("hunter2");
+        assert_eq!(format!("{s:?}"), "SecretValue(<redacted>)");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn retryable_errors() {
+        assert!(ServiceError::Throttled("x".into()).is_retryable());
+        assert!(ServiceError::Unavailable("x".into()).is_retryable());
+        assert!(!ServiceError::Rejected("x".into()).is_retryable());
+        assert!(!ServiceError::NotFound("x".into()).is_retryable());
+        assert!(StoreError::Unavailable("x".into()).is_retryable());
+        assert!(!StoreError::NotFound("x".into()).is_retryable());
+    }
 }
