@@ -27,8 +27,11 @@ pub fn outcome(status: Status) -> Option<u8> {
         | Status::Building
         | Status::Built
         | Status::DeployingTest
+        | Status::VerifyingTest
         | Status::AwaitingApproval
-        | Status::DeployingProd => None,
+        | Status::DeployingProd
+        | Status::VerifyingProd
+        | Status::BakingProd => None,
         Status::Succeeded => Some(0),
         Status::BuildFailed | Status::TestFailed | Status::ProdFailed => Some(10),
         Status::Rejected => Some(11),

@@ -40,8 +40,10 @@ async fn status_show_approve_and_errors() {
     let out = shipgate(&sb).args(["show", &id]).output().unwrap();
     assert!(out.status.success());
     assert!(contains(&out.stdout, "AWAITING_APPROVAL"));
+    // the demo pipeline verifies test (docs/verification.md) before asking for approval
     assert!(
-        contains(&out.stdout, "DEPLOYING_TEST → AWAITING_APPROVAL"),
+        contains(&out.stdout, "DEPLOYING_TEST → VERIFYING_TEST")
+            && contains(&out.stdout, "VERIFYING_TEST → AWAITING_APPROVAL"),
         "timeline shown"
     );
 

@@ -25,9 +25,13 @@ pub enum Phase {
 pub fn phase_of(status: Status) -> Option<Phase> {
     match status {
         Status::Received | Status::Building | Status::BuildFailed => Some(Phase::Build),
-        Status::Built | Status::DeployingTest | Status::TestFailed => Some(Phase::Test),
+        Status::Built | Status::DeployingTest | Status::VerifyingTest | Status::TestFailed => {
+            Some(Phase::Test)
+        }
         Status::AwaitingApproval => Some(Phase::Approval),
-        Status::DeployingProd | Status::ProdFailed => Some(Phase::Prod),
+        Status::DeployingProd | Status::VerifyingProd | Status::BakingProd | Status::ProdFailed => {
+            Some(Phase::Prod)
+        }
         Status::Succeeded
         | Status::Rejected
         | Status::Expired

@@ -49,6 +49,7 @@ fn exec(n: u8, start: i64, steps: &[(Status, i64)]) -> Execution {
                 previous_task_definition: None,
                 deployment_id: format!("d{n}"),
                 started_at: t(*at),
+                verify: false,
             });
         }
         from = *to;
