@@ -5,9 +5,9 @@ mod aws;
 mod client;
 mod dev;
 mod doctor;
-mod metrics;
 mod links;
 mod logs;
+mod metrics;
 mod output;
 mod watch;
 

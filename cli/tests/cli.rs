@@ -261,6 +261,32 @@ fn help_and_usage_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(contains(&out.stderr, "cannot read"));
+    // a region the SDK would build a host name from is a usage error, from a flag or AWS_REGION
+    for args in [
+        &["status", "--region", "x.evil.example/#"][..],
+        &["status", "--region", "eu west 1"][..],
+    ] {
+        let out = Command::cargo_bin("shipgate")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(contains(&out.stderr, "not an AWS region name"), "{out:?}");
+    }
+    let out = Command::cargo_bin("shipgate")
+        .unwrap()
+        .env("AWS_REGION", "eu-west-1/x")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::cargo_bin("shipgate")
+        .unwrap()
+        .args(["status", "--output", "yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// A second pipeline applied with `shipgate pipeline apply` gets its CodeBuild project, ECR
