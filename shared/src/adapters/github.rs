@@ -308,8 +308,18 @@ mod tests {
     #[test]
     fn a_hostile_rate_limit_reset_never_overflows() {
         for reset in ["-9223372036854775808", "9223372036854775807"] {
-            let e = classify(403, None, Some("0"), Some(reset), &Value::Null, 1_800_000_000);
-            assert!(matches!(e, FeedbackError::Retryable { .. }), "{reset}: {e:?}");
+            let e = classify(
+                403,
+                None,
+                Some("0"),
+                Some(reset),
+                &Value::Null,
+                1_800_000_000,
+            );
+            assert!(
+                matches!(e, FeedbackError::Retryable { .. }),
+                "{reset}: {e:?}"
+            );
         }
     }
 
