@@ -83,7 +83,23 @@ pub fn render(answer: &ControlResponse, history: bool) {
         ControlResponse::Execution(a) => execution(&a.execution),
         ControlResponse::Released(a) => execution(&a.execution),
     };
-    say(&text);
+    say(&inert(&text));
+}
+
+/// Text for a terminal: what a pusher wrote (commit message, author, branch) reaches these
+/// tables, so every control character but the line break becomes U+FFFD; an escape sequence
+/// in a commit message can neither restyle, hide, retitle nor write to the clipboard of the
+/// operator's terminal.
+pub fn inert(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 fn applied(a: &PipelineApplied) -> String {
@@ -421,6 +437,17 @@ mod tests {
         assert!(text.contains("RECEIVED → BUILDING"));
         assert!(text.contains("2026-11-21 10:00:00 UTC"));
         assert!(text.contains("message    Add x"));
+    }
+
+    #[test]
+    fn escape_sequences_from_a_commit_never_reach_the_terminal() {
+        let text = inert("message    \u{1b}]52;c;ZXZpbA==\u{7}ok\u{1b}[2J\u{9b}31m\nnext\tline");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.starts_with("message    \u{FFFD}]52;c;ZXZpbA==\u{FFFD}ok"));
     }
 
     #[test]

@@ -92,8 +92,8 @@ fn print_news(e: &Execution, printed: &mut Printed, region: Option<&str>, json: 
             "{}  {}  {} ({})",
             output::when(&h.at),
             paint(h.to, &format!("{from}{}", h.to), color),
-            h.cause,
-            h.actor
+            output::inert(&h.cause),
+            output::inert(&h.actor)
         ));
     }
     printed.history = e.history.len();
@@ -102,7 +102,7 @@ fn print_news(e: &Execution, printed: &mut Printed, region: Option<&str>, json: 
     }
     for (label, value) in links::lines(e, region) {
         if printed.links.insert((label, value.clone())) {
-            output::say(&format!("    {label:<13} {value}"));
+            output::say(&format!("    {label:<13} {}", output::inert(&value)));
         }
     }
     if let Some(a) = &e.approval {
@@ -168,7 +168,7 @@ pub async fn follow(
                     paint(exec.status, exec.status.as_str(), color)
                 );
                 if let Some(f) = &exec.failure {
-                    line.push_str(&format!(" in {}: {}", f.stage, f.reason));
+                    line.push_str(&format!(" in {}: {}", f.stage, output::inert(&f.reason)));
                 }
                 output::say(&line);
             }
