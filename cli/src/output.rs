@@ -62,12 +62,27 @@ pub fn print_error(err: &ControlError) {
     }
 }
 
-/// Print a line on stdout. A reader that closed the pipe (`shipgate status | head`) is not an
-/// error worth a panic: what it did not read is dropped.
+/// Exit code when the reader of stdout went away (what a shell reports for a process SIGPIPE
+/// ended: 128 + 13).
+pub const EXIT_CLOSED_STDOUT: u8 = 141;
+
+/// Print a line on stdout.
 pub fn say(text: &str) {
+    write_out(format!("{text}\n").as_bytes());
+}
+
+/// Write to stdout. A reader that closed the pipe (`shipgate watch ID | head -1`) is not an
+/// error worth a panic, and nobody reads what follows: the command ends quietly with
+/// [`EXIT_CLOSED_STDOUT`] (a `watch` or `logs --follow` would otherwise poll on for as long as
+/// the execution runs, days if it waits for approval).
+pub fn write_out(bytes: &[u8]) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(EXIT_CLOSED_STDOUT));
+        }
+    }
 }
 
 /// Print an answer; `history`: a status shows every kept revision instead of what runs.

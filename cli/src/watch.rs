@@ -4,7 +4,7 @@
 //! Exit codes (also in `shipgate watch --help` and docs/visibility.md):
 //! 0 SUCCEEDED · 1 refused (unknown id, bad input) · 3 AWS could not be reached ·
 //! 4 `--timeout` passed while it still ran · 10 failed (build, test or prod) · 11 rejected ·
-//! 12 expired · 13 superseded · 14 rolled back.
+//! 12 expired · 13 superseded · 14 rolled back · 141 the reader of stdout went away.
 
 use std::collections::HashSet;
 use std::process::ExitCode;

@@ -289,6 +289,23 @@ fn help_and_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `shipgate … | head -1`: a reader that closed stdout ends the command quietly (exit 141, as
+/// SIGPIPE would), never with a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("shipgate"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(!contains(&out.stderr, "panicked"), "{out:?}");
+}
+
 /// A second pipeline applied with `shipgate pipeline apply` gets its CodeBuild project, ECR
 /// repository, clusters, services and topic in the local AWS, and `shipgate dev push --pipeline`
 /// takes a push through build → test → approval → prod exactly like the demo's.

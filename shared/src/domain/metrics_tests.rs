@@ -255,7 +255,7 @@ fn clock_skew_never_makes_a_duration_negative() {
             (S::Succeeded, 8),
         ],
     );
-    let r = report("hello", &[e.clone()], t(0), t(60));
+    let r = report("hello", std::slice::from_ref(&e), t(0), t(60));
     assert_eq!(r.deployments, 1);
     assert_eq!(r.lead_time.total.max_seconds, Some(0));
     let line: serde_json::Value = serde_json::from_str(&emf_line(&e)).unwrap();
