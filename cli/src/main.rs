@@ -521,10 +521,11 @@ async fn remote(command: Command) -> ExitCode {
     remote.aws.init_logging();
     let client = ControlClient::new(&remote.function, &remote.aws).await;
     links::set_cli_region(client.region());
-    if let Err(e) = act_as_caller(&client, &mut request).await {
-        return client_error(e);
-    }
-    let raw = match invoke_all_pages(&client, &request).await {
+    let proof = match act_as_caller(&client, &mut request).await {
+        Ok(proof) => proof,
+        Err(e) => return client_error(e),
+    };
+    let raw = match invoke_all_pages(&client, &request, proof).await {
         Ok(raw) => raw,
         Err(e) => return client_error(e),
     };
@@ -566,16 +567,17 @@ async fn remote(command: Command) -> ExitCode {
     }
 }
 
-/// Who the request says acts: the caller's IAM identity (sts:GetCallerIdentity), for the
-/// commands control records an actor for. The one place the CLI names the actor.
+/// The proof of who acts (a signed sts:GetCallerIdentity bound to this request), for the
+/// commands control records an actor for: control records the ARN AWS answers for it. The one
+/// place the CLI names the actor; it asserts none itself.
 async fn act_as_caller(
     client: &ControlClient,
     request: &mut ControlRequest,
-) -> Result<(), ClientError> {
+) -> Result<Option<shared::domain::identity::IdentityProof>, ClientError> {
     if request.records_actor() {
-        request.set_actor(client.caller_arn().await?);
+        return client.identity_proof(request).await.map(Some);
     }
-    Ok(())
+    Ok(None)
 }
 
 fn execution_id_arg(raw: &str) -> Result<ExecutionId, String> {
@@ -597,8 +599,9 @@ fn decision(execution_id: ExecutionId, comment: Option<String>) -> Decide {
 async fn invoke_all_pages(
     client: &ControlClient,
     request: &ControlRequest,
+    proof: Option<shared::domain::identity::IdentityProof>,
 ) -> Result<serde_json::Value, ClientError> {
-    let mut answer = client.invoke(request).await?;
+    let mut answer = client.invoke_proven(request, proof).await?;
     let mut request = request.clone();
     while let Some(next) = answer
         .get("next")

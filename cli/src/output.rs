@@ -292,6 +292,15 @@ fn status(a: &StatusReport) -> String {
             for line in executions_table(&p.in_flight).lines() {
                 out.push(format!("    {line}"));
             }
+            for e in &p.in_flight {
+                if let Some(a) = e.approval.as_ref().filter(|a| !a.approvals.is_empty()) {
+                    out.push(format!(
+                        "    {}: {}",
+                        e.id,
+                        shared::domain::approval_policy::recorded_progress(a)
+                    ));
+                }
+            }
         }
         if let Some(link) = &p.status_page {
             out.push(format!(
@@ -391,6 +400,10 @@ pub fn execution(e: &Execution) -> String {
                 when(&d.at)
             )),
             None => out.push(format!("approval   waiting until {}", when(&a.expires_at))),
+        }
+        let counted = shared::domain::approval_policy::recorded_progress(a);
+        if !counted.is_empty() {
+            out.push(format!("approvals  {counted}"));
         }
     }
     let region = crate::links::region_of(e, crate::links::cli_region());

@@ -129,9 +129,7 @@ async fn push_to_production_over_http() {
     let waiting = sb.wait_for(&prod_fail_id, "AWAITING_APPROVAL").await;
     assert_ne!(waiting["image"]["digest"], digest.as_str());
     let approved = sb
-        .control(
-            serde_json::json!({"command": "approve", "execution_id": prod_fail_id, "actor": "e2e"}),
-        )
+        .control(serde_json::json!({"command": "approve", "execution_id": prod_fail_id}))
         .await;
     assert!(approved["error"].is_null(), "{approved}");
     let prod_failed = sb.wait_for(&prod_fail_id, "PROD_FAILED").await;
@@ -192,7 +190,7 @@ async fn failed_build_is_reported_and_retry_rebuilds() {
     sb.message("BUILD_FAILED").await;
     // the sandbox fails every build of this commit message; retry starts a new build of it
     let retried = sb
-        .control(serde_json::json!({"command": "retry", "execution_id": id, "actor": "e2e"}))
+        .control(serde_json::json!({"command": "retry", "execution_id": id}))
         .await;
     assert_eq!(retried["execution"]["status"], "BUILDING", "{retried}");
     assert_eq!(retried["execution"]["attempt"], 2);
@@ -262,7 +260,7 @@ async fn concurrent_pushes_end_in_defined_states() {
     );
     // and its approval takes exactly that image to production
     let approved = sb
-        .control(serde_json::json!({"command": "approve", "execution_id": newest, "actor": "e2e"}))
+        .control(serde_json::json!({"command": "approve", "execution_id": newest}))
         .await;
     assert!(approved["error"].is_null(), "{approved}");
     sb.wait_for(&newest, "SUCCEEDED").await;

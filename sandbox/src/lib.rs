@@ -7,12 +7,14 @@
 
 pub mod apigw;
 pub mod github;
+mod iam;
 mod moto;
 mod outbox;
 mod provision;
 mod stack;
 mod table;
 
+pub use iam::{create_iam_user, IamUser};
 pub use moto::{python, sdk_config, MotoServer};
 pub use outbox::{drain_outbox, links_in, OutboxMessage};
 pub use provision::{create_service, register_bootstrap_task_definition, Provisioned, Sandbox};

@@ -138,6 +138,7 @@ fn bench(c: &mut Criterion) {
             change(
                 Event::Decided {
                     decision: Decision {
+                        approver: None,
                         verdict: Verdict::Approve,
                         actor: "Grace Hopper".into(),
                         channel: Channel::EmailLink,

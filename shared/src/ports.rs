@@ -470,6 +470,36 @@ pub trait SecretSource: Send + Sync {
     async fn secret(&self, id: &str) -> Result<SecretValue, ServiceError>;
 }
 
+/// Checks a caller's identity proof (a signed `sts:GetCallerIdentity` request bound to one
+/// command, see [`crate::domain::identity`]) and answers who AWS says the caller is.
+#[async_trait]
+pub trait CallerVerifier: Send + Sync {
+    /// `binding`: the SHA-256 (hex) of the command the proof must be for.
+    async fn verify(
+        &self,
+        proof: &crate::domain::identity::IdentityProof,
+        binding: &str,
+    ) -> Result<crate::domain::identity::VerifiedCaller, crate::domain::identity::IdentityError>;
+}
+
+/// A function that checks no proofs (every function but control): a proof is refused.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCallerVerifier;
+
+#[async_trait]
+impl CallerVerifier for NoCallerVerifier {
+    async fn verify(
+        &self,
+        _proof: &crate::domain::identity::IdentityProof,
+        _binding: &str,
+    ) -> Result<crate::domain::identity::VerifiedCaller, crate::domain::identity::IdentityError>
+    {
+        Err(crate::domain::identity::IdentityError::Unavailable(
+            "this function is not configured to check identity proofs".into(),
+        ))
+    }
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }

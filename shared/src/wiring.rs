@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::adapters::{codebuild, dynamodb, ecr, ecs, github, secrets, sns, Unused};
+use crate::adapters::{codebuild, dynamodb, ecr, ecs, github, secrets, sns, sts, Unused};
 use crate::app::{Capabilities, Services, Settings};
 use crate::ports::{BuildRunner, Deployer, ImageRegistry, Notifier, SecretSource, SystemClock};
 
@@ -243,8 +243,17 @@ impl Wiring {
             secret_source,
             Arc::new(SystemClock),
             self.config.settings.clone(),
-        )
-        .with_capabilities(P::PROFILE.can);
+        );
+        let services = if P::PROFILE.function == profiles::CONTROL.function {
+            // control records verified callers: it executes their signed STS requests
+            services.with_caller_verifier(Arc::new(sts::StsVerifier::new(
+                sts::StsEndpoint::from_sdk(&self.sdk),
+                Arc::new(SystemClock),
+            )))
+        } else {
+            services
+        };
+        let services = services.with_capabilities(P::PROFILE.can);
         if !ports.github {
             return services;
         }

@@ -9,6 +9,8 @@
 
 use std::io::Write;
 
+pub mod strict_sts;
+
 use aws_config::SdkConfig;
 use shared::app::{Services, Settings};
 use shared::wiring::{aws_services, Config};
@@ -262,6 +264,46 @@ pub async fn start(w: &World, delivery: &str) -> shared::domain::ExecutionId {
         .unwrap()
 }
 
+/// The proof of who sends `command` (a signed sts:GetCallerIdentity bound to it, as the CLI
+/// makes it), signed with `user`'s key for the STS endpoint `sts_url` and `shipgate-control`.
+pub fn prove(
+    user: &shipgate_sandbox::IamUser,
+    sts_url: &str,
+    command: &serde_json::Value,
+) -> shared::domain::identity::IdentityProof {
+    let request =
+        shared::protocol::ControlRequest::decode(command.clone()).expect("a valid command");
+    shared::adapters::sts::sign_proof(
+        &user.credentials,
+        shipgate_sandbox::REGION,
+        sts_url,
+        "shipgate-control",
+        &request.binding(),
+        std::time::SystemTime::now(),
+    )
+    .expect("sign the proof")
+}
+
+/// `command` with `proof` beside it, as the CLI sends it.
+pub fn with_proof(
+    command: &serde_json::Value,
+    proof: &shared::domain::identity::IdentityProof,
+) -> serde_json::Value {
+    let mut sent = command.clone();
+    sent[shared::protocol::PROOF_FIELD] = serde_json::to_value(proof).unwrap();
+    sent
+}
+
+/// One `control` command as `user` sends it with the CLI: with a proof checked by moto's STS.
+pub async fn control_as(
+    w: &World,
+    user: &shipgate_sandbox::IamUser,
+    command: serde_json::Value,
+) -> serde_json::Value {
+    let proof = prove(user, &w.moto.server.endpoint(), &command);
+    control::handler::handle(&w.services, with_proof(&command, &proof)).await
+}
+
 /// One `control` command through the real handler.
 pub async fn control(w: &World, command: serde_json::Value) -> serde_json::Value {
     control::handler::handle(&w.services, command).await
@@ -272,7 +314,7 @@ pub async fn control(w: &World, command: serde_json::Value) -> serde_json::Value
 pub async fn release_to_approval(w: &World, pipeline: &str, commit: &str) -> (String, String) {
     let out = control(
         w,
-        serde_json::json!({"command": "release", "pipeline": pipeline, "commit": commit, "actor": "ops"}),
+        serde_json::json!({"command": "release", "pipeline": pipeline, "commit": commit}),
     )
     .await;
     let id = out["execution_id"]
@@ -303,9 +345,24 @@ pub async fn release_to_approval(w: &World, pipeline: &str, commit: &str) -> (St
     (id, digest)
 }
 
-/// Approve from the CLI channel; answers the prod deployment id.
+/// The sandbox's default credentials (`testing`) as a CLI user: moto answers its
+/// GetCallerIdentity with `arn:aws:sts::123456789012:user/moto`.
+pub fn operator() -> shipgate_sandbox::IamUser {
+    shipgate_sandbox::IamUser {
+        name: "moto".into(),
+        arn: format!("arn:aws:sts::{}:user/moto", shipgate_sandbox::ACCOUNT),
+        credentials: aws_credential_types::Credentials::new("testing", "testing", None, None, "t"),
+    }
+}
+
+/// Approve from the CLI channel (with the operator's proof); answers the prod deployment id.
 pub async fn approve(w: &World, id: &str) -> String {
-    let out = control(w, serde_json::json!({"command": "approve", "execution_id": id, "actor": "arn:aws:iam::123456789012:user/ops", "comment": "ok"})).await;
+    let out = control_as(
+        w,
+        &operator(),
+        serde_json::json!({"command": "approve", "execution_id": id, "comment": "ok"}),
+    )
+    .await;
     assert_eq!(out["execution"]["status"], "DEPLOYING_PROD", "{out}");
     out["execution"]["prod"]["deployment_id"]
         .as_str()

@@ -4,7 +4,7 @@ use serde_json::json;
 use shared::domain::Status;
 use shipgate_sandbox::drain_outbox;
 use shipgate_tests::{
-    approve_to_success, control, deploy_event, release_to_approval as release_of, World,
+    approve_to_success, control, control_as, deploy_event, release_to_approval as release_of, World,
 };
 
 async fn release_to_approval(w: &World, commit: &str) -> (String, String) {
@@ -77,7 +77,7 @@ async fn every_command_against_moto() {
     // reject, then release again and approve
     let rejected = control(
         &w,
-        json!({"command": "reject", "execution_id": first, "actor": "ops", "comment": "not today"}),
+        json!({"command": "reject", "execution_id": first, "comment": "not today"}),
     )
     .await;
     assert_eq!(rejected["execution"]["status"], "REJECTED", "{rejected}");
@@ -121,7 +121,7 @@ async fn every_command_against_moto() {
     // rollback: prod runs the previous digest again, recorded as its own execution
     let rb = control(
         &w,
-        json!({"command": "rollback", "pipeline": "demo", "environment": "prod", "actor": "ops"}),
+        json!({"command": "rollback", "pipeline": "demo", "environment": "prod"}),
     )
     .await;
     assert_eq!(rb["execution"]["status"], "DEPLOYING_PROD", "{rb}");
@@ -167,11 +167,7 @@ async fn every_command_against_moto() {
     );
 
     // retry of something that did not fail: a clear conflict, nothing changed
-    let retry = control(
-        &w,
-        json!({"command": "retry", "execution_id": v1, "actor": "ops"}),
-    )
-    .await;
+    let retry = control(&w, json!({"command": "retry", "execution_id": v1})).await;
     assert_eq!(retry["error"]["code"], "conflict", "{retry}");
     println!("commands run against moto: apply_pipeline ×2, list_pipelines, release ×3, reject, approve ×2, list_executions, show, status ×2, rollback, retry");
 }
@@ -184,11 +180,20 @@ async fn apply_pipeline_records_who_and_keeps_every_version() {
     // the sandbox applied v1 itself; two operators update it
     let mut def = w.provisioned.pipeline.clone();
     def.keep_images = 5;
-    let ada = "arn:aws:iam::123456789012:user/ada";
-    let grace = "arn:aws:iam::123456789012:user/grace";
-    let out = control(
+    // IAM users in moto: their keys sign the CLI's identity proofs
+    let endpoint = w.moto.server.endpoint();
+    let ada_user = shipgate_sandbox::create_iam_user(&endpoint, "ada")
+        .await
+        .unwrap();
+    let grace_user = shipgate_sandbox::create_iam_user(&endpoint, "grace")
+        .await
+        .unwrap();
+    let (ada, grace) = (ada_user.arn.as_str(), grace_user.arn.as_str());
+    assert_eq!(ada, "arn:aws:iam::123456789012:user/ada");
+    let out = control_as(
         &w,
-        json!({"command": "apply_pipeline", "pipeline": def, "actor": ada}),
+        &ada_user,
+        json!({"command": "apply_pipeline", "pipeline": def}),
     )
     .await;
     assert_eq!(
@@ -197,9 +202,10 @@ async fn apply_pipeline_records_who_and_keeps_every_version() {
         "{out}"
     );
     def.approval.timeout_hours = 24;
-    let out = control(
+    let out = control_as(
         &w,
-        json!({"command": "apply_pipeline", "pipeline": def, "actor": grace}),
+        &grace_user,
+        json!({"command": "apply_pipeline", "pipeline": def}),
     )
     .await;
     assert_eq!(out["version"], 3, "{out}");

@@ -180,7 +180,7 @@ async fn failed_build_and_failed_test_deployment() {
     // retry builds the same commit again, in CodeBuild
     let retried = control::handler::handle(
         &w.services,
-        serde_json::json!({"command": "retry", "execution_id": id, "actor": "ops"}),
+        serde_json::json!({"command": "retry", "execution_id": id}),
     )
     .await;
     assert_eq!(retried["execution"]["status"], "BUILDING", "{retried}");

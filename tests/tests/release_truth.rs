@@ -76,8 +76,7 @@ async fn status_of(w: &World, id: &str) -> String {
 }
 
 async fn rollback(w: &World, to: Option<&str>) -> Value {
-    let mut cmd =
-        json!({"command": "rollback", "pipeline": "demo", "environment": "prod", "actor": "ops"});
+    let mut cmd = json!({"command": "rollback", "pipeline": "demo", "environment": "prod"});
     if let Some(to) = to {
         cmd["to"] = to.into();
     }
@@ -233,11 +232,7 @@ async fn queued_mode_keeps_push_order_and_status_true() {
     approve_to_success(&w, &y).await;
     // the older one can no longer reach production after the newer one
     assert_eq!(status_of(&w, &x).await, "SUPERSEDED");
-    let late = control(
-        &w,
-        json!({"command": "approve", "execution_id": x, "actor": "ops"}),
-    )
-    .await;
+    let late = control(&w, json!({"command": "approve", "execution_id": x})).await;
     assert_eq!(late["error"]["code"], "gone", "{late}");
     let sb = &w.provisioned.sandbox;
     assert!(w
@@ -300,11 +295,7 @@ async fn pruning_with_two_pipelines_on_one_repository_deletes_nothing_either_nee
     }
     // a rejected release
     let (rejected, rejected_digest) = release_to_approval(&w, "demo", &sha('7')).await;
-    let out = control(
-        &w,
-        json!({"command": "reject", "execution_id": rejected, "actor": "ops"}),
-    )
-    .await;
+    let out = control(&w, json!({"command": "reject", "execution_id": rejected})).await;
     assert!(out["error"].is_null(), "{out}");
     // demo's test now runs the rejected release's image: that is needed too
     needed.push(rejected_digest);

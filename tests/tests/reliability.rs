@@ -388,7 +388,7 @@ async fn drive(
             {
                 let out = control::handler::handle(
                     &w.services,
-                    json!({"command": "approve", "execution_id": id, "actor": "ops"}),
+                    json!({"command": "approve", "execution_id": id}),
                 )
                 .await;
                 if out.get("error").is_some() {
@@ -405,7 +405,7 @@ async fn drive(
                 ));
                 let out = control::handler::handle(
                     &w.services,
-                    json!({"command": "retry", "execution_id": id, "actor": "ops"}),
+                    json!({"command": "retry", "execution_id": id}),
                 )
                 .await;
                 if out.get("error").is_some() {

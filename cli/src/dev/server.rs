@@ -304,8 +304,8 @@ async fn invoke(
     let result: Result<Value, (String, String)> = match function {
         "control" => {
             let applies = matches!(
-                ControlRequest::decode(payload.clone()),
-                Ok(ControlRequest::ApplyPipeline(_))
+                ControlRequest::decode_proven(payload.clone()),
+                Ok((ControlRequest::ApplyPipeline(_), _))
             );
             let answer = control::handler::handle(svc, payload).await;
             if applies {

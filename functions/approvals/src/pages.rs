@@ -96,6 +96,29 @@ pub fn confirm(view: &ApprovalView) -> String {
         ),
     ));
     details.push_str(&row("Production now", &production));
+    if !p.approval.approvers.is_empty() {
+        let emails: Vec<&str> = p
+            .approval
+            .approvers
+            .iter()
+            .map(|a| a.email.as_str())
+            .collect();
+        details.push_str(&row(
+            "Who may approve",
+            &format!(
+                "{} of {} <span class=\"note\">(with <code>shipgate approve {}</code>: this shared link cannot tell who you are)</span>",
+                p.approval.required,
+                escape(&emails.join(", ")),
+                escape(e.id.as_str())
+            ),
+        ));
+    }
+    if let Some(a) = e.approval.as_ref().filter(|a| !a.approvals.is_empty()) {
+        details.push_str(&row(
+            "Approvals",
+            &escape(&shared::domain::approval_policy::recorded_progress(a)),
+        ));
+    }
     details.push_str(&row(
         "Link expires",
         &view.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),

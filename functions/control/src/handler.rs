@@ -5,8 +5,9 @@
 use serde_json::Value;
 use shared::app::approvals::{self, LinkError};
 use shared::app::{control, status_page, AppError, Services};
+use shared::domain::identity::{IdentityError, IdentityProof, VerifiedCaller, UNVERIFIED_CONSOLE};
 use shared::domain::limits::{excerpt, MAX_DEFINITION_BYTES};
-use shared::domain::{PipelineDefinition, ValidationError, ValidationErrors, Verdict};
+use shared::domain::{Channel, PipelineDefinition, ValidationError, ValidationErrors, Verdict};
 use shared::protocol::{
     ApplyPipeline, ControlError, ControlRequest, ControlResponse, ErrorAnswer, ExecutionList,
     ExecutionShown, PipelineList, PipelineSummary, Released, RequestError, StatusPageLink,
@@ -67,6 +68,11 @@ impl From<LinkError> for CommandError {
                 message: e.to_string(),
                 details: None,
             },
+            LinkError::NotAnApprover(_) | LinkError::OwnChange(_) => CommandError {
+                code: "forbidden",
+                message: e.to_string(),
+                details: None,
+            },
             LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) | LinkError::OutOfOrder(_) => {
                 CommandError {
                     code: "conflict",
@@ -108,7 +114,7 @@ pub async fn handle(svc: &Services, input: Value) -> Value {
     // one invocation: each pipeline definition is read at most once
     let svc = &svc.for_invocation();
     let answer = match decode(input) {
-        Ok(request) => run(svc, request).await,
+        Ok((request, proof)) => run(svc, request, proof).await,
         Err(e) => Err(e),
     };
     let encoded = match answer {
@@ -122,11 +128,11 @@ pub async fn handle(svc: &Services, input: Value) -> Value {
 }
 
 /// The typed request, logged with its command (an unknown one as an excerpt).
-fn decode(input: Value) -> Result<ControlRequest, CommandError> {
-    match ControlRequest::decode(input) {
-        Ok(request) => {
-            info!(command = %request.command(), "control command");
-            Ok(request)
+fn decode(input: Value) -> Result<(ControlRequest, Option<IdentityProof>), CommandError> {
+    match ControlRequest::decode_proven(input) {
+        Ok((request, proof)) => {
+            info!(command = %request.command(), proven = proof.is_some(), "control command");
+            Ok((request, proof))
         }
         Err(e) => {
             if let Some(command) = e.command() {
@@ -137,27 +143,79 @@ fn decode(input: Value) -> Result<ControlRequest, CommandError> {
     }
 }
 
-/// Who acts on a request: the actor it asserts (the CLI sends its caller's IAM ARN), required
-/// for a decision, `control` otherwise. The one place to change when actors are verified.
-fn acting(request: &ControlRequest) -> Result<String, CommandError> {
+/// Who acts on a request. Identity is what AWS proves, never what the payload claims:
+///
+/// - with an identity proof (the CLI sends one, see [`shared::domain::identity`]): the ARN STS
+///   answers for it; a payload `actor` naming anyone else is refused;
+/// - without one (the Lambda console, `aws lambda invoke`): [`UNVERIFIED_CONSOLE`], on the
+///   console channel; a payload `actor` is refused (it could not be checked);
+/// - commands that record no actor: `control`.
+async fn acting(
+    svc: &Services,
+    request: &ControlRequest,
+    proof: Option<&IdentityProof>,
+) -> Result<Acting, CommandError> {
     let command = request.command();
-    match (request, request.actor()) {
-        (ControlRequest::Approve(_) | ControlRequest::Reject(_), None) => Err(
-            CommandError::invalid(format!("{command}: missing field `actor`")),
-        ),
-        (ControlRequest::Approve(_) | ControlRequest::Reject(_), Some(a))
-            if a.trim().is_empty() =>
-        {
-            Err(CommandError::invalid(format!(
-                "{command}: `actor` must not be empty"
-            )))
-        }
-        (ControlRequest::Approve(_) | ControlRequest::Reject(_), Some(a)) => Ok(a.to_string()),
-        (_, a) => Ok(a
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or("control")
-            .to_string()),
+    if !request.records_actor() {
+        return Ok(Acting {
+            actor: "control".into(),
+            verified: None,
+        });
     }
+    let claimed = request.actor().map(str::trim).filter(|a| !a.is_empty());
+    let Some(proof) = proof else {
+        if let Some(claimed) = claimed {
+            return Err(CommandError {
+                code: "unverified_actor",
+                message: format!(
+                    "{command}: `actor` {:?} cannot be verified without an identity proof: use the shipgate CLI (it proves who you are with a signed sts:GetCallerIdentity), or leave `actor` out to be recorded as {UNVERIFIED_CONSOLE:?}; nothing was changed",
+                    excerpt(claimed, 100)
+                ),
+                details: None,
+            });
+        }
+        return Ok(Acting {
+            actor: UNVERIFIED_CONSOLE.into(),
+            verified: None,
+        });
+    };
+    let caller = svc
+        .callers
+        .verify(proof, &request.binding())
+        .await
+        .map_err(|e| CommandError {
+            code: match e {
+                IdentityError::Unavailable(_) => "unavailable",
+                _ => "unauthenticated",
+            },
+            message: format!("{command}: {e}; nothing was changed"),
+            details: None,
+        })?;
+    if let Some(claimed) = claimed {
+        if !caller.is(claimed) {
+            info!(command, caller = %caller.arn, claimed = %excerpt(claimed, 100), "actor disagrees with the verified caller");
+            return Err(CommandError {
+                code: "actor_mismatch",
+                message: format!(
+                    "{command}: `actor` {:?} is not the verified caller {}; leave `actor` out (the verified caller is recorded); nothing was changed",
+                    excerpt(claimed, 100),
+                    caller.arn
+                ),
+                details: None,
+            });
+        }
+    }
+    Ok(Acting {
+        actor: caller.arn.clone(),
+        verified: Some(caller),
+    })
+}
+
+/// Who acts, and what AWS verified about them (`None`: nothing).
+#[derive(Debug, Clone)]
+struct Acting {
+    actor: String,
+    verified: Option<VerifiedCaller>,
 }
 
 /// The definition `apply_pipeline` carries, validated.
@@ -181,8 +239,13 @@ fn definition(a: ApplyPipeline) -> Result<PipelineDefinition, CommandError> {
     .map_err(|e| AppError::from(e).into())
 }
 
-async fn run(svc: &Services, request: ControlRequest) -> Result<ControlResponse, CommandError> {
-    let actor = acting(&request)?;
+async fn run(
+    svc: &Services,
+    request: ControlRequest,
+    proof: Option<IdentityProof>,
+) -> Result<ControlResponse, CommandError> {
+    let acting = acting(svc, &request, proof.as_ref()).await?;
+    let actor = acting.actor.clone();
     Ok(match request {
         ControlRequest::ApplyPipeline(a) => {
             let definition = definition(a)?;
@@ -253,12 +316,18 @@ async fn run(svc: &Services, request: ControlRequest) -> Result<ControlResponse,
             } else {
                 Verdict::Reject
             };
-            let execution = approvals::decide(
+            let execution = approvals::decide_as(
                 svc,
                 &a.execution_id,
                 verdict,
+                acting.verified.as_ref(),
                 &actor,
-                a.channel(),
+                // a decision without a proof comes from the console, whatever it says
+                if acting.verified.is_some() {
+                    a.channel()
+                } else {
+                    Channel::Console
+                },
                 a.comment.clone(),
             )
             .await?;

@@ -2,6 +2,120 @@ use super::*;
 use serde_json::json;
 use shared::fake_world::FakeWorld;
 
+/// Verifies a fake proof `FAKE <user> <binding>`: the caller is IAM user `<user>` if the proof
+/// is bound to the command it came with (what STS's signature check does).
+struct FakeCallers;
+
+#[async_trait::async_trait]
+impl shared::ports::CallerVerifier for FakeCallers {
+    async fn verify(
+        &self,
+        proof: &IdentityProof,
+        binding: &str,
+    ) -> Result<VerifiedCaller, IdentityError> {
+        match proof.authorization.split(' ').collect::<Vec<_>>()[..] {
+            ["FAKE", user, bound] if bound == binding => Ok(VerifiedCaller::new(&format!(
+                "arn:aws:iam::123456789012:user/{user}"
+            ))),
+            _ => Err(IdentityError::Refused("SignatureDoesNotMatch".into())),
+        }
+    }
+}
+
+fn fake_proof(user: &str, command: &Value) -> IdentityProof {
+    IdentityProof {
+        authorization: format!(
+            "FAKE {user} {}",
+            ControlRequest::decode(command.clone()).unwrap().binding()
+        ),
+        amz_date: "20261201T000000Z".into(),
+        security_token: None,
+    }
+}
+
+/// `command` as IAM user `user` sends it with the CLI.
+async fn as_user(w: &FakeWorld, user: &str, command: Value) -> Value {
+    let mut sent = command.clone();
+    sent["identity_proof"] = serde_json::to_value(fake_proof(user, &command)).unwrap();
+    let svc = w
+        .services
+        .clone()
+        .with_caller_verifier(std::sync::Arc::new(FakeCallers));
+    handle(&svc, sent).await
+}
+
+#[tokio::test]
+async fn the_recorded_actor_is_the_verified_caller_never_the_claimed_one() {
+    let w = FakeWorld::with_pipeline().await;
+    let svc = w
+        .services
+        .clone()
+        .with_caller_verifier(std::sync::Arc::new(FakeCallers));
+    let release = json!({"command": "release", "pipeline": "hello", "commit": "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a", "request_id": "r1"});
+    let writes = w.store.writes();
+    // a direct invoke claiming someone: refused, nothing changed
+    let mut claimed = release.clone();
+    claimed["actor"] = json!("arn:aws:iam::123456789012:user/alice");
+    let out = handle(&svc, claimed.clone()).await;
+    assert_eq!(code(&out), "unverified_actor", "{out}");
+    // bob proves himself but claims alice: refused
+    let mut sent = claimed.clone();
+    sent["identity_proof"] = serde_json::to_value(fake_proof("bob", &claimed)).unwrap();
+    let out = handle(&svc, sent).await;
+    assert_eq!(code(&out), "actor_mismatch", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("user/bob"),
+        "{out}"
+    );
+    // a proof for another command: refused
+    let mut other = release.clone();
+    other["commit"] = json!("0000000000000000000000000000000000000000");
+    let mut sent = release.clone();
+    sent["identity_proof"] = serde_json::to_value(fake_proof("bob", &other)).unwrap();
+    let out = handle(&svc, sent).await;
+    assert_eq!(code(&out), "unauthenticated", "{out}");
+    assert_eq!(w.store.writes(), writes, "refusals change nothing");
+    assert!(w.builds.started().is_empty());
+    // a function without a verifier refuses proofs instead of trusting them
+    let out = as_user_without_verifier(&w, &release).await;
+    assert_eq!(code(&out), "unavailable", "{out}");
+    // bob, proven (claiming himself is fine): recorded as bob
+    let mut own = release.clone();
+    own["actor"] = json!("arn:aws:iam::123456789012:user/bob");
+    let mut sent = own.clone();
+    sent["identity_proof"] = serde_json::to_value(fake_proof("bob", &own)).unwrap();
+    let out = handle(&svc, sent).await;
+    assert_eq!(out["execution"]["status"], "BUILDING", "{out}");
+    let actors: Vec<&str> = out["execution"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["actor"].as_str())
+        .collect();
+    assert!(
+        actors.contains(&"arn:aws:iam::123456789012:user/bob"),
+        "{actors:?}"
+    );
+    // without a proof or a claim: recorded as the unverified console
+    let out = handle(&svc, json!({"command": "release", "pipeline": "hello", "commit": "1111111111111111111111111111111111111111", "request_id": "r2"})).await;
+    let actors: Vec<&str> = out["execution"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["actor"].as_str())
+        .collect();
+    assert!(actors.contains(&"console (unverified)"), "{out}");
+}
+
+async fn as_user_without_verifier(w: &FakeWorld, command: &Value) -> Value {
+    let mut sent = command.clone();
+    sent["identity_proof"] = serde_json::to_value(fake_proof("bob", command)).unwrap();
+    handle(&w.services, sent).await
+}
+
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
@@ -30,10 +144,14 @@ async fn bad_commands_name_the_problem_and_change_nothing() {
         ),
         (
             json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W"}),
-            "invalid_argument",
+            "not_found",
         ),
         (
-            json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "actor": " "}),
+            json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "actor": "alice"}),
+            "unverified_actor",
+        ),
+        (
+            json!({"command": "approve", "execution_id": "01JD3V5X8Q2M4N6P7R9S0T1V2W", "identity_proof": {"authorization": "x"}}),
             "invalid_argument",
         ),
         (
@@ -226,7 +344,7 @@ async fn apply_list_release_show() {
     assert_eq!(out["result"], "created", "{out}");
     let out = handle(&w.services, json!({"command": "list_pipelines"})).await;
     assert_eq!(out["pipelines"][0]["name"], "hello");
-    let out = handle(&w.services, json!({"command": "release", "pipeline": "hello", "commit": "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a", "actor": "arn:aws:iam::123456789012:user/ops"})).await;
+    let out = handle(&w.services, json!({"command": "release", "pipeline": "hello", "commit": "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a"})).await;
     let id = out["execution_id"].as_str().unwrap().to_string();
     assert_eq!(out["execution"]["status"], "BUILDING");
     let out = handle(&w.services, json!({"command": "show", "execution_id": id})).await;
@@ -254,10 +372,20 @@ async fn apply_list_release_show() {
 async fn applied_versions_record_who_and_show_their_history() {
     let w = FakeWorld::new();
     let text = shared::fakes::SAMPLE_PIPELINE;
-    let out = handle(&w.services, json!({"command": "apply_pipeline", "definition": text, "format": "toml", "actor": "arn:aws:iam::123456789012:user/ada"})).await;
+    let out = as_user(
+        &w,
+        "ada",
+        json!({"command": "apply_pipeline", "definition": text, "format": "toml"}),
+    )
+    .await;
     assert_eq!(out["version"], 1, "{out}");
     let changed = text.replace("timeout_hours = 72", "timeout_hours = 24");
-    let out = handle(&w.services, json!({"command": "apply_pipeline", "definition": changed, "format": "toml", "actor": "arn:aws:iam::123456789012:user/grace"})).await;
+    let out = as_user(
+        &w,
+        "grace",
+        json!({"command": "apply_pipeline", "definition": changed, "format": "toml"}),
+    )
+    .await;
     assert_eq!(out["result"], "updated", "{out}");
 
     let out = handle(
@@ -303,7 +431,7 @@ async fn applied_versions_record_who_and_show_their_history() {
     let writes = w.store.writes();
     let out = handle(
         &w.services,
-        json!({"command": "apply_pipeline", "definition": changed, "format": "toml", "actor": "x"}),
+        json!({"command": "apply_pipeline", "definition": changed, "format": "toml"}),
     )
     .await;
     assert_eq!(out["result"], "unchanged");
@@ -341,6 +469,8 @@ async fn sample_payloads_are_accepted() {
         // samples name executions that do not exist here; anything but a malformed request is fine
         assert_ne!(code(&out), "invalid_argument", "{}: {out}", path.display());
         assert_ne!(code(&out), "unknown_command", "{}: {out}", path.display());
+        // a sample for the console asserts no actor (it could not be verified)
+        assert_ne!(code(&out), "unverified_actor", "{}: {out}", path.display());
         seen.push(
             path.file_stem()
                 .unwrap()
@@ -377,7 +507,7 @@ async fn answers_decode_as_the_types_the_cli_reads() {
         Answer::Done(r) => *r,
         Answer::Refused(e) => panic!("refused: {e}"),
     };
-    let applied = done(ask(json!({"command": "apply_pipeline", "definition": shared::fakes::SAMPLE_PIPELINE, "format": "toml", "actor": "ada"})).await);
+    let applied = done(ask(json!({"command": "apply_pipeline", "definition": shared::fakes::SAMPLE_PIPELINE, "format": "toml"})).await);
     assert!(
         matches!(applied, ControlResponse::Applied(_)),
         "{applied:?}"
@@ -393,7 +523,7 @@ async fn answers_decode_as_the_types_the_cli_reads() {
         matches!(shown, ControlResponse::PipelineShown(_)),
         "{shown:?}"
     );
-    let ControlResponse::Released(released) = done(ask(json!({"command": "release", "pipeline": "hello", "commit": "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a", "actor": "ops", "request_id": "r1"})).await) else {
+    let ControlResponse::Released(released) = done(ask(json!({"command": "release", "pipeline": "hello", "commit": "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a", "request_id": "r1"})).await) else {
         panic!("release answers Released")
     };
     let id = released.execution_id.to_string();
@@ -412,7 +542,7 @@ async fn answers_decode_as_the_types_the_cli_reads() {
     assert_eq!(one.execution, released.execution);
     // refusals are typed too: nothing is awaiting approval, nothing ran in prod
     for request in [
-        json!({"command": "approve", "execution_id": id, "actor": "ops"}),
+        json!({"command": "approve", "execution_id": id}),
         json!({"command": "rollback", "pipeline": "hello", "environment": "prod"}),
     ] {
         let Answer::Refused(e) = ask(request.clone()).await else {

@@ -9,6 +9,7 @@ pub mod ecs;
 pub mod github;
 pub mod secrets;
 pub mod sns;
+pub mod sts;
 pub mod tls;
 
 use std::error::Error;

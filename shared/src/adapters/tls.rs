@@ -109,6 +109,30 @@ pub fn https_client_trusting(roots: &Roots) -> aws_sdk_dynamodb::config::SharedH
         .build_https()
 }
 
+/// A bare HTTPS connector trusting `roots` (the STS verifier's, `super::sts`: it sends one
+/// request it builds itself, not an SDK call), with the same trust store as the SDK clients.
+pub fn connector_trusting(roots: &Roots) -> aws_smithy_http_client::Connector {
+    let builder = aws_smithy_http_client::Connector::builder().tls_provider(tls::Provider::Rustls(
+        tls::rustls_provider::CryptoMode::Ring,
+    ));
+    let store = match roots {
+        Roots::System => return builder.build(),
+        Roots::Aws => tls::TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AWS_ROOTS_PEM.as_bytes()),
+        Roots::Bundle(pem) => tls::TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(pem.clone()),
+    };
+    match tls::TlsContext::builder().with_trust_store(store).build() {
+        Ok(context) => builder.tls_context(context).build(),
+        Err(e) => {
+            tracing::error!(error = %e, "TLS trust store rejected; using the system store");
+            builder.build()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,12 @@ pub enum LinkError {
     /// 409
     #[error("This execution is {0} and does not wait for an approval.")]
     NotAwaiting(Status),
+    /// 403: the pipeline lists its approvers and this caller is none of them (or is unverified).
+    #[error("{0} Nothing was changed.")]
+    NotAnApprover(String),
+    /// 403: the approver pushed or wrote this change.
+    #[error("{0} cannot approve their own change (the pipeline does not allow self-approval). Nothing was changed.")]
+    OwnChange(String),
     /// 409: approving would move production back to an older release.
     #[error("This release can no longer go to production: {0}. Nothing was changed.")]
     OutOfOrder(String),
@@ -80,7 +86,7 @@ impl LinkError {
         match self {
             LinkError::Malformed => 400,
             LinkError::Unknown => 404,
-            LinkError::Forged => 403,
+            LinkError::Forged | LinkError::NotAnApprover(_) | LinkError::OwnChange(_) => 403,
             LinkError::Expired(_) | LinkError::Superseded(_) => 410,
             LinkError::AlreadyDecided(_) | LinkError::NotAwaiting(_) | LinkError::OutOfOrder(_) => {
                 409
@@ -219,7 +225,16 @@ pub async fn decide_by_link(
     form: FormDecision,
 ) -> Result<Execution, LinkError> {
     let (exec, _) = check_link(svc, raw_token).await?;
+    let pipeline = svc.pipeline(&exec.pipeline).await?;
+    if !pipeline.approval.approvers.is_empty() {
+        // a shared link proves no one; personal links are not built yet (docs/approvals.md)
+        return Err(LinkError::NotAnApprover(format!(
+            "Pipeline {} names its approvers, and this shared link cannot tell who you are: approve with `shipgate approve {}` (your verified AWS identity is matched to the approver list).",
+            pipeline.name, exec.id
+        )));
+    }
     let decision = Decision {
+        approver: None,
         verdict: form.verdict,
         actor: clean_field(form.name).unwrap_or_else(|| "anonymous (email link)".into()),
         channel: Channel::EmailLink,
@@ -241,7 +256,46 @@ pub async fn decide(
     channel: Channel,
     comment: Option<String>,
 ) -> Result<Execution, LinkError> {
+    decide_as(svc, id, verdict, None, actor, channel, comment).await
+}
+
+/// [`decide`] by a caller STS verified (`None`: unverified). When the pipeline lists approvers,
+/// the verified ARN must match one's pattern (an unverified caller is refused), and that
+/// approver may not have pushed or written the change unless the pipeline allows it.
+#[instrument(skip(svc, comment, caller))]
+pub async fn decide_as(
+    svc: &Services,
+    id: &ExecutionId,
+    verdict: Verdict,
+    caller: Option<&crate::domain::identity::VerifiedCaller>,
+    actor: &str,
+    channel: Channel,
+    comment: Option<String>,
+) -> Result<Execution, LinkError> {
     let exec = svc.execution(id).await?;
+    let mut approver = None;
+    let pipeline = svc.pipeline(&exec.pipeline).await?;
+    let policy = &pipeline.approval;
+    if !policy.approvers.is_empty() {
+        use crate::domain::approval_policy::{approver_for_caller, is_own_change};
+        let Some(caller) = caller else {
+            return Err(LinkError::NotAnApprover(format!(
+                "Pipeline {} names its approvers: a decision needs an identity AWS verified (use the shipgate CLI; this request carried no identity proof).",
+                pipeline.name
+            )));
+        };
+        let Some(found) = approver_for_caller(&policy.approvers, caller) else {
+            return Err(LinkError::NotAnApprover(format!(
+                "{} is not an approver of pipeline {} (no approver's `arn` pattern matches it).",
+                caller.arn, pipeline.name
+            )));
+        };
+        if verdict == Verdict::Approve && !policy.allow_self_approval && is_own_change(found, &exec)
+        {
+            return Err(LinkError::OwnChange(found.email.clone()));
+        }
+        approver = Some(found.email.clone());
+    }
     status_gate(&exec)?;
     if let Some(a) = &exec.approval {
         if svc.now() >= a.expires_at {
@@ -253,6 +307,7 @@ pub async fn decide(
         }
     }
     let decision = Decision {
+        approver,
         verdict,
         actor: actor.to_string(),
         channel,
@@ -276,16 +331,37 @@ async fn record_decision(
         }
     }
     let actor = decision.actor.clone();
+    let policy = &svc.pipeline(&exec.pipeline).await?.approval;
+    let event = if policy.required > 1 || !policy.approvers.is_empty() {
+        Event::Counted {
+            decision,
+            required: policy.required,
+        }
+    } else {
+        Event::Decided { decision }
+    };
+    let required = policy.required;
     // checked just now: the deployment this approval starts does not check again
     match svc
         .push_order_checked()
-        .apply_to(exec, &actor, Event::Decided { decision })
+        .apply_to(exec, &actor, event)
         .await?
     {
         Applied::Done(exec) => Ok(exec),
         Applied::Ignored { current, .. } => {
             // lost the race: say who won
             status_gate(&current)?;
+            if let Some(a) = current
+                .approval
+                .as_ref()
+                .filter(|a| !a.approvals.is_empty())
+            {
+                // this approver was counted already: once is enough
+                return Err(LinkError::AlreadyDecided(format!(
+                    "your approval was already counted ({})",
+                    crate::domain::approval_policy::progress(a, required)
+                )));
+            }
             Err(LinkError::NotAwaiting(current.status))
         }
     }

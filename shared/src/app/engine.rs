@@ -81,6 +81,8 @@ pub struct Services {
     pub settings: Arc<Settings>,
     /// What this function may do (see [`Capabilities`]).
     pub can: Capabilities,
+    /// Checks callers' identity proofs (control: STS; every other function: none).
+    pub callers: Arc<dyn crate::ports::CallerVerifier>,
     /// Pipeline definitions read during one invocation ([`Services::for_invocation`]); `None`:
     /// every lookup reads the store.
     pipelines: Option<Arc<std::sync::Mutex<HashMap<String, PipelineDefinition>>>>,
@@ -138,6 +140,7 @@ impl Services {
             clock,
             settings: Arc::new(settings),
             can: Capabilities::ALL,
+            callers: Arc::new(crate::ports::NoCallerVerifier),
             pipelines: None,
             push_order_checked: false,
         }
@@ -330,6 +333,15 @@ impl Services {
             }
         }
         Ok(latest)
+    }
+
+    /// Check callers' identity proofs with `callers` (control).
+    pub fn with_caller_verifier(
+        mut self,
+        callers: Arc<dyn crate::ports::CallerVerifier>,
+    ) -> Services {
+        self.callers = callers;
+        self
     }
 
     /// Report transitions to GitHub through `feedback` (pipelines with a `[github]` table).

@@ -20,6 +20,8 @@ pub mod sweeper;
 #[cfg(test)]
 mod approval_key_tests;
 #[cfg(test)]
+mod approval_policy_tests;
+#[cfg(test)]
 mod build_output_tests;
 #[cfg(test)]
 mod feedback_tests;

@@ -353,6 +353,7 @@ async fn approved_not_deployed(w: &FakeWorld, n: u8) -> crate::domain::Execution
         crate::domain::Change::new(
             crate::domain::Event::Decided {
                 decision: crate::domain::Decision {
+                    approver: None,
                     verdict: crate::domain::Verdict::Approve,
                     actor: "Grace".into(),
                     channel: crate::domain::Channel::EmailLink,

@@ -337,6 +337,9 @@ pub fn channel_name(channel: Channel) -> &'static str {
 pub struct Decision {
     pub verdict: Verdict,
     pub actor: String,
+    /// The pipeline approver (e-mail) the actor was matched to, when the pipeline lists them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
     pub channel: Channel,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -359,6 +362,16 @@ pub struct Approval {
     pub message_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    /// Approvals counted so far when a pipeline needs more than one (distinct approvers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Decision>,
+    /// How many distinct approvals the pipeline needed when the first was counted (0: one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub required: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The part of an execution that failed: its build, or its deployment to test or to production.

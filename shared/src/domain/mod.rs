@@ -1,11 +1,13 @@
 //! Pure domain: types, the execution state machine, validation and decoding.
 //! No AWS SDK types, no I/O, no async.
 
+pub mod approval_policy;
 pub mod aws_events;
 pub mod execution;
 pub mod feedback;
 pub mod github;
 pub mod glob;
+pub mod identity;
 pub mod limits;
 pub mod links;
 pub mod metrics;

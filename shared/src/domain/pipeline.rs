@@ -119,6 +119,18 @@ impl ImageSpec {
 pub struct ApprovalSpec {
     pub topic_arn: String,
     pub timeout_hours: u32,
+    /// Who may approve (empty: anyone with the link or control access; see docs/approvals.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<crate::domain::approval_policy::Approver>,
+    /// Distinct approvers needed (N-of-M; default 1).
+    #[serde(
+        default = "crate::domain::approval_policy::one",
+        skip_serializing_if = "crate::domain::approval_policy::is_one"
+    )]
+    pub required: u32,
+    /// Whether the pusher / commit author may approve their own change (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_self_approval: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,9 +9,11 @@
 //! compiler finds the handler's and the CLI's `match`es, a test the missing sample.
 
 mod answer;
+mod identity;
 mod request;
 
 pub use answer::*;
+pub use identity::*;
 pub use request::*;
 
 #[cfg(test)]

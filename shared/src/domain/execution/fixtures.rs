@@ -50,6 +50,7 @@ pub(crate) fn deployment(env: Environment, id: &str) -> DeploymentRecord {
 
 pub(crate) fn decision(verdict: Verdict) -> Decision {
     Decision {
+        approver: None,
         verdict,
         actor: "Grace".into(),
         channel: Channel::EmailLink,

@@ -57,6 +57,10 @@ pub enum Event {
     ApprovalRequested { message_id: String },
     /// A person decided.
     Decided { decision: Decision },
+    /// A person decided for a pipeline that needs `required` distinct approvers: an approval
+    /// is counted (once per approver) and decides when it is the `required`-th; a rejection
+    /// decides at once.
+    Counted { decision: Decision, required: u32 },
     /// The approval window closed.
     ApprovalExpired,
     /// A newer execution of the pipeline now awaits approval.
@@ -82,6 +86,7 @@ impl Event {
             Event::DeployReplaced { .. } => "DeployReplaced",
             Event::ApprovalRequested { .. } => "ApprovalRequested",
             Event::Decided { .. } => "Decided",
+            Event::Counted { .. } => "Counted",
             Event::ApprovalExpired => "ApprovalExpired",
             Event::Superseded { .. } => "Superseded",
             Event::RolledBack { .. } => "RolledBack",
@@ -368,6 +373,8 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                     expires_at: grant.expires_at,
                     message_id: None,
                     decision: None,
+                    approvals: Vec::new(),
+                    required: 0,
                 });
                 (
                     S::AwaitingApproval,
@@ -473,6 +480,47 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                     vec![Effect::DeployProd, Effect::SupersedeOlder],
                 ),
                 Verdict::Reject => (S::Rejected, format!("rejected by {who}{comment}"), vec![]),
+            }
+        }
+        (S::AwaitingApproval, Event::Counted { decision, required }) => {
+            let Some(approval) = next.approval.as_mut() else {
+                return Err(illegal());
+            };
+            let key = |d: &Decision| d.approver.clone().unwrap_or_else(|| d.actor.clone());
+            let who = format!("{} via {}", key(&decision), channel_name(decision.channel));
+            let comment = decision
+                .comment
+                .as_deref()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            match decision.verdict {
+                Verdict::Reject => {
+                    approval.decision = Some(decision);
+                    (S::Rejected, format!("rejected by {who}{comment}"), vec![])
+                }
+                Verdict::Approve => {
+                    // the same person twice counts once
+                    if approval.approvals.iter().any(|d| key(d) == key(&decision)) {
+                        return Err(DomainError::AlreadyApplied { event: name });
+                    }
+                    approval.approvals.push(decision.clone());
+                    approval.required = required;
+                    let count = approval.approvals.len();
+                    if count as u32 >= required.max(1) {
+                        approval.decision = Some(decision);
+                        (
+                            S::DeployingProd,
+                            format!("approved by {who}{comment} ({count} of {required} approvals)"),
+                            vec![Effect::DeployProd, Effect::SupersedeOlder],
+                        )
+                    } else {
+                        (
+                            S::AwaitingApproval,
+                            format!("approval {count} of {required} by {who}{comment}"),
+                            vec![],
+                        )
+                    }
+                }
             }
         }
         (S::AwaitingApproval, Event::ApprovalExpired) => {

@@ -102,7 +102,18 @@ impl PipelineDefinition {
         }
 
         let approval = v
-            .table(root, "", "approval", &["topic_arn", "timeout_hours"])
+            .table(
+                root,
+                "",
+                "approval",
+                &[
+                    "topic_arn",
+                    "timeout_hours",
+                    "approvers",
+                    "required",
+                    "allow_self_approval",
+                ],
+            )
             .map(|(t, p)| {
                 let topic_arn = v.required_str(t, &p, "topic_arn").unwrap_or_default();
                 if !topic_arn.is_empty() && !valid_sns_arn(&topic_arn) {
@@ -120,9 +131,14 @@ impl PipelineDefinition {
                         &format!("must be between 1 and {MAX_APPROVAL_TIMEOUT_HOURS} hours"),
                     );
                 }
+                let (approvers, required, allow_self_approval) =
+                    crate::domain::approval_policy::parse_policy(t, &p, &mut v.errors);
                 ApprovalSpec {
                     topic_arn,
                     timeout_hours,
+                    approvers,
+                    required,
+                    allow_self_approval,
                 }
             });
 
