@@ -122,8 +122,11 @@ pub mod profiles {
     profile!(
         /// Operator commands: everything.
         Control, CONTROL, "control",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: true, http: true },
-        Capabilities::ALL
+        // no CloudWatch and no outbound HTTP checks: verification runs where deployments
+        // complete (deploy-events) and is resumed by the sweeper, never by an operator command
+        // (a Verify effect here is left to them); keeps the largest binary under 8 MB
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: false, http: false },
+        Capabilities { verify: false, ..Capabilities::ALL }
     );
     profile!(
         /// The schedule: everything but production (a never-started prod deployment is failed
@@ -294,6 +297,27 @@ impl Wiring {
     }
 }
 
+/// Every port and every capability: what [`aws_services`] wires (not a deployed function; it
+/// records verified callers as control does).
+struct Everything;
+
+impl FunctionProfile for Everything {
+    const PROFILE: Profile = Profile {
+        function: profiles::CONTROL.function,
+        ports: Ports {
+            codebuild: true,
+            ecs: true,
+            ecr: true,
+            sns: true,
+            secrets: true,
+            github: true,
+            cloudwatch: true,
+            http: true,
+        },
+        can: Capabilities::ALL,
+    };
+}
+
 /// Every port backed by AWS with every capability (the local sandbox narrows it per function
 /// with [`Profile::can`]; tests).
 pub fn aws_services(sdk: &aws_config::SdkConfig, config: &Config) -> Services {
@@ -301,7 +325,7 @@ pub fn aws_services(sdk: &aws_config::SdkConfig, config: &Config) -> Services {
         sdk: sdk.clone(),
         config: config.clone(),
     }
-    .services::<profiles::Control>()
+    .services::<Everything>()
 }
 
 #[cfg(test)]
