@@ -20,7 +20,7 @@ pub struct AwsOptions {
     #[arg(long, env = "AWS_PROFILE", global = true)]
     pub profile: Option<String>,
     /// The AWS region of the shipgate deployment.
-    #[arg(long, env = "AWS_REGION", global = true)]
+    #[arg(long, env = "AWS_REGION", global = true, value_parser = parse_region)]
     pub region: Option<String>,
     /// Send the Lambda Invoke call to this URL instead of AWS (like `aws lambda invoke
     /// --endpoint-url`; a local sandbox sets AWS_ENDPOINT_URL_LAMBDA instead). Other services
@@ -72,8 +72,48 @@ impl AwsOptions {
     }
 }
 
+/// A region name as AWS spells them (`eu-west-1`, `us-gov-west-1`): one DNS label of lowercase
+/// letters, digits and `-`. Anything else is a usage error here, before the SDK would build an
+/// endpoint host from it.
+pub fn parse_region(text: &str) -> Result<String, String> {
+    let ok = (1..=63).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err("not an AWS region name (lowercase letters, digits and -, like eu-west-1)".into())
+    }
+}
+
 /// Whether to colour output: a terminal, and NO_COLOR (https://no-color.org) not set.
 pub fn use_color() -> bool {
     use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_one_dns_label() {
+        for ok in ["eu-west-1", "us-gov-west-1", "cn-north-1", "local"] {
+            assert_eq!(parse_region(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "",
+            "eu west 1",
+            "x.evil.example/#",
+            "EU-WEST-1",
+            "-x",
+            "a@b",
+            &"a".repeat(64),
+        ] {
+            assert!(parse_region(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -271,12 +271,10 @@ async fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "shipgate",
-                &mut std::io::stdout(),
-            );
+            // into memory first: clap_complete panics when stdout is closed
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "shipgate", &mut script);
+            output::write_out(&script);
             ExitCode::SUCCESS
         }
         Command::Watch {

@@ -62,12 +62,27 @@ pub fn print_error(err: &ControlError) {
     }
 }
 
-/// Print a line on stdout. A reader that closed the pipe (`shipgate status | head`) is not an
-/// error worth a panic: what it did not read is dropped.
+/// Exit code when the reader of stdout went away (what a shell reports for a process SIGPIPE
+/// ended: 128 + 13).
+pub const EXIT_CLOSED_STDOUT: u8 = 141;
+
+/// Print a line on stdout.
 pub fn say(text: &str) {
+    write_out(format!("{text}\n").as_bytes());
+}
+
+/// Write to stdout. A reader that closed the pipe (`shipgate watch ID | head -1`) is not an
+/// error worth a panic, and nobody reads what follows: the command ends quietly with
+/// [`EXIT_CLOSED_STDOUT`] (a `watch` or `logs --follow` would otherwise poll on for as long as
+/// the execution runs, days if it waits for approval).
+pub fn write_out(bytes: &[u8]) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(EXIT_CLOSED_STDOUT));
+        }
+    }
 }
 
 /// Print an answer; `history`: a status shows every kept revision instead of what runs.
@@ -83,7 +98,23 @@ pub fn render(answer: &ControlResponse, history: bool) {
         ControlResponse::Execution(a) => execution(&a.execution),
         ControlResponse::Released(a) => execution(&a.execution),
     };
-    say(&text);
+    say(&inert(&text));
+}
+
+/// Text for a terminal: what a pusher wrote (commit message, author, branch) reaches these
+/// tables, so every control character but the line break becomes U+FFFD; an escape sequence
+/// in a commit message can neither restyle, hide, retitle nor write to the clipboard of the
+/// operator's terminal.
+pub fn inert(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 fn applied(a: &PipelineApplied) -> String {
@@ -434,6 +465,17 @@ mod tests {
         assert!(text.contains("RECEIVED → BUILDING"));
         assert!(text.contains("2026-11-21 10:00:00 UTC"));
         assert!(text.contains("message    Add x"));
+    }
+
+    #[test]
+    fn escape_sequences_from_a_commit_never_reach_the_terminal() {
+        let text = inert("message    \u{1b}]52;c;ZXZpbA==\u{7}ok\u{1b}[2J\u{9b}31m\nnext\tline");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.starts_with("message    \u{FFFD}]52;c;ZXZpbA==\u{FFFD}ok"));
     }
 
     #[test]

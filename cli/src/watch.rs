@@ -4,7 +4,7 @@
 //! Exit codes (also in `shipgate watch --help` and docs/visibility.md):
 //! 0 SUCCEEDED · 1 refused (unknown id, bad input) · 3 AWS could not be reached ·
 //! 4 `--timeout` passed while it still ran · 10 failed (build, test or prod) · 11 rejected ·
-//! 12 expired · 13 superseded · 14 rolled back.
+//! 12 expired · 13 superseded · 14 rolled back · 141 the reader of stdout went away.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -27,8 +27,11 @@ pub fn outcome(status: Status) -> Option<u8> {
         | Status::Building
         | Status::Built
         | Status::DeployingTest
+        | Status::VerifyingTest
         | Status::AwaitingApproval
-        | Status::DeployingProd => None,
+        | Status::DeployingProd
+        | Status::VerifyingProd
+        | Status::BakingProd => None,
         Status::Succeeded => Some(0),
         Status::BuildFailed | Status::TestFailed | Status::ProdFailed => Some(10),
         Status::Rejected => Some(11),
@@ -92,8 +95,8 @@ fn print_news(e: &Execution, printed: &mut Printed, region: Option<&str>, json: 
             "{}  {}  {} ({})",
             output::when(&h.at),
             paint(h.to, &format!("{from}{}", h.to), color),
-            h.cause,
-            h.actor
+            output::inert(&h.cause),
+            output::inert(&h.actor)
         ));
     }
     printed.history = e.history.len();
@@ -102,7 +105,7 @@ fn print_news(e: &Execution, printed: &mut Printed, region: Option<&str>, json: 
     }
     for (label, value) in links::lines(e, region) {
         if printed.links.insert((label, value.clone())) {
-            output::say(&format!("    {label:<13} {value}"));
+            output::say(&format!("    {label:<13} {}", output::inert(&value)));
         }
     }
     if let Some(a) = &e.approval {
@@ -168,7 +171,7 @@ pub async fn follow(
                     paint(exec.status, exec.status.as_str(), color)
                 );
                 if let Some(f) = &exec.failure {
-                    line.push_str(&format!(" in {}: {}", f.stage, f.reason));
+                    line.push_str(&format!(" in {}: {}", f.stage, output::inert(&f.reason)));
                 }
                 output::say(&line);
             }

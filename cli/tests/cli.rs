@@ -40,8 +40,10 @@ async fn status_show_approve_and_errors() {
     let out = shipgate(&sb).args(["show", &id]).output().unwrap();
     assert!(out.status.success());
     assert!(contains(&out.stdout, "AWAITING_APPROVAL"));
+    // the demo pipeline verifies test (docs/verification.md) before asking for approval
     assert!(
-        contains(&out.stdout, "DEPLOYING_TEST → AWAITING_APPROVAL"),
+        contains(&out.stdout, "DEPLOYING_TEST → VERIFYING_TEST")
+            && contains(&out.stdout, "VERIFYING_TEST → AWAITING_APPROVAL"),
         "timeline shown"
     );
 
@@ -261,6 +263,49 @@ fn help_and_usage_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(contains(&out.stderr, "cannot read"));
+    // a region the SDK would build a host name from is a usage error, from a flag or AWS_REGION
+    for args in [
+        &["status", "--region", "x.evil.example/#"][..],
+        &["status", "--region", "eu west 1"][..],
+    ] {
+        let out = Command::cargo_bin("shipgate")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(contains(&out.stderr, "not an AWS region name"), "{out:?}");
+    }
+    let out = Command::cargo_bin("shipgate")
+        .unwrap()
+        .env("AWS_REGION", "eu-west-1/x")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::cargo_bin("shipgate")
+        .unwrap()
+        .args(["status", "--output", "yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `shipgate … | head -1`: a reader that closed stdout ends the command quietly (exit 141, as
+/// SIGPIPE would), never with a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("shipgate"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(!contains(&out.stderr, "panicked"), "{out:?}");
 }
 
 /// A second pipeline applied with `shipgate pipeline apply` gets its CodeBuild project, ECR

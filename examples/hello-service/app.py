@@ -48,7 +48,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(port: int, log_requests: bool = True) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    # HOST: the address to listen on (all interfaces in a container; loopback in `shipgate dev`)
+    server = ThreadingHTTPServer((os.environ.get("HOST", "0.0.0.0"), port), Handler)
     server.daemon_threads = True
     server.log_requests = log_requests
     return server

@@ -29,7 +29,22 @@ pub struct Sandbox {
     /// A (fake) GitHub API the demo pipeline reports to (`[github]`), with its token stored as
     /// [`Sandbox::github_token_secret_id`]; None: the demo pipeline reports to no GitHub.
     pub github_api_url: Option<String>,
+    /// Verified promotion of the demo pipeline (`shipgate dev`): `None` provisions it without.
+    pub demo_verify: Option<DemoVerify>,
 }
+
+/// The demo pipeline's verification: `/health` of the local test and prod services, a short
+/// production bake watching one demo alarm (created in the local CloudWatch, state OK).
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoVerify {
+    pub test_url: String,
+    pub prod_url: String,
+    pub bake_seconds: u32,
+    pub alarm: String,
+}
+
+/// The demo alarm `[alarm]` pushes set to ALARM during the bake.
+pub const DEMO_ALARM: &str = "shipgate-demo-prod-5xx";
 
 impl Default for Sandbox {
     fn default() -> Self {
@@ -49,6 +64,7 @@ impl Default for Sandbox {
             pipeline: "demo".into(),
             github_repo: "shipgate-demo/hello".into(),
             github_api_url: None,
+            demo_verify: None,
         }
     }
 }
@@ -242,6 +258,54 @@ approval = {{ topic_arn = "{topic_arn}", timeout_hours = 72 }}
             ),
             None => pipeline_text,
         };
+        let mut pipeline_text = pipeline_text;
+        if let Some(v) = &self.demo_verify {
+            let cw = aws_sdk_cloudwatch::Client::new(sdk);
+            cw.put_metric_alarm()
+                .alarm_name(&v.alarm)
+                .namespace("Shipgate/Demo")
+                .metric_name("5xx")
+                .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+                .period(60)
+                .evaluation_periods(1)
+                .threshold(1.0)
+                .comparison_operator(
+                    aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+                )
+                .send()
+                .await
+                .map_err(aws_step("demo alarm"))?;
+            cw.set_alarm_state()
+                .alarm_name(&v.alarm)
+                .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+                .state_reason("shipgate dev: healthy")
+                .send()
+                .await
+                .map_err(aws_step("demo alarm state"))?;
+            pipeline_text.push_str(&format!(
+                r#"
+[verify.test]
+url = "{test_url}"
+attempts = 3
+interval_seconds = 1
+timeout_seconds = 2
+
+[verify.prod]
+url = "{prod_url}"
+attempts = 3
+interval_seconds = 1
+timeout_seconds = 2
+"#,
+                test_url = v.test_url,
+                prod_url = v.prod_url,
+            ));
+            if v.bake_seconds > 0 {
+                pipeline_text.push_str(&format!(
+                    "bake_seconds = {}\nalarms = [\"{}\"]\n",
+                    v.bake_seconds, v.alarm
+                ));
+            }
+        }
         let pipeline = PipelineDefinition::parse(&pipeline_text, Format::Toml)
             .map_err(step("demo pipeline"))?;
         store

@@ -50,6 +50,7 @@ fn deployment(env: Environment, id: &str) -> DeploymentRecord {
             "arn:aws:ecs:eu-west-1:123456789012:task-definition/hello:1".into(),
         ),
         deployment_id: id.into(),
+        verify: false,
         started_at: t(5),
     }
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use crate::app::{Services, Settings};
 use crate::domain::PipelineDefinition;
 use crate::fakes::{
-    FakeBuilds, FakeDeployer, FakeGitHub, FakeNotifier, FakeRegistry, FakeSecrets, InMemoryStore,
-    ManualClock, SAMPLE_PIPELINE, SIGNING_KEY, SIGNING_KEY_ID, WEBHOOK_SECRET, WEBHOOK_SECRET_ID,
+    FakeAlarms, FakeBuilds, FakeDeployer, FakeGitHub, FakeNotifier, FakeProbe, FakeRegistry,
+    FakeSecrets, InMemoryStore, ManualClock, SAMPLE_PIPELINE, SIGNING_KEY, SIGNING_KEY_ID,
+    WEBHOOK_SECRET, WEBHOOK_SECRET_ID,
 };
 use crate::ports::{Clock, ExecutionStore};
 
@@ -26,6 +27,9 @@ pub struct FakeWorld {
     pub clock: Arc<ManualClock>,
     /// GitHub (pipelines with `[github]` report to it).
     pub github: Arc<FakeGitHub>,
+    /// Verified promotion's HTTP checks and alarm states.
+    pub probe: Arc<FakeProbe>,
+    pub alarms: Arc<FakeAlarms>,
     pub services: Services,
 }
 
@@ -53,6 +57,8 @@ impl FakeWorld {
         ]));
         let github = Arc::new(FakeGitHub::default());
         let clock = Arc::new(ManualClock::default());
+        let probe = Arc::new(FakeProbe::default());
+        let alarms = Arc::new(FakeAlarms::default());
         let services = Services::new(
             store.clone(),
             builds.clone(),
@@ -67,7 +73,8 @@ impl FakeWorld {
                 signing_key_id: SIGNING_KEY_ID.into(),
             },
         )
-        .with_feedback(github.clone());
+        .with_feedback(github.clone())
+        .with_verification(probe.clone(), alarms.clone());
         FakeWorld {
             store,
             builds,
@@ -77,6 +84,8 @@ impl FakeWorld {
             secrets,
             clock,
             github,
+            probe,
+            alarms,
             services,
         }
     }
@@ -94,6 +103,7 @@ impl FakeWorld {
             self.services.settings.as_ref().clone(),
         )
         .with_feedback(self.github.clone())
+        .with_verification(self.probe.clone(), self.alarms.clone())
     }
 
     /// The standard test pipeline with GitHub feedback on.

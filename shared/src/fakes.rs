@@ -914,3 +914,85 @@ test = { cluster = "apps", service = "hello-test", container = "app" }
 prod = { cluster = "apps", service = "hello-prod", container = "app" }
 approval = { topic_arn = "arn:aws:sns:us-east-1:123456789012:shipgate-approvals", timeout_hours = 72 }
 "#;
+
+/// The HTTP check's fake: answers `/health` of every URL with `version` (or the scripted
+/// answers first), counting requests.
+#[derive(Default)]
+pub struct FakeProbe {
+    /// What every `/health` answers: status and JSON version (`None`: connection refused).
+    pub answer: Mutex<Option<(u16, String)>>,
+    scripted: Mutex<VecDeque<Result<crate::domain::verify::ProbeAnswer, ServiceError>>>,
+    pub requests: Mutex<Vec<String>>,
+}
+
+impl FakeProbe {
+    pub fn answer_version(&self, status: u16, version: &str) {
+        *lock(&self.answer) = Some((status, version.to_string()));
+    }
+    pub fn refuse(&self) {
+        *lock(&self.answer) = None;
+    }
+    pub fn script(&self, answer: Result<crate::domain::verify::ProbeAnswer, ServiceError>) {
+        lock(&self.scripted).push_back(answer);
+    }
+    pub fn count(&self) -> usize {
+        lock(&self.requests).len()
+    }
+}
+
+#[async_trait]
+impl HealthProbe for FakeProbe {
+    async fn get(
+        &self,
+        url: &str,
+        _timeout: std::time::Duration,
+        max_body: usize,
+    ) -> Result<crate::domain::verify::ProbeAnswer, ServiceError> {
+        lock(&self.requests).push(url.to_string());
+        if let Some(a) = lock(&self.scripted).pop_front() {
+            return a;
+        }
+        match lock(&self.answer).clone() {
+            None => Err(ServiceError::Unavailable("connection refused".into())),
+            Some((status, version)) => {
+                let mut body = serde_json::json!({"status": "ok", "version": version})
+                    .to_string()
+                    .into_bytes();
+                body.truncate(max_body);
+                Ok(crate::domain::verify::ProbeAnswer {
+                    status,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body,
+                })
+            }
+        }
+    }
+}
+
+/// CloudWatch alarms' fake: states by name.
+#[derive(Default)]
+pub struct FakeAlarms {
+    pub states: Mutex<HashMap<String, crate::domain::verify::AlarmState>>,
+    pub reads: AtomicU64,
+}
+
+impl FakeAlarms {
+    pub fn set(&self, name: &str, state: crate::domain::verify::AlarmState) {
+        lock(&self.states).insert(name.to_string(), state);
+    }
+}
+
+#[async_trait]
+impl AlarmReader for FakeAlarms {
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, crate::domain::verify::AlarmState)>, ServiceError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let states = lock(&self.states);
+        Ok(names
+            .iter()
+            .filter_map(|n| states.get(n).map(|s| (n.clone(), *s)))
+            .collect())
+    }
+}

@@ -514,6 +514,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// Outbound HTTP GET of a deployed service's check URL (verified promotion). Bounded: the
+/// request ends after `timeout`, and at most `max_body` bytes of the body are read.
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    async fn get(
+        &self,
+        url: &str,
+        timeout: std::time::Duration,
+        max_body: usize,
+    ) -> Result<crate::domain::verify::ProbeAnswer, ServiceError>;
+}
+
+/// CloudWatch alarm states (`cloudwatch:DescribeAlarms`) of the alarms a production bake
+/// watches. Alarms that do not exist are absent from the answer.
+#[async_trait]
+pub trait AlarmReader: Send + Sync {
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, crate::domain::verify::AlarmState)>, ServiceError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

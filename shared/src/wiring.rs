@@ -9,9 +9,15 @@
 
 use std::sync::Arc;
 
-use crate::adapters::{codebuild, dynamodb, ecr, ecs, github, secrets, sns, sts, Unused};
+use crate::adapters::http_probe::HttpProbe;
+use crate::adapters::{
+    cloudwatch, codebuild, dynamodb, ecr, ecs, github, secrets, sns, sts, Unused,
+};
 use crate::app::{Capabilities, Services, Settings};
-use crate::ports::{BuildRunner, Deployer, ImageRegistry, Notifier, SecretSource, SystemClock};
+use crate::ports::{
+    AlarmReader, BuildRunner, Deployer, HealthProbe, ImageRegistry, Notifier, SecretSource,
+    SystemClock,
+};
 
 /// The AWS ports a function is wired with (DynamoDB always is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +34,10 @@ pub struct Ports {
     pub secrets: bool,
     /// GitHub's REST API (commit statuses, deployments), with its token from Secrets Manager.
     pub github: bool,
+    /// CloudWatch (alarm states during a production bake).
+    pub cloudwatch: bool,
+    /// Outbound HTTP (verified promotion's checks of deployed services; no AWS role needed).
+    pub http: bool,
 }
 
 /// What one function is: its name, its ports, its capabilities.
@@ -55,6 +65,8 @@ pub mod profiles {
         request_approval: false,
         notify: false,
         feedback: false,
+        verify: false,
+        roll_back_prod: false,
     };
 
     macro_rules! profile {
@@ -76,13 +88,13 @@ pub mod profiles {
     profile!(
         /// GitHub pushes: verify (webhook secret), record, start builds.
         Webhook, WEBHOOK, "webhook",
-        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: true, github: true },
+        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: true, github: true, cloudwatch: false, http: false },
         Capabilities { start_build: true, feedback: true, ..NONE }
     );
     profile!(
         /// CodeCommit pushes: record, start builds.
         Codecommit, CODECOMMIT, "codecommit",
-        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: false, github: false },
+        Ports { codebuild: true, ecs: false, ecr: false, sns: false, secrets: false, github: false, cloudwatch: false, http: false },
         Capabilities { start_build: true, ..NONE }
     );
     profile!(
@@ -90,33 +102,36 @@ pub mod profiles {
         /// only to read the commit a branch-head release resolved; Secrets Manager only for the
         /// GitHub token and the signing key of the status page link in notices).
         BuildEvents, BUILD_EVENTS, "build-events",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true },
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: false, http: false },
         Capabilities { deploy_test: true, notify: true, feedback: true, ..NONE }
     );
     profile!(
-        /// Deployment results: approval requests (signed links), notices.
+        /// Deployment results: approval requests (signed links), notices; verified promotion
+        /// (HTTP checks, alarms of the bake, the automatic rollback of production after a
+        /// failed verification).
         DeployEvents, DEPLOY_EVENTS, "deploy-events",
-        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true, github: true },
-        Capabilities { request_approval: true, notify: true, feedback: true, ..NONE }
+        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true, github: true, cloudwatch: true, http: true },
+        Capabilities { request_approval: true, notify: true, feedback: true, verify: true, roll_back_prod: true, ..NONE }
     );
     profile!(
         /// Approval links: deploy to production, notices.
         Approvals, APPROVALS, "approvals",
-        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true, github: true },
+        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true, github: true, cloudwatch: false, http: false },
         Capabilities { deploy_prod: true, notify: true, feedback: true, ..NONE }
     );
     profile!(
         /// Operator commands: everything.
         Control, CONTROL, "control",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true },
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: true, http: true },
         Capabilities::ALL
     );
     profile!(
         /// The schedule: everything but production (a never-started prod deployment is failed
-        /// instead, for `shipgate retry` through control).
+        /// instead, for `shipgate retry` through control; a production verification it resumes
+        /// is only ever passed by it, a failure is left to deploy-events / the operator).
         Sweeper, SWEEPER, "sweeper",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true },
-        Capabilities { deploy_prod: false, ..Capabilities::ALL }
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: true, http: true },
+        Capabilities { deploy_prod: false, roll_back_prod: false, ..Capabilities::ALL }
     );
 
     /// Every function, in the order of the README's table.
@@ -234,6 +249,21 @@ impl Wiring {
         } else {
             Arc::new(Unused)
         };
+        let probe: Arc<dyn HealthProbe> = match ports.http.then(HttpProbe::new) {
+            Some(Ok(p)) => Arc::new(p),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "HTTP checks unavailable");
+                Arc::new(Unused)
+            }
+            None => Arc::new(Unused),
+        };
+        let alarms: Arc<dyn AlarmReader> = if ports.cloudwatch {
+            Arc::new(cloudwatch::CloudWatchAlarms::new(
+                aws_sdk_cloudwatch::Client::new(&self.sdk),
+            ))
+        } else {
+            Arc::new(Unused)
+        };
         let services = Services::new(
             store,
             builds,
@@ -253,7 +283,9 @@ impl Wiring {
         } else {
             services
         };
-        let services = services.with_capabilities(P::PROFILE.can);
+        let services = services
+            .with_capabilities(P::PROFILE.can)
+            .with_verification(probe, alarms);
         if !ports.github {
             return services;
         }
@@ -332,5 +364,19 @@ mod tests {
             .map(|p| p.function)
             .collect();
         assert_eq!(prod, ["approvals", "control"]);
+        // verification needs its ports; the automatic rollback of production only where
+        // verification runs (it points prod back at a registered revision)
+        for p in profiles::ALL {
+            assert!(
+                !p.can.verify || (p.ports.http && p.ports.cloudwatch),
+                "{}",
+                p.function
+            );
+            assert!(
+                !p.can.roll_back_prod || (p.can.verify && p.ports.ecs),
+                "{}",
+                p.function
+            );
+        }
     }
 }

@@ -269,6 +269,12 @@ describe('approval page in a real browser (chromium, phone viewport)', { timeout
     assert.match(await h1.innerText(), /Deploy demo to production\?/);
     assert.ok(await page.getByText(sha, { exact: false }).first().isVisible(), `commit ${sha} not visible`);
     assert.ok(await page.getByText('Browser test change').first().isVisible());
+    // verified promotion: the page shows what the test service answered
+    assert.ok(await page.getByText('Verified', { exact: true }).first().isVisible(), 'verification not shown');
+    assert.ok(
+      await page.getByText(`200 with version ${sha.slice(0, 12)}`, { exact: false }).first().isVisible(),
+      'verified version not shown',
+    );
     const name = page.getByLabel('Your name');
     assert.ok(await name.isVisible(), '"Your name" input not visible');
     assert.ok(await page.locator('textarea[name="comment"]').isVisible(), 'comment box not visible');

@@ -487,6 +487,18 @@ fn only_approvals_and_control_can_update_production() {
             continue;
         }
         checked += 1;
+        if id == "DeployEventsRole" {
+            // the automatic rollback after a failed production verification: UpdateService
+            // on prod only, never a new revision (no RegisterTaskDefinition, no PassRole)
+            assert_eq!(allowed, ["ProdServiceArns"], "{id}: {allowed:?}");
+            let actions: Vec<&str> = statements
+                .iter()
+                .flat_map(|s| s.body.get("Action").map(strings).unwrap_or_default())
+                .collect();
+            assert!(!actions.contains(&"ecs:RegisterTaskDefinition"), "{id}");
+            assert!(!actions.contains(&"iam:PassRole"), "{id}");
+            continue;
+        }
         if id == "ApprovalsRole" || id == "ControlRole" {
             assert!(
                 allowed.contains(&"ProdServiceArns".to_owned()),
@@ -504,7 +516,10 @@ fn only_approvals_and_control_can_update_production() {
             "{id} allows ecs:UpdateService but does not explicitly deny it on ProdServiceArns"
         );
     }
-    assert_eq!(checked, 4, "build-events, approvals, control, sweeper");
+    assert_eq!(
+        checked, 5,
+        "build-events, deploy-events (automatic rollback), approvals, control, sweeper"
+    );
 }
 
 #[test]
@@ -799,7 +814,32 @@ fn every_function_profile_matches_its_iam_role() {
                     .contains(&"ecs:UpdateService")
                 && format!("{:?}", s.body.get("Resource")).contains("ProdServiceArns")
         });
-        assert_eq!(p.can.deploy_prod, prod_update, "{who}: deploy_prod vs role");
+        assert_eq!(
+            p.can.deploy_prod || p.can.roll_back_prod,
+            prod_update,
+            "{who}: deploy_prod / roll_back_prod vs role"
+        );
+        assert_eq!(
+            p.ports.cloudwatch,
+            has("cloudwatch:DescribeAlarms"),
+            "{who}: CloudWatch port vs role"
+        );
+        // alarms only by the configured name prefix, never "*"
+        for s in &statements {
+            if s.body
+                .get("Action")
+                .map(strings)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| a.starts_with("cloudwatch:"))
+            {
+                let resource = format!("{:?}", s.body.get("Resource"));
+                assert!(
+                    resource.contains("VerifyAlarmNamePrefix"),
+                    "{who}: alarms by prefix only: {resource}"
+                );
+            }
+        }
     }
 }
 

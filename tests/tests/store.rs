@@ -300,6 +300,7 @@ async fn links_revisions_and_pipelines() {
                 task_definition: "td:2".into(),
                 previous_task_definition: Some("td:1".into()),
                 deployment_id: "ecs-svc/42".into(),
+                verify: false,
                 started_at: Utc::now(),
             },
         },

@@ -2,6 +2,7 @@
 //! handlers as the Lambda binaries serve the API routes and the Lambda Invoke API; an event pump
 //! stands in for EventBridge; approval emails are captured through SQS.
 
+mod local_services;
 mod pump;
 mod push;
 mod resources;
@@ -37,6 +38,13 @@ pub struct DevArgs {
     /// Seconds until a service update is "deployed".
     #[arg(long, default_value_t = 3)]
     deploy_seconds: u64,
+    /// Seconds the demo pipeline's production bakes after its check passed (watching the demo
+    /// alarm); 0: no bake.
+    #[arg(long, default_value_t = 3)]
+    bake_seconds: u32,
+    /// Provision the demo pipeline without verification (no local hello-service processes).
+    #[arg(long)]
+    no_verify: bool,
     /// Seconds between sweeper runs (the EventBridge schedule in AWS).
     #[arg(long, default_value_t = 60)]
     sweep_seconds: u64,
@@ -66,6 +74,8 @@ pub struct DevState {
     /// The chat (Amazon Q Developer) JSON of every notice published, newest last: SNS delivers
     /// it only to chat subscriptions, which the sandbox has none of, so it is kept here.
     pub chat: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// The demo pipeline's test and prod services as local processes (verified promotion).
+    pub local: local_services::LocalServices,
 }
 
 /// Publishes through SNS as the functions do, and keeps each notice's chat JSON for
@@ -149,10 +159,36 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     let github = FakeGitHubServer::start(0, Some(github_record.clone()))
         .await
         .map_err(|e| format!("cannot start the fake GitHub API: {e}"))?;
-    let sandbox = Sandbox {
+    let mut sandbox = Sandbox {
         github_api_url: Some(github.base_url.clone()),
         ..Sandbox::default()
     };
+    let local = local_services::LocalServices::default();
+    if !args.no_verify {
+        let (test_port, prod_port) = (local_services::free_port()?, local_services::free_port()?);
+        local
+            .add(
+                &sandbox.test_cluster,
+                &sandbox.test_service,
+                "test",
+                test_port,
+            )
+            .await?;
+        local
+            .add(
+                &sandbox.prod_cluster,
+                &sandbox.prod_service,
+                "prod",
+                prod_port,
+            )
+            .await?;
+        sandbox.demo_verify = Some(shipgate_sandbox::DemoVerify {
+            test_url: format!("http://127.0.0.1:{test_port}/health"),
+            prod_url: format!("http://127.0.0.1:{prod_port}/health"),
+            bake_seconds: args.bake_seconds.min(600),
+            alarm: shipgate_sandbox::DEMO_ALARM.to_string(),
+        });
+    }
     let provisioned = sandbox.provision(&sdk).await.map_err(|e| e.to_string())?;
     // what `shipgate doctor` reads of the deployed stack (sandbox/src/stack.rs)
     shipgate_sandbox::create_stand_in_stack(&sdk, &provisioned, &base)
@@ -191,6 +227,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         outbox: Arc::new(Mutex::new(Vec::new())),
         aws_endpoint: moto.endpoint(),
         github: Some(github.clone()),
+        local: local.clone(),
     };
 
     print_banner(&base, &moto.endpoint(), env_file.path(), &state.provisioned);
@@ -254,6 +291,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
     if !server_done {
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     }
+    local.stop_all().await;
     drop(moto);
     drop(env_file);
     if outcome.is_ok() {

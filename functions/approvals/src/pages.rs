@@ -95,6 +95,10 @@ pub fn confirm(view: &ApprovalView) -> String {
             escape(&p.test.cluster)
         ),
     ));
+    // verified promotion: what the test service answered
+    for (label, value) in shared::app::verification::verified_lines(e) {
+        details.push_str(&row(&label, &format!("<code>{}</code>", escape(&value))));
+    }
     details.push_str(&row("Production now", &production));
     if !p.approval.approvers.is_empty() {
         let emails: Vec<&str> = p

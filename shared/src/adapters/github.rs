@@ -132,7 +132,7 @@ pub fn classify(
         .or_else(|| {
             reset
                 .and_then(|r| r.trim().parse::<i64>().ok())
-                .map(|r| (r - now).max(0) as u64)
+                .map(|r| r.saturating_sub(now).max(0) as u64)
         });
     let rate_limited = status == 429
         || (status == 403 && (retry_after.is_some() || remaining.map(str::trim) == Some("0")));
@@ -303,6 +303,24 @@ mod tests {
             ),
             FeedbackError::Rejected(_)
         ));
+    }
+
+    #[test]
+    fn a_hostile_rate_limit_reset_never_overflows() {
+        for reset in ["-9223372036854775808", "9223372036854775807"] {
+            let e = classify(
+                403,
+                None,
+                Some("0"),
+                Some(reset),
+                &Value::Null,
+                1_800_000_000,
+            );
+            assert!(
+                matches!(e, FeedbackError::Retryable { .. }),
+                "{reset}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! leave this module. Endpoints come from the standard `AWS_ENDPOINT_URL[_<SERVICE>]` variables:
 //! there is no emulator branch here.
 
+pub mod cloudwatch;
 pub mod codebuild;
 pub mod dynamodb;
 pub mod ecr;
 pub mod ecs;
 pub mod github;
+pub mod http_probe;
 pub mod secrets;
 pub mod sns;
 pub mod sts;
@@ -218,6 +220,28 @@ impl crate::ports::CommitFeedback for Unused {
 impl crate::ports::SecretSource for Unused {
     async fn secret(&self, _: &str) -> Result<crate::ports::SecretValue, ServiceError> {
         Err(unused("Secrets Manager"))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::HealthProbe for Unused {
+    async fn get(
+        &self,
+        _: &str,
+        _: std::time::Duration,
+        _: usize,
+    ) -> Result<crate::domain::verify::ProbeAnswer, ServiceError> {
+        Err(unused("outbound HTTP checks"))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::AlarmReader for Unused {
+    async fn alarm_states(
+        &self,
+        _: &[String],
+    ) -> Result<Vec<(String, crate::domain::verify::AlarmState)>, ServiceError> {
+        Err(unused("CloudWatch"))
     }
 }
 

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use super::{
-    approvals, metrics, notices, releases, AppError, CachedSecrets, Settings, MAX_CONFLICT_RETRIES,
-    RESUME_AFTER, SYSTEM_ACTOR,
+    approvals, metrics, notices, releases, verification, AppError, CachedSecrets, Settings,
+    MAX_CONFLICT_RETRIES, RESUME_AFTER, SYSTEM_ACTOR,
 };
 use crate::domain::feedback;
 use crate::domain::{
@@ -22,8 +22,8 @@ use crate::domain::{
     Execution, ExecutionId, ExecutionMode, PipelineDefinition, Status, Transition,
 };
 use crate::ports::{
-    BuildRequest, BuildRunner, Clock, CommitFeedback, Deployer, ExecutionStore, ImageRegistry,
-    Notice, Notifier, SecretSource, StoreError,
+    AlarmReader, BuildRequest, BuildRunner, Clock, CommitFeedback, Deployer, ExecutionStore,
+    HealthProbe, ImageRegistry, Notice, Notifier, SecretSource, StoreError,
 };
 
 /// What a function is allowed to do (its IAM role), so that work it resumes for a dead worker is
@@ -37,6 +37,11 @@ pub struct Capabilities {
     pub notify: bool,
     /// Report transitions to GitHub (commit statuses, deployments).
     pub feedback: bool,
+    /// Verified promotion: HTTP checks of deployed services, alarm states during a bake.
+    pub verify: bool,
+    /// The automatic rollback of production after its verification failed: pointing the prod
+    /// service back at an earlier, already registered revision (ecs:UpdateService only).
+    pub roll_back_prod: bool,
 }
 
 impl Capabilities {
@@ -48,6 +53,8 @@ impl Capabilities {
         request_approval: true,
         notify: true,
         feedback: true,
+        verify: true,
+        roll_back_prod: true,
     };
 
     pub fn allows(&self, effect: &Effect) -> bool {
@@ -58,6 +65,8 @@ impl Capabilities {
             Effect::RequestApproval => self.request_approval,
             Effect::Notify => self.notify,
             Effect::CommitFeedback { .. } => self.feedback,
+            Effect::Verify(_) => self.verify,
+            Effect::AutoRollback => self.roll_back_prod,
             Effect::SupersedeOlder
             | Effect::RecordRevision(_)
             | Effect::RecordFailure(_)
@@ -76,6 +85,10 @@ pub struct Services {
     pub notifier: Arc<dyn Notifier>,
     /// GitHub commit statuses and deployments ([`Services::with_feedback`]; none by default).
     pub feedback: Arc<dyn CommitFeedback>,
+    /// Outbound HTTP checks (verified promotion); `Unused` unless wired.
+    pub probe: Arc<dyn HealthProbe>,
+    /// CloudWatch alarm states (production bake); `Unused` unless wired.
+    pub alarms: Arc<dyn AlarmReader>,
     pub secrets: Arc<CachedSecrets>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
@@ -136,6 +149,8 @@ impl Services {
             registry,
             notifier,
             feedback: Arc::new(crate::adapters::Unused),
+            probe: Arc::new(crate::adapters::Unused),
+            alarms: Arc::new(crate::adapters::Unused),
             secrets: Arc::new(CachedSecrets::new(secrets)),
             clock,
             settings: Arc::new(settings),
@@ -350,6 +365,17 @@ impl Services {
         self
     }
 
+    /// Wire the ports of verified promotion (HTTP checks, alarm states).
+    pub fn with_verification(
+        mut self,
+        probe: Arc<dyn HealthProbe>,
+        alarms: Arc<dyn AlarmReader>,
+    ) -> Services {
+        self.probe = probe;
+        self.alarms = alarms;
+        self
+    }
+
     /// Restrict what this function does (see [`Capabilities`]).
     pub fn with_capabilities(mut self, can: Capabilities) -> Services {
         self.can = can;
@@ -405,6 +431,10 @@ impl Services {
                 super::feedback::report(self, exec, pipeline, *from, *to).await;
                 Ok(None)
             }
+            // boxed: keeps the future of every effect small (deep chains of effects in debug
+            // builds would otherwise need a larger stack)
+            Effect::Verify(env) => Box::pin(verification::run(self, exec, pipeline, *env)).await,
+            Effect::AutoRollback => Box::pin(verification::auto_rollback(self, exec)).await,
         }
     }
 
@@ -484,6 +514,7 @@ impl Services {
                     task_definition: started.task_definition,
                     previous_task_definition: started.previous_task_definition,
                     deployment_id: started.deployment_id,
+                    verify: pipeline.verify_of(env).is_some(),
                     started_at: self.now(),
                 },
             },

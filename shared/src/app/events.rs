@@ -296,6 +296,15 @@ pub async fn on_deployment_state(
                 svc.apply_to(exec, SYSTEM_ACTOR, Event::DeployReplaced { deployment_id })
                     .await?
             } else {
+                // a pipeline that verifies this environment verifies before approval / success
+                if started.verify || env == Environment::Test {
+                    let pipeline = svc.pipeline(&exec.pipeline).await?;
+                    if let Some(event) =
+                        super::verification::start_event(&pipeline, &exec, env, &deployment_id)
+                    {
+                        return finish(svc, svc.apply_to(exec, SYSTEM_ACTOR, event).await?).await;
+                    }
+                }
                 // the approval round a completed test deployment opens (prod opens none)
                 let grant = match env {
                     Environment::Test => {
@@ -326,6 +335,10 @@ pub async fn on_deployment_state(
             svc.apply_to(exec, SYSTEM_ACTOR, event).await?
         }
     };
+    finish(svc, applied).await
+}
+
+async fn finish(svc: &Services, applied: Applied) -> Result<EventOutcome, AppError> {
     if let Applied::Ignored { current, reason } = &applied {
         return ignored(svc, current, reason.to_string()).await;
     }

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use super::Services;
 use crate::domain::feedback::{
     environment_name, updates, FeedbackLink, FeedbackUpdate, GitHubFeedbackSpec,
+    DEFAULT_GITHUB_API_URL,
 };
 use crate::domain::{Environment, Execution, PipelineDefinition, Source, Status};
 use crate::ports::{
@@ -55,16 +56,22 @@ pub async fn report(
     if planned.is_empty() {
         return;
     }
+    let repo = GitHubRepository {
+        api_url: spec.api_url.trim_end_matches('/').to_string(),
+        repository: repository.clone(),
+    };
     let token = match svc.secrets.get(&spec.token_secret).await {
-        Ok(raw) => token_of(&raw),
+        Ok(raw) => match token_for(&raw, &repo.api_url) {
+            Ok(token) => token,
+            Err(why) => {
+                warn!(execution_id = %exec.id, pipeline = %pipeline.name, secret = %spec.token_secret, api_url = %repo.api_url, "GitHub feedback skipped: {why}");
+                return;
+            }
+        },
         Err(e) => {
             warn!(execution_id = %exec.id, pipeline = %pipeline.name, secret = %spec.token_secret, error = %e, "GitHub feedback skipped: the token could not be read");
             return;
         }
-    };
-    let repo = GitHubRepository {
-        api_url: spec.api_url.trim_end_matches('/').to_string(),
-        repository: repository.clone(),
     };
     let all = async {
         for update in planned {
@@ -92,14 +99,30 @@ pub async fn report(
 }
 
 /// A token secret: the plain token, or JSON `{"token": "..."}` (how a rotation function that
-/// mints GitHub App installation tokens may store them).
-fn token_of(raw: &SecretValue) -> SecretValue {
-    match serde_json::from_str::<serde_json::Value>(raw.expose()) {
-        Ok(v) => match v.get("token").and_then(|t| t.as_str()) {
-            Some(t) => SecretValue::new(t.trim()),
-            None => SecretValue::new(raw.expose().trim()),
-        },
-        Err(_) => SecretValue::new(raw.expose().trim()),
+/// mints GitHub App installation tokens may store them), and the API it may be sent to.
+///
+/// A pipeline file names both the secret and `api_url`, and whoever may apply pipelines may
+/// name any `shipgate/github/*` secret: so the token goes to github.com (or a local fake on the
+/// loopback interface) only, unless the secret itself names the GitHub Enterprise Server API
+/// (`{"token": "...", "api_url": "https://HOST/api/v3"}`, written by whoever may write the
+/// secret). A pipeline cannot send another team's token to a host of its choosing.
+fn token_for(raw: &SecretValue, api_url: &str) -> Result<SecretValue, &'static str> {
+    let json = serde_json::from_str::<serde_json::Value>(raw.expose()).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(|t| t.as_str())
+            .map(str::trim)
+    };
+    let token = SecretValue::new(field("token").unwrap_or(raw.expose().trim()));
+    let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+        .iter()
+        .any(|l| api_url.starts_with(l));
+    let named = field("api_url").map(|u| u.trim_end_matches('/'));
+    if api_url == DEFAULT_GITHUB_API_URL || loopback || named == Some(api_url) {
+        Ok(token)
+    } else {
+        Err("the pipeline's api_url is not github.com, and the token's secret does not name it (store the token as {\"token\": \"...\", \"api_url\": \"<the pipeline's api_url>\"})")
     }
 }
 

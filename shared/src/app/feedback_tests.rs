@@ -268,3 +268,35 @@ async fn a_refused_token_is_read_again_for_the_next_transition() {
         "ghs_rotated"
     );
 }
+
+/// A pipeline file that points `api_url` at a host of its author's choosing never gets the token
+/// there: only the secret itself can name a GitHub Enterprise Server API.
+#[tokio::test]
+async fn the_token_goes_only_to_github_com_or_the_api_its_secret_names() {
+    let w = github_world().await;
+    // the secret binds its token to an Enterprise Server
+    let ghe = "https://ghe.example.com/api/v3";
+    w.secrets.set(
+        crate::fake_world::GITHUB_TOKEN_ID,
+        &serde_json::json!({"token": "ghs_ghe", "api_url": format!("{ghe}/")}).to_string(),
+    );
+    let mut p = FakeWorld::github_pipeline();
+    p.github.as_mut().unwrap().api_url = "https://collector.attacker.example/api/v3".into();
+    w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
+    let id = succeed(&w, 9).await;
+    assert_eq!(exec(&w, &id).await.status, Status::Succeeded);
+    assert!(w.github.calls().is_empty(), "{:?}", w.github.calls());
+
+    // the pipeline names the API the secret names: the token is sent there
+    p.github.as_mut().unwrap().api_url = ghe.into();
+    w.store.put_pipeline(&p, w.clock.now()).await.unwrap();
+    succeed(&w, 10).await;
+    assert!(!w.github.calls().is_empty());
+    assert!(w
+        .github
+        .tokens
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|t| t == "ghs_ghe"));
+}

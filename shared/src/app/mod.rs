@@ -16,6 +16,7 @@ pub mod releases;
 pub mod sources;
 pub mod status_page;
 pub mod sweeper;
+pub mod verification;
 
 #[cfg(test)]
 mod approval_key_tests;
@@ -35,6 +36,8 @@ mod release_tests;
 mod sweeper_tests;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod verification_tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -100,6 +100,10 @@ pub fn approval_request(
         "Production: {} (cluster {})\n",
         pipeline.prod.service, pipeline.prod.cluster
     ));
+    // verified promotion: what the test service answered
+    for (label, value) in super::verification::verified_lines(exec) {
+        body.push_str(&format!("{:<12}{value}\n", format!("{label}:")));
+    }
     body.push_str(&format!(
         "Expires:    {}\n\n",
         expires_at.format("%Y-%m-%d %H:%M UTC")
@@ -462,6 +466,7 @@ mod tests {
             task_definition: "td:3".into(),
             previous_task_definition: None,
             deployment_id: "ecs-svc/1".into(),
+            verify: false,
             started_at: chrono::Utc::now(),
         });
         let n = status_notice(&w, &e);

@@ -519,6 +519,7 @@ async fn pruning_protects_every_pipeline_on_a_shared_repository() {
             task_definition: format!("another:{n}"),
             previous_task_definition: None,
             deployment_id: format!("d{n}"),
+            verify: false,
             started_at: old + chrono::Duration::minutes(i64::from(n)),
         });
         history.record(

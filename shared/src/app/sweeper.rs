@@ -294,6 +294,12 @@ async fn resume(
         Status::Built,
         Status::AwaitingApproval,
         Status::DeployingProd,
+        // verified promotion: a check or bake a worker did not finish, an automatic rollback
+        // not yet started
+        Status::VerifyingTest,
+        Status::VerifyingProd,
+        Status::BakingProd,
+        Status::ProdFailed,
     ] {
         for exec in svc.store.list_by_status(status, limits.per_status).await? {
             if status == Status::DeployingProd

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::revisions::DeployedRevision;
+use super::verify::Verification;
 
 mod transition;
 pub use transition::*;
@@ -83,10 +84,16 @@ pub enum Status {
     Superseded,
     ProdFailed,
     RolledBack,
+    /// Test deployment completed; its HTTP check runs (pipelines with `verify.test`).
+    VerifyingTest,
+    /// Production deployment completed; its HTTP check runs (pipelines with `verify.prod`).
+    VerifyingProd,
+    /// Production passed its check and bakes, alarms watched, before `SUCCEEDED`.
+    BakingProd,
 }
 
 impl Status {
-    pub const ALL: [Status; 14] = [
+    pub const ALL: [Status; 17] = [
         Status::Received,
         Status::Building,
         Status::Built,
@@ -101,6 +108,9 @@ impl Status {
         Status::Superseded,
         Status::ProdFailed,
         Status::RolledBack,
+        Status::VerifyingTest,
+        Status::VerifyingProd,
+        Status::BakingProd,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +129,9 @@ impl Status {
             Status::Superseded => "SUPERSEDED",
             Status::ProdFailed => "PROD_FAILED",
             Status::RolledBack => "ROLLED_BACK",
+            Status::VerifyingTest => "VERIFYING_TEST",
+            Status::VerifyingProd => "VERIFYING_PROD",
+            Status::BakingProd => "BAKING_PROD",
         }
     }
 
@@ -132,6 +145,9 @@ impl Status {
                 | Status::DeployingTest
                 | Status::AwaitingApproval
                 | Status::DeployingProd
+                | Status::VerifyingTest
+                | Status::VerifyingProd
+                | Status::BakingProd
         )
     }
 
@@ -306,6 +322,11 @@ pub struct DeploymentRecord {
     pub previous_task_definition: Option<String>,
     pub deployment_id: String,
     pub started_at: DateTime<Utc>,
+    /// The pipeline verifies this environment (`verify`) as this deployment started: its
+    /// completion starts the verification (read so a completion costs no pipeline read
+    /// otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -464,6 +485,13 @@ pub struct Execution {
     pub approval: Option<Approval>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// The verification of the test deployment (pipelines with `verify.test`); boxed, so an
+    /// execution held across awaits stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_test: Option<Box<Verification>>,
+    /// The verification and bake of the production deployment (`verify.prod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_prod: Option<Box<Verification>>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -516,6 +544,8 @@ impl Execution {
             prod: None,
             approval: None,
             failure: None,
+            verify_test: None,
+            verify_prod: None,
             history: vec![HistoryEntry {
                 at,
                 from: None,
@@ -610,6 +640,14 @@ impl Execution {
         match env {
             Environment::Test => self.test.as_ref(),
             Environment::Prod => self.prod.as_ref(),
+        }
+    }
+
+    /// The verification of an environment, if one started.
+    pub fn verification(&self, env: Environment) -> Option<&Verification> {
+        match env {
+            Environment::Test => self.verify_test.as_deref(),
+            Environment::Prod => self.verify_prod.as_deref(),
         }
     }
 

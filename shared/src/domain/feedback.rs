@@ -225,8 +225,30 @@ pub fn updates(from: Status, exec: &Execution) -> Vec<FeedbackUpdate> {
             )],
         },
         Status::DeployingTest => vec![deployment(Test, D::InProgress, "Deploying to test")],
+        // verified promotion: ECS is done, the service is being asked what it runs
+        Status::VerifyingTest if from == Status::DeployingTest => vec![status(
+            X::Test,
+            C::Pending,
+            "Verifying the test service",
+            L::Service(Test),
+        )],
+        Status::VerifyingTest => vec![],
+        Status::VerifyingProd if from == Status::DeployingProd => vec![status(
+            X::Prod,
+            C::Pending,
+            "Verifying production",
+            L::Service(Prod),
+        )],
+        Status::VerifyingProd => vec![],
+        Status::BakingProd if from != Status::BakingProd => vec![status(
+            X::Prod,
+            C::Pending,
+            "Baking in production (watching alarms)",
+            L::Service(Prod),
+        )],
+        Status::BakingProd => vec![],
         Status::AwaitingApproval => match from {
-            Status::DeployingTest => vec![
+            Status::DeployingTest | Status::VerifyingTest => vec![
                 status(X::Test, C::Success, "Running in test", L::Service(Test)),
                 deployment(Test, D::Success, "Running in test"),
                 status(
@@ -339,6 +361,11 @@ pub fn updates(from: Status, exec: &Execution) -> Vec<FeedbackUpdate> {
             )],
             _ => vec![],
         },
+        // its production verification or bake failed: rolled back automatically
+        Status::RolledBack if matches!(from, Status::VerifyingProd | Status::BakingProd) => vec![
+            status(X::Prod, C::Failure, failure, L::Service(Prod)),
+            deployment(Prod, D::Failure, failure),
+        ],
         // a later rollback replaced it: the rollback's own deployment status marks this one
         // inactive on GitHub (auto_inactive)
         Status::RolledBack => vec![],

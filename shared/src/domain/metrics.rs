@@ -25,9 +25,13 @@ pub enum Phase {
 pub fn phase_of(status: Status) -> Option<Phase> {
     match status {
         Status::Received | Status::Building | Status::BuildFailed => Some(Phase::Build),
-        Status::Built | Status::DeployingTest | Status::TestFailed => Some(Phase::Test),
+        Status::Built | Status::DeployingTest | Status::VerifyingTest | Status::TestFailed => {
+            Some(Phase::Test)
+        }
         Status::AwaitingApproval => Some(Phase::Approval),
-        Status::DeployingProd | Status::ProdFailed => Some(Phase::Prod),
+        Status::DeployingProd | Status::VerifyingProd | Status::BakingProd | Status::ProdFailed => {
+            Some(Phase::Prod)
+        }
         Status::Succeeded
         | Status::Rejected
         | Status::Expired
@@ -212,7 +216,8 @@ pub fn report(
         };
         deployments += 1;
         let p = phase_seconds(e, at);
-        lead.0.push((at - e.created_at).num_seconds());
+        // clock skew between functions never makes a lead time negative
+        lead.0.push((at - e.created_at).num_seconds().max(0));
         lead.1.push(p.build);
         lead.2.push(p.test);
         lead.3.push(p.approval);
@@ -332,7 +337,7 @@ pub fn emf_line(exec: &Execution) -> String {
     }
     if let Some(at) = reached_prod_at(exec) {
         for (name, v) in [
-            ("LeadTime", (at - exec.created_at).num_seconds()),
+            ("LeadTime", (at - exec.created_at).num_seconds().max(0)),
             ("BuildTime", phases.build),
             ("TestTime", phases.test),
             ("ProdTime", phases.prod),

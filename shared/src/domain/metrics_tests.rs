@@ -49,6 +49,7 @@ fn exec(n: u8, start: i64, steps: &[(Status, i64)]) -> Execution {
                 previous_task_definition: None,
                 deployment_id: format!("d{n}"),
                 started_at: t(*at),
+                verify: false,
             });
         }
         from = *to;
@@ -238,6 +239,31 @@ fn rejected_expired_and_failures_are_counted() {
     let line: serde_json::Value = serde_json::from_str(&emf_line(&failed)).unwrap();
     assert_eq!(line["Failures"], 1);
     assert!(line.get("LeadTime").is_none());
+}
+
+#[test]
+fn clock_skew_never_makes_a_duration_negative() {
+    // the function that stored SUCCEEDED ran with a clock 2 minutes behind the one that created it
+    let e = exec(
+        1,
+        10,
+        &[
+            (S::Building, 9),
+            (S::Built, 9),
+            (S::DeployingTest, 9),
+            (S::AwaitingApproval, 8),
+            (S::DeployingProd, 8),
+            (S::Succeeded, 8),
+        ],
+    );
+    let r = report("hello", std::slice::from_ref(&e), t(0), t(60));
+    assert_eq!(r.deployments, 1);
+    assert_eq!(r.lead_time.total.max_seconds, Some(0));
+    let line: serde_json::Value = serde_json::from_str(&emf_line(&e)).unwrap();
+    assert_eq!(line["LeadTime"], 0);
+    for phase in ["BuildTime", "TestTime", "ProdTime"] {
+        assert!(line[phase].as_i64().unwrap() >= 0, "{phase}");
+    }
 }
 
 #[test]

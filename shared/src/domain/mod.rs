@@ -17,6 +17,7 @@ pub mod revisions;
 pub mod status_token;
 pub mod strip;
 pub mod token;
+pub mod verify;
 
 pub use execution::*;
 pub use pipeline::*;

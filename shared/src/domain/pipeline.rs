@@ -167,6 +167,10 @@ pub struct PipelineDefinition {
     /// Commit statuses and deployments reported to GitHub (optional; GitHub sources only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github: Option<super::feedback::GitHubFeedbackSpec>,
+    /// Verification after each deployment (`[verify.test]`, `[verify.prod]`); `None`: a
+    /// completed deployment is taken as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<super::verify::VerifySettings>,
 }
 
 fn default_keep_images() -> u32 {
@@ -237,6 +241,14 @@ impl PipelineDefinition {
             crate::domain::Environment::Test => &self.test,
             crate::domain::Environment::Prod => &self.prod,
         }
+    }
+
+    /// The verification of an environment, if the pipeline verifies it.
+    pub fn verify_of(
+        &self,
+        env: crate::domain::Environment,
+    ) -> Option<&super::verify::EnvironmentVerify> {
+        self.verify.as_ref().and_then(|v| v.of(env))
     }
 
     /// The topic failure notices go to.

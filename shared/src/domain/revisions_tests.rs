@@ -299,6 +299,7 @@ fn revision_records_bound_commit_text() {
         task_definition: "td:1".into(),
         previous_task_definition: None,
         deployment_id: "d".into(),
+        verify: false,
         started_at: now,
     });
     let r = DeployedRevision::completed(&exec, Environment::Prod, now).unwrap();

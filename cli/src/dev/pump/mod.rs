@@ -20,6 +20,7 @@
 mod build_logs;
 mod events;
 mod rules;
+mod verify;
 
 use shared::wiring::profiles;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -515,6 +516,7 @@ impl Pump {
                 {
                     warn!(deployment_id = %id, error = %e, "could not complete the rollout");
                 }
+                self.before_completion(&exec, env, &cluster, &service).await;
                 let reason = format!("ECS deployment {id} completed.");
                 let event = deployment_event(
                     &id,
@@ -528,6 +530,7 @@ impl Pump {
                     "[pump] {service} now on {} → SERVICE_DEPLOYMENT_COMPLETED → deploy-events: {said}",
                     short_td(&task_definition),
                 );
+                self.print_checks(&exec).await;
             }
         }
         if !replaced.is_empty() {

@@ -44,6 +44,7 @@ pub(crate) fn deployment(env: Environment, id: &str) -> DeploymentRecord {
         task_definition: "arn:td/hello:2".into(),
         previous_task_definition: Some("arn:td/hello:1".into()),
         deployment_id: id.into(),
+        verify: false,
         started_at: t(5),
     }
 }
@@ -129,6 +130,21 @@ pub(crate) fn at(status: Status) -> Execution {
     )
     .0;
     match status {
+        Status::VerifyingTest => step(&deploying_test, verify_started("ecs-svc/1", 0)).0,
+        Status::VerifyingProd => step(&deploying_prod_started, verify_started("ecs-svc/2", 60)).0,
+        Status::BakingProd => {
+            let verifying = step(&deploying_prod_started, verify_started("ecs-svc/2", 60)).0;
+            step(
+                &verifying,
+                Event::CheckPassed {
+                    environment: Environment::Prod,
+                    attempt: 1,
+                    result: Some(check_result(true)),
+                    approval: None,
+                },
+            )
+            .0
+        }
         Status::Received => e,
         Status::Building => building,
         Status::Built => built,
@@ -220,5 +236,41 @@ pub(crate) fn at(status: Status) -> Execution {
             )
             .0
         }
+    }
+}
+
+pub(crate) fn verify_started(deployment_id: &str, bake_seconds: u32) -> Event {
+    Event::VerifyStarted {
+        deployment_id: deployment_id.into(),
+        bake_seconds,
+        alarms: if bake_seconds > 0 {
+            vec!["hello-prod-5xx".into()]
+        } else {
+            vec![]
+        },
+    }
+}
+
+pub(crate) fn check_result(passed: bool) -> crate::domain::verify::CheckResult {
+    crate::domain::verify::CheckResult {
+        url: "https://hello.example.com/health".into(),
+        at: t(20),
+        elapsed_ms: 12,
+        status: Some(if passed { 200 } else { 503 }),
+        version_seen: Some(
+            if passed {
+                "0123456789ab"
+            } else {
+                "ffffffffffff"
+            }
+            .into(),
+        ),
+        version_expected: "0123456789abcdef0123456789abcdef01234567".into(),
+        passed,
+        detail: if passed {
+            String::new()
+        } else {
+            "the service runs another version".into()
+        },
     }
 }

@@ -157,9 +157,38 @@ fn illegal_transitions_table() {
                 by: ExecutionId::generate(t(1)),
             },
             "Retry" => Event::Retry,
+            "VerifyStartedTest" => verify_started("ecs-svc/1", 0),
+            "VerifyStartedProd" => verify_started("ecs-svc/2", 60),
+            "CheckAttemptedTest" | "CheckAttemptedProd" => Event::CheckAttempted {
+                environment: env_of(name),
+                attempt: 1,
+                result: check_result(false),
+            },
+            "CheckPassedTest" | "CheckPassedProd" => Event::CheckPassed {
+                environment: env_of(name),
+                attempt: 1,
+                result: Some(check_result(true)),
+                approval: grant(),
+            },
+            "VerifyFailedTest" | "VerifyFailedProd" => Event::VerifyFailed {
+                environment: env_of(name),
+                reason: "x".into(),
+                result: None,
+            },
+            "BakePassed" => Event::BakePassed,
+            "AutoRollbackStarted" => Event::AutoRollbackStarted {
+                by: ExecutionId::generate(t(1)),
+            },
             other => panic!("unknown {other}"),
         }
     };
+    fn env_of(name: &str) -> Environment {
+        if name.ends_with("Test") {
+            Environment::Test
+        } else {
+            Environment::Prod
+        }
+    }
     let all_events = [
         "BuildStarted",
         "BuildStartFailed",
@@ -179,6 +208,16 @@ fn illegal_transitions_table() {
         "Superseded",
         "RolledBack",
         "Retry",
+        "VerifyStartedTest",
+        "VerifyStartedProd",
+        "CheckAttemptedTest",
+        "CheckAttemptedProd",
+        "CheckPassedTest",
+        "CheckPassedProd",
+        "VerifyFailedTest",
+        "VerifyFailedProd",
+        "BakePassed",
+        "AutoRollbackStarted",
     ];
     // The events each state accepts; every other one must be refused.
     let legal: &[(Status, &[&str])] = &[
@@ -193,7 +232,12 @@ fn illegal_transitions_table() {
         ),
         (
             Status::DeployingTest,
-            &["DeployCompleted", "DeployFailed", "DeployReplaced"],
+            &[
+                "DeployCompleted",
+                "DeployFailed",
+                "DeployReplaced",
+                "VerifyStartedTest",
+            ],
         ),
         (
             Status::AwaitingApproval,
@@ -205,7 +249,7 @@ fn illegal_transitions_table() {
             ],
         ),
         // at(DeployingProd) already has its prod deployment recorded (ecs-svc/2)
-        (Status::DeployingProd, &[]),
+        (Status::DeployingProd, &["VerifyStartedProd"]),
         (Status::Succeeded, &["RolledBack"]),
         (Status::BuildFailed, &["Retry"]),
         (Status::TestFailed, &["Retry"]),
@@ -214,6 +258,15 @@ fn illegal_transitions_table() {
         (Status::Superseded, &[]),
         (Status::ProdFailed, &["RolledBack", "Retry"]),
         (Status::RolledBack, &[]),
+        (
+            Status::VerifyingTest,
+            &["CheckAttemptedTest", "CheckPassedTest", "VerifyFailedTest"],
+        ),
+        (
+            Status::VerifyingProd,
+            &["CheckAttemptedProd", "CheckPassedProd", "VerifyFailedProd"],
+        ),
+        (Status::BakingProd, &["VerifyFailedProd", "BakePassed"]),
     ];
     assert_eq!(legal.len(), Status::ALL.len(), "every state is covered");
     let mut refused = 0;
@@ -233,7 +286,7 @@ fn illegal_transitions_table() {
             }
         }
     }
-    assert!(refused > 180, "refused {refused}");
+    assert!(refused > 440, "refused {refused}");
 }
 
 #[test]

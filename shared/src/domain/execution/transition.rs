@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::super::verify::{CheckResult, Verification};
 use super::{
     channel_name, Approval, Decision, DeploymentRecord, Environment, Execution, ExecutionId,
     Failure, HistoryEntry, ImageRef, Stage, Status, Verdict,
@@ -69,6 +70,39 @@ pub enum Event {
     RolledBack { by: ExecutionId },
     /// An operator restarts a failed execution from its failed stage.
     Retry,
+    /// ECS reported the deployment complete and the pipeline verifies this environment: the
+    /// verification starts (sent instead of `DeployCompleted`; never for a rollback).
+    VerifyStarted {
+        deployment_id: String,
+        /// Production: the bake after the check passed, and the alarms watched during it.
+        bake_seconds: u32,
+        alarms: Vec<String>,
+    },
+    /// Check attempt `attempt` (1-based) did not pass; more remain.
+    CheckAttempted {
+        environment: Environment,
+        attempt: u32,
+        result: CheckResult,
+    },
+    /// The check passed at attempt `attempt` (`result` is `None` for a bake-only production
+    /// verification). Test: `approval` opens the approval round.
+    CheckPassed {
+        environment: Environment,
+        attempt: u32,
+        result: Option<CheckResult>,
+        approval: Option<ApprovalGrant>,
+    },
+    /// The verification failed: the last attempt, its overall time, or an alarm in the bake.
+    VerifyFailed {
+        environment: Environment,
+        reason: String,
+        result: Option<CheckResult>,
+    },
+    /// The production bake ended with every watched alarm OK.
+    BakePassed,
+    /// The automatic rollback after a failed production verification was started (execution
+    /// `by`).
+    AutoRollbackStarted { by: ExecutionId },
 }
 
 impl Event {
@@ -91,6 +125,12 @@ impl Event {
             Event::Superseded { .. } => "Superseded",
             Event::RolledBack { .. } => "RolledBack",
             Event::Retry => "Retry",
+            Event::VerifyStarted { .. } => "VerifyStarted",
+            Event::CheckAttempted { .. } => "CheckAttempted",
+            Event::CheckPassed { .. } => "CheckPassed",
+            Event::VerifyFailed { .. } => "VerifyFailed",
+            Event::BakePassed => "BakePassed",
+            Event::AutoRollbackStarted { .. } => "AutoRollbackStarted",
         }
     }
 }
@@ -146,6 +186,11 @@ pub enum Effect {
     /// see [`crate::domain::feedback`]). Added by the engine to the effects of a transition it
     /// stored, never owed again ([`pending_effects`]): best effort, at most once.
     CommitFeedback { from: Status, to: Status },
+    /// Run the environment's verification (HTTP check attempts, bake) in bounded steps.
+    Verify(Environment),
+    /// A failed production verification: roll production back to the last good release
+    /// (`releases::rollback`).
+    AutoRollback,
 }
 
 /// The result of a legal transition.
@@ -171,6 +216,8 @@ pub enum DomainError {
     NotExpired { expires_at: DateTime<Utc> },
     #[error("retry needs {0}")]
     CannotRetry(&'static str),
+    #[error("the bake lasts until {until}")]
+    BakeNotOver { until: DateTime<Utc> },
 }
 
 /// Effects a stored execution still owes: what the winner of its last transition was to do
@@ -193,6 +240,16 @@ pub fn pending_effects(exec: &Execution) -> Vec<Effect> {
             ]
         }
         Status::DeployingProd if exec.prod.is_none() => vec![Effect::DeployProd],
+        Status::VerifyingTest => vec![Effect::Verify(Environment::Test)],
+        Status::VerifyingProd | Status::BakingProd => vec![Effect::Verify(Environment::Prod)],
+        Status::ProdFailed
+            if exec
+                .verify_prod
+                .as_ref()
+                .is_some_and(|v| v.failed && v.rollback.is_none()) =>
+        {
+            vec![Effect::AutoRollback]
+        }
         // recording what runs is idempotent; owed in case the write after SUCCEEDED failed
         Status::Succeeded if exec.prod.is_some() => vec![Effect::RecordRevision(Environment::Prod)],
         Status::Succeeded if exec.test.is_some() => vec![Effect::RecordRevision(Environment::Test)],
@@ -571,6 +628,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             }
             next.attempt += 1;
             next.test = None;
+            next.verify_test = None;
             next.failure = None;
             (
                 S::Built,
@@ -586,6 +644,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             }
             next.attempt += 1;
             next.prod = None;
+            next.verify_prod = None;
             next.failure = None;
             (
                 S::DeployingProd,
@@ -593,7 +652,10 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 vec![Effect::DeployProd],
             )
         }
-        _ => return Err(illegal()),
+        (status, event) => match verification(exec, &mut next, status, event, &change.at)? {
+            Some(decided) => decided,
+            None => return Err(illegal()),
+        },
     };
     next.status = to;
     next.version = exec.version + 1;
@@ -609,6 +671,274 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
         execution: next,
         effects,
     })
+}
+
+/// The transitions of verified promotion (`VERIFYING_TEST`, `VERIFYING_PROD`, `BAKING_PROD`);
+/// `None`: the change does not apply.
+fn verification(
+    exec: &Execution,
+    next: &mut Execution,
+    status: Status,
+    event: Event,
+    at: &DateTime<Utc>,
+) -> Result<Option<(Status, String, Vec<Effect>)>, DomainError> {
+    use Status as S;
+    let name = event.name();
+    let env_status = |env: Environment| match env {
+        Environment::Test => S::VerifyingTest,
+        Environment::Prod => S::VerifyingProd,
+    };
+    // the next attempt must be the one after those recorded; a repeated one is applied already
+    let check_attempt = |env: Environment, attempt: u32| -> Result<bool, DomainError> {
+        let done = exec.verification(env).map(|v| v.attempts).unwrap_or(0);
+        if attempt <= done {
+            return Err(DomainError::AlreadyApplied { event: name });
+        }
+        Ok(attempt == done + 1)
+    };
+    let record =
+        |next: &mut Execution, env: Environment, attempt: u32, result: Option<CheckResult>| {
+            let v = match env {
+                Environment::Test => next.verify_test.as_mut(),
+                Environment::Prod => next.verify_prod.as_mut(),
+            };
+            if let Some(v) = v {
+                v.attempts = v.attempts.max(attempt);
+                if result.is_some() {
+                    v.last = result;
+                }
+            }
+        };
+    Ok(Some(match (status, event) {
+        (
+            S::DeployingTest | S::DeployingProd,
+            Event::VerifyStarted {
+                deployment_id,
+                bake_seconds,
+                alarms,
+            },
+        ) if !exec.trigger.is_rollback() => {
+            let env = if status == S::DeployingTest {
+                Environment::Test
+            } else {
+                Environment::Prod
+            };
+            expect_deployment(exec, env, &deployment_id)?;
+            let v = Verification {
+                started_at: *at,
+                attempts: 0,
+                last: None,
+                passed_at: None,
+                bake_seconds: if env == Environment::Prod {
+                    bake_seconds
+                } else {
+                    0
+                },
+                bake_until: None,
+                alarms: if env == Environment::Prod {
+                    alarms
+                } else {
+                    vec![]
+                },
+                failed: false,
+                rollback: None,
+            };
+            match env {
+                Environment::Test => next.verify_test = Some(Box::new(v)),
+                Environment::Prod => next.verify_prod = Some(Box::new(v)),
+            }
+            (
+                env_status(env),
+                format!("{env} deployment {deployment_id} completed; verifying {env}"),
+                vec![Effect::RecordRevision(env), Effect::Verify(env)],
+            )
+        }
+        (S::VerifyingTest | S::VerifyingProd, Event::VerifyStarted { deployment_id, .. }) => {
+            let env = if status == S::VerifyingTest {
+                Environment::Test
+            } else {
+                Environment::Prod
+            };
+            expect_deployment(exec, env, &deployment_id)?;
+            return Err(DomainError::AlreadyApplied { event: name });
+        }
+        (
+            s,
+            Event::CheckAttempted {
+                environment,
+                attempt,
+                result,
+            },
+        ) if s == env_status(environment) => {
+            if !check_attempt(environment, attempt)? {
+                return Ok(None);
+            }
+            let cause = format!(
+                "{environment} check attempt {attempt}: {}",
+                result.describe()
+            );
+            record(next, environment, attempt, Some(result));
+            (s, cause, vec![])
+        }
+        (
+            S::VerifyingTest,
+            Event::CheckPassed {
+                environment: Environment::Test,
+                attempt,
+                result,
+                approval,
+            },
+        ) => {
+            if !check_attempt(Environment::Test, attempt)? {
+                return Ok(None);
+            }
+            let grant = approval.ok_or(DomainError::MissingApproval)?;
+            let what = result.as_ref().map(|r| r.describe()).unwrap_or_default();
+            record(next, Environment::Test, attempt, result);
+            if let Some(v) = next.verify_test.as_mut() {
+                v.passed_at = Some(*at);
+            }
+            next.approval = Some(Approval {
+                nonce: grant.nonce,
+                requested_at: *at,
+                expires_at: grant.expires_at,
+                message_id: None,
+                decision: None,
+                approvals: Vec::new(),
+                required: 0,
+            });
+            (
+                S::AwaitingApproval,
+                format!("test verified: {what}; approval requested"),
+                vec![
+                    Effect::RecordRevision(Environment::Test),
+                    Effect::SupersedeOlder,
+                    Effect::RequestApproval,
+                ],
+            )
+        }
+        (
+            S::VerifyingProd,
+            Event::CheckPassed {
+                environment: Environment::Prod,
+                attempt,
+                result,
+                ..
+            },
+        ) => {
+            if !check_attempt(Environment::Prod, attempt)? {
+                return Ok(None);
+            }
+            let what = result
+                .as_ref()
+                .map(|r| r.describe())
+                .unwrap_or_else(|| "no HTTP check".into());
+            record(next, Environment::Prod, attempt, result);
+            let bake = exec
+                .verify_prod
+                .as_ref()
+                .map(|v| v.bake_seconds)
+                .unwrap_or(0);
+            if let Some(v) = next.verify_prod.as_mut() {
+                v.passed_at = Some(*at);
+                if bake > 0 {
+                    v.bake_until = Some(*at + chrono::Duration::seconds(i64::from(bake)));
+                }
+            }
+            if bake > 0 {
+                (
+                    S::BakingProd,
+                    format!("prod verified: {what}; baking for {bake} s"),
+                    vec![Effect::Verify(Environment::Prod)],
+                )
+            } else {
+                (
+                    S::Succeeded,
+                    format!("prod verified: {what}"),
+                    vec![Effect::RecordRevision(Environment::Prod)],
+                )
+            }
+        }
+        (
+            s,
+            Event::VerifyFailed {
+                environment,
+                reason,
+                result,
+            },
+        ) if s == env_status(environment)
+            || (s == S::BakingProd && environment == Environment::Prod) =>
+        {
+            let attempt = exec
+                .verification(environment)
+                .map(|v| v.attempts)
+                .unwrap_or(0)
+                + u32::from(result.is_some());
+            record(next, environment, attempt, result);
+            let stage = match environment {
+                Environment::Test => Stage::Test,
+                Environment::Prod => Stage::Prod,
+            };
+            next.failure = Some(Failure {
+                stage,
+                reason: reason.clone(),
+                link: None,
+            });
+            match environment {
+                Environment::Test => (
+                    S::TestFailed,
+                    format!("test verification failed: {reason}"),
+                    vec![Effect::Notify],
+                ),
+                Environment::Prod => {
+                    if let Some(v) = next.verify_prod.as_mut() {
+                        v.failed = true;
+                    }
+                    (
+                        S::ProdFailed,
+                        format!("prod verification failed: {reason}; rolling back automatically"),
+                        vec![Effect::AutoRollback, Effect::Notify],
+                    )
+                }
+            }
+        }
+        (S::BakingProd, Event::BakePassed) => {
+            let until = exec.verify_prod.as_ref().and_then(|v| v.bake_until);
+            if let Some(until) = until.filter(|u| at < u) {
+                return Err(DomainError::BakeNotOver { until });
+            }
+            let alarms = exec
+                .verify_prod
+                .as_ref()
+                .map(|v| v.alarms.len())
+                .unwrap_or(0);
+            (
+                S::Succeeded,
+                format!("prod bake passed ({alarms} alarm(s) watched, none in ALARM)"),
+                vec![Effect::RecordRevision(Environment::Prod)],
+            )
+        }
+        (S::ProdFailed, Event::AutoRollbackStarted { by })
+            if exec.verify_prod.as_ref().is_some_and(|v| v.failed) =>
+        {
+            if exec
+                .verify_prod
+                .as_ref()
+                .is_some_and(|v| v.rollback.is_some())
+            {
+                return Err(DomainError::AlreadyApplied { event: name });
+            }
+            if let Some(v) = next.verify_prod.as_mut() {
+                v.rollback = Some(by.clone());
+            }
+            (
+                S::ProdFailed,
+                format!("automatic rollback started: execution {by}"),
+                vec![],
+            )
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// `got` must be the deployment the execution started to `expected`.
@@ -633,3 +963,7 @@ mod tests;
 #[cfg(test)]
 #[path = "refusal_tests.rs"]
 mod refusal_tests;
+
+#[cfg(test)]
+#[path = "verify_transition_tests.rs"]
+mod verify_transition_tests;

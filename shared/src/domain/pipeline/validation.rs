@@ -7,6 +7,9 @@ use super::identity::{distinct_targets, service_identity, valid_ecs_name};
 use super::*;
 use crate::domain::limits::check_definition_text;
 
+#[path = "verify_validation.rs"]
+mod verify_validation;
+
 impl PipelineDefinition {
     /// Parse and validate a definition written as TOML, YAML or JSON text.
     pub fn parse(text: &str, format: Format) -> Result<PipelineDefinition, ValidationErrors> {
@@ -50,6 +53,7 @@ impl PipelineDefinition {
                 "mode",
                 "keep_images",
                 "github",
+                "verify",
             ],
         );
 
@@ -179,6 +183,7 @@ impl PipelineDefinition {
         } else {
             None
         };
+        let verify = v.verify(root);
 
         match (source, build, image, test, prod, approval) {
             (Some(source), Some(build), Some(image), Some(test), Some(prod), Some(approval))
@@ -199,6 +204,7 @@ impl PipelineDefinition {
                     mode,
                     keep_images,
                     github,
+                    verify,
                 })
             }
             _ => Err(v.finish()),

@@ -1,0 +1,58 @@
+//! CloudWatch alarm states for the production bake: one `DescribeAlarms` call by name (the
+//! watched alarms are at most `MAX_ALARMS`, one page).
+
+use aws_sdk_cloudwatch::Client;
+
+use crate::domain::verify::AlarmState;
+use crate::ports::{AlarmReader, ServiceError};
+
+pub struct CloudWatchAlarms {
+    client: Client,
+}
+
+impl CloudWatchAlarms {
+    pub fn new(client: Client) -> CloudWatchAlarms {
+        CloudWatchAlarms { client }
+    }
+}
+
+#[async_trait::async_trait]
+impl AlarmReader for CloudWatchAlarms {
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, AlarmState)>, ServiceError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .describe_alarms()
+            .set_alarm_names(Some(names.to_vec()))
+            .max_records(100)
+            .send()
+            .await
+            .map_err(|e| {
+                let text = aws_sdk_cloudwatch::error::DisplayErrorContext(&e).to_string();
+                if text.contains("AccessDenied") {
+                    ServiceError::Rejected(text)
+                } else {
+                    ServiceError::Unavailable(text)
+                }
+            })?;
+        Ok(out
+            .metric_alarms()
+            .iter()
+            .filter_map(|a| {
+                let name = a.alarm_name()?.to_string();
+                let state = AlarmState::parse(a.state_value()?.as_str())?;
+                Some((name, state))
+            })
+            .chain(out.composite_alarms().iter().filter_map(|a| {
+                let name = a.alarm_name()?.to_string();
+                let state = AlarmState::parse(a.state_value()?.as_str())?;
+                Some((name, state))
+            }))
+            .collect())
+    }
+}

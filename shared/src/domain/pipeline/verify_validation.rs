@@ -1,0 +1,174 @@
+//! Validation of a pipeline's `verify` table (see [`crate::domain::verify`]): every field
+//! bounded, every problem reported with its path.
+
+use serde_json::{Map, Value};
+
+use super::{join, Validator};
+use crate::domain::verify::*;
+
+const ENV_FIELDS: &[&str] = &[
+    "url",
+    "expect_status",
+    "version_field",
+    "version_header",
+    "attempts",
+    "interval_seconds",
+    "timeout_seconds",
+    "bake_seconds",
+    "bake_minutes",
+    "alarms",
+];
+
+impl Validator {
+    /// `verify` (optional): `verify.test` and `verify.prod`, each optional.
+    pub(super) fn verify(&mut self, root: &Map<String, Value>) -> Option<VerifySettings> {
+        let value = root.get("verify").filter(|v| !v.is_null())?;
+        let table = self.object(value, "verify")?;
+        self.unknown_fields(table, "verify", &["test", "prod"]);
+        let test = self.environment_verify(table, "test");
+        let prod = self.environment_verify(table, "prod");
+        if test.is_none() && prod.is_none() {
+            return None;
+        }
+        Some(VerifySettings { test, prod })
+    }
+
+    fn environment_verify(
+        &mut self,
+        table: &Map<String, Value>,
+        env: &str,
+    ) -> Option<EnvironmentVerify> {
+        let value = table.get(env).filter(|v| !v.is_null())?;
+        let p = join("verify", env);
+        let t = self.object(value, &p)?;
+        self.unknown_fields(t, &p, ENV_FIELDS);
+        let mut out = EnvironmentVerify {
+            url: None,
+            expect_status: 200,
+            version_field: None,
+            version_header: None,
+            attempts: DEFAULT_ATTEMPTS,
+            interval_seconds: DEFAULT_INTERVAL_SECONDS,
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            bake_seconds: 0,
+            alarms: Vec::new(),
+        };
+        if t.contains_key("url") {
+            if let Some(url) = self.required_str(t, &p, "url") {
+                match valid_check_url(&url) {
+                    Ok(()) => out.url = Some(url),
+                    Err(m) => self.push(&join(&p, "url"), m),
+                }
+            }
+        }
+        let bounded = |v: &mut Validator, field: &str, range: std::ops::RangeInclusive<u32>| {
+            let n = v.optional_u32(t, &p, field)?;
+            if range.contains(&n) {
+                Some(n)
+            } else {
+                v.push(
+                    &join(&p, field),
+                    &format!("must be between {} and {}", range.start(), range.end()),
+                );
+                None
+            }
+        };
+        if let Some(s) = bounded(self, "expect_status", 100..=599) {
+            out.expect_status = s as u16;
+        }
+        if let Some(n) = bounded(self, "attempts", 1..=MAX_ATTEMPTS) {
+            out.attempts = n;
+        }
+        if let Some(n) = bounded(self, "interval_seconds", 1..=MAX_INTERVAL_SECONDS) {
+            out.interval_seconds = n;
+        }
+        if let Some(n) = bounded(self, "timeout_seconds", 1..=MAX_TIMEOUT_SECONDS) {
+            out.timeout_seconds = n;
+        }
+        let seconds = bounded(self, "bake_seconds", 0..=MAX_BAKE_SECONDS);
+        let minutes = bounded(self, "bake_minutes", 0..=MAX_BAKE_SECONDS / 60);
+        match (seconds, minutes) {
+            (Some(_), Some(_)) => self.push(
+                &join(&p, "bake_minutes"),
+                "give bake_minutes or bake_seconds, not both",
+            ),
+            (Some(s), None) => out.bake_seconds = s,
+            (None, Some(m)) => out.bake_seconds = m * 60,
+            (None, None) => {}
+        }
+        for field in ["version_field", "version_header"] {
+            if t.contains_key(field) {
+                if let Some(name) = self.required_str(t, &p, field) {
+                    let ok = name.len() <= 128
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                        && !name.split('.').any(str::is_empty);
+                    if !ok {
+                        self.push(
+                            &join(&p, field),
+                            "must be up to 128 letters, digits, '-', '_' (a JSON field may be a dot path like build.commit)",
+                        );
+                    } else if field == "version_field" {
+                        out.version_field = Some(name);
+                    } else {
+                        out.version_header = Some(name);
+                    }
+                }
+            }
+        }
+        if out.version_field.is_some() && out.version_header.is_some() {
+            self.push(
+                &join(&p, "version_header"),
+                "give version_field or version_header, not both",
+            );
+        }
+        match t.get("alarms") {
+            None => {}
+            Some(Value::Array(items)) => {
+                let ap = join(&p, "alarms");
+                if items.len() > MAX_ALARMS {
+                    self.push(&ap, &format!("at most {MAX_ALARMS} alarms"));
+                }
+                for (i, item) in items.iter().take(MAX_ALARMS).enumerate() {
+                    match item.as_str() {
+                        Some(name) if valid_alarm_name(name) => out.alarms.push(name.to_string()),
+                        _ => self.push(
+                            &format!("{ap}[{i}]"),
+                            "must be a CloudWatch alarm name (1-255 characters)",
+                        ),
+                    }
+                }
+            }
+            Some(_) => self.push(&join(&p, "alarms"), "must be a list of alarm names"),
+        }
+        if env == "test" {
+            if out.bake_seconds > 0 {
+                self.push(&join(&p, "bake_seconds"), "only production bakes");
+            }
+            if !out.alarms.is_empty() {
+                self.push(
+                    &join(&p, "alarms"),
+                    "alarms are watched only during the production bake",
+                );
+            }
+        }
+        if out.url.is_none() && out.bake_seconds == 0 {
+            self.push(
+                &p,
+                if env == "test" {
+                    "needs url (the HTTP check)"
+                } else {
+                    "needs url (the HTTP check) or bake_minutes"
+                },
+            );
+        }
+        if !out.alarms.is_empty() && out.bake_seconds == 0 {
+            self.push(
+                &join(&p, "alarms"),
+                "are watched during the bake: set bake_minutes (or bake_seconds)",
+            );
+        }
+        Some(out)
+    }
+}
