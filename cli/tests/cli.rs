@@ -123,7 +123,13 @@ async fn status_show_approve_and_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.status.code(), Some(0));
+    // a closed stdout ends the command quietly: 141 like a shell's SIGPIPE, or 0 when the text
+    // was written before the pipe closed
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(141)),
+        "{:?}",
+        out.status
+    );
     let out = shipgate(&sb)
         .args(["rollback", "demo", "--to", "deadbeefdeadbeef", "--yes"])
         .output()

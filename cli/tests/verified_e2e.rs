@@ -11,7 +11,7 @@ use serde_json::json;
 
 async fn approve(sb: &DevSandbox, id: &str) {
     let answer = sb
-        .control(json!({"command": "approve", "execution_id": id, "actor": "e2e"}))
+        .control(json!({"command": "approve", "execution_id": id}))
         .await;
     assert!(answer.get("error").is_none(), "{answer}");
 }

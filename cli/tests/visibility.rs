@@ -92,10 +92,11 @@ async fn release_wait_exits_0_once_the_approval_link_is_posted() {
     );
     for needle in [
         "RECEIVED → BUILDING",
-        "DEPLOYING_TEST → AWAITING_APPROVAL",
+        // the demo pipeline verifies test and bakes prod (docs/verification.md)
+        "VERIFYING_TEST → AWAITING_APPROVAL",
         "AWAITING_APPROVAL → DEPLOYING_PROD",
         "approved by Grace Hopper",
-        "DEPLOYING_PROD → SUCCEEDED",
+        "BAKING_PROD → SUCCEEDED",
         " UTC ",
         "shipgate logs ",
         "prod console  https://us-east-1.console.aws.amazon.com/ecs/v2/clusters/demo-prod/services/hello-prod",
@@ -104,7 +105,7 @@ async fn release_wait_exits_0_once_the_approval_link_is_posted() {
     }
     assert!(!stdout.contains("\x1b["), "NO_COLOR: no colours");
     // each transition once
-    assert_eq!(stdout.matches("DEPLOYING_PROD → SUCCEEDED").count(), 1);
+    assert_eq!(stdout.matches("BAKING_PROD → SUCCEEDED").count(), 1);
 }
 
 #[tokio::test]
