@@ -67,7 +67,10 @@ async fn push_to_production_over_http() {
     assert!(post.text().await.unwrap().contains("Approved"));
 
     let done = sb.wait_for(&id, "SUCCEEDED").await;
-    assert_eq!(done["approval"]["decision"]["actor"], "E2E Approver");
+    assert_eq!(
+        done["approval"]["decision"]["actor"],
+        "E2E Approver — email link (unverified name)"
+    );
     assert_eq!(done["approval"]["decision"]["channel"], "email-link");
 
     // production runs exactly the digest that ran in test

@@ -335,7 +335,7 @@ describe('approval page in a real browser (chromium, phone viewport)', { timeout
     }, 500);
     const decision = done.approval?.decision;
     assert.ok(decision, `no approval decision recorded: ${JSON.stringify(done.approval)}`);
-    assert.equal(decision.actor, ACTOR);
+    assert.equal(decision.actor, `${ACTOR} — email link (unverified name)`);
     assert.equal(decision.channel, 'email-link');
     assert.equal(decision.verdict, 'approve');
     assert.match(String(decision.user_agent), /Chrome/, `decision came from ${decision.user_agent}`);

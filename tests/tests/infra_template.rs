@@ -913,3 +913,35 @@ fn names_are_scoped_to_the_stack() {
         }
     }
 }
+
+/// Operators and approvers: the approver policy may only invoke control (control decides on the
+/// verified identity what they may run there), and control gets the stack's operator patterns.
+#[test]
+fn approver_policy_only_invokes_control_and_control_gets_the_operator_patterns() {
+    let template = template();
+    let policy = &template["Resources"]["ApproverPolicy"];
+    assert_eq!(policy["Type"], "AWS::IAM::ManagedPolicy");
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("ApproverPolicy has statements");
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    let only = &statements[0];
+    assert_eq!(only["Effect"], "Allow");
+    assert_eq!(only["Action"], "lambda:InvokeFunction");
+    let resource = &only["Resource"];
+    assert_eq!(tag_name(resource).as_deref(), Some("GetAtt"), "{resource:?}");
+    assert_eq!(untagged(resource).as_str(), Some("ControlFunction.Arn"));
+    assert!(template["Outputs"]["ApproverPolicyArn"].is_mapping());
+
+    let parameter = &template["Parameters"]["OperatorArnPatterns"];
+    assert_eq!(parameter["Type"], "String");
+    assert_eq!(parameter["Default"], "", "empty: no restriction (documented)");
+    let variable = &template["Resources"]["ControlFunction"]["Properties"]["Environment"]
+        ["Variables"]["SHIPGATE_OPERATOR_ARN_PATTERNS"];
+    assert_eq!(tag_name(variable).as_deref(), Some("Ref"), "{variable:?}");
+    assert_eq!(untagged(variable).as_str(), Some("OperatorArnPatterns"));
+    assert_eq!(
+        shared::domain::operators::OPERATORS_ENV,
+        "SHIPGATE_OPERATOR_ARN_PATTERNS"
+    );
+}

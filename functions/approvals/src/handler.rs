@@ -280,10 +280,20 @@ mod tests {
         .await;
         assert_eq!(r.status_code, 200, "{}", http::body_text(&r));
         assert!(http::body_text(&r).contains("Approved"));
+        // the shared link proves no one: the typed name is kept, marked unverified
+        assert!(http::body_text(&r).contains("Grace Hopper — email link (unverified name)"));
+        assert!(http::body_text(&r).contains("this shared link cannot prove who you are"));
         let e = w.services.execution(&id).await.unwrap();
         assert_eq!(e.status, Status::DeployingProd);
+        assert!(
+            e.history
+                .iter()
+                .any(|h| h.actor == "Grace Hopper — email link (unverified name)"),
+            "{:?}",
+            e.history
+        );
         let d = e.approval.unwrap().decision.unwrap();
-        assert_eq!(d.actor, "Grace Hopper");
+        assert_eq!(d.actor, "Grace Hopper — email link (unverified name)");
         assert_eq!(d.source_ip.as_deref(), Some("198.51.100.23"));
         assert_eq!(d.user_agent.as_deref(), Some("Mozilla/5.0 test"));
         assert_eq!(w.deployer.deployments_to("hello-prod"), 1);

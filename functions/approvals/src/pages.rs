@@ -150,6 +150,16 @@ pub fn confirm(view: &ApprovalView) -> String {
     page(&format!("Approve {}", p.name), &body)
 }
 
+/// A shared-link decision records the typed name as unverified; say so on the confirmation.
+fn unverified_note(decision: Option<&shared::domain::Decision>) -> &'static str {
+    match decision.map(|d| d.channel) {
+        Some(shared::domain::Channel::EmailLink) => {
+            "<p class=\"note\">Recorded as <strong>email link (unverified name)</strong>: this shared link cannot prove who you are, so the name typed is kept but marked unverified.</p>"
+        }
+        _ => "",
+    }
+}
+
 /// POST: what the decision did.
 pub fn decided(e: &Execution) -> String {
     let decision = e.approval.as_ref().and_then(|a| a.decision.as_ref());
@@ -186,11 +196,12 @@ pub fn decided(e: &Execution) -> String {
         .unwrap_or_default();
     let body = format!(
         "{headline}<div class=\"card\"><dl>{}{}{}{}</dl></div>\
-<p class=\"note\">Follow it with <code>shipgate show {}</code>.</p>",
+{}<p class=\"note\">Follow it with <code>shipgate show {}</code>.</p>",
         row("Pipeline", &escape(&e.pipeline)),
         commit_rows(e),
         row("Decided by", &who),
         row("Status", &format!("<code>{}</code>", e.status)),
+        unverified_note(decision),
         escape(e.id.as_str()),
     );
     page(title, &body)

@@ -7,6 +7,7 @@ use shared::app::approvals::{self, LinkError};
 use shared::app::{control, status_page, AppError, Services};
 use shared::domain::identity::{IdentityError, IdentityProof, VerifiedCaller, UNVERIFIED_CONSOLE};
 use shared::domain::limits::{excerpt, MAX_DEFINITION_BYTES};
+use shared::domain::operators::{Operators, OPERATORS_ENV};
 use shared::domain::{Channel, PipelineDefinition, ValidationError, ValidationErrors, Verdict};
 use shared::protocol::{
     ApplyPipeline, ControlError, ControlRequest, ControlResponse, ErrorAnswer, ExecutionList,
@@ -109,12 +110,34 @@ impl From<CommandError> for ControlError {
     }
 }
 
+/// The stack's operator patterns (`SHIPGATE_OPERATOR_ARN_PATTERNS`), read once per cold start.
+/// An invalid value is kept as its error: operator commands are then refused (fail closed).
+fn configured_operators() -> &'static Result<Operators, String> {
+    static OPERATORS: std::sync::OnceLock<Result<Operators, String>> = std::sync::OnceLock::new();
+    OPERATORS.get_or_init(|| {
+        let parsed = Operators::parse(&std::env::var(OPERATORS_ENV).unwrap_or_default());
+        if let Err(e) = &parsed {
+            error!(error = %e, "operator patterns are invalid: operator commands are refused");
+        }
+        parsed
+    })
+}
+
 /// Handle one command.
 pub async fn handle(svc: &Services, input: Value) -> Value {
+    handle_with(svc, configured_operators(), input).await
+}
+
+/// [`handle`] with the given operator patterns (tests).
+pub async fn handle_with(
+    svc: &Services,
+    operators: &Result<Operators, String>,
+    input: Value,
+) -> Value {
     // one invocation: each pipeline definition is read at most once
     let svc = &svc.for_invocation();
     let answer = match decode(input) {
-        Ok((request, proof)) => run(svc, request, proof).await,
+        Ok((request, proof)) => run_as_operator(svc, operators, request, proof).await,
         Err(e) => Err(e),
     };
     let encoded = match answer {
@@ -239,12 +262,61 @@ fn definition(a: ApplyPipeline) -> Result<PipelineDefinition, CommandError> {
     .map_err(|e| AppError::from(e).into())
 }
 
-async fn run(
+/// The commands only an operator may run (approve/reject follow the pipeline's approver list).
+fn is_operator_command(request: &ControlRequest) -> bool {
+    matches!(
+        request,
+        ControlRequest::ApplyPipeline(_)
+            | ControlRequest::Retry(_)
+            | ControlRequest::Rollback(_)
+            | ControlRequest::Release(_)
+    )
+}
+
+async fn run_as_operator(
     svc: &Services,
+    operators: &Result<Operators, String>,
     request: ControlRequest,
     proof: Option<IdentityProof>,
 ) -> Result<ControlResponse, CommandError> {
     let acting = acting(svc, &request, proof.as_ref()).await?;
+    if is_operator_command(&request) {
+        let command = request.command();
+        let forbidden = |message: String| CommandError {
+            code: "forbidden",
+            message,
+            details: None,
+        };
+        match operators {
+            Err(e) => {
+                return Err(forbidden(format!(
+                    "{command}: the stack's operator patterns are invalid ({e}); fix OperatorArnPatterns; nothing was changed"
+                )))
+            }
+            Ok(ops) if !ops.allows(acting.verified.as_ref()) => {
+                info!(command, actor = %acting.actor, "not an operator");
+                return Err(forbidden(match &acting.verified {
+                    Some(c) => format!(
+                        "{command}: {} is not an operator of this shipgate (OperatorArnPatterns: {}); nothing was changed",
+                        c.arn,
+                        ops.describe()
+                    ),
+                    None => format!(
+                        "{command}: this shipgate restricts operator commands to verified operators (OperatorArnPatterns); use the shipgate CLI, which proves who you are; nothing was changed"
+                    ),
+                }));
+            }
+            Ok(_) => {}
+        }
+    }
+    run(svc, request, acting).await
+}
+
+async fn run(
+    svc: &Services,
+    request: ControlRequest,
+    acting: Acting,
+) -> Result<ControlResponse, CommandError> {
     let actor = acting.actor.clone();
     Ok(match request {
         ControlRequest::ApplyPipeline(a) => {

@@ -551,3 +551,67 @@ async fn answers_decode_as_the_types_the_cli_reads() {
         assert_eq!(e.code, "conflict", "{request}: {e}");
     }
 }
+
+#[tokio::test]
+async fn operator_commands_need_a_verified_operator_when_patterns_are_set() {
+    let w = FakeWorld::with_pipeline().await;
+    let svc = w
+        .services
+        .clone()
+        .with_caller_verifier(std::sync::Arc::new(FakeCallers));
+    let ops = Operators::parse("arn:aws:iam::123456789012:user/ada").map_err(|e| e.to_string());
+    let send = |user: Option<&'static str>, command: Value| {
+        let svc = svc.clone();
+        let ops = ops.clone();
+        async move {
+            let mut sent = command.clone();
+            if let Some(user) = user {
+                sent["identity_proof"] = serde_json::to_value(fake_proof(user, &command)).unwrap();
+            }
+            handle_with(&svc, &ops, sent).await
+        }
+    };
+    let release = json!({"command": "release", "pipeline": "hello", "commit": "9f2c7a1e4b6d8f0a2c4e6b8d0f1a3c5e7b9d1f3a", "request_id": "r1"});
+    let apply = json!({"command": "apply_pipeline", "definition": shared::fakes::SAMPLE_PIPELINE, "format": "toml"});
+    let writes = w.store.writes();
+    // bob (verified, not an operator) and the unverified console: forbidden, nothing changed
+    for (user, command) in [
+        (Some("bob"), release.clone()),
+        (Some("bob"), apply.clone()),
+        (
+            Some("bob"),
+            json!({"command": "rollback", "pipeline": "hello", "environment": "prod"}),
+        ),
+        (None, release.clone()),
+    ] {
+        let out = send(user, command).await;
+        assert_eq!(code(&out), "forbidden", "{out}");
+        let message = out["error"]["message"].as_str().unwrap();
+        assert!(message.contains("nothing was changed"), "{message}");
+        if user.is_some() {
+            assert!(message.contains("user/bob is not an operator"), "{message}");
+        }
+    }
+    assert_eq!(w.store.writes(), writes, "refusals change nothing");
+    assert!(w.builds.started().is_empty());
+    // reads stay open to anyone who may invoke control
+    let out = send(Some("bob"), json!({"command": "status"})).await;
+    assert!(out.get("error").is_none(), "{out}");
+    // ada is an operator
+    let out = send(Some("ada"), release.clone()).await;
+    assert_eq!(out["execution"]["status"], "BUILDING", "{out}");
+    // invalid patterns fail closed
+    let bad: Result<Operators, String> = Operators::parse("ada");
+    let mut sent = release.clone();
+    sent["identity_proof"] = serde_json::to_value(fake_proof("ada", &release)).unwrap();
+    let out = handle_with(&svc, &bad, sent).await;
+    assert_eq!(code(&out), "forbidden", "{out}");
+    assert!(out["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("OperatorArnPatterns"));
+    // no patterns: everyone who may invoke control (today's behaviour)
+    let open = Operators::parse("");
+    let out = handle_with(&svc, &open, json!({"command": "release", "pipeline": "hello", "commit": "1111111111111111111111111111111111111111", "request_id": "r2"})).await;
+    assert_eq!(out["execution"]["status"], "BUILDING", "{out}");
+}

@@ -236,7 +236,7 @@ pub async fn decide_by_link(
     let decision = Decision {
         approver: None,
         verdict: form.verdict,
-        actor: clean_field(form.name).unwrap_or_else(|| "anonymous (email link)".into()),
+        actor: crate::domain::identity::email_link_actor(clean_field(form.name).as_deref()),
         channel: Channel::EmailLink,
         comment: clean_field(form.comment),
         at: svc.now(),

@@ -89,7 +89,11 @@ async fn full_promotion_of_the_tested_digest() {
     let d = after.approval.as_ref().unwrap().decision.as_ref().unwrap();
     assert_eq!(
         (d.actor.as_str(), d.channel, d.source_ip.as_deref()),
-        ("Grace", Channel::EmailLink, Some("203.0.113.7"))
+        (
+            "Grace — email link (unverified name)",
+            Channel::EmailLink,
+            Some("203.0.113.7")
+        )
     );
     assert_eq!(
         w.deployer.image_of(&p.prod).unwrap(),

@@ -38,6 +38,19 @@ pub const REQUIRED_SIGNED_HEADERS: [&str; 4] =
 /// Recorded when a command carries no proof (Lambda console, `aws lambda invoke`).
 pub const UNVERIFIED_CONSOLE: &str = "console (unverified)";
 
+/// The label of a decision through the shared e-mail link (a pipeline without approvers): the
+/// link proves no one, so the name typed on the form is kept but marked as unverified.
+pub const UNVERIFIED_EMAIL_LINK: &str = "email link (unverified name)";
+
+/// The actor recorded for a shared-link decision: `Grace Hopper — email link (unverified name)`,
+/// or `anonymous — email link (unverified name)` when no name was typed.
+pub fn email_link_actor(typed_name: Option<&str>) -> String {
+    format!(
+        "{} — {UNVERIFIED_EMAIL_LINK}",
+        typed_name.unwrap_or("anonymous")
+    )
+}
+
 /// What the CLI sends with a command (`"identity_proof": {...}` beside `"command"`): the
 /// SigV4 headers of a signed `sts:GetCallerIdentity` POST. No URL, no body: `control` uses its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +285,18 @@ mod tests {
             amz_date: "20261201T192900Z".into(),
             security_token: None,
         }
+    }
+
+    #[test]
+    fn shared_link_names_are_marked_unverified() {
+        assert_eq!(
+            email_link_actor(Some("Grace Hopper")),
+            "Grace Hopper — email link (unverified name)"
+        );
+        assert_eq!(
+            email_link_actor(None),
+            "anonymous — email link (unverified name)"
+        );
     }
 
     #[test]

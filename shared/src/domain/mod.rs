@@ -11,6 +11,7 @@ pub mod identity;
 pub mod limits;
 pub mod links;
 pub mod metrics;
+pub mod operators;
 pub mod pipeline;
 pub mod revisions;
 pub mod status_token;
