@@ -929,13 +929,20 @@ fn approver_policy_only_invokes_control_and_control_gets_the_operator_patterns()
     assert_eq!(only["Effect"], "Allow");
     assert_eq!(only["Action"], "lambda:InvokeFunction");
     let resource = &only["Resource"];
-    assert_eq!(tag_name(resource).as_deref(), Some("GetAtt"), "{resource:?}");
+    assert_eq!(
+        tag_name(resource).as_deref(),
+        Some("GetAtt"),
+        "{resource:?}"
+    );
     assert_eq!(untagged(resource).as_str(), Some("ControlFunction.Arn"));
     assert!(template["Outputs"]["ApproverPolicyArn"].is_mapping());
 
     let parameter = &template["Parameters"]["OperatorArnPatterns"];
     assert_eq!(parameter["Type"], "String");
-    assert_eq!(parameter["Default"], "", "empty: no restriction (documented)");
+    assert_eq!(
+        parameter["Default"], "",
+        "empty: no restriction (documented)"
+    );
     let variable = &template["Resources"]["ControlFunction"]["Properties"]["Environment"]
         ["Variables"]["SHIPGATE_OPERATOR_ARN_PATTERNS"];
     assert_eq!(tag_name(variable).as_deref(), Some("Ref"), "{variable:?}");
