@@ -126,7 +126,7 @@ pub mod profiles {
         // complete (deploy-events) and is resumed by the sweeper, never by an operator command
         // (a Verify effect here is left to them); keeps the largest binary under 8 MB
         Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: false, http: false },
-        Capabilities { verify: false, ..Capabilities::ALL }
+        Capabilities { verify: false, roll_back_prod: false, ..Capabilities::ALL }
     );
     profile!(
         /// The schedule: everything but production (a never-started prod deployment is failed
