@@ -2,6 +2,7 @@
 //! No AWS SDK types, no I/O, no async.
 
 pub mod approval_policy;
+pub mod audience;
 pub mod aws_events;
 pub mod execution;
 pub mod feedback;
