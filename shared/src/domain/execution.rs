@@ -492,6 +492,10 @@ pub struct Execution {
     /// The verification and bake of the production deployment (`verify.prod`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_prod: Option<Box<Verification>>,
+    /// Who pushed or wrote the change, as its source reported it (the self-approval check);
+    /// boxed like the verifications (an execution stays small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_by: Option<Box<super::pushed_by::PushedBy>>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -546,6 +550,7 @@ impl Execution {
             failure: None,
             verify_test: None,
             verify_prod: None,
+            pushed_by: None,
             history: vec![HistoryEntry {
                 at,
                 from: None,
