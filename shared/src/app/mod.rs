@@ -31,6 +31,8 @@ mod flow_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod personal_links_tests;
+#[cfg(test)]
 mod release_tests;
 #[cfg(test)]
 mod sweeper_tests;
