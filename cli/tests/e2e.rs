@@ -24,7 +24,12 @@ async fn push_to_production_over_http() {
 
     let waiting = sb.wait_for(&id, "AWAITING_APPROVAL").await;
     let digest = waiting["image"]["digest"].as_str().unwrap().to_string();
+    // the demo pipeline lists alice and bob: each gets a message with their personal link
     let message = sb.message("Approve demo").await;
+    assert!(
+        ["alice@example.com", "bob@example.com"].contains(&message["audience"].as_str().unwrap()),
+        "{message}"
+    );
     let link = message["links"]
         .as_array()
         .unwrap()
@@ -67,10 +72,13 @@ async fn push_to_production_over_http() {
     assert!(post.text().await.unwrap().contains("Approved"));
 
     let done = sb.wait_for(&id, "SUCCEEDED").await;
+    // a personal link records its owner, whatever name is typed
+    let owner = message["audience"].as_str().unwrap();
     assert_eq!(
         done["approval"]["decision"]["actor"],
-        "E2E Approver — email link (unverified name)"
+        format!("{owner} — personal email link")
     );
+    assert_eq!(done["approval"]["decision"]["approver"], owner);
     assert_eq!(done["approval"]["decision"]["channel"], "email-link");
 
     // production runs exactly the digest that ran in test

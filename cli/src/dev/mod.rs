@@ -67,6 +67,8 @@ pub struct DevState {
     pub provisioned: Arc<Provisioned>,
     pub sdk: aws_config::SdkConfig,
     pub outbox: Arc<Mutex<Vec<OutboxMessage>>>,
+    /// What each demo approver's mailbox (an SQS queue with their filter policy) received.
+    pub mailboxes: Arc<Mutex<std::collections::HashMap<String, Vec<OutboxMessage>>>>,
     /// The local AWS (moto) endpoint.
     pub aws_endpoint: String,
     /// The fake GitHub API the demo pipeline reports to.
@@ -161,6 +163,8 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the fake GitHub API: {e}"))?;
     let mut sandbox = Sandbox {
         github_api_url: Some(github.base_url.clone()),
+        // alice (the sandbox's CLI identity) and bob: each gets a personal approval link
+        demo_approvers: shipgate_sandbox::DemoApprover::defaults(),
         ..Sandbox::default()
     };
     let local = local_services::LocalServices::default();
@@ -225,6 +229,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         provisioned: Arc::new(provisioned),
         sdk,
         outbox: Arc::new(Mutex::new(Vec::new())),
+        mailboxes: Arc::new(Mutex::new(Default::default())),
         aws_endpoint: moto.endpoint(),
         github: Some(github.clone()),
         local: local.clone(),
@@ -517,6 +522,12 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
     );
     println!("  Lambda Invoke  {base}/2015-03-31/functions/{{name}}/invocations");
     println!("  outbox         {base}/_dev/outbox");
+    for m in &p.mailboxes {
+        println!(
+            "  approver       {}   (personal links; mailbox {base}/_dev/outbox?for={})",
+            m.approver, m.approver
+        );
+    }
     println!("  local AWS      {aws}");
     println!(
         "  pipeline       {} (GitHub {}, branch main) → test {}/{} → prod {}/{}",

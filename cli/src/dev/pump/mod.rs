@@ -628,11 +628,23 @@ impl Pump {
         };
         for m in messages {
             println!("\n──── message on the approval topic ─────────────────────────────");
+            println!("For: {}", m.audience);
             println!("Subject: {}\n", m.subject);
             println!("{}", m.message.trim_end());
             println!("─────────────────────────────────────────────────────────────────\n");
             if let Ok(mut outbox) = self.state.outbox.lock() {
                 outbox.push(m);
+            }
+        }
+        // each demo approver's mailbox: what their filtered subscription received
+        for mailbox in &self.state.provisioned.mailboxes {
+            let Ok(messages) = drain_outbox(&self.sqs, &mailbox.queue_url).await else {
+                continue;
+            };
+            if let Ok(mut all) = self.state.mailboxes.lock() {
+                all.entry(mailbox.approver.clone())
+                    .or_default()
+                    .extend(messages);
             }
         }
     }
