@@ -139,10 +139,7 @@ async fn push_to_production_over_http() {
     let prod_fail_id = body["execution_id"].as_str().unwrap().to_string();
     let waiting = sb.wait_for(&prod_fail_id, "AWAITING_APPROVAL").await;
     assert_ne!(waiting["image"]["digest"], digest.as_str());
-    let approved = sb
-        .control(serde_json::json!({"command": "approve", "execution_id": prod_fail_id}))
-        .await;
-    assert!(approved["error"].is_null(), "{approved}");
+    sb.approve_by_link(&prod_fail_id).await;
     let prod_failed = sb.wait_for(&prod_fail_id, "PROD_FAILED").await;
     assert!(
         prod_failed["failure"]["reason"]
@@ -270,10 +267,7 @@ async fn concurrent_pushes_end_in_defined_states() {
         "test runs {image}, awaiting {digest}"
     );
     // and its approval takes exactly that image to production
-    let approved = sb
-        .control(serde_json::json!({"command": "approve", "execution_id": newest}))
-        .await;
-    assert!(approved["error"].is_null(), "{approved}");
+    sb.approve_by_link(&newest).await;
     sb.wait_for(&newest, "SUCCEEDED").await;
     let (_, prod_image) = sb.service_runs("demo-prod", "hello-prod", "app").await;
     assert_eq!(prod_image, image);
