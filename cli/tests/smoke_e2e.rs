@@ -32,11 +32,8 @@ async fn smoke_test_passes_into_approval_and_smoke_fail_stops_test() {
     let Some(mut sb) = DevSandbox::start("smoke") else {
         return;
     };
-    assert!(
-        sb.printed().contains("smoke test shipgate-smoke-hello"),
-        "shipgate dev prints the demo smoke test: {}",
-        sb.printed()
-    );
+    // shipgate dev prints the demo smoke test
+    sb.wait_printed("smoke test shipgate-smoke-hello");
 
     // healthy: check, smoke build, approval naming the smoke test
     let (status, body) = sb.push("Add a greeting").await;

@@ -353,3 +353,46 @@ smoke_target_url = "https://hello-test.example.com/"
         "{reason}"
     );
 }
+
+#[tokio::test]
+async fn the_smoke_build_samples_decode_and_decide() {
+    let sample = |text: &str| {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        crate::domain::aws_events::decode_build_state(&v).unwrap()
+    };
+    let failed = sample(include_str!("../../../events/codebuild/smoke-failed.json"));
+    let passed = sample(include_str!(
+        "../../../events/codebuild/smoke-succeeded.json"
+    ));
+    for c in [&failed, &passed] {
+        assert_eq!(
+            c.build_id,
+            "shipgate-smoke-hello:3c1f9d2e-7a44-4e0b-9b1d-6f2a8c5e0d17"
+        );
+        assert_eq!(c.project, "shipgate-smoke-hello");
+        assert!(c
+            .logs_link
+            .as_deref()
+            .unwrap()
+            .contains("/aws/codebuild/shipgate-smoke-hello"));
+    }
+    assert_eq!(passed.status, BuildStatus::Succeeded);
+    assert_eq!(failed.status, BuildStatus::Failed);
+    assert!(failed.reason.as_deref().unwrap().contains("curl -fsS"));
+    // build-events decides with the failed sample (its build id made this execution's)
+    let w = world(SMOKE).await;
+    let id = completed(&w, &function(&w, &profiles::DEPLOY_EVENTS), 7).await;
+    let mut change = failed.clone();
+    change.build_id = smoke_build(&exec(&w, &id).await).unwrap();
+    on_build_state(&function(&w, &profiles::BUILD_EVENTS), &change)
+        .await
+        .unwrap();
+    let e = exec(&w, &id).await;
+    assert_eq!(e.status, Status::TestFailed);
+    assert!(e
+        .failure
+        .as_ref()
+        .unwrap()
+        .reason
+        .contains("Error while executing command: curl -fsS \"$TARGET_URL\""));
+}
