@@ -358,7 +358,12 @@ async fn add(
     }
 
     let mut warnings = Vec::new();
-    if target.listed(email) == Some(false) {
+    if target.approvers.as_ref().is_some_and(Vec::is_empty) {
+        warnings.push(format!(
+            "pipeline {} lists no approvers: {email} receives notices and the shared approval link (recorded as `email link (unverified name)`; docs/approvals.md)",
+            target.pipeline.as_deref().unwrap_or_default()
+        ));
+    } else if target.listed(email) == Some(false) {
         warnings.push(format!(
             "{email} is not an approver of pipeline {}: they receive notices but no personal approval link.\n  add {{ email = \"{email}\", arn = \"arn:aws:iam::ACCOUNT:user/NAME\" }} to its approval.approvers and `shipgate pipeline apply FILE`",
             target.pipeline.as_deref().unwrap_or_default()

@@ -363,7 +363,8 @@ pub fn report(
                     fix: Some(format!("shipgate approvers remove {email} {target}; shipgate approvers add {email} {target}; confirm with --authenticate-on-unsubscribe true (docs/approvals.md)")),
                 });
             }
-            if is_listed == Some(false) && s.state() != SubscriptionState::Missing {
+            // (a pipeline without approvers sends its shared link to every subscriber)
+            if is_listed == Some(false) && approvers.is_some_and(|a| !a.is_empty()) {
                 findings.push(Finding {
                     level: Level::Note,
                     message: format!(
@@ -720,5 +721,10 @@ mod tests {
         let r = report(Some("p"), T, Some(&[]), &[], false);
         assert!(render(&r).contains("no approvers and no e-mail subscriptions"));
         assert!(r.findings[0].message.contains("lists no approvers"));
+        // no approvers: every subscriber gets the shared link, none is "not an approver"
+        let r = report(Some("p"), T, Some(&[]), &subs[..1], false);
+        let text = render(&r);
+        assert!(!text.contains("not an approver"), "{text}");
+        assert!(text.contains("lists no approvers"), "{text}");
     }
 }
