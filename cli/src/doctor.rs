@@ -185,10 +185,15 @@ pub struct ServiceFacts {
     pub roles: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopicFacts {
     pub confirmed: usize,
     pub pending: usize,
+    /// Read for a pipeline with approvers: the confirmed e-mail subscriptions without a filter
+    /// policy (each receives every approver's personal link; `shipgate approvers`).
+    pub unfiltered_mailboxes: Option<Vec<String>>,
+    /// E-mail subscriptions whose filter policy could not be read (GetSubscriptionAttributes).
+    pub unreadable_mailboxes: Vec<String>,
 }
 
 /// Everything read about one pipeline.
@@ -634,7 +639,7 @@ fn pipeline_checks(
             &sec,
             "approval subscribers",
             format!("no confirmed subscription ({} pending confirmation): approval requests reach nobody", t.pending),
-            format!("`aws sns subscribe --topic-arn {} --protocol email --notification-endpoint approver@example.com`, then open the confirmation link in that mailbox", d.approval.topic_arn),
+            format!("`shipgate approvers add approver@example.com --pipeline {}` (or `aws sns subscribe --topic-arn {} --protocol email --notification-endpoint approver@example.com`), then confirm it with AuthenticateOnUnsubscribe=true (docs/approvals.md, \"Managing approvers\")", d.name, d.approval.topic_arn),
         )),
         Lookup::Missing => checks.push(Check::fail(
             &sec,
@@ -650,6 +655,9 @@ fn pipeline_checks(
         )),
         Lookup::NotRead => {}
     }
+    if let Lookup::Found(t) = &p.approval_topic {
+        checks.extend(filter_policy_check(&sec, &d.name, t));
+    }
 
     match place {
         Some(place) => checks.extend(coverage(p, stack, facts, place)),
@@ -661,6 +669,39 @@ fn pipeline_checks(
         )),
     }
     checks
+}
+
+/// A pipeline with approvers: every e-mail subscription of its approval topic has a filter
+/// policy (one without receives every approver's personal approval link).
+fn filter_policy_check(sec: &str, pipeline: &str, t: &TopicFacts) -> Option<Check> {
+    let name = "approvers' filter policies";
+    let unfiltered = t.unfiltered_mailboxes.as_ref()?;
+    Some(if !unfiltered.is_empty() {
+        Check::fail(
+            sec,
+            name,
+            format!(
+                "{} e-mail subscription(s) without a filter policy receive every approver's personal approval link: {}",
+                unfiltered.len(),
+                unfiltered.join(", ")
+            ),
+            format!(
+                "`shipgate approvers add EMAIL --pipeline {pipeline}` for each (sets its filter policy), or `shipgate approvers remove EMAIL --pipeline {pipeline}`; `shipgate approvers list --pipeline {pipeline}` shows them all"
+            ),
+        )
+    } else if !t.unreadable_mailboxes.is_empty() {
+        Check::fail(
+            sec,
+            name,
+            format!(
+                "sns:GetSubscriptionAttributes failed for {}",
+                t.unreadable_mailboxes.join(", ")
+            ),
+            "allow your identity sns:GetSubscriptionAttributes (the stack's OperatorPolicyArn has it)",
+        )
+    } else {
+        Check::pass(sec, name, "every e-mail subscription has a filter policy")
+    })
 }
 
 /// The last part of a name or ARN, for labels.

@@ -1,6 +1,7 @@
 //! `shipgate`: the operator CLI (talks to `shipgate-control` through the Lambda Invoke API) and
 //! the local sandbox (`shipgate dev`).
 
+mod approvers;
 mod aws;
 mod client;
 mod dev;
@@ -217,6 +218,17 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// The approvers' e-mail subscriptions of a pipeline's approval topic and their filter
+    /// policies (each approver receives only their own personal link): list, add, remove.
+    #[command(
+        after_help = "Examples:\n  shipgate approvers list --pipeline hello\n  shipgate approvers add alice@example.com --pipeline hello\n  shipgate approvers remove alice@example.com --pipeline hello\n\nSee docs/approvals.md, \"Managing approvers\"."
+    )]
+    Approvers {
+        #[command(subcommand)]
+        command: approvers::ApproversCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  shipgate completions bash > ~/.local/share/bash-completion/completions/shipgate\n  shipgate completions zsh > \"${fpath[1]}/_shipgate\"\n  shipgate completions fish > ~/.config/fish/completions/shipgate.fish"
@@ -269,6 +281,7 @@ async fn main() -> ExitCode {
             remote,
         } => metrics::run(pipeline, since, remote).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Approvers { command, remote } => approvers::run(command, remote).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             // into memory first: clap_complete panics when stdout is closed
@@ -506,6 +519,7 @@ async fn remote(command: Command) -> ExitCode {
         ),
         Command::Dev(_)
         | Command::Doctor(_)
+        | Command::Approvers { .. }
         | Command::Metrics { .. }
         | Command::Completions { .. }
         | Command::Watch { .. }

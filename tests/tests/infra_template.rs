@@ -33,7 +33,12 @@ const SHIPGATE_ENVIRONMENT: [&str; 4] = [
 
 /// Mutating actions for which AWS offers no resource-level permissions (the IAM Service
 /// Authorization Reference lists no resource type), so `"*"` is the only valid `Resource`.
-const NO_RESOURCE_LEVEL_PERMISSIONS: [&str; 1] = ["ecs:RegisterTaskDefinition"];
+/// The SNS two: `shipgate approvers` sets approvers' filter policies and unsubscribes them.
+const NO_RESOURCE_LEVEL_PERMISSIONS: [&str; 3] = [
+    "ecs:RegisterTaskDefinition",
+    "sns:SetSubscriptionAttributes",
+    "sns:Unsubscribe",
+];
 
 /// Action name prefixes (after `service:`) that only read.
 const READ_ONLY_PREFIXES: [&str; 4] = ["Describe", "List", "Get", "BatchGet"];
@@ -974,4 +979,104 @@ fn approver_policy_only_invokes_control_and_control_gets_the_operator_patterns()
         shared::domain::operators::OPERATORS_ENV,
         "SHIPGATE_OPERATOR_ARN_PATTERNS"
     );
+}
+
+/// The operator policy lets `shipgate approvers add|remove|list` manage the approval topic's
+/// subscriptions (cli/src/approvers/sns.rs calls exactly these actions) and the authenticated
+/// confirmation: Subscribe / ConfirmSubscription / ListSubscriptionsByTopic on the approval topic
+/// only; the three without resource-level permissions on `"*"` and nothing else; no other SNS
+/// action (no Publish, no topic changes). The approver policy has none of them.
+#[test]
+fn operator_policy_manages_the_approval_topics_subscriptions_and_approvers_cannot() {
+    const ON_THE_TOPIC: [&str; 3] = [
+        "sns:Subscribe",
+        "sns:ConfirmSubscription",
+        "sns:ListSubscriptionsByTopic",
+    ];
+    const WITHOUT_RESOURCE_TYPE: [&str; 3] = [
+        "sns:GetSubscriptionAttributes",
+        "sns:SetSubscriptionAttributes",
+        "sns:Unsubscribe",
+    ];
+    let template = template();
+    let mut statements = Vec::new();
+    collect_statements(
+        &template["Resources"]["OperatorPolicy"],
+        "OperatorPolicy",
+        &mut statements,
+    );
+    let mut granted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for st in &statements {
+        assert_eq!(st.body.get("Effect").and_then(Value::as_str), Some("Allow"));
+        let resource = st.body.get("Resource").expect("a Resource");
+        let resources: Vec<String> = match untagged(resource) {
+            Value::Sequence(items) => items.iter().map(describe_resource).collect(),
+            _ => vec![describe_resource(resource)],
+        };
+        for action in st.body.get("Action").map(strings).unwrap_or_default() {
+            if action.starts_with("sns:") {
+                granted
+                    .entry(action.to_string())
+                    .or_default()
+                    .extend(resources.clone());
+            }
+        }
+    }
+    for action in ON_THE_TOPIC {
+        let on = granted
+            .get(action)
+            .unwrap_or_else(|| panic!("{action} not granted"));
+        let want: &[&str] = if action == "sns:ListSubscriptionsByTopic" {
+            // doctor also reads the failure topic's subscribers
+            &["Ref ApprovalTopic", "Ref FailureTopic"]
+        } else {
+            &["Ref ApprovalTopic"]
+        };
+        let mut on: Vec<&str> = on.iter().map(String::as_str).collect();
+        on.sort_unstable();
+        on.dedup();
+        assert_eq!(on, want, "{action}");
+    }
+    for action in WITHOUT_RESOURCE_TYPE {
+        assert_eq!(
+            granted.get(action).map(Vec::as_slice),
+            Some(&["*".to_string()][..]),
+            "{action}"
+        );
+    }
+    let known: BTreeSet<&str> = ON_THE_TOPIC
+        .into_iter()
+        .chain(WITHOUT_RESOURCE_TYPE)
+        .collect();
+    let extra: Vec<&String> = granted
+        .keys()
+        .filter(|a| !known.contains(a.as_str()))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "OperatorPolicy grants other SNS actions: {extra:?}"
+    );
+
+    let mut approver = Vec::new();
+    collect_statements(
+        &template["Resources"]["ApproverPolicy"],
+        "ApproverPolicy",
+        &mut approver,
+    );
+    for st in &approver {
+        let actions = st.body.get("Action").map(strings).unwrap_or_default();
+        assert!(
+            actions.iter().all(|a| !a.starts_with("sns:")),
+            "approvers manage no subscriptions: {actions:?}"
+        );
+    }
+}
+
+/// `!Ref X` as "Ref X", a plain string as itself.
+fn describe_resource(value: &Value) -> String {
+    match (tag_name(value), untagged(value).as_str()) {
+        (Some(tag), Some(text)) => format!("{tag} {text}"),
+        (None, Some(text)) => text.to_string(),
+        _ => format!("{value:?}"),
+    }
 }

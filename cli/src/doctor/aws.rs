@@ -338,12 +338,30 @@ impl AwsReader {
         })
     }
 
-    /// Confirmed and pending subscriptions (SNS lists a pending one as `PendingConfirmation`).
-    pub async fn topic(&self, arn: &str) -> Lookup<TopicFacts> {
-        let mut facts = TopicFacts {
-            confirmed: 0,
-            pending: 0,
-        };
+    /// Confirmed and pending subscriptions (SNS lists a pending one as `PendingConfirmation`);
+    /// with `approvers`, also the filter policies of the e-mail subscriptions.
+    pub async fn topic(&self, arn: &str, approvers: bool) -> Lookup<TopicFacts> {
+        use crate::approvers::{report, sns};
+        if approvers {
+            return match sns::subscriptions(&self.sns, arn).await {
+                Ok((subs, _)) => Lookup::Found(TopicFacts {
+                    confirmed: subs.iter().filter(|s| s.arn.is_some()).count(),
+                    pending: subs.iter().filter(|s| s.arn.is_none()).count(),
+                    unfiltered_mailboxes: Some(report::unfiltered_mailboxes(&subs)),
+                    unreadable_mailboxes: subs
+                        .iter()
+                        .filter(|s| {
+                            s.is_email()
+                                && matches!(s.attributes, report::Attributes::Failed { .. })
+                        })
+                        .map(|s| s.endpoint.clone())
+                        .collect(),
+                }),
+                Err(sns::SnsError::NoTopic) => Lookup::Missing,
+                Err(e) => Lookup::Failed(e.to_string()),
+            };
+        }
+        let mut facts = TopicFacts::default();
         let mut next: Option<String> = None;
         for _ in 0..50 {
             let out = match lookup(
@@ -379,7 +397,7 @@ impl AwsReader {
             self.repository(&d.image.repository),
             self.service(&d.test.cluster, &d.test.service),
             self.service(&d.prod.cluster, &d.prod.service),
-            self.topic(&d.approval.topic_arn),
+            self.topic(&d.approval.topic_arn, !d.approval.approvers.is_empty()),
         );
         PipelineFacts {
             definition,

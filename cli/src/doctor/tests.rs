@@ -132,6 +132,7 @@ fn healthy() -> Facts {
             approval_topic: Lookup::Found(TopicFacts {
                 confirmed: 2,
                 pending: 0,
+                ..TopicFacts::default()
             }),
         }],
     }
@@ -282,9 +283,34 @@ fn each_miswiring_gives_one_failure_with_its_fix() {
                 f.pipelines[0].approval_topic = Lookup::Found(TopicFacts {
                     confirmed: 0,
                     pending: 1,
+                    ..TopicFacts::default()
                 })
             },
             "aws sns subscribe",
+        ),
+        (
+            "approvers' filter policies",
+            |f| {
+                f.pipelines[0].approval_topic = Lookup::Found(TopicFacts {
+                    confirmed: 2,
+                    pending: 0,
+                    unfiltered_mailboxes: Some(vec!["carol@example.com".into()]),
+                    unreadable_mailboxes: vec![],
+                })
+            },
+            "shipgate approvers add EMAIL --pipeline web",
+        ),
+        (
+            "approvers' filter policies",
+            |f| {
+                f.pipelines[0].approval_topic = Lookup::Found(TopicFacts {
+                    confirmed: 2,
+                    pending: 0,
+                    unfiltered_mailboxes: Some(vec![]),
+                    unreadable_mailboxes: vec!["carol@example.com".into()],
+                })
+            },
+            "sns:GetSubscriptionAttributes",
         ),
         (
             "image repository allowed",

@@ -163,7 +163,9 @@ pub fn parse_policy(
     (approvers, required, allow_self)
 }
 
-fn valid_email(e: &str) -> bool {
+/// Whether `e` is an e-mail address as a pipeline's `approval.approvers[].email` must be (also
+/// `shipgate approvers add|remove`).
+pub fn valid_email(e: &str) -> bool {
     let Some((local, domain)) = e.split_once('@') else {
         return false;
     };
