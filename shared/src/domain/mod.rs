@@ -3,7 +3,9 @@
 
 pub mod approval_policy;
 pub mod audience;
+pub mod alarm_events;
 pub mod aws_events;
+pub mod ecs_hook;
 pub mod execution;
 pub mod feedback;
 pub mod github;
