@@ -51,6 +51,23 @@ mod tests {
                 .unwrap();
             assert_eq!(out["status"], "ignored");
         }
+        // a lifecycle hook for a service shipgate does not deploy is not gated; an alarm no
+        // bake watches changes nothing; a malformed hook payload is invalid
+        let hook: Value = serde_json::from_str(include_str!(
+            "../../../events/ecs/lifecycle-hook-post-test-traffic-shift.json"
+        ))
+        .unwrap();
+        let out = handle(&w.services, hook.clone()).await.unwrap();
+        assert_eq!(out, serde_json::json!({"hookStatus": "SUCCEEDED"}));
+        let alarm: Value =
+            serde_json::from_str(include_str!("../../../events/cloudwatch/alarm.json")).unwrap();
+        assert_eq!(handle(&w.services, alarm).await.unwrap()["status"], "ignored");
+        let mut bad = hook;
+        bad["executionDetails"]["serviceArn"] = 42.into();
+        assert!(matches!(
+            handle(&w.services, bad).await,
+            Err(EventError::Invalid(_))
+        ));
         let wrong: Value =
             serde_json::from_str(include_str!("../../../events/codebuild/succeeded.json")).unwrap();
         assert!(matches!(

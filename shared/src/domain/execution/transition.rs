@@ -1034,7 +1034,10 @@ fn verification(
             )
         }
         (S::ProdFailed, Event::AutoRollbackStarted { by })
-            if exec.verify_prod.as_ref().is_some_and(|v| v.failed) =>
+            if exec
+                .verify_prod
+                .as_ref()
+                .is_some_and(|v| v.failed && !v.rolled_back_by_ecs()) =>
         {
             if exec
                 .verify_prod
@@ -1082,3 +1085,7 @@ mod refusal_tests;
 #[cfg(test)]
 #[path = "verify_transition_tests.rs"]
 mod verify_transition_tests;
+
+#[cfg(test)]
+#[path = "bluegreen_transition_tests.rs"]
+mod bluegreen_transition_tests;
