@@ -10,8 +10,8 @@
 use std::sync::{Arc, Mutex};
 
 use shared::domain::verify::{EnvironmentVerify, VerifySettings};
-use shared::domain::{Environment, Status};
-use shared::ports::{Clock, ExecutionStore, SystemClock};
+use shared::domain::Status;
+use shared::ports::{Clock, SystemClock};
 use shipgate_tests::{approve, deployment_event, release_to_approval, World};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -99,12 +99,17 @@ async fn with_prod_verify(w: &World, prod: EnvironmentVerify) {
         .unwrap();
 }
 
+/// The digest `shipgate status` shows running in production.
 async fn shown_prod_digest(w: &World) -> String {
-    shared::app::releases::shown(&w.services, "demo", Environment::Prod)
-        .await
-        .unwrap()
-        .and_then(|r| r.current().map(|c| c.image.digest.clone()))
+    let status = shipgate_tests::control(
+        w,
+        serde_json::json!({"command": "status", "pipeline": "demo"}),
+    )
+    .await;
+    status["pipelines"][0]["prod"]["current"]["image"]["digest"]
+        .as_str()
         .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
@@ -128,11 +133,17 @@ async fn the_lifecycle_hook_verifies_the_green_revision_and_ecs_does_the_rest() 
     .await;
 
     // release 1: the green revision is still starting, then answers its commit
-    let (id, digest) = release_to_approval(&w, "demo", "1111111111111111111111111111111111111111").await;
+    let (id, digest) =
+        release_to_approval(&w, "demo", "1111111111111111111111111111111111111111").await;
     approve(&w, &id).await;
     let out = hook(&w, 1).await;
     assert_eq!(out["hookStatus"], "IN_PROGRESS", "{out}");
-    assert!(out["callBackDelay"].as_u64().is_some_and(|d| (1..=2).contains(&d)), "{out}");
+    assert!(
+        out["callBackDelay"]
+            .as_u64()
+            .is_some_and(|d| (1..=2).contains(&d)),
+        "{out}"
+    );
     let e = w.peek(&id.parse().unwrap()).await;
     assert_eq!(e.status, Status::VerifyingProd);
     assert_eq!(e.verify_prod.as_ref().unwrap().attempts, 3);
@@ -144,15 +155,29 @@ async fn the_lifecycle_hook_verifies_the_green_revision_and_ecs_does_the_rest() 
     assert_eq!(hook(&w, 1).await["hookStatus"], "SUCCEEDED");
     assert_eq!(green.requests(), seen);
     // ECS shifted production traffic and reports the deployment complete
-    let done = deployment_event(&w, &e.prod.unwrap().deployment_id, "SERVICE_DEPLOYMENT_COMPLETED").await;
+    let done = deployment_event(
+        &w,
+        &e.prod.unwrap().deployment_id,
+        "SERVICE_DEPLOYMENT_COMPLETED",
+    )
+    .await;
     assert_eq!(done["execution_status"], "SUCCEEDED", "{done}");
     let pinned = format!("{}@{digest}", w.provisioned.repository_uri);
-    assert_eq!(w.service_image(&sb.prod_cluster, &sb.prod_service).await, pinned);
+    assert_eq!(
+        w.service_image(&sb.prod_cluster, &sb.prod_service).await,
+        pinned
+    );
     assert_eq!(shown_prod_digest(&w).await, digest);
-    let blue = w.peek(&id.parse().unwrap()).await.prod.unwrap().task_definition;
+    let blue = w
+        .peek(&id.parse().unwrap())
+        .await
+        .prod
+        .unwrap()
+        .task_definition;
 
     // release 2: the green revision fails its check → FAILED, ECS rolls back
-    let (id2, _) = release_to_approval(&w, "demo", "2222222222222222222222222222222222222222").await;
+    let (id2, _) =
+        release_to_approval(&w, "demo", "2222222222222222222222222222222222222222").await;
     approve(&w, &id2).await;
     green.answer(500, "boom");
     assert_eq!(hook(&w, 2).await["hookStatus"], "IN_PROGRESS");
@@ -160,7 +185,11 @@ async fn the_lifecycle_hook_verifies_the_green_revision_and_ecs_does_the_rest() 
     let e2 = w.peek(&id2.parse().unwrap()).await;
     assert_eq!(e2.status, Status::ProdFailed);
     assert!(e2.failure.as_ref().unwrap().reason.contains("answered 500"));
-    assert_eq!(hook(&w, 2).await["hookStatus"], "FAILED", "duplicates answer the same");
+    assert_eq!(
+        hook(&w, 2).await["hookStatus"],
+        "FAILED",
+        "duplicates answer the same"
+    );
     // ECS's rollback: the service back on the blue revision, then the deployment failed event
     w.ecs()
         .update_service()
@@ -170,11 +199,22 @@ async fn the_lifecycle_hook_verifies_the_green_revision_and_ecs_does_the_rest() 
         .send()
         .await
         .unwrap();
-    let failed = deployment_event(&w, &e2.prod.unwrap().deployment_id, "SERVICE_DEPLOYMENT_FAILED").await;
+    let failed = deployment_event(
+        &w,
+        &e2.prod.unwrap().deployment_id,
+        "SERVICE_DEPLOYMENT_FAILED",
+    )
+    .await;
     assert_eq!(failed["status"], "ignored", "{failed}");
-    assert_eq!(w.peek(&id2.parse().unwrap()).await.status, Status::ProdFailed);
+    assert_eq!(
+        w.peek(&id2.parse().unwrap()).await.status,
+        Status::ProdFailed
+    );
     // what status says runs is what ECS runs: release 1; shipgate started no rollback itself
-    assert_eq!(w.service_image(&sb.prod_cluster, &sb.prod_service).await, pinned);
+    assert_eq!(
+        w.service_image(&sb.prod_cluster, &sb.prod_service).await,
+        pinned
+    );
     assert_eq!(shown_prod_digest(&w).await, digest);
     let rollbacks = w
         .services
@@ -191,11 +231,15 @@ async fn the_lifecycle_hook_verifies_the_green_revision_and_ecs_does_the_rest() 
     let mut other = hook_payload(&w, 3);
     other["executionDetails"]["serviceArn"] =
         "arn:aws:ecs:us-east-1:123456789012:service/elsewhere/other".into();
-    let out = deploy_events::handler::handle(&w.services, other).await.unwrap();
+    let out = deploy_events::handler::handle(&w.services, other)
+        .await
+        .unwrap();
     assert_eq!(out["hookStatus"], "SUCCEEDED");
     let mut bad = hook_payload(&w, 3);
     bad["lifecycleStage"] = "NOPE".into();
-    let err = deploy_events::handler::handle(&w.services, bad).await.unwrap_err();
+    let err = deploy_events::handler::handle(&w.services, bad)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("lifecycleStage"), "{err}");
 }
 
@@ -224,8 +268,18 @@ async fn an_alarm_event_rolls_a_baking_release_back_once() {
         let w = &w;
         async move {
             let mut def = w.services.pipeline("demo").await.unwrap();
-            def.verify.as_mut().unwrap().prod.as_mut().unwrap().bake_seconds = seconds;
-            w.services.store.put_pipeline(&def, SystemClock.now()).await.unwrap();
+            def.verify
+                .as_mut()
+                .unwrap()
+                .prod
+                .as_mut()
+                .unwrap()
+                .bake_seconds = seconds;
+            w.services
+                .store
+                .put_pipeline(&def, SystemClock.now())
+                .await
+                .unwrap();
         }
     };
     set_bake(1).await;
@@ -233,7 +287,10 @@ async fn an_alarm_event_rolls_a_baking_release_back_once() {
     health.answer(200, "111111111111");
     let (id1, digest1) =
         release_to_approval(&w, "demo", "1111111111111111111111111111111111111111").await;
-    assert_eq!(w.peek(&id1.parse().unwrap()).await.image_tag(), "111111111111");
+    assert_eq!(
+        w.peek(&id1.parse().unwrap()).await.image_tag(),
+        "111111111111"
+    );
     let dep = approve(&w, &id1).await;
     let done = deployment_event(&w, &dep, "SERVICE_DEPLOYMENT_COMPLETED").await;
     assert_eq!(done["execution_status"], "SUCCEEDED", "{done}");
@@ -242,27 +299,48 @@ async fn an_alarm_event_rolls_a_baking_release_back_once() {
     // release 2 bakes for an hour; the demo alarm goes to ALARM
     set_bake(3600).await;
     health.answer(200, "222222222222");
-    let (id2, _) = release_to_approval(&w, "demo", "2222222222222222222222222222222222222222").await;
+    let (id2, _) =
+        release_to_approval(&w, "demo", "2222222222222222222222222222222222222222").await;
     let dep = approve(&w, &id2).await;
     let done = deployment_event(&w, &dep, "SERVICE_DEPLOYMENT_COMPLETED").await;
     assert_eq!(done["execution_status"], "BAKING_PROD", "{done}");
-    let out = deploy_events::handler::handle(&w.services, alarm.clone()).await.unwrap();
+    let out = deploy_events::handler::handle(&w.services, alarm.clone())
+        .await
+        .unwrap();
     assert_eq!(out["status"], "applied", "{out}");
     assert_eq!(out["failed"][0], id2.as_str());
     let e2 = w.peek(&id2.parse().unwrap()).await;
     assert_eq!(e2.status, Status::ProdFailed);
-    let rollback = e2.verify_prod.as_ref().unwrap().rollback.clone().expect("automatic rollback");
+    let rollback = e2
+        .verify_prod
+        .as_ref()
+        .unwrap()
+        .rollback
+        .clone()
+        .expect("automatic rollback");
     // duplicated events: nothing twice
     for _ in 0..2 {
-        let out = deploy_events::handler::handle(&w.services, alarm.clone()).await.unwrap();
+        let out = deploy_events::handler::handle(&w.services, alarm.clone())
+            .await
+            .unwrap();
         assert_eq!(out["status"], "ignored", "{out}");
     }
     let rb = w.peek(&rollback).await;
-    let done = deployment_event(&w, &rb.prod.unwrap().deployment_id, "SERVICE_DEPLOYMENT_COMPLETED").await;
+    let done = deployment_event(
+        &w,
+        &rb.prod.unwrap().deployment_id,
+        "SERVICE_DEPLOYMENT_COMPLETED",
+    )
+    .await;
     assert_eq!(done["execution_status"], "SUCCEEDED", "{done}");
-    assert_eq!(w.peek(&id2.parse().unwrap()).await.status, Status::RolledBack);
+    assert_eq!(
+        w.peek(&id2.parse().unwrap()).await.status,
+        Status::RolledBack
+    );
     // a late event for the rolled-back release changes nothing
-    let out = deploy_events::handler::handle(&w.services, alarm).await.unwrap();
+    let out = deploy_events::handler::handle(&w.services, alarm)
+        .await
+        .unwrap();
     assert_eq!(out["status"], "ignored");
     let rollbacks = w
         .services

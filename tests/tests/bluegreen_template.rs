@@ -41,8 +41,14 @@ fn the_hook_role_is_assumed_by_ecs_and_invokes_deploy_events_only() {
         .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence().unwrap())
         .collect();
     assert_eq!(statements.len(), 1);
-    assert_eq!(statements[0]["Action"].as_str(), Some("lambda:InvokeFunction"));
-    assert_eq!(show(&statements[0]["Resource"]), "!GetAtt DeployEventsFunction.Arn");
+    assert_eq!(
+        statements[0]["Action"].as_str(),
+        Some("lambda:InvokeFunction")
+    );
+    assert_eq!(
+        show(&statements[0]["Resource"]),
+        "!GetAtt DeployEventsFunction.Arn"
+    );
     // the environment stack gets both as outputs
     assert_eq!(
         show(&t["Outputs"]["BlueGreenHookRoleArn"]["Value"]),
@@ -73,18 +79,25 @@ fn the_alarm_rule_delivers_only_watchable_alarms_entering_alarm_to_deploy_events
     assert_eq!(show(&targets[0]["Arn"]), "!GetAtt DeployEventsFunction.Arn");
     assert!(!targets[0]["DeadLetterConfig"].is_null());
     let permission = &t["Resources"]["AlarmStateInvokePermission"]["Properties"];
-    assert_eq!(show(&permission["FunctionName"]), "!Ref DeployEventsFunction");
-    assert_eq!(permission["Principal"].as_str(), Some("events.amazonaws.com"));
+    assert_eq!(
+        show(&permission["FunctionName"]),
+        "!Ref DeployEventsFunction"
+    );
+    assert_eq!(
+        permission["Principal"].as_str(),
+        Some("events.amazonaws.com")
+    );
     assert_eq!(show(&permission["SourceArn"]), "!GetAtt AlarmStateRule.Arn");
     // the sample event matches the pattern's literal parts
     let sample: serde_json::Value =
         serde_json::from_str(include_str!("../../events/cloudwatch/alarm.json")).unwrap();
     assert_eq!(sample["source"], "aws.cloudwatch");
     assert_eq!(sample["detail"]["state"]["value"], "ALARM");
-    assert!(sample["detail"]["alarmName"]
-        .as_str()
-        .unwrap()
-        .starts_with(t["Parameters"]["VerifyAlarmNamePrefix"]["Default"].as_str().unwrap()));
+    assert!(sample["detail"]["alarmName"].as_str().unwrap().starts_with(
+        t["Parameters"]["VerifyAlarmNamePrefix"]["Default"]
+            .as_str()
+            .unwrap()
+    ));
 }
 
 #[test]
@@ -135,7 +148,10 @@ fn the_example_environment_offers_blue_green_wiring_the_hook() {
     );
     // the health URLs are outputs and fill the generated pipeline file
     for output in ["TestUrl", "ProdUrl", "ProdTestListenerUrl"] {
-        assert!(show(&e["Outputs"][output]["Value"]).ends_with("/health"), "{output}");
+        assert!(
+            show(&e["Outputs"][output]["Value"]).ends_with("/health"),
+            "{output}"
+        );
     }
     let file = show(&e["Outputs"]["PipelineFile"]["Value"]);
     assert!(file.contains("[verify.test]\nurl = \"http://${LoadBalancer.DNSName}:8080/health\""));

@@ -679,7 +679,10 @@ fn generated_pipeline_file_is_valid() {
         ("AWS::AccountId", "123456789012"),
         ("AWS::StackName", "hello-env"),
         ("ImagesToKeep", "30"),
-        ("LoadBalancer.DNSName", "hello-123.eu-west-1.elb.amazonaws.com"),
+        (
+            "LoadBalancer.DNSName",
+            "hello-123.eu-west-1.elb.amazonaws.com",
+        ),
     ];
     // rolling (no test listener line) and blue/green (the line the !If adds)
     let blue_green = "test_listener_url = \"http://hello-123.eu-west-1.elb.amazonaws.com:9090/health\" # the green revision, checked by the lifecycle hook";
@@ -690,7 +693,9 @@ fn generated_pipeline_file_is_valid() {
         }
         let p = shared::domain::PipelineDefinition::parse(&filled, shared::domain::Format::Toml)
             .unwrap_or_else(|e| panic!("{e}\n{filled}"));
-        let prod = p.verify_of(shared::domain::Environment::Prod).expect("verify.prod");
+        let prod = p
+            .verify_of(shared::domain::Environment::Prod)
+            .expect("verify.prod");
         assert_eq!(
             prod.url.as_deref(),
             Some("http://hello-123.eu-west-1.elb.amazonaws.com/health")

@@ -61,7 +61,10 @@ mod tests {
         assert_eq!(out, serde_json::json!({"hookStatus": "SUCCEEDED"}));
         let alarm: Value =
             serde_json::from_str(include_str!("../../../events/cloudwatch/alarm.json")).unwrap();
-        assert_eq!(handle(&w.services, alarm).await.unwrap()["status"], "ignored");
+        assert_eq!(
+            handle(&w.services, alarm).await.unwrap()["status"],
+            "ignored"
+        );
         let mut bad = hook;
         bad["executionDetails"]["serviceArn"] = 42.into();
         assert!(matches!(

@@ -63,7 +63,10 @@ pub async fn on_alarm_state(
         );
     }
     let reason = match &change.reason {
-        Some(r) => format!("during the bake: alarm {} went to ALARM ({r})", change.alarm_name),
+        Some(r) => format!(
+            "during the bake: alarm {} went to ALARM ({r})",
+            change.alarm_name
+        ),
         None => format!("during the bake: alarm {} went to ALARM", change.alarm_name),
     };
     let mut failed = Vec::new();

@@ -87,7 +87,11 @@ async fn find(svc: &Services, hook: &LifecycleHook) -> Result<Found, AppError> {
             continue;
         }
         svc.remember_pipeline(&def);
-        for exec in svc.store.list_executions(&def.name, RECENT_EXECUTIONS).await? {
+        for exec in svc
+            .store
+            .list_executions(&def.name, RECENT_EXECUTIONS)
+            .await?
+        {
             let green = exec.verify_prod.as_ref().and_then(|v| v.green.as_deref());
             if green == Some(hook.target_revision.as_str()) {
                 return Ok(Found::Execution(Box::new(exec), Box::new(def)));
@@ -188,7 +192,12 @@ async fn attempts(
         .and_then(|s| s.green_check())
     else {
         // the definition no longer checks the green revision: the verification cannot go on
-        return fail(svc, cur, "the pipeline no longer sets [verify.prod] test_listener_url".into()).await;
+        return fail(
+            svc,
+            cur,
+            "the pipeline no longer sets [verify.prod] test_listener_url".into(),
+        )
+        .await;
     };
     for _ in 0..ATTEMPTS_PER_INVOCATION {
         if let Some(answer) = settled(&cur) {
@@ -213,8 +222,7 @@ async fn attempts(
             Applied::Ignored { current, .. } => current,
         };
     }
-    Ok(settled(&cur)
-        .unwrap_or_else(|| HookAnswer::in_progress(i64::from(check.interval_seconds))))
+    Ok(settled(&cur).unwrap_or_else(|| HookAnswer::in_progress(i64::from(check.interval_seconds))))
 }
 
 /// One attempt against the green revision, as the event that records it.
@@ -278,7 +286,12 @@ async fn fail(svc: &Services, cur: Execution, reason: String) -> Result<HookAnsw
 /// The hook's answer when the use case failed: a transient failure asks ECS to call again
 /// (an error would roll back a release that may be healthy); anything else is an error.
 pub fn answer_error(e: AppError) -> Result<HookAnswer, AppError> {
-    if e.is_retryable() || matches!(e, AppError::Conflict(_) | AppError::Store(crate::ports::StoreError::Conflict(_))) {
+    if e.is_retryable()
+        || matches!(
+            e,
+            AppError::Conflict(_) | AppError::Store(crate::ports::StoreError::Conflict(_))
+        )
+    {
         warn!(error = %e, "lifecycle hook: transient failure; ECS asks again");
         return Ok(HookAnswer::in_progress(i64::from(RETRY_CALLBACK_DELAY)));
     }

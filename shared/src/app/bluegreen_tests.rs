@@ -37,10 +37,9 @@ fn hook(service: &str, revision: u64) -> LifecycleHook {
     .unwrap();
     v["executionDetails"]["serviceArn"] =
         format!("arn:aws:ecs:us-east-1:123456789012:service/apps/{service}").into();
-    v["executionDetails"]["targetServiceRevisionArn"] = format!(
-        "arn:aws:ecs:us-east-1:123456789012:service-revision/apps/{service}/{revision}"
-    )
-    .into();
+    v["executionDetails"]["targetServiceRevisionArn"] =
+        format!("arn:aws:ecs:us-east-1:123456789012:service-revision/apps/{service}/{revision}")
+            .into();
     decode_lifecycle_hook(&v).unwrap()
 }
 
@@ -78,7 +77,10 @@ async fn released(w: &FakeWorld, n: u8) -> ExecutionId {
     let id = approved(w, n).await;
     let tag = exec(w, &id).await.image_tag();
     w.probe.answer_version(200, &tag);
-    assert_eq!(answer(w, &hook("hello-prod", u64::from(n))).await.status, HookStatus::Succeeded);
+    assert_eq!(
+        answer(w, &hook("hello-prod", u64::from(n))).await.status,
+        HookStatus::Succeeded
+    );
     ecs_says(w, &id, DeploymentEventName::Completed).await;
     assert_eq!(exec(w, &id).await.status, Status::Succeeded);
     id
@@ -94,7 +96,10 @@ async fn the_hook_answers_in_progress_while_attempts_remain_then_succeeded() {
     let h = hook("hello-prod", 1);
     let a = answer(&w, &h).await;
     assert_eq!(a.status, HookStatus::InProgress);
-    assert!(a.callback_delay.is_some_and(|d| (1..=2).contains(&d)), "{a:?}");
+    assert!(
+        a.callback_delay.is_some_and(|d| (1..=2).contains(&d)),
+        "{a:?}"
+    );
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::VerifyingProd);
     let v = e.verify_prod.as_ref().unwrap();
@@ -109,10 +114,12 @@ async fn the_hook_answers_in_progress_while_attempts_remain_then_succeeded() {
         .iter()
         .all(|u| u == "http://hello-test-listener.internal:8080/health"));
     // nothing runs in production yet: no revision recorded for it
-    assert!(super::releases::shown(&w.services, "hello", Environment::Prod)
-        .await
-        .unwrap()
-        .is_none_or(|r| r.current().is_none()));
+    assert!(
+        super::releases::shown(&w.services, "hello", Environment::Prod)
+            .await
+            .unwrap()
+            .is_none_or(|r| r.current().is_none())
+    );
 
     // ECS calls back; the green revision answers now
     w.probe.answer_version(200, &tag);
@@ -149,7 +156,12 @@ async fn a_failing_green_revision_is_failed_and_ecs_rolls_back_not_shipgate() {
     let good = released(&w, 1).await;
     let good_digest = exec(&w, &good).await.image.unwrap().digest;
     let prod = FakeWorld::pipeline().prod;
-    let blue = w.deployer.service_state(&prod).await.unwrap().task_definition;
+    let blue = w
+        .deployer
+        .service_state(&prod)
+        .await
+        .unwrap()
+        .task_definition;
 
     let id = approved(&w, 2).await;
     w.probe.answer_version(503, "x");
@@ -159,8 +171,15 @@ async fn a_failing_green_revision_is_failed_and_ecs_rolls_back_not_shipgate() {
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::ProdFailed);
     let reason = &e.failure.as_ref().unwrap().reason;
-    assert!(reason.contains("green revision") && reason.contains("answered 503"), "{reason}");
-    assert_eq!(w.probe.count(), 1 + 4, "one for the good release, four attempts");
+    assert!(
+        reason.contains("green revision") && reason.contains("answered 503"),
+        "{reason}"
+    );
+    assert_eq!(
+        w.probe.count(),
+        1 + 4,
+        "one for the good release, four attempts"
+    );
     // no rollback of shipgate's own: ECS rolls back
     let rollbacks = w
         .store
@@ -175,7 +194,10 @@ async fn a_failing_green_revision_is_failed_and_ecs_rolls_back_not_shipgate() {
     assert_eq!(answer(&w, &h).await, HookAnswer::failed());
     assert_eq!(w.probe.count(), 5);
     // ECS rolls the service back to the blue revision and reports the deployment failed
-    w.deployer.deploy_task_definition(&prod, &blue).await.unwrap();
+    w.deployer
+        .deploy_task_definition(&prod, &blue)
+        .await
+        .unwrap();
     ecs_says(&w, &id, DeploymentEventName::Failed).await;
     assert_eq!(exec(&w, &id).await.status, Status::ProdFailed);
     // status says what ECS runs: the previous release
@@ -198,7 +220,10 @@ async fn unknown_services_other_stages_and_unconfigured_pipelines_are_not_gated(
     let w = world(GREEN).await;
     let id = approved(&w, 1).await;
     let before = exec(&w, &id).await;
-    assert_eq!(answer(&w, &hook("someone-else", 1)).await, HookAnswer::succeeded());
+    assert_eq!(
+        answer(&w, &hook("someone-else", 1)).await,
+        HookAnswer::succeeded()
+    );
     let mut other_stage = hook("hello-prod", 1);
     other_stage.stage = crate::domain::ecs_hook::LifecycleStage::PostScaleUp;
     assert_eq!(answer(&w, &other_stage).await, HookAnswer::succeeded());
@@ -208,7 +233,10 @@ async fn unknown_services_other_stages_and_unconfigured_pipelines_are_not_gated(
     // a pipeline without test_listener_url: the hook does not check
     let plain = FakeWorld::with_pipeline().await;
     let id = approved(&plain, 3).await;
-    assert_eq!(answer(&plain, &hook("hello-prod", 3)).await, HookAnswer::succeeded());
+    assert_eq!(
+        answer(&plain, &hook("hello-prod", 3)).await,
+        HookAnswer::succeeded()
+    );
     assert_eq!(exec(&plain, &id).await.status, Status::DeployingProd);
 }
 
@@ -265,10 +293,16 @@ async fn a_killed_invocation_is_continued_and_a_rollback_deployment_is_never_che
     let w = world(GREEN).await;
     let id = approved(&w, 2).await;
     w.probe.refuse();
-    assert_eq!(answer(&w, &hook("hello-prod", 2)).await.status, HookStatus::InProgress);
+    assert_eq!(
+        answer(&w, &hook("hello-prod", 2)).await.status,
+        HookStatus::InProgress
+    );
     ecs_says(&w, &id, DeploymentEventName::Failed).await;
     assert_eq!(exec(&w, &id).await.status, Status::ProdFailed);
-    assert_eq!(answer(&w, &hook("hello-prod", 2)).await, HookAnswer::failed());
+    assert_eq!(
+        answer(&w, &hook("hello-prod", 2)).await,
+        HookAnswer::failed()
+    );
 
     // a rollback's deployment passes the hook unchecked
     let w = world(GREEN).await;
@@ -279,7 +313,10 @@ async fn a_killed_invocation_is_continued_and_a_rollback_deployment_is_never_che
         .await
         .unwrap();
     assert!(rb.trigger.is_rollback());
-    assert_eq!(answer(&w, &hook("hello-prod", 99)).await, HookAnswer::succeeded());
+    assert_eq!(
+        answer(&w, &hook("hello-prod", 99)).await,
+        HookAnswer::succeeded()
+    );
     assert_eq!(w.probe.count(), checks);
 }
 
@@ -289,7 +326,10 @@ async fn a_lost_completion_event_is_reconciled_from_ecs() {
     let id = approved(&w, 1).await;
     let tag = exec(&w, &id).await.image_tag();
     w.probe.answer_version(200, &tag);
-    assert_eq!(answer(&w, &hook("hello-prod", 1)).await, HookAnswer::succeeded());
+    assert_eq!(
+        answer(&w, &hook("hello-prod", 1)).await,
+        HookAnswer::succeeded()
+    );
     let dep = exec(&w, &id).await.prod.unwrap().deployment_id;
     w.deployer
         .set_deployment_state(&dep, crate::ports::DeploymentObservation::Completed);
@@ -330,9 +370,13 @@ async fn an_alarm_event_rolls_a_baking_release_back_exactly_once() {
     ecs_says(&w, &id, DeploymentEventName::Completed).await;
     assert_eq!(exec(&w, &id).await.status, Status::BakingProd);
     // other alarms and OK states change nothing
-    let out = on_alarm_state(&w.services, &alarm_event("unrelated", "ALARM")).await.unwrap();
+    let out = on_alarm_state(&w.services, &alarm_event("unrelated", "ALARM"))
+        .await
+        .unwrap();
     assert!(out.ignored.is_some());
-    let out = on_alarm_state(&w.services, &alarm_event("shipgate-hello-5xx", "OK")).await.unwrap();
+    let out = on_alarm_state(&w.services, &alarm_event("shipgate-hello-5xx", "OK"))
+        .await
+        .unwrap();
     assert!(out.ignored.is_some());
     assert_eq!(exec(&w, &id).await.status, Status::BakingProd);
 
@@ -344,7 +388,13 @@ async fn an_alarm_event_rolls_a_baking_release_back_exactly_once() {
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::ProdFailed);
     assert!(e.failure.as_ref().unwrap().reason.contains("went to ALARM"));
-    let rb = e.verify_prod.as_ref().unwrap().rollback.clone().expect("rollback started");
+    let rb = e
+        .verify_prod
+        .as_ref()
+        .unwrap()
+        .rollback
+        .clone()
+        .expect("rollback started");
     // duplicated and late events: nothing twice
     for _ in 0..3 {
         let out = on_alarm_state(&w.services, &alarm_event("shipgate-hello-5xx", "ALARM"))
@@ -354,11 +404,16 @@ async fn an_alarm_event_rolls_a_baking_release_back_exactly_once() {
     }
     // the rollback completes; a late alarm event for the rolled-back release changes nothing
     let dep = exec(&w, &rb).await.prod.unwrap().deployment_id;
-    on_deployment_state(&w.services, &deploy_event(&dep, DeploymentEventName::Completed))
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
+    assert_eq!(exec(&w, &id).await.status, Status::RolledBack);
+    let out = on_alarm_state(&w.services, &alarm_event("shipgate-hello-5xx", "ALARM"))
         .await
         .unwrap();
-    assert_eq!(exec(&w, &id).await.status, Status::RolledBack);
-    let out = on_alarm_state(&w.services, &alarm_event("shipgate-hello-5xx", "ALARM")).await.unwrap();
     assert!(out.failed.is_empty());
     let rollbacks = w
         .store
@@ -369,7 +424,11 @@ async fn an_alarm_event_rolls_a_baking_release_back_exactly_once() {
         .filter(|e| e.trigger.is_rollback())
         .count();
     assert_eq!(rollbacks, 1);
-    assert_eq!(exec(&w, &good).await.status, Status::Succeeded, "a finished release is untouched");
+    assert_eq!(
+        exec(&w, &good).await.status,
+        Status::Succeeded,
+        "a finished release is untouched"
+    );
     // status says what ECS runs
     let prod = FakeWorld::pipeline().prod;
     assert!(w.deployer.image_of(&prod).unwrap().ends_with(&good_digest));

@@ -21,11 +21,11 @@ pub mod sweeper;
 pub mod verification;
 
 #[cfg(test)]
-mod bluegreen_tests;
-#[cfg(test)]
 mod approval_key_tests;
 #[cfg(test)]
 mod approval_policy_tests;
+#[cfg(test)]
+mod bluegreen_tests;
 #[cfg(test)]
 mod build_output_tests;
 #[cfg(test)]

@@ -156,10 +156,7 @@ pub(crate) async fn run(
 /// A blue/green verification that stopped changing: ask ECS how the deployment ended (its
 /// completion bakes or succeeds once the green revision passed, its failure ends in
 /// `PROD_FAILED`); still under way: nothing to do.
-async fn green_reconcile(
-    svc: &Services,
-    exec: &Execution,
-) -> Result<Option<Transition>, AppError> {
+async fn green_reconcile(svc: &Services, exec: &Execution) -> Result<Option<Transition>, AppError> {
     let Some(d) = exec.prod.as_ref() else {
         return Ok(None);
     };
@@ -169,7 +166,11 @@ async fn green_reconcile(
         container: String::new(),
     };
     let deployment_id = d.deployment_id.clone();
-    let event = match svc.deployer.deployment_state(&target, &deployment_id).await? {
+    let event = match svc
+        .deployer
+        .deployment_state(&target, &deployment_id)
+        .await?
+    {
         crate::ports::DeploymentObservation::Completed => Event::DeployCompleted {
             deployment_id,
             approval: None,

@@ -112,7 +112,9 @@ mod tests {
         assert!(e.to_string().len() < 300);
         let mut v = sample();
         v["detail"]["alarmName"] = "".into();
-        assert!(matches!(decode_alarm_state(&v), Err(EventDecodeError::Detail { path, .. }) if path == "alarmName"));
+        assert!(
+            matches!(decode_alarm_state(&v), Err(EventDecodeError::Detail { path, .. }) if path == "alarmName")
+        );
         let mut v = sample();
         v["detail"]["alarmName"] = "a".repeat(256).into();
         assert!(decode_alarm_state(&v).is_err());

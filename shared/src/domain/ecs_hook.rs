@@ -163,9 +163,7 @@ pub fn decode_lifecycle_hook(value: &Value) -> Result<LifecycleHook, EventDecode
             "expected arn:aws:ecs:<region>:<account>:service/<cluster>/<service>",
         )
     })?;
-    if !d
-        .target_service_revision_arn
-        .starts_with("arn:")
+    if !d.target_service_revision_arn.starts_with("arn:")
         || !d.target_service_revision_arn.contains(":service-revision/")
     {
         return Err(invalid(

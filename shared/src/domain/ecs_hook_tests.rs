@@ -15,12 +15,17 @@ fn the_documented_payload_decodes() {
     let h = decode_lifecycle_hook(&v).unwrap();
     assert_eq!(h.execution_id, "3a0345ba-b029-404b-890d-7da2a4b266aa");
     assert_eq!(h.stage, LifecycleStage::PostTestTrafficShift);
-    assert_eq!((h.cluster.as_str(), h.service.as_str()), ("my-cluster", "my-service"));
+    assert_eq!(
+        (h.cluster.as_str(), h.service.as_str()),
+        ("my-cluster", "my-service")
+    );
     assert_eq!(
         h.target_revision,
         "arn:aws:ecs:us-west-2:123456789012:service-revision/my-cluster/my-service/9313423515462893900"
     );
-    assert!(h.resource_arn.contains(":service-deployment/my-cluster/my-service/"));
+    assert!(h
+        .resource_arn
+        .contains(":service-deployment/my-cluster/my-service/"));
     assert!(!h.rolling_back);
     // hookDetails (service configuration or our own IN_PROGRESS state) is not needed
     let mut with_details = v.clone();
@@ -60,12 +65,17 @@ fn hostile_payloads_are_clear_errors() {
     let mut v = sample();
     v["lifecycleStage"] = "X".repeat(1_000_000).into();
     let err = decode_lifecycle_hook(&v).unwrap_err().to_string();
-    assert!(err.len() < 300, "the error quotes an excerpt: {}", err.len());
+    assert!(
+        err.len() < 300,
+        "the error quotes an excerpt: {}",
+        err.len()
+    );
     let mut v = sample();
     v["executionDetails"]["serviceArn"] = "arn:aws:ecs:us-west-2:1:cluster/x".into();
     assert_eq!(path_of(&v), "executionDetails.serviceArn");
     let mut v = sample();
-    v["executionDetails"]["serviceArn"] = format!("arn:aws:ecs:r:1:service/c/{}", "s".repeat(5000)).into();
+    v["executionDetails"]["serviceArn"] =
+        format!("arn:aws:ecs:r:1:service/c/{}", "s".repeat(5000)).into();
     assert_eq!(path_of(&v), "executionDetails.serviceArn");
     let mut v = sample();
     v["executionDetails"]["targetServiceRevisionArn"] = "rev\u{0}".into();
@@ -74,7 +84,10 @@ fn hostile_payloads_are_clear_errors() {
     v["executionDetails"]["targetServiceRevisionArn"] = 7.into();
     assert_eq!(path_of(&v), "executionDetails.targetServiceRevisionArn");
     let mut v = sample();
-    v["executionDetails"].as_object_mut().unwrap().remove("serviceArn");
+    v["executionDetails"]
+        .as_object_mut()
+        .unwrap()
+        .remove("serviceArn");
     assert!(path_of(&v).starts_with("executionDetails"));
     let mut v = sample();
     v["executionId"] = "".into();

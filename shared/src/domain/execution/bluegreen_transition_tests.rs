@@ -38,24 +38,37 @@ fn completed() -> Event {
 fn the_green_revision_is_verified_before_ecs_completes_then_bakes() {
     let (verifying, effects) = step(&at(Status::DeployingProd), green_started(60));
     assert_eq!(verifying.status, Status::VerifyingProd);
-    assert!(effects.is_empty(), "the hook drives the checks: {effects:?}");
+    assert!(
+        effects.is_empty(),
+        "the hook drives the checks: {effects:?}"
+    );
     let v = verifying.verify_prod.as_ref().unwrap();
     assert_eq!(v.green.as_deref(), Some(GREEN));
-    assert_eq!(pending_effects(&verifying), vec![Effect::Verify(Environment::Prod)]);
+    assert_eq!(
+        pending_effects(&verifying),
+        vec![Effect::Verify(Environment::Prod)]
+    );
     // the same hook start again is already applied; another revision's is refused
     assert!(matches!(
         apply(&verifying, green_started(60)),
         Err(DomainError::AlreadyApplied { .. })
     ));
     let mut other = green_started(60);
-    if let Event::GreenVerifyStarted { target_revision, .. } = &mut other {
+    if let Event::GreenVerifyStarted {
+        target_revision, ..
+    } = &mut other
+    {
         *target_revision = "arn:aws:ecs:us-east-1:1:service-revision/apps/hello-prod/8".into();
     }
     assert!(apply(&verifying, other).is_err());
     // ECS's completion before the check passed changes nothing
     assert!(apply(&verifying, completed()).is_err());
     let (ok, effects) = step(&verifying, passed(1));
-    assert_eq!(ok.status, Status::VerifyingProd, "ECS has not completed yet");
+    assert_eq!(
+        ok.status,
+        Status::VerifyingProd,
+        "ECS has not completed yet"
+    );
     assert!(effects.is_empty());
     assert!(ok.verify_prod.as_ref().unwrap().green_passed());
     assert!(ok.history.last().unwrap().cause.contains("test listener"));
@@ -64,13 +77,19 @@ fn the_green_revision_is_verified_before_ecs_completes_then_bakes() {
     assert_eq!(baking.status, Status::BakingProd);
     assert_eq!(
         effects,
-        vec![Effect::RecordRevision(Environment::Prod), Effect::Verify(Environment::Prod)]
+        vec![
+            Effect::RecordRevision(Environment::Prod),
+            Effect::Verify(Environment::Prod)
+        ]
     );
     assert!(baking.verify_prod.as_ref().unwrap().bake_until.is_some());
     // the same completion through VerifyStarted (a pipeline that verifies prod) is the same
     let (baking2, _) = step(&ok, verify_started("ecs-svc/2", 60));
     assert_eq!(baking2.status, Status::BakingProd);
-    assert!(apply(&baking, completed()).is_err(), "a repeated completion");
+    assert!(
+        apply(&baking, completed()).is_err(),
+        "a repeated completion"
+    );
     // an alarm in the bake after ECS completed: shipgate rolls back (ECS's deployment is over)
     let (failed, effects) = step(
         &baking,
@@ -111,8 +130,16 @@ fn a_failed_green_revision_is_rolled_back_by_ecs_not_by_shipgate() {
         vec![Effect::RecordFailure(Environment::Prod), Effect::Notify]
     );
     assert!(failed.verify_prod.as_ref().unwrap().rolled_back_by_ecs());
-    assert!(pending_effects(&failed).is_empty(), "no automatic rollback owed");
-    assert!(failed.history.last().unwrap().cause.contains("ECS rolls production back"));
+    assert!(
+        pending_effects(&failed).is_empty(),
+        "no automatic rollback owed"
+    );
+    assert!(failed
+        .history
+        .last()
+        .unwrap()
+        .cause
+        .contains("ECS rolls production back"));
     // ECS then reports the deployment failed: nothing more
     assert!(apply(
         &failed,
@@ -122,7 +149,13 @@ fn a_failed_green_revision_is_rolled_back_by_ecs_not_by_shipgate() {
         }
     )
     .is_err());
-    assert!(apply(&failed, Event::AutoRollbackStarted { by: ExecutionId::generate(t(5)) }).is_err());
+    assert!(apply(
+        &failed,
+        Event::AutoRollbackStarted {
+            by: ExecutionId::generate(t(5))
+        }
+    )
+    .is_err());
 }
 
 #[test]

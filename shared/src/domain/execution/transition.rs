@@ -795,18 +795,23 @@ fn verification(
                 vec![],
             )
         }
-        (S::VerifyingProd, Event::GreenVerifyStarted { target_revision, .. })
-            if exec
-                .verify_prod
-                .as_ref()
-                .is_some_and(|v| v.green.as_deref() == Some(target_revision.as_str())) =>
+        (
+            S::VerifyingProd,
+            Event::GreenVerifyStarted {
+                target_revision, ..
+            },
+        ) if exec
+            .verify_prod
+            .as_ref()
+            .is_some_and(|v| v.green.as_deref() == Some(target_revision.as_str())) =>
         {
             return Err(DomainError::AlreadyApplied { event: name });
         }
         // blue/green: ECS completed the deployment whose green revision passed the hook's check
         (
             S::VerifyingProd,
-            Event::VerifyStarted { deployment_id, .. } | Event::DeployCompleted { deployment_id, .. },
+            Event::VerifyStarted { deployment_id, .. }
+            | Event::DeployCompleted { deployment_id, .. },
         ) if exec.verify_prod.as_ref().is_some_and(|v| v.green_passed()) => {
             expect_deployment(exec, Environment::Prod, &deployment_id)?;
             let bake = exec
@@ -832,9 +837,13 @@ fn verification(
             }
         }
         // blue/green: ECS gave up on the deployment (its own rollback, a hook timeout)
-        (S::VerifyingProd, Event::DeployFailed { deployment_id, reason })
-            if exec.verify_prod.as_ref().is_some_and(|v| v.green.is_some()) =>
-        {
+        (
+            S::VerifyingProd,
+            Event::DeployFailed {
+                deployment_id,
+                reason,
+            },
+        ) if exec.verify_prod.as_ref().is_some_and(|v| v.green.is_some()) => {
             expect_deployment(exec, Environment::Prod, &deployment_id)?;
             next.failure = Some(Failure {
                 stage: Stage::Prod,
