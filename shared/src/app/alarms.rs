@@ -73,7 +73,7 @@ pub async fn on_alarm_state(
     for exec in baking.into_iter().filter(|e| {
         e.verify_prod
             .as_ref()
-            .is_some_and(|v| v.alarms.iter().any(|a| *a == change.alarm_name))
+            .is_some_and(|v| v.alarms.contains(&change.alarm_name))
     }) {
         let id = exec.id.clone();
         let event = Event::VerifyFailed {

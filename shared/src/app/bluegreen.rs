@@ -34,7 +34,7 @@ use crate::domain::ecs_hook::{
     names_service, HookAnswer, LifecycleHook, LifecycleStage, RETRY_CALLBACK_DELAY,
 };
 use crate::domain::verify::{judge, HttpCheck, MAX_BODY_BYTES};
-use crate::domain::{Environment, Event, Execution, PipelineDefinition, Status};
+use crate::domain::{Environment, Event, Execution, ExecutionId, PipelineDefinition, Status};
 
 /// The most one hook invocation spends checking (ECS waits for the answer; the function's
 /// timeout is 60 s).
@@ -49,7 +49,7 @@ enum Found {
     /// No shipgate execution deploys to this service.
     Nothing,
     /// An execution is approved for this service but its deployment is not recorded yet.
-    NotRecorded(Execution),
+    NotRecorded(ExecutionId),
     Execution(Box<Execution>, Box<PipelineDefinition>),
 }
 
@@ -68,8 +68,8 @@ pub async fn on_lifecycle_hook(
             warn!("no shipgate execution is deploying to this service; not gated");
             Ok(HookAnswer::succeeded())
         }
-        Found::NotRecorded(exec) => {
-            info!(execution_id = %exec.id, "the production deployment of this service is not recorded yet; ask again");
+        Found::NotRecorded(id) => {
+            info!(execution_id = %id, "the production deployment of this service is not recorded yet; ask again");
             Ok(HookAnswer::in_progress(i64::from(RETRY_CALLBACK_DELAY)))
         }
         Found::Execution(exec, pipeline) => drive(svc, *exec, &pipeline, hook).await,
@@ -79,7 +79,7 @@ pub async fn on_lifecycle_hook(
 async fn find(svc: &Services, hook: &LifecycleHook) -> Result<Found, AppError> {
     let pipelines = svc.store.list_pipelines().await?;
     let mut deploying: Vec<(Execution, PipelineDefinition)> = Vec::new();
-    let mut unrecorded: Option<Execution> = None;
+    let mut unrecorded: Option<ExecutionId> = None;
     for stored in pipelines {
         let def = stored.definition;
         let target = def.target(Environment::Prod);
@@ -104,7 +104,7 @@ async fn find(svc: &Services, hook: &LifecycleHook) -> Result<Found, AppError> {
                     deploying.push((exec, def.clone()))
                 }
                 Some(_) => {}
-                None => unrecorded = Some(exec),
+                None => unrecorded = Some(exec.id.clone()),
             }
         }
     }
