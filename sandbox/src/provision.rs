@@ -41,10 +41,15 @@ pub struct DemoVerify {
     pub prod_url: String,
     pub bake_seconds: u32,
     pub alarm: String,
+    /// The smoke test project of the test verification (`None`: no smoke test).
+    pub smoke_project: Option<String>,
 }
 
 /// The demo alarm `[alarm]` pushes set to ALARM during the bake.
 pub const DEMO_ALARM: &str = "shipgate-demo-prod-5xx";
+/// The demo smoke test project (named with the template's default `SmokeProjectNamePrefix`);
+/// `[smoke-fail]` pushes fail its simulated build.
+pub const DEMO_SMOKE_PROJECT: &str = "shipgate-smoke-hello";
 
 impl Default for Sandbox {
     fn default() -> Self {
@@ -282,6 +287,11 @@ approval = {{ topic_arn = "{topic_arn}", timeout_hours = 72 }}
                 .send()
                 .await
                 .map_err(aws_step("demo alarm state"))?;
+            let smoke = v
+                .smoke_project
+                .as_ref()
+                .map(|p| format!("smoke_project = \"{p}\"\n"))
+                .unwrap_or_default();
             pipeline_text.push_str(&format!(
                 r#"
 [verify.test]
@@ -289,7 +299,7 @@ url = "{test_url}"
 attempts = 3
 interval_seconds = 1
 timeout_seconds = 2
-
+{smoke}
 [verify.prod]
 url = "{prod_url}"
 attempts = 3

@@ -45,6 +45,9 @@ pub struct DevArgs {
     /// Provision the demo pipeline without verification (no local hello-service processes).
     #[arg(long)]
     no_verify: bool,
+    /// Provision the demo pipeline's test verification without its smoke test build.
+    #[arg(long)]
+    no_smoke: bool,
     /// Seconds between sweeper runs (the EventBridge schedule in AWS).
     #[arg(long, default_value_t = 60)]
     sweep_seconds: u64,
@@ -187,6 +190,8 @@ async fn serve(args: DevArgs) -> Result<(), String> {
             prod_url: format!("http://127.0.0.1:{prod_port}/health"),
             bake_seconds: args.bake_seconds.min(600),
             alarm: shipgate_sandbox::DEMO_ALARM.to_string(),
+            smoke_project: (!args.no_smoke)
+                .then(|| shipgate_sandbox::DEMO_SMOKE_PROJECT.to_string()),
         });
     }
     let provisioned = sandbox.provision(&sdk).await.map_err(|e| e.to_string())?;
@@ -527,6 +532,16 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
         sb.prod_cluster,
         sb.prod_service
     );
+    if let Some(v) = &sb.demo_verify {
+        let smoke = match &v.smoke_project {
+            Some(project) => format!(
+                " + smoke test {project} (CodeBuild, TARGET_URL {}; [smoke-fail] fails it)",
+                v.test_url
+            ),
+            None => String::new(),
+        };
+        println!("  verify test    GET {}{smoke}", v.test_url);
+    }
     println!("  environment    {}", env_file.display());
     println!();
     println!("In another terminal:");

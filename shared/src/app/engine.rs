@@ -42,6 +42,9 @@ pub struct Capabilities {
     /// The automatic rollback of production after its verification failed: pointing the prod
     /// service back at an earlier, already registered revision (ecs:UpdateService only).
     pub roll_back_prod: bool,
+    /// Start the smoke test build of a test verification (codebuild:StartBuild on the smoke
+    /// projects only, `SmokeProjectNamePrefix` in the template).
+    pub start_smoke: bool,
 }
 
 impl Capabilities {
@@ -55,6 +58,7 @@ impl Capabilities {
         feedback: true,
         verify: true,
         roll_back_prod: true,
+        start_smoke: true,
     };
 
     pub fn allows(&self, effect: &Effect) -> bool {

@@ -15,6 +15,7 @@ pub mod feedback;
 pub mod metrics;
 pub mod notices;
 pub mod releases;
+pub mod smoke;
 pub mod sources;
 pub mod status_page;
 pub mod sweeper;
@@ -36,6 +37,8 @@ mod flow_tests;
 mod hostile_tests;
 #[cfg(test)]
 mod release_tests;
+#[cfg(test)]
+mod smoke_tests;
 #[cfg(test)]
 mod sweeper_tests;
 #[cfg(test)]
