@@ -252,6 +252,7 @@ async fn an_alarm_event_rolls_a_baking_release_back_once() {
             prod_url: health.url.clone(),
             bake_seconds: 3600,
             alarm: shipgate_sandbox::DEMO_ALARM.into(),
+            smoke_project: None,
         }),
         ..Default::default()
     };
