@@ -684,8 +684,35 @@ fn generated_pipeline_file_is_valid() {
         ("AWS::AccountId", "123456789012"),
         ("AWS::StackName", "hello-env"),
         ("ImagesToKeep", "30"),
+        (
+            "LoadBalancer.DNSName",
+            "hello-123.eu-west-1.elb.amazonaws.com",
+        ),
     ];
-    let mut filled = template.clone();
+    // rolling (no test listener line) and blue/green (the line the !If adds)
+    let blue_green = "test_listener_url = \"http://hello-123.eu-west-1.elb.amazonaws.com:9090/health\" # the green revision, checked by the lifecycle hook";
+    for check in ["", blue_green] {
+        let mut filled = template.replace("${BlueGreenCheck}", check);
+        for (name, value) in samples {
+            filled = filled.replace(&format!("${{{name}}}"), value);
+        }
+        let p = shared::domain::PipelineDefinition::parse(&filled, shared::domain::Format::Toml)
+            .unwrap_or_else(|e| panic!("{e}\n{filled}"));
+        let prod = p
+            .verify_of(shared::domain::Environment::Prod)
+            .expect("verify.prod");
+        assert_eq!(
+            prod.url.as_deref(),
+            Some("http://hello-123.eu-west-1.elb.amazonaws.com/health")
+        );
+        assert_eq!(prod.test_listener_url.is_some(), !check.is_empty());
+        assert_eq!(
+            p.verify_of(shared::domain::Environment::Test)
+                .and_then(|t| t.url.as_deref()),
+            Some("http://hello-123.eu-west-1.elb.amazonaws.com:8080/health")
+        );
+    }
+    let mut filled = template.replace("${BlueGreenCheck}", "");
     for (name, value) in samples {
         filled = filled.replace(&format!("${{{name}}}"), value);
     }

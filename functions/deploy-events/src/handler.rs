@@ -1,14 +1,33 @@
-//! ECS "Deployment State Change" (EventBridge).
+//! What deploy-events receives, told apart by shape: ECS "Deployment State Change"
+//! (EventBridge), "CloudWatch Alarm State Change" (EventBridge; bakes it watches), and ECS
+//! blue/green lifecycle hook invocations (ECS invokes the function with its hook role).
 
 use serde_json::Value;
+use shared::app::alarms::on_alarm_state;
+use shared::app::bluegreen::{answer_error, on_lifecycle_hook};
 use shared::app::events::on_deployment_state;
 use shared::app::Services;
+use shared::domain::alarm_events::{decode_alarm_state, is_alarm_event};
 use shared::domain::aws_events::decode_deployment_state;
+use shared::domain::ecs_hook::{decode_lifecycle_hook, is_lifecycle_hook};
 use shared::runtime::{outcome_json, EventError};
 
 pub async fn handle(svc: &Services, event: Value) -> Result<Value, EventError> {
     // one invocation: each pipeline definition is read at most once
     let svc = &svc.for_invocation();
+    if is_lifecycle_hook(&event) {
+        let hook = decode_lifecycle_hook(&event)?;
+        let answer = match on_lifecycle_hook(svc, &hook).await {
+            Ok(a) => a,
+            Err(e) => answer_error(e)?,
+        };
+        tracing::info!(hook_status = ?answer.status, callback_delay = ?answer.callback_delay, "lifecycle hook answered");
+        return Ok(serde_json::to_value(answer).unwrap_or_default());
+    }
+    if is_alarm_event(&event) {
+        let change = decode_alarm_state(&event)?;
+        return Ok(on_alarm_state(svc, &change).await?.to_json());
+    }
     let change = decode_deployment_state(&event)?;
     let outcome = on_deployment_state(svc, &change).await?;
     Ok(outcome_json(&outcome))
@@ -32,6 +51,26 @@ mod tests {
                 .unwrap();
             assert_eq!(out["status"], "ignored");
         }
+        // a lifecycle hook for a service shipgate does not deploy is not gated; an alarm no
+        // bake watches changes nothing; a malformed hook payload is invalid
+        let hook: Value = serde_json::from_str(include_str!(
+            "../../../events/ecs/lifecycle-hook-post-test-traffic-shift.json"
+        ))
+        .unwrap();
+        let out = handle(&w.services, hook.clone()).await.unwrap();
+        assert_eq!(out, serde_json::json!({"hookStatus": "SUCCEEDED"}));
+        let alarm: Value =
+            serde_json::from_str(include_str!("../../../events/cloudwatch/alarm.json")).unwrap();
+        assert_eq!(
+            handle(&w.services, alarm).await.unwrap()["status"],
+            "ignored"
+        );
+        let mut bad = hook;
+        bad["executionDetails"]["serviceArn"] = 42.into();
+        assert!(matches!(
+            handle(&w.services, bad).await,
+            Err(EventError::Invalid(_))
+        ));
         let wrong: Value =
             serde_json::from_str(include_str!("../../../events/codebuild/succeeded.json")).unwrap();
         assert!(matches!(

@@ -5,7 +5,9 @@
 //! that won performs the transition's effects ([`Services::perform`]), so a repeated or concurrent
 //! event never causes a second build, deploy or email.
 
+pub mod alarms;
 pub mod approvals;
+pub mod bluegreen;
 pub mod control;
 pub mod engine;
 pub mod events;
@@ -23,6 +25,8 @@ pub mod verification;
 mod approval_key_tests;
 #[cfg(test)]
 mod approval_policy_tests;
+#[cfg(test)]
+mod bluegreen_tests;
 #[cfg(test)]
 mod build_output_tests;
 #[cfg(test)]

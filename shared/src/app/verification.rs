@@ -69,6 +69,11 @@ pub(crate) async fn run(
             return Ok(None);
         };
         let left = STEP_BUDGET.saturating_sub(started.elapsed());
+        if cur.status == Status::VerifyingProd && env == Environment::Prod && v.green.is_some() {
+            // blue/green: ECS's hook invocations drive the checks; what is owed here is only
+            // learning how ECS's deployment ended, should its event be lost
+            return green_reconcile(svc, &cur).await;
+        }
         // the smoke test phase (the HTTP check passed): its build decides
         if env == Environment::Test && cur.status == Status::VerifyingTest && v.smoke.is_some() {
             return super::smoke::step(svc, &cur).await;
@@ -158,6 +163,38 @@ pub(crate) async fn run(
         }
         return Ok(None);
     }
+}
+
+/// A blue/green verification that stopped changing: ask ECS how the deployment ended (its
+/// completion bakes or succeeds once the green revision passed, its failure ends in
+/// `PROD_FAILED`); still under way: nothing to do.
+async fn green_reconcile(svc: &Services, exec: &Execution) -> Result<Option<Transition>, AppError> {
+    let Some(d) = exec.prod.as_ref() else {
+        return Ok(None);
+    };
+    let target = crate::domain::ServiceTarget {
+        cluster: d.cluster.clone(),
+        service: d.service.clone(),
+        container: String::new(),
+    };
+    let deployment_id = d.deployment_id.clone();
+    let event = match svc
+        .deployer
+        .deployment_state(&target, &deployment_id)
+        .await?
+    {
+        crate::ports::DeploymentObservation::Completed => Event::DeployCompleted {
+            deployment_id,
+            approval: None,
+        },
+        crate::ports::DeploymentObservation::Failed(reason) => Event::DeployFailed {
+            deployment_id,
+            reason,
+        },
+        _ => return Ok(None),
+    };
+    info!(execution_id = %exec.id, event = event.name(), "blue/green deployment reconciled with ECS");
+    svc.follow_up(exec, event).await
 }
 
 /// Watch the bake within `left`: the event that ends it (an alarm, or the bake is over), or
@@ -264,7 +301,7 @@ pub(crate) async fn auto_rollback(
         || exec
             .verify_prod
             .as_ref()
-            .is_none_or(|v| !v.failed || v.rollback.is_some())
+            .is_none_or(|v| !v.failed || v.rollback.is_some() || v.rolled_back_by_ecs())
     {
         return Ok(None);
     }

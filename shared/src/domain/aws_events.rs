@@ -15,6 +15,13 @@ pub enum EventDecodeError {
     WrongType { expected: &'static str, got: String },
     #[error("field `detail.{path}`: {message}")]
     Detail { path: String, message: String },
+    /// A payload that is not an EventBridge event (an ECS lifecycle hook invocation).
+    #[error("{kind}: field `{path}`: {message}")]
+    Payload {
+        kind: &'static str,
+        path: String,
+        message: String,
+    },
 }
 
 /// The EventBridge envelope.
@@ -36,21 +43,21 @@ pub struct Envelope {
     pub detail: Value,
 }
 
-fn decode_envelope(value: &Value) -> Result<Envelope, EventDecodeError> {
+pub(crate) fn decode_envelope(value: &Value) -> Result<Envelope, EventDecodeError> {
     serde_path_to_error::deserialize::<_, Envelope>(value).map_err(|e| EventDecodeError::Envelope {
         path: e.path().to_string(),
         message: e.into_inner().to_string(),
     })
 }
 
-fn decode_detail<T: DeserializeOwned>(env: &Envelope) -> Result<T, EventDecodeError> {
+pub(crate) fn decode_detail<T: DeserializeOwned>(env: &Envelope) -> Result<T, EventDecodeError> {
     serde_path_to_error::deserialize::<_, T>(&env.detail).map_err(|e| EventDecodeError::Detail {
         path: e.path().to_string(),
         message: e.into_inner().to_string(),
     })
 }
 
-fn expect_type(env: &Envelope, expected: &'static str) -> Result<(), EventDecodeError> {
+pub(crate) fn expect_type(env: &Envelope, expected: &'static str) -> Result<(), EventDecodeError> {
     if env.detail_type == expected {
         Ok(())
     } else {

@@ -1,9 +1,11 @@
 //! Pure domain: types, the execution state machine, validation and decoding.
 //! No AWS SDK types, no I/O, no async.
 
+pub mod alarm_events;
 pub mod approval_policy;
 pub mod audience;
 pub mod aws_events;
+pub mod ecs_hook;
 pub mod execution;
 pub mod feedback;
 pub mod github;

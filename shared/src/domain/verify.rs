@@ -76,6 +76,12 @@ pub struct EnvironmentVerify {
     /// Production only: CloudWatch alarm names; one in ALARM during the bake rolls back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<String>,
+    /// Production only, ECS blue/green: the URL of the load balancer's test listener, checked
+    /// (with this table's expectations) when ECS invokes shipgate's lifecycle hook at
+    /// `POST_TEST_TRAFFIC_SHIFT` — the green revision answers there before production
+    /// traffic moves (see [`crate::domain::ecs_hook`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_listener_url: Option<String>,
     /// Test only: the CodeBuild project of the smoke test started after the HTTP check passed
     /// (or at once without a URL); its build state change decides the verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +141,15 @@ impl EnvironmentVerify {
             interval_seconds: self.interval_seconds,
             timeout_seconds: self.timeout_seconds,
         })
+    }
+
+    /// The check the blue/green lifecycle hook runs against the green revision: this table's
+    /// check with the test listener's URL, if one is set.
+    pub fn green_check(&self) -> Option<HttpCheck> {
+        let url = self.test_listener_url.clone()?;
+        let mut with_url = self.clone();
+        with_url.url = Some(url);
+        with_url.http()
     }
 
     /// Does anything remain after the HTTP check passed (a bake or alarms)?
@@ -257,6 +272,11 @@ pub struct Verification {
     /// Production: the automatic rollback started after it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<super::ExecutionId>,
+    /// ECS blue/green: the green service revision (ARN) this verification checks through the
+    /// test listener, driven by ECS's lifecycle hook invocations; ECS, not shipgate, rolls
+    /// back a green revision that fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub green: Option<String>,
     /// Test: the smoke test, once the HTTP check passed (the verification's second phase).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke: Option<SmokeRun>,
@@ -335,6 +355,17 @@ pub fn build_finished(status: &str) -> bool {
 }
 
 impl Verification {
+    /// A blue/green verification whose green revision failed before it took production
+    /// traffic: ECS rolls it back (the hook answered FAILED), shipgate does not.
+    pub fn rolled_back_by_ecs(&self) -> bool {
+        self.green.is_some() && self.failed && self.passed_at.is_none()
+    }
+
+    /// A blue/green verification of the green revision whose check passed.
+    pub fn green_passed(&self) -> bool {
+        self.green.is_some() && self.passed_at.is_some() && !self.failed
+    }
+
     /// Seconds from the start of the verification to its pass.
     pub fn duration_seconds(&self) -> Option<i64> {
         self.passed_at.map(|p| (p - self.started_at).num_seconds())

@@ -282,6 +282,46 @@ url = "https://x/health"
 }
 
 #[test]
+fn test_listener_url_is_a_validated_production_only_check_url() {
+    let p = parse(
+        "[verify.prod]\ntest_listener_url = \"http://hello-lb:9090/health\"\nattempts = 4\nversion_header = \"x-version\"\n",
+    )
+    .expect("a blue/green check alone is enough");
+    let prod = p.verify_of(crate::domain::Environment::Prod).unwrap();
+    assert!(prod.http().is_none(), "no check after ECS completed");
+    let green = prod.green_check().unwrap();
+    assert_eq!(green.url, "http://hello-lb:9090/health");
+    assert_eq!(green.attempts, 4);
+    assert_eq!(green.version, VersionSource::Header("x-version".into()));
+    for (text, path) in [
+        (
+            "[verify.prod]\ntest_listener_url = \"ftp://x\"\n",
+            "verify.prod.test_listener_url",
+        ),
+        (
+            "[verify.prod]\ntest_listener_url = \"http://user:pw@x/health\"\n",
+            "verify.prod.test_listener_url",
+        ),
+        (
+            "[verify.prod]\ntest_listener_url = 9\n",
+            "verify.prod.test_listener_url",
+        ),
+        (
+            "[verify.test]\nurl = \"http://x/health\"\ntest_listener_url = \"http://x:9090/health\"\n",
+            "verify.test.test_listener_url",
+        ),
+    ] {
+        let err = parse(text).unwrap_err();
+        assert!(err.0.iter().any(|e| e.path == path), "{path}: {err:?}");
+    }
+    let long = format!(
+        "[verify.prod]\ntest_listener_url = \"http://x/{}\"\n",
+        "a".repeat(3000)
+    );
+    assert!(parse(&long).is_err());
+}
+
+#[test]
 fn smoke_test_settings_are_validated_and_stored() {
     let p = parse(
         r#"

@@ -103,6 +103,16 @@ pub enum Event {
     /// The automatic rollback after a failed production verification was started (execution
     /// `by`).
     AutoRollbackStarted { by: ExecutionId },
+    /// ECS blue/green: ECS invoked shipgate's lifecycle hook at `POST_TEST_TRAFFIC_SHIFT` for
+    /// the production deployment `deployment_id`; the verification of the green revision
+    /// `target_revision` through the test listener starts (production traffic still goes to
+    /// the blue revision; ECS completes the deployment after the hook answered SUCCEEDED).
+    GreenVerifyStarted {
+        deployment_id: String,
+        target_revision: String,
+        bake_seconds: u32,
+        alarms: Vec<String>,
+    },
     /// Test verification with a smoke test: the HTTP check passed at `attempt` (`result` is
     /// `None` without a URL); the smoke build of `project` is to be started.
     SmokeRequested {
@@ -153,6 +163,7 @@ impl Event {
             Event::VerifyFailed { .. } => "VerifyFailed",
             Event::BakePassed => "BakePassed",
             Event::AutoRollbackStarted { .. } => "AutoRollbackStarted",
+            Event::GreenVerifyStarted { .. } => "GreenVerifyStarted",
             Event::SmokeRequested { .. } => "SmokeRequested",
             Event::SmokeStarted { .. } => "SmokeStarted",
             Event::SmokeFinished { .. } => "SmokeFinished",
@@ -283,11 +294,12 @@ pub fn pending_effects(exec: &Execution) -> Vec<Effect> {
         Status::DeployingProd if exec.prod.is_none() => vec![Effect::DeployProd],
         Status::VerifyingTest => vec![Effect::Verify(Environment::Test)],
         Status::VerifyingProd | Status::BakingProd => vec![Effect::Verify(Environment::Prod)],
+        // (a green revision that failed its blue/green check is rolled back by ECS itself)
         Status::ProdFailed
             if exec
                 .verify_prod
                 .as_ref()
-                .is_some_and(|v| v.failed && v.rollback.is_none()) =>
+                .is_some_and(|v| v.failed && v.rollback.is_none() && !v.rolled_back_by_ecs()) =>
         {
             vec![Effect::AutoRollback]
         }
@@ -789,6 +801,7 @@ fn verification(
                 },
                 failed: false,
                 rollback: None,
+                green: None,
                 smoke: None,
             };
             match env {
@@ -799,6 +812,97 @@ fn verification(
                 env_status(env),
                 format!("{env} deployment {deployment_id} completed; verifying {env}"),
                 vec![Effect::RecordRevision(env), Effect::Verify(env)],
+            )
+        }
+        (
+            S::DeployingProd,
+            Event::GreenVerifyStarted {
+                deployment_id,
+                target_revision,
+                bake_seconds,
+                alarms,
+            },
+        ) if !exec.trigger.is_rollback() => {
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
+            next.verify_prod = Some(Box::new(Verification {
+                started_at: *at,
+                attempts: 0,
+                last: None,
+                passed_at: None,
+                bake_seconds,
+                bake_until: None,
+                alarms,
+                failed: false,
+                rollback: None,
+                green: Some(target_revision.clone()),
+                smoke: None,
+            }));
+            // no effect: ECS's hook invocations drive the checks; nothing runs in prod yet
+            (
+                S::VerifyingProd,
+                format!("blue/green: verifying green revision {target_revision} of prod deployment {deployment_id} through the test listener"),
+                vec![],
+            )
+        }
+        (
+            S::VerifyingProd,
+            Event::GreenVerifyStarted {
+                target_revision, ..
+            },
+        ) if exec
+            .verify_prod
+            .as_ref()
+            .is_some_and(|v| v.green.as_deref() == Some(target_revision.as_str())) =>
+        {
+            return Err(DomainError::AlreadyApplied { event: name });
+        }
+        // blue/green: ECS completed the deployment whose green revision passed the hook's check
+        (
+            S::VerifyingProd,
+            Event::VerifyStarted { deployment_id, .. }
+            | Event::DeployCompleted { deployment_id, .. },
+        ) if exec.verify_prod.as_ref().is_some_and(|v| v.green_passed()) => {
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
+            let bake = exec
+                .verify_prod
+                .as_ref()
+                .map(|v| v.bake_seconds)
+                .unwrap_or(0);
+            if bake > 0 {
+                if let Some(v) = next.verify_prod.as_mut() {
+                    v.bake_until = Some(*at + chrono::Duration::seconds(i64::from(bake)));
+                }
+                (
+                    S::BakingProd,
+                    format!("prod deployment {deployment_id} completed (green revision verified before it took traffic); baking for {bake} s"),
+                    vec![Effect::RecordRevision(Environment::Prod), Effect::Verify(Environment::Prod)],
+                )
+            } else {
+                (
+                    S::Succeeded,
+                    format!("prod deployment {deployment_id} completed (green revision verified before it took traffic)"),
+                    vec![Effect::RecordRevision(Environment::Prod)],
+                )
+            }
+        }
+        // blue/green: ECS gave up on the deployment (its own rollback, a hook timeout)
+        (
+            S::VerifyingProd,
+            Event::DeployFailed {
+                deployment_id,
+                reason,
+            },
+        ) if exec.verify_prod.as_ref().is_some_and(|v| v.green.is_some()) => {
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
+            next.failure = Some(Failure {
+                stage: Stage::Prod,
+                reason: reason.clone(),
+                link: None,
+            });
+            (
+                S::ProdFailed,
+                format!("prod deployment {deployment_id} failed: {reason}"),
+                vec![Effect::RecordFailure(Environment::Prod), Effect::Notify],
             )
         }
         (S::VerifyingTest | S::VerifyingProd, Event::VerifyStarted { deployment_id, .. }) => {
@@ -882,6 +986,16 @@ fn verification(
                 .map(|r| r.describe())
                 .unwrap_or_else(|| "no HTTP check".into());
             record(next, Environment::Prod, attempt, result);
+            if exec.verify_prod.as_ref().is_some_and(|v| v.green.is_some()) {
+                if let Some(v) = next.verify_prod.as_mut() {
+                    v.passed_at = Some(*at);
+                }
+                return Ok(Some((
+                    S::VerifyingProd,
+                    format!("prod green revision verified through the test listener: {what}; ECS shifts production traffic"),
+                    vec![],
+                )));
+            }
             let bake = exec
                 .verify_prod
                 .as_ref()
@@ -942,6 +1056,17 @@ fn verification(
                     if let Some(v) = next.verify_prod.as_mut() {
                         v.failed = true;
                     }
+                    if s == S::VerifyingProd
+                        && exec.verify_prod.as_ref().is_some_and(|v| v.green.is_some())
+                    {
+                        // the hook answers FAILED: ECS rolls back to the blue revision, which
+                        // still takes all production traffic
+                        return Ok(Some((
+                            S::ProdFailed,
+                            format!("prod verification of the green revision failed: {reason}; ECS rolls production back to the previous revision"),
+                            vec![Effect::RecordFailure(Environment::Prod), Effect::Notify],
+                        )));
+                    }
                     (
                         S::ProdFailed,
                         format!("prod verification failed: {reason}; rolling back automatically"),
@@ -967,7 +1092,10 @@ fn verification(
             )
         }
         (S::ProdFailed, Event::AutoRollbackStarted { by })
-            if exec.verify_prod.as_ref().is_some_and(|v| v.failed) =>
+            if exec
+                .verify_prod
+                .as_ref()
+                .is_some_and(|v| v.failed && !v.rolled_back_by_ecs()) =>
         {
             if exec
                 .verify_prod
@@ -1015,3 +1143,7 @@ mod refusal_tests;
 #[cfg(test)]
 #[path = "verify_transition_tests.rs"]
 mod verify_transition_tests;
+
+#[cfg(test)]
+#[path = "bluegreen_transition_tests.rs"]
+mod bluegreen_transition_tests;

@@ -17,6 +17,7 @@ const ENV_FIELDS: &[&str] = &[
     "bake_seconds",
     "bake_minutes",
     "alarms",
+    "test_listener_url",
     "smoke_project",
     "smoke_timeout_minutes",
     "smoke_target_url",
@@ -55,6 +56,7 @@ impl Validator {
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
             bake_seconds: 0,
             alarms: Vec::new(),
+            test_listener_url: None,
             smoke_project: None,
             smoke_timeout_minutes: 0,
             smoke_target_url: None,
@@ -64,6 +66,18 @@ impl Validator {
                 match valid_check_url(&url) {
                     Ok(()) => out.url = Some(url),
                     Err(m) => self.push(&join(&p, "url"), m),
+                }
+            }
+        }
+        if t.contains_key("test_listener_url") {
+            if let Some(url) = self.required_str(t, &p, "test_listener_url") {
+                match valid_check_url(&url) {
+                    Ok(()) if env == "prod" => out.test_listener_url = Some(url),
+                    Ok(()) => self.push(
+                        &join(&p, "test_listener_url"),
+                        "only production is deployed blue/green (ECS lifecycle hook)",
+                    ),
+                    Err(m) => self.push(&join(&p, "test_listener_url"), m),
                 }
             }
         }
@@ -160,13 +174,17 @@ impl Validator {
                 );
             }
         }
-        if out.url.is_none() && out.bake_seconds == 0 && out.smoke_project.is_none() {
+        if out.url.is_none()
+            && out.bake_seconds == 0
+            && out.test_listener_url.is_none()
+            && out.smoke_project.is_none()
+        {
             self.push(
                 &p,
                 if env == "test" {
                     "needs url (the HTTP check) or smoke_project (a smoke test)"
                 } else {
-                    "needs url (the HTTP check) or bake_minutes"
+                    "needs url (the HTTP check), test_listener_url (blue/green) or bake_minutes"
                 },
             );
         }
