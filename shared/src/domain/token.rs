@@ -139,7 +139,7 @@ pub fn verify_any(
 /// Whether `given` is the HMAC-SHA256 of `input` under any of `keys` (current and previous,
 /// during a rotation). Every key is tried, without an early exit, and `verify_slice` compares in
 /// constant time, so timing reveals neither the match nor which key matched. Shared by the
-/// approval and the status tokens.
+/// approval and the status tokens and the webhook signature.
 pub(crate) fn mac_matches_any(keys: &[&[u8]], input: &[u8], given: &[u8]) -> bool {
     let mut valid = false;
     for key in keys {
