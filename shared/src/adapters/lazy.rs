@@ -7,7 +7,7 @@
 //! DynamoDB's client stays eager: `runtime::bootstrap`'s warm-up call uses it during init.
 //!
 //! Why (measured, bench/README.md "Init against the physical limit"): under the Runtime API
-//! emulator, building control's five other SDK clients and its STS connector was 0.6–1.1 ms of
+//! emulator, building control's five other SDK clients and its STS connector was 0.8–1.1 ms of
 //! its cold start (`wire_us`), and deploy-events' and the sweeper's outbound HTTP check client
 //! loaded the system CA store at init; see the commit that made them lazy for the numbers after.
 //!
