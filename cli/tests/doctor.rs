@@ -59,7 +59,7 @@ async fn doctor_against_the_sandbox_then_an_uncovered_prod_service() {
         "✓ GitHub webhook secret: present",
         "pipeline demo",
         "✓ prod circuit breaker: on, with rollback",
-        "✓ approval subscribers: 1 confirmed",
+        "✓ approval subscribers: 3 confirmed", // the outbox and the two demo approvers' mailboxes
         "✓ prod service allowed",
     ] {
         assert!(stdout.contains(line), "{line:?} in {stdout}");

@@ -24,7 +24,12 @@ async fn push_to_production_over_http() {
 
     let waiting = sb.wait_for(&id, "AWAITING_APPROVAL").await;
     let digest = waiting["image"]["digest"].as_str().unwrap().to_string();
+    // the demo pipeline lists alice and bob: each gets a message with their personal link
     let message = sb.message("Approve demo").await;
+    assert!(
+        ["alice@example.com", "bob@example.com"].contains(&message["audience"].as_str().unwrap()),
+        "{message}"
+    );
     let link = message["links"]
         .as_array()
         .unwrap()
@@ -67,10 +72,13 @@ async fn push_to_production_over_http() {
     assert!(post.text().await.unwrap().contains("Approved"));
 
     let done = sb.wait_for(&id, "SUCCEEDED").await;
+    // a personal link records its owner, whatever name is typed
+    let owner = message["audience"].as_str().unwrap();
     assert_eq!(
         done["approval"]["decision"]["actor"],
-        "E2E Approver — email link (unverified name)"
+        format!("{owner} — personal email link")
     );
+    assert_eq!(done["approval"]["decision"]["approver"], owner);
     assert_eq!(done["approval"]["decision"]["channel"], "email-link");
 
     // production runs exactly the digest that ran in test
@@ -131,10 +139,7 @@ async fn push_to_production_over_http() {
     let prod_fail_id = body["execution_id"].as_str().unwrap().to_string();
     let waiting = sb.wait_for(&prod_fail_id, "AWAITING_APPROVAL").await;
     assert_ne!(waiting["image"]["digest"], digest.as_str());
-    let approved = sb
-        .control(serde_json::json!({"command": "approve", "execution_id": prod_fail_id}))
-        .await;
-    assert!(approved["error"].is_null(), "{approved}");
+    sb.approve_by_link(&prod_fail_id).await;
     let prod_failed = sb.wait_for(&prod_fail_id, "PROD_FAILED").await;
     assert!(
         prod_failed["failure"]["reason"]
@@ -262,10 +267,7 @@ async fn concurrent_pushes_end_in_defined_states() {
         "test runs {image}, awaiting {digest}"
     );
     // and its approval takes exactly that image to production
-    let approved = sb
-        .control(serde_json::json!({"command": "approve", "execution_id": newest}))
-        .await;
-    assert!(approved["error"].is_null(), "{approved}");
+    sb.approve_by_link(&newest).await;
     sb.wait_for(&newest, "SUCCEEDED").await;
     let (_, prod_image) = sb.service_runs("demo-prod", "hello-prod", "app").await;
     assert_eq!(prod_image, image);

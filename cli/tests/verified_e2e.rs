@@ -10,10 +10,7 @@ use common::DevSandbox;
 use serde_json::json;
 
 async fn approve(sb: &DevSandbox, id: &str) {
-    let answer = sb
-        .control(json!({"command": "approve", "execution_id": id}))
-        .await;
-    assert!(answer.get("error").is_none(), "{answer}");
+    sb.approve_by_link(id).await;
 }
 
 #[tokio::test]

@@ -18,8 +18,8 @@ pub use iam::{create_iam_user, IamUser};
 pub use moto::{python, sdk_config, MotoServer};
 pub use outbox::{drain_outbox, links_in, OutboxMessage};
 pub use provision::{
-    create_service, register_bootstrap_task_definition, DemoVerify, Provisioned, Sandbox,
-    DEMO_ALARM,
+    create_service, register_bootstrap_task_definition, DemoApprover, DemoVerify, Mailbox,
+    Provisioned, Sandbox, DEMO_ALARM, DEMO_SMOKE_PROJECT,
 };
 pub use stack::{create_stand_in_stack, STACK_NAME};
 pub use table::TableAdmin;

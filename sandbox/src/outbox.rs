@@ -10,6 +10,9 @@ pub struct OutboxMessage {
     pub subject: String,
     pub message: String,
     pub links: Vec<String>,
+    /// Who it is for: its `shipgate_audience` message attribute (`all`, or one approver's
+    /// address for their personal approval link).
+    pub audience: String,
 }
 
 /// Every `http(s)://` link in a text.
@@ -40,18 +43,28 @@ pub async fn drain_outbox(
         }
         for m in messages {
             let body = m.body().unwrap_or_default();
-            // SNS wraps the notice in a JSON envelope with Subject and Message
-            let (subject, message) = match serde_json::from_str::<serde_json::Value>(body) {
+            // SNS wraps the notice in a JSON envelope with Subject, Message and MessageAttributes
+            let (subject, message, audience) = match serde_json::from_str::<serde_json::Value>(body)
+            {
                 Ok(v) => (
                     v["Subject"].as_str().unwrap_or_default().to_string(),
                     v["Message"].as_str().unwrap_or(body).to_string(),
+                    v["MessageAttributes"][shared::domain::audience::ATTRIBUTE]["Value"]
+                        .as_str()
+                        .unwrap_or(shared::domain::audience::EVERYONE)
+                        .to_string(),
                 ),
-                Err(_) => (String::new(), body.to_string()),
+                Err(_) => (
+                    String::new(),
+                    body.to_string(),
+                    shared::domain::audience::EVERYONE.to_string(),
+                ),
             };
             out.push(OutboxMessage {
                 links: links_in(&message),
                 subject,
                 message,
+                audience,
             });
             if let Some(handle) = m.receipt_handle() {
                 sqs.delete_message()

@@ -31,6 +31,49 @@ pub struct Sandbox {
     pub github_api_url: Option<String>,
     /// Verified promotion of the demo pipeline (`shipgate dev`): `None` provisions it without.
     pub demo_verify: Option<DemoVerify>,
+    /// The demo pipeline's approvers (`shipgate dev`: [`DemoApprover::defaults`]); each gets a
+    /// mailbox queue subscribed to the approval topic with their filter policy. Empty: the demo
+    /// pipeline has no approvers (one shared link).
+    pub demo_approvers: Vec<DemoApprover>,
+    /// `approval.required` of the demo pipeline when it has approvers (`shipgate dev`: 1, so
+    /// `shipgate approve` alone releases as in the README; tests ask for more).
+    pub demo_required: u32,
+}
+
+/// An approver of the demo pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoApprover {
+    pub email: String,
+    /// The IAM ARN pattern their CLI identity matches.
+    pub arn: String,
+}
+
+impl DemoApprover {
+    /// alice@example.com, whose `arn` is the sandbox's CLI identity (moto answers the default
+    /// credentials as `arn:aws:sts::123456789012:user/moto`, so `shipgate approve` acts as
+    /// alice), and bob@example.com (`user/bob`, an IAM user tests create). The demo push is by
+    /// `dev@example.com`, neither of them.
+    pub fn defaults() -> Vec<DemoApprover> {
+        vec![
+            DemoApprover {
+                email: "alice@example.com".into(),
+                arn: format!("arn:aws:sts::{ACCOUNT}:user/moto"),
+            },
+            DemoApprover {
+                email: "bob@example.com".into(),
+                arn: format!("arn:aws:iam::{ACCOUNT}:user/bob"),
+            },
+        ]
+    }
+}
+
+/// An approver's mailbox in the sandbox: an SQS queue subscribed to the approval topic with the
+/// approver's filter policy (`shared::domain::audience::filter_policy`), standing in for their
+/// e-mail subscription: it receives what their inbox would.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mailbox {
+    pub approver: String,
+    pub queue_url: String,
 }
 
 /// The demo pipeline's verification: `/health` of the local test and prod services, a short
@@ -41,10 +84,15 @@ pub struct DemoVerify {
     pub prod_url: String,
     pub bake_seconds: u32,
     pub alarm: String,
+    /// The smoke test project of the test verification (`None`: no smoke test).
+    pub smoke_project: Option<String>,
 }
 
 /// The demo alarm `[alarm]` pushes set to ALARM during the bake.
 pub const DEMO_ALARM: &str = "shipgate-demo-prod-5xx";
+/// The demo smoke test project (named with the template's default `SmokeProjectNamePrefix`);
+/// `[smoke-fail]` pushes fail its simulated build.
+pub const DEMO_SMOKE_PROJECT: &str = "shipgate-smoke-hello";
 
 impl Default for Sandbox {
     fn default() -> Self {
@@ -65,6 +113,8 @@ impl Default for Sandbox {
             github_repo: "shipgate-demo/hello".into(),
             github_api_url: None,
             demo_verify: None,
+            demo_approvers: Vec::new(),
+            demo_required: 1,
         }
     }
 }
@@ -79,6 +129,8 @@ pub struct Provisioned {
     pub signing_key: String,
     pub approval_topic_arn: String,
     pub outbox_queue_url: String,
+    /// One per demo approver.
+    pub mailboxes: Vec<Mailbox>,
     pub repository_uri: String,
     pub pipeline: PipelineDefinition,
 }
@@ -146,26 +198,43 @@ impl Sandbox {
             .queue_url()
             .unwrap_or_default()
             .to_string();
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(aws_step("sqs queue arn"))?
-            .attributes()
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .unwrap_or_default();
+        let outbox_arn = queue_arn(&sqs, &queue_url).await?;
         sns.subscribe()
             .topic_arn(&topic_arn)
             .protocol("sqs")
-            .endpoint(&queue_arn)
+            .endpoint(&outbox_arn)
             .send()
             .await
             .map_err(aws_step("sns subscription"))?;
+        let mut mailboxes = Vec::new();
+        for (i, a) in self.demo_approvers.iter().enumerate() {
+            let url = sqs
+                .create_queue()
+                .queue_name(format!("{}-mailbox-{}", self.outbox_queue, i + 1))
+                .send()
+                .await
+                .map_err(aws_step("sqs mailbox queue"))?
+                .queue_url()
+                .unwrap_or_default()
+                .to_string();
+            let arn = queue_arn(&sqs, &url).await?;
+            sns.subscribe()
+                .topic_arn(&topic_arn)
+                .protocol("sqs")
+                .endpoint(&arn)
+                .attributes(
+                    "FilterPolicy",
+                    shared::domain::audience::filter_policy(&a.email),
+                )
+                .attributes("FilterPolicyScope", "MessageAttributes")
+                .send()
+                .await
+                .map_err(aws_step("sns mailbox subscription"))?;
+            mailboxes.push(Mailbox {
+                approver: shared::domain::audience::approver(&a.email),
+                queue_url: url,
+            });
+        }
 
         let ecr = aws_sdk_ecr::Client::new(sdk);
         let repository_uri = ecr
@@ -240,7 +309,7 @@ build = {{ project = "{project}" }}
 image = {{ repository = "{repository_uri}" }}
 test = {{ cluster = "{tc}", service = "{ts}", container = "{c}" }}
 prod = {{ cluster = "{pc}", service = "{ps}", container = "{c}" }}
-approval = {{ topic_arn = "{topic_arn}", timeout_hours = 72 }}
+approval = {{ topic_arn = "{topic_arn}", timeout_hours = 72{approvers} }}
 "#,
             name = self.pipeline,
             repo = self.github_repo,
@@ -250,6 +319,20 @@ approval = {{ topic_arn = "{topic_arn}", timeout_hours = 72 }}
             pc = self.prod_cluster,
             ps = self.prod_service,
             c = self.container,
+            approvers = if self.demo_approvers.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = self
+                    .demo_approvers
+                    .iter()
+                    .map(|a| format!("{{ email = \"{}\", arn = \"{}\" }}", a.email, a.arn))
+                    .collect();
+                format!(
+                    ", required = {}, approvers = [{}]",
+                    self.demo_required.max(1),
+                    list.join(", ")
+                )
+            },
         );
         let pipeline_text = match &self.github_api_url {
             Some(api) => format!(
@@ -282,6 +365,11 @@ approval = {{ topic_arn = "{topic_arn}", timeout_hours = 72 }}
                 .send()
                 .await
                 .map_err(aws_step("demo alarm state"))?;
+            let smoke = v
+                .smoke_project
+                .as_ref()
+                .map(|p| format!("smoke_project = \"{p}\"\n"))
+                .unwrap_or_default();
             pipeline_text.push_str(&format!(
                 r#"
 [verify.test]
@@ -289,7 +377,7 @@ url = "{test_url}"
 attempts = 3
 interval_seconds = 1
 timeout_seconds = 2
-
+{smoke}
 [verify.prod]
 url = "{prod_url}"
 attempts = 3
@@ -319,10 +407,27 @@ timeout_seconds = 2
             signing_key,
             approval_topic_arn: topic_arn,
             outbox_queue_url: queue_url,
+            mailboxes,
             repository_uri,
             pipeline,
         })
     }
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<String, LocalError> {
+    Ok(sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(aws_step("sqs queue arn"))?
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .unwrap_or_default())
 }
 
 /// A Fargate task definition of the sandbox's shape: one container `container` running

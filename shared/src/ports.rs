@@ -342,11 +342,33 @@ pub struct Notice {
     /// subscriptions (Slack, Microsoft Teams, Amazon Chime); see `app::notices::chat`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<String>,
+    /// Who the message is for, published as the SNS message attribute `shipgate_audience`
+    /// ([`crate::domain::audience`]): `all`, or one approver's address for the message that
+    /// holds their personal approval link (their subscription's filter policy lets it through).
+    #[serde(default = "everyone")]
+    pub audience: String,
+}
+
+fn everyone() -> String {
+    crate::domain::audience::EVERYONE.to_string()
+}
+
+impl Notice {
+    /// A notice for everyone.
+    pub fn for_everyone(subject: String, body: String, chat: Option<String>) -> Notice {
+        Notice {
+            subject,
+            body,
+            chat,
+            audience: everyone(),
+        }
+    }
 }
 
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Publish; answers the message id.
+    /// Publish (with the notice's audience as the message attribute `shipgate_audience`);
+    /// answers the message id.
     async fn publish(&self, topic_arn: &str, notice: &Notice) -> Result<String, ServiceError>;
 }
 

@@ -69,6 +69,7 @@ pub mod profiles {
         feedback: false,
         verify: false,
         roll_back_prod: false,
+        start_smoke: false,
     };
 
     macro_rules! profile {
@@ -102,18 +103,19 @@ pub mod profiles {
     profile!(
         /// Build results: the image's digest, deploy to test, notices, GitHub feedback (CodeBuild
         /// only to read the commit a branch-head release resolved; Secrets Manager only for the
-        /// GitHub token and the signing key of the status page link in notices).
+        /// GitHub token and the signing key of the status page link in notices); a smoke test
+        /// build's result decides the test verification, so a passed one requests approval.
         BuildEvents, BUILD_EVENTS, "build-events",
         Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: false, http: false },
-        Capabilities { deploy_test: true, notify: true, feedback: true, ..NONE }
+        Capabilities { deploy_test: true, request_approval: true, notify: true, feedback: true, ..NONE }
     );
     profile!(
         /// Deployment results: approval requests (signed links), notices; verified promotion
-        /// (HTTP checks, alarms of the bake, the automatic rollback of production after a
-        /// failed verification).
+        /// (HTTP checks, the smoke test build (CodeBuild: smoke projects only), alarms of the
+        /// bake, the automatic rollback of production after a failed verification).
         DeployEvents, DEPLOY_EVENTS, "deploy-events",
-        Ports { codebuild: false, ecs: true, ecr: false, sns: true, secrets: true, github: true, cloudwatch: true, http: true },
-        Capabilities { request_approval: true, notify: true, feedback: true, verify: true, roll_back_prod: true, ..NONE }
+        Ports { codebuild: true, ecs: true, ecr: false, sns: true, secrets: true, github: true, cloudwatch: true, http: true },
+        Capabilities { request_approval: true, notify: true, feedback: true, verify: true, roll_back_prod: true, start_smoke: true, ..NONE }
     );
     profile!(
         /// Approval links: deploy to production, notices.
@@ -128,7 +130,7 @@ pub mod profiles {
         // complete (deploy-events) and is resumed by the sweeper, never by an operator command
         // (a Verify effect here is left to them); keeps the largest binary under 8 MB
         Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: false, http: false },
-        Capabilities { verify: false, roll_back_prod: false, ..Capabilities::ALL }
+        Capabilities { verify: false, roll_back_prod: false, start_smoke: false, ..Capabilities::ALL }
     );
     profile!(
         /// The schedule: everything but production (a never-started prod deployment is failed
@@ -348,6 +350,12 @@ mod tests {
         for p in profiles::ALL {
             let (can, ports) = (p.can, p.ports);
             assert!(!can.start_build || ports.codebuild, "{}", p.function);
+            // smoke tests start in a verification step
+            assert!(
+                !can.start_smoke || (ports.codebuild && can.verify),
+                "{}: smoke tests",
+                p.function
+            );
             assert!(
                 !(can.deploy_test || can.deploy_prod) || ports.ecs,
                 "{}",

@@ -1,5 +1,9 @@
-// Real-browser test of the approval page: a person opens the emailed link on a
-// phone, types their name and taps Approve.
+// Real-browser test of personal approval links (issue 15): the demo pipeline is
+// re-applied as 2-of-3 (alice, bob and the pusher); each approver's e-mail holds
+// only their own link. Alice opens hers on a phone ("Approving as
+// alice@example.com", no name to type) and taps Approve: "1 of 2 approvals";
+// production is untouched. The pusher's own link shows the refusal (no Approve
+// button; a POST approve is refused). Bob approves with his: prod deploys.
 //
 // Starts `shipgate dev` (SHIPGATE_BIN, default target/debug/shipgate) with a
 // temporary state dir, pushes a signed GitHub webhook, waits for the approval
@@ -39,7 +43,7 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const BEFORE_SHA = '1e3c5a7b9d2f4e6a8c0b1d3f5a7c9e2b4d6f8a0c';
-const ACTOR = 'Browser Test';
+const PUSHER = 'browser@example.com';
 
 // ---------------------------------------------------------------- sandbox ---
 
@@ -134,8 +138,7 @@ let baseUrl;
 let secret;
 let sha;
 let executionId;
-let approvalLink;
-let approvalSubject;
+let links = {}; // approver e-mail -> their personal link
 
 async function push() {
   sha = randomBytes(20).toString('hex');
@@ -144,9 +147,10 @@ async function push() {
     before: BEFORE_SHA,
     after: sha,
     repository: { full_name: 'shipgate-demo/hello' },
-    pusher: { name: 'browser' },
+    pusher: { name: 'browser', email: PUSHER },
+    sender: { login: 'browser' },
     compare: 'https://github.com/shipgate-demo/hello/compare/a...b',
-    head_commit: { id: sha, message: 'Browser test change', author: { name: 'Browser Test' } },
+    head_commit: { id: sha, message: 'Browser test change', author: { name: 'Browser Test', email: PUSHER } },
     commits: [{ id: sha, added: [], removed: [], modified: ['src/main.py'] }],
   });
   const signature = createHmac('sha256', secret).update(body).digest('hex');
@@ -167,39 +171,69 @@ async function push() {
   return json.execution_id;
 }
 
-async function show(id) {
+async function control(command) {
   const res = await fetch(`${baseUrl}/2015-03-31/functions/shipgate-control/invocations`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ command: 'show', execution_id: id }),
+    body: JSON.stringify(command),
   });
   const text = await res.text();
-  assert.equal(res.status, 200, `control show answered ${res.status}: ${text}`);
+  assert.equal(res.status, 200, `control ${command.command} answered ${res.status}: ${text}`);
   const json = JSON.parse(text);
-  assert.ok(json.execution, `no execution in show answer: ${text}`);
+  assert.ok(!json.error, `control ${command.command}: ${text}`);
+  return json;
+}
+
+async function show(id) {
+  const json = await control({ command: 'show', execution_id: id });
+  assert.ok(json.execution, `no execution in show answer: ${JSON.stringify(json)}`);
   return json.execution;
 }
 
-async function findApprovalMessage() {
+// The demo pipeline as 2-of-3: alice, bob and the pusher.
+async function applyTwoOfThree() {
+  const shown = await control({ command: 'show_pipeline', pipeline: 'demo' });
+  const def = shown.pipeline.definition;
+  def.approval.required = 2;
+  def.approval.approvers = [
+    { email: 'alice@example.com' },
+    { email: 'bob@example.com' },
+    { email: PUSHER },
+  ];
+  await control({ command: 'apply_pipeline', pipeline: def });
+}
+
+// Every approver's personal link, from the outbox (each message says who it is for).
+async function findApprovalMessages() {
   const res = await fetch(`${baseUrl}/_dev/outbox`);
   if (!res.ok) return null;
-  const messages = await res.json();
-  for (const msg of messages) {
+  const found = {};
+  for (const msg of await res.json()) {
     if (!String(msg.subject).includes('Approve demo')) continue;
     if (!String(msg.message).includes(executionId)) continue;
-    const link = (msg.links || []).find((l) => l.includes('/approvals/'));
-    if (link) return { link, subject: msg.subject };
+    const mine = (msg.links || []).filter((l) => l.includes('/approvals/'));
+    assert.equal(mine.length, 1, `one link per message: ${msg.message}`);
+    found[msg.audience] = mine[0];
   }
-  return null;
+  return Object.keys(found).length === 3 ? found : null;
+}
+
+async function waitForStatus(status, timeoutMs = 30_000) {
+  return waitFor(`status ${status}`, timeoutMs, async () => {
+    const e = await show(executionId);
+    if (['BUILD_FAILED', 'TEST_FAILED', 'REJECTED', 'EXPIRED', 'SUPERSEDED', 'PROD_FAILED', 'ROLLED_BACK'].includes(e.status)) {
+      throw new Error(`execution ended ${e.status}: ${JSON.stringify(e.history?.at(-1))}`);
+    }
+    return e.status === status ? e : null;
+  }, 500);
 }
 
 // ---------------------------------------------------------------- tests -----
 
-describe('approval page in a real browser (chromium, phone viewport)', { timeout: 180_000 }, () => {
+describe('personal approval links in a real browser (chromium, phone viewport)', { timeout: 240_000 }, () => {
   let page;
   const pageErrors = [];
-  let approvalPageOk = false;
-  let approvedOk = false;
+  const ok = {};
 
   before(async () => {
     assert.ok(existsSync(SHIPGATE_BIN), `${SHIPGATE_BIN} not found: run \`cargo build -p shipgate\` first`);
@@ -209,11 +243,10 @@ describe('approval page in a real browser (chromium, phone viewport)', { timeout
     baseUrl = await startSandbox();
     secret = readDevEnv(stateDir).SHIPGATE_DEV_WEBHOOK_SECRET;
     assert.ok(secret, 'SHIPGATE_DEV_WEBHOOK_SECRET missing from dev.env');
+    await applyTwoOfThree();
 
     executionId = await push();
-    ({ link: approvalLink, subject: approvalSubject } = await waitFor(
-      'the approval email in /_dev/outbox', 40_000, findApprovalMessage,
-    ));
+    links = await waitFor('one approval e-mail per approver in /_dev/outbox', 40_000, findApprovalMessages);
 
     userDataDir = mkdtempSync(path.join(tmpdir(), 'shipgate-chromium-profile-'));
     browserContext = await chromium.launchPersistentContext(userDataDir, {
@@ -248,12 +281,13 @@ describe('approval page in a real browser (chromium, phone viewport)', { timeout
     }
   }, { timeout: 30_000 });
 
-  test('the approval email links to the page', () => {
-    assert.match(approvalSubject, /Approve demo/);
-    assert.ok(approvalLink.startsWith(`${baseUrl}/approvals/`), `unexpected link ${approvalLink}`);
+  test('each approver gets their own link', () => {
+    assert.deepEqual(Object.keys(links).sort(), ['alice@example.com', 'bob@example.com', PUSHER].sort());
+    assert.equal(new Set(Object.values(links)).size, 3, 'the links differ');
+    for (const l of Object.values(links)) assert.ok(l.startsWith(`${baseUrl}/approvals/`), `unexpected link ${l}`);
   });
 
-  test('the page renders on a phone and opening it changes nothing', async () => {
+  test("alice's page renders on a phone, approving as her, and opening it changes nothing", async () => {
     // The outbox can show the email a moment before the request's message id
     // is stored: take the "before" snapshot only once the execution settled.
     const beforeGet = await waitFor('execution.approval.message_id', 20_000, async () => {
@@ -262,21 +296,18 @@ describe('approval page in a real browser (chromium, phone viewport)', { timeout
     });
     assert.equal(beforeGet.status, 'AWAITING_APPROVAL');
 
-    const res = await page.goto(approvalLink, { waitUntil: 'load' });
+    const res = await page.goto(links['alice@example.com'], { waitUntil: 'load' });
     assert.equal(res.status(), 200);
     assert.match(await page.title(), /Approve demo/);
-    const h1 = page.locator('h1');
-    assert.match(await h1.innerText(), /Deploy demo to production\?/);
+    assert.match(await page.locator('h1').innerText(), /Deploy demo to production\?/);
+    assert.ok(await page.getByText('Approving as', { exact: true }).isVisible(), '"Approving as" not shown');
+    assert.ok(await page.getByText('alice@example.com', { exact: true }).first().isVisible());
+    assert.ok(await page.getByText('0 of 2 approvals', { exact: false }).first().isVisible(), 'progress not shown');
     assert.ok(await page.getByText(sha, { exact: false }).first().isVisible(), `commit ${sha} not visible`);
     assert.ok(await page.getByText('Browser test change').first().isVisible());
     // verified promotion: the page shows what the test service answered
     assert.ok(await page.getByText('Verified', { exact: true }).first().isVisible(), 'verification not shown');
-    assert.ok(
-      await page.getByText(`200 with version ${sha.slice(0, 12)}`, { exact: false }).first().isVisible(),
-      'verified version not shown',
-    );
-    const name = page.getByLabel('Your name');
-    assert.ok(await name.isVisible(), '"Your name" input not visible');
+    assert.equal(await page.getByLabel('Your name').count(), 0, 'a personal link asks for no name');
     assert.ok(await page.locator('textarea[name="comment"]').isVisible(), 'comment box not visible');
     const approve = page.getByRole('button', { name: 'Approve', exact: true });
     const reject = page.getByRole('button', { name: 'Reject', exact: true });
@@ -303,42 +334,70 @@ describe('approval page in a real browser (chromium, phone viewport)', { timeout
     const afterGet = await show(executionId);
     assert.deepEqual(afterGet, beforeGet, 'loading the approval page (GET) changed the execution');
     assert.deepEqual(pageErrors, []);
-    approvalPageOk = true;
+    ok.page = true;
   });
 
-  test('typing a name and tapping Approve approves', async () => {
-    assert.ok(approvalPageOk, 'skipped: the approval page step failed');
-    await page.getByLabel('Your name').fill(ACTOR);
+  test("the pusher's own link shows the refusal and cannot approve", async () => {
+    const res = await page.goto(links[PUSHER], { waitUntil: 'load' });
+    assert.equal(res.status(), 200);
+    assert.ok(await page.getByText(`${PUSHER} cannot approve their own change`, { exact: false }).isVisible(), 'no refusal shown');
+    assert.equal(await page.getByRole('button', { name: 'Approve', exact: true }).count(), 0, 'an Approve button on the pusher\'s page');
+    assert.ok(await page.getByRole('button', { name: 'Reject', exact: true }).isVisible());
+    await page.screenshot({ path: path.join(SHOTS_DIR, 'own-change.png'), fullPage: true });
+    const before = await show(executionId);
+    // a hand-made POST approve is refused too
+    const post = await fetch(links[PUSHER], {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'decision=approve',
+    });
+    assert.equal(post.status, 403);
+    assert.match(await post.text(), /cannot approve their own change/);
+    assert.deepEqual(await show(executionId), before, 'the refused POST changed the execution');
+  });
+
+  test('alice taps Approve: 1 of 2 approvals, production untouched', async () => {
+    assert.ok(ok.page, 'skipped: the approval page step failed');
+    await page.goto(links['alice@example.com'], { waitUntil: 'load' });
     const [response] = await Promise.all([
-      page.waitForResponse((r) => r.request().method() === 'POST' && r.url() === approvalLink),
+      page.waitForResponse((r) => r.request().method() === 'POST' && r.url() === links['alice@example.com']),
+      page.getByRole('button', { name: 'Approve', exact: true }).click(),
+    ]);
+    assert.ok(response.status() < 400, `POST answered ${response.status()}`);
+    const h1 = page.locator('h1');
+    await h1.filter({ hasText: 'Approval counted' }).waitFor();
+    assert.match(await h1.innerText(), /1 of 2 approvals: alice@example\.com/);
+    assert.ok(await page.getByText('alice@example.com — personal email link', { exact: false }).first().isVisible());
+    await page.screenshot({ path: path.join(SHOTS_DIR, 'counted.png'), fullPage: true });
+    const e = await show(executionId);
+    assert.equal(e.status, 'AWAITING_APPROVAL');
+    assert.ok(!e.prod, `production was deployed after one approval: ${JSON.stringify(e.prod)}`);
+    assert.deepEqual(pageErrors, []);
+    ok.first = true;
+  });
+
+  test('bob approves with his link: production deploys only now', async () => {
+    assert.ok(ok.first, 'skipped: the first approval failed');
+    await page.goto(links['bob@example.com'], { waitUntil: 'load' });
+    assert.ok(await page.getByText('1 of 2 approvals: alice@example.com', { exact: false }).first().isVisible(), 'progress not shown to bob');
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'POST' && r.url() === links['bob@example.com']),
       page.getByRole('button', { name: 'Approve', exact: true }).click(),
     ]);
     assert.ok(response.status() < 400, `POST answered ${response.status()}`);
     const h1 = page.locator('h1');
     await h1.filter({ hasText: 'Approved' }).waitFor();
-    await page.waitForLoadState('load');
-    assert.match(await h1.innerText(), /Approved/);
-    assert.ok(await page.getByText(ACTOR, { exact: false }).first().isVisible(), 'result page does not name the approver');
+    assert.match(await h1.innerText(), /Approved — production deployment started/);
     await page.screenshot({ path: path.join(SHOTS_DIR, 'approved.png'), fullPage: true });
-    assert.deepEqual(pageErrors, []);
-    approvedOk = true;
-  });
-
-  test('the execution succeeds with the browser decision recorded', async () => {
-    assert.ok(approvedOk, 'skipped: the Approve step failed');
-    const done = await waitFor('status SUCCEEDED', 30_000, async () => {
-      const e = await show(executionId);
-      if (['BUILD_FAILED', 'TEST_FAILED', 'REJECTED', 'EXPIRED', 'SUPERSEDED', 'PROD_FAILED', 'ROLLED_BACK'].includes(e.status)) {
-        throw new Error(`execution ended ${e.status}: ${JSON.stringify(e.history?.at(-1))}`);
-      }
-      return e.status === 'SUCCEEDED' ? e : null;
-    }, 500);
+    const done = await waitForStatus('SUCCEEDED');
     const decision = done.approval?.decision;
     assert.ok(decision, `no approval decision recorded: ${JSON.stringify(done.approval)}`);
-    assert.equal(decision.actor, `${ACTOR} — email link (unverified name)`);
+    assert.equal(decision.actor, 'bob@example.com — personal email link');
+    assert.equal(decision.approver, 'bob@example.com');
     assert.equal(decision.channel, 'email-link');
-    assert.equal(decision.verdict, 'approve');
     assert.match(String(decision.user_agent), /Chrome/, `decision came from ${decision.user_agent}`);
+    assert.deepEqual(done.approval.approvals.map((d) => d.approver), ['alice@example.com', 'bob@example.com']);
     assert.equal(done.commit.sha, sha);
+    assert.deepEqual(pageErrors, []);
   });
 });

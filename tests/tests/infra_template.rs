@@ -783,9 +783,32 @@ fn every_function_profile_matches_its_iam_role() {
             "{who}: reports to GitHub but may not read its token"
         );
         assert_eq!(
-            p.can.start_build,
+            p.can.start_build || p.can.start_smoke,
             has("codebuild:StartBuild"),
-            "{who}: start_build"
+            "{who}: start_build / start_smoke"
+        );
+        // StartBuild: the image build projects only with start_build, the smoke test projects
+        // (by name prefix) only with start_smoke
+        let start_build_on = |needle: &str| {
+            statements.iter().any(|s| {
+                s.body.get("Effect").and_then(Value::as_str) == Some("Allow")
+                    && s.body
+                        .get("Action")
+                        .map(strings)
+                        .unwrap_or_default()
+                        .contains(&"codebuild:StartBuild")
+                    && format!("{:?}", s.body.get("Resource")).contains(needle)
+            })
+        };
+        assert_eq!(
+            p.can.start_build,
+            start_build_on("CodeBuildProjectArns"),
+            "{who}: start_build vs StartBuild on the build projects"
+        );
+        assert_eq!(
+            p.can.start_smoke,
+            start_build_on("SmokeProjectNamePrefix"),
+            "{who}: start_smoke vs StartBuild on the smoke projects"
         );
         if p.can.deploy_test || p.can.deploy_prod {
             for action in [

@@ -45,6 +45,9 @@ pub struct DevArgs {
     /// Provision the demo pipeline without verification (no local hello-service processes).
     #[arg(long)]
     no_verify: bool,
+    /// Provision the demo pipeline's test verification without its smoke test build.
+    #[arg(long)]
+    no_smoke: bool,
     /// Seconds between sweeper runs (the EventBridge schedule in AWS).
     #[arg(long, default_value_t = 60)]
     sweep_seconds: u64,
@@ -67,6 +70,8 @@ pub struct DevState {
     pub provisioned: Arc<Provisioned>,
     pub sdk: aws_config::SdkConfig,
     pub outbox: Arc<Mutex<Vec<OutboxMessage>>>,
+    /// What each demo approver's mailbox (an SQS queue with their filter policy) received.
+    pub mailboxes: Arc<Mutex<std::collections::HashMap<String, Vec<OutboxMessage>>>>,
     /// The local AWS (moto) endpoint.
     pub aws_endpoint: String,
     /// The fake GitHub API the demo pipeline reports to.
@@ -161,6 +166,8 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the fake GitHub API: {e}"))?;
     let mut sandbox = Sandbox {
         github_api_url: Some(github.base_url.clone()),
+        // alice (the sandbox's CLI identity) and bob: each gets a personal approval link
+        demo_approvers: shipgate_sandbox::DemoApprover::defaults(),
         ..Sandbox::default()
     };
     let local = local_services::LocalServices::default();
@@ -187,6 +194,8 @@ async fn serve(args: DevArgs) -> Result<(), String> {
             prod_url: format!("http://127.0.0.1:{prod_port}/health"),
             bake_seconds: args.bake_seconds.min(600),
             alarm: shipgate_sandbox::DEMO_ALARM.to_string(),
+            smoke_project: (!args.no_smoke)
+                .then(|| shipgate_sandbox::DEMO_SMOKE_PROJECT.to_string()),
         });
     }
     let provisioned = sandbox.provision(&sdk).await.map_err(|e| e.to_string())?;
@@ -225,6 +234,7 @@ async fn serve(args: DevArgs) -> Result<(), String> {
         provisioned: Arc::new(provisioned),
         sdk,
         outbox: Arc::new(Mutex::new(Vec::new())),
+        mailboxes: Arc::new(Mutex::new(Default::default())),
         aws_endpoint: moto.endpoint(),
         github: Some(github.clone()),
         local: local.clone(),
@@ -517,6 +527,12 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
     );
     println!("  Lambda Invoke  {base}/2015-03-31/functions/{{name}}/invocations");
     println!("  outbox         {base}/_dev/outbox");
+    for m in &p.mailboxes {
+        println!(
+            "  approver       {}   (personal links; mailbox {base}/_dev/outbox?for={})",
+            m.approver, m.approver
+        );
+    }
     println!("  local AWS      {aws}");
     println!(
         "  pipeline       {} (GitHub {}, branch main) → test {}/{} → prod {}/{}",
@@ -527,6 +543,16 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
         sb.prod_cluster,
         sb.prod_service
     );
+    if let Some(v) = &sb.demo_verify {
+        let smoke = match &v.smoke_project {
+            Some(project) => format!(
+                " + smoke test {project} (CodeBuild, TARGET_URL {}; [smoke-fail] fails it)",
+                v.test_url
+            ),
+            None => String::new(),
+        };
+        println!("  verify test    GET {}{smoke}", v.test_url);
+    }
     println!("  environment    {}", env_file.display());
     println!();
     println!("In another terminal:");

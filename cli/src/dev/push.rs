@@ -13,7 +13,7 @@ use shipgate_sandbox::DEV_WEBHOOK_SECRET;
 #[derive(Args, Debug)]
 pub struct PushArgs {
     /// Commit message (`[fail-build]`, `[fail-deploy]` or `[fail-prod]` makes the sandbox fail
-    /// the build, the test or the production deployment).
+    /// the build, the test or the production deployment; `[smoke-fail]` the smoke test).
     #[arg(long, short, default_value = "Update the demo service")]
     message: String,
     /// GitHub repository (`owner/name`) the push is for.

@@ -26,7 +26,14 @@ pub async fn ensure(
     let _one_at_a_time = ENSURING.lock().await;
     let mut created = Vec::new();
     let repository_uri = ensure_repository(sdk, pipeline, &mut created).await?;
-    ensure_project(sdk, pipeline, &mut created).await?;
+    ensure_project(sdk, pipeline, &pipeline.build.project, &mut created).await?;
+    // the test verification's smoke test project (the pump runs its builds like image builds)
+    if let Some(smoke) = pipeline
+        .verify_of(shared::domain::Environment::Test)
+        .and_then(|v| v.smoke_project.as_deref())
+    {
+        ensure_project(sdk, pipeline, smoke, &mut created).await?;
+    }
     let ecs_client = aws_sdk_ecs::Client::new(sdk);
     for target in [&pipeline.test, &pipeline.prod] {
         ensure_cluster(&ecs_client, &target.cluster, &mut created).await?;
@@ -82,11 +89,11 @@ async fn ensure_repository(
 async fn ensure_project(
     sdk: &SdkConfig,
     pipeline: &PipelineDefinition,
+    name: &str,
     created: &mut Vec<String>,
 ) -> Result<(), String> {
     use aws_sdk_codebuild::types as cb;
     let codebuild = aws_sdk_codebuild::Client::new(sdk);
-    let name = &pipeline.build.project;
     let found = codebuild
         .batch_get_projects()
         .names(name)

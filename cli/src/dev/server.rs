@@ -55,7 +55,7 @@ pub fn router(state: DevState) -> Router {
 async fn index() -> Json<Value> {
     Json(json!({
         "service": "shipgate dev",
-        "routes": ["POST /webhooks/github", "GET|HEAD|POST /approvals/{token}", "GET|HEAD /status/{token}", "POST /2015-03-31/functions/{name}/invocations", "GET /_dev/outbox", "GET /_dev/github", "GET /_dev/chat"],
+        "routes": ["POST /webhooks/github", "GET|HEAD|POST /approvals/{token}", "GET|HEAD /status/{token}", "POST /2015-03-31/functions/{name}/invocations", "GET /_dev/outbox[?for=APPROVER]", "GET /_dev/github", "GET /_dev/chat"],
         "functions": FUNCTIONS,
     }))
 }
@@ -64,8 +64,26 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response()
 }
 
-async fn outbox(State(state): State<DevState>) -> Json<Value> {
-    let messages = state.outbox.lock().map(|m| m.clone()).unwrap_or_default();
+/// Every message on the approval topic (each with its `audience`); `?for=alice@example.com`:
+/// what that demo approver's mailbox received (their subscription's filter policy applied).
+async fn outbox(
+    State(state): State<DevState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Json<Value> {
+    let approver = query.as_deref().and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "for")
+            .map(|(_, v)| v.replace("%40", "@").to_ascii_lowercase())
+    });
+    let messages = match approver {
+        Some(a) => state
+            .mailboxes
+            .lock()
+            .map(|m| m.get(&a).cloned().unwrap_or_default())
+            .unwrap_or_default(),
+        None => state.outbox.lock().map(|m| m.clone()).unwrap_or_default(),
+    };
     Json(serde_json::to_value(messages).unwrap_or(Value::Array(vec![])))
 }
 

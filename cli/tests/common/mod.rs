@@ -306,6 +306,42 @@ impl DevSandbox {
         }
     }
 
+    /// Approve execution `id` of the demo pipeline as alice, through her personal link (the
+    /// demo pipeline lists approvers: an unverified control command cannot approve).
+    pub async fn approve_by_link(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let link = loop {
+            let found = self.outbox().await.into_iter().find_map(|m| {
+                let mine = m["audience"] == "alice@example.com"
+                    && m["message"].as_str().unwrap_or("").contains(id);
+                m["links"].as_array().and_then(|l| {
+                    l.iter()
+                        .filter_map(|l| l.as_str())
+                        .find(|l| mine && l.contains("/approvals/"))
+                        .map(str::to_string)
+                })
+            });
+            if let Some(link) = found {
+                break link;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no approval link of {id} for alice in {:#?}",
+                    self.outbox().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let r = reqwest::Client::new()
+            .post(&link)
+            .form(&[("decision", "approve")])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert_eq!(status, 200, "{}", r.text().await.unwrap_or_default());
+    }
+
     /// A signed push with a fresh commit; answers the HTTP status and JSON.
     pub async fn push(&self, message: &str) -> (u16, Value) {
         self.push_to("shipgate-demo/hello", message).await

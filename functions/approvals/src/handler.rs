@@ -381,6 +381,108 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
     }
 
+    /// The sample pipeline needing 2 of alice, bob and ada (who pushes the sample), driven to
+    /// AWAITING_APPROVAL; answers the path of each approver's personal link.
+    async fn awaiting_with_approvers(w: &FakeWorld) -> (ExecutionId, Vec<(String, String)>) {
+        let text = shared::fakes::SAMPLE_PIPELINE.replace(
+            "timeout_hours = 72 }",
+            "timeout_hours = 72, required = 2, approvers = [{ email = \"alice@example.com\" }, { email = \"bob@example.com\" }, { email = \"ada@example.com\", github = \"ada\" }] }",
+        );
+        let def =
+            shared::domain::PipelineDefinition::parse(&text, shared::domain::Format::Toml).unwrap();
+        shared::ports::ExecutionStore::put_pipeline(&*w.store, &def, w.clock.now())
+            .await
+            .unwrap();
+        let (id, _) = awaiting(w).await;
+        let links = w
+            .notifier
+            .sent()
+            .into_iter()
+            .filter(|(_, n)| n.subject.contains("Approve"))
+            .map(|(_, n)| {
+                let link = n
+                    .body
+                    .lines()
+                    .find(|l| l.contains("/approvals/"))
+                    .unwrap()
+                    .trim()
+                    .trim_start_matches("https://shipgate.example.com")
+                    .to_string();
+                (n.audience, link)
+            })
+            .collect();
+        (id, links)
+    }
+
+    fn link_of<'a>(links: &'a [(String, String)], email: &str) -> &'a str {
+        &links.iter().find(|(a, _)| a == email).unwrap().1
+    }
+
+    #[tokio::test]
+    async fn personal_links_approve_as_their_owner_one_of_two_then_two_of_two() {
+        let w = FakeWorld::with_pipeline().await;
+        let (id, links) = awaiting_with_approvers(&w).await;
+        assert_eq!(links.len(), 3, "{links:?}");
+        let alice = link_of(&links, "alice@example.com");
+        let html = http::body_text(&handle(&w.services, req("GET", alice, None)).await);
+        assert!(html.contains("Approving as"), "{html}");
+        assert!(html.contains("<strong>alice@example.com</strong>"));
+        assert!(
+            !html.contains("name=\"name\""),
+            "no name to type on a personal link"
+        );
+        assert!(html.contains("value=\"approve\""));
+        assert!(html.contains("0 of 2 approvals"), "{html}");
+        let r = handle(
+            &w.services,
+            req("POST", alice, Some("decision=approve&name=Mallory")),
+        )
+        .await;
+        assert_eq!(r.status_code, 200, "{}", http::body_text(&r));
+        let html = http::body_text(&r);
+        assert!(
+            html.contains("Approval counted — 1 of 2 approvals: alice@example.com"),
+            "{html}"
+        );
+        assert!(html.contains("alice@example.com — personal email link"));
+        assert!(!html.contains("Mallory"));
+        assert_eq!(w.deployer.deployments_to("hello-prod"), 0);
+        // bob's page shows the progress; his approval deploys
+        let bob = link_of(&links, "bob@example.com");
+        let html = http::body_text(&handle(&w.services, req("GET", bob, None)).await);
+        assert!(
+            html.contains("1 of 2 approvals: alice@example.com"),
+            "{html}"
+        );
+        let r = handle(&w.services, req("POST", bob, Some("decision=approve"))).await;
+        assert_eq!(r.status_code, 200, "{}", http::body_text(&r));
+        assert!(http::body_text(&r).contains("Approved — production deployment started"));
+        assert_eq!(w.deployer.deployments_to("hello-prod"), 1);
+        let e = w.services.execution(&id).await.unwrap();
+        assert_eq!(e.status, Status::DeployingProd);
+    }
+
+    #[tokio::test]
+    async fn the_pushers_own_link_shows_no_approve_button_and_refuses_approval() {
+        let w = FakeWorld::with_pipeline().await;
+        let (id, links) = awaiting_with_approvers(&w).await;
+        let ada = link_of(&links, "ada@example.com");
+        let html = http::body_text(&handle(&w.services, req("GET", ada, None)).await);
+        assert!(
+            html.contains("ada@example.com cannot approve their own change"),
+            "{html}"
+        );
+        assert!(!html.contains("value=\"approve\""), "{html}");
+        assert!(html.contains("value=\"reject\""));
+        let before = w.services.execution(&id).await.unwrap();
+        let r = handle(&w.services, req("POST", ada, Some("decision=approve"))).await;
+        assert_eq!(r.status_code, 403);
+        let html = http::body_text(&r);
+        assert!(html.contains("cannot approve their own change"), "{html}");
+        assert!(html.contains("Nothing was changed"));
+        assert_eq!(w.services.execution(&id).await.unwrap(), before);
+    }
+
     fn status_req(method: &str, path: &str) -> HttpRequest {
         shipgate_sandbox::apigw::request(
             method,

@@ -100,6 +100,15 @@ pub fn confirm(view: &ApprovalView) -> String {
         details.push_str(&row(&label, &format!("<code>{}</code>", escape(&value))));
     }
     details.push_str(&row("Production now", &production));
+    if let Some(owner) = &view.owner {
+        details.push_str(&row(
+            "Approving as",
+            &format!(
+                "<strong>{}</strong> <span class=\"note\">(this personal link was signed by shipgate for this address: whoever opens it acts as you)</span>",
+                escape(&owner.email)
+            ),
+        ));
+    }
     if !p.approval.approvers.is_empty() {
         let emails: Vec<&str> = p
             .approval
@@ -107,21 +116,30 @@ pub fn confirm(view: &ApprovalView) -> String {
             .iter()
             .map(|a| a.email.as_str())
             .collect();
+        let how = if view.owner.is_some() {
+            String::new()
+        } else {
+            format!(
+                " <span class=\"note\">(with their personal link or <code>shipgate approve {}</code>: this shared link cannot tell who you are)</span>",
+                escape(e.id.as_str())
+            )
+        };
         details.push_str(&row(
             "Who may approve",
             &format!(
-                "{} of {} <span class=\"note\">(with <code>shipgate approve {}</code>: this shared link cannot tell who you are)</span>",
+                "{} of {}{how}",
                 p.approval.required,
                 escape(&emails.join(", ")),
-                escape(e.id.as_str())
             ),
         ));
     }
-    if let Some(a) = e.approval.as_ref().filter(|a| !a.approvals.is_empty()) {
-        details.push_str(&row(
-            "Approvals",
-            &escape(&shared::domain::approval_policy::recorded_progress(a)),
-        ));
+    let progress = e
+        .approval
+        .as_ref()
+        .map(|a| shared::domain::approval_policy::progress(a, p.approval.required))
+        .filter(|t| !t.is_empty());
+    if let Some(progress) = progress {
+        details.push_str(&row("Approvals", &escape(&progress)));
     }
     details.push_str(&row(
         "Link expires",
@@ -131,18 +149,39 @@ pub fn confirm(view: &ApprovalView) -> String {
         "Execution",
         &format!("<code>{}</code>", escape(e.id.as_str())),
     ));
+    let approve_button = "<button class=\"approve\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>";
+    let reject_button = "<button class=\"reject\" type=\"submit\" name=\"decision\" value=\"reject\">Reject</button>";
+    let (fields, buttons, notice) = match &view.owner {
+        // a personal link: who decides is the link's owner, no name to type
+        Some(owner) if owner.own_change => (
+            "",
+            reject_button.to_string(),
+            format!(
+                "<p class=\"bad\" id=\"own-change\"><strong>{} cannot approve their own change</strong>: you pushed or wrote it, and pipeline {} does not allow self-approval. You may reject it.</p>",
+                escape(&owner.email),
+                escape(&p.name)
+            ),
+        ),
+        Some(owner) if owner.counted => (
+            "",
+            reject_button.to_string(),
+            "<p class=\"ok\" id=\"counted\">Your approval is already counted; production waits for the other approvals. You may still reject.</p>".to_string(),
+        ),
+        Some(_) => ("", format!("{approve_button}{reject_button}"), String::new()),
+        None => (
+            "<label for=\"name\">Your name</label><input id=\"name\" name=\"name\" autocomplete=\"name\" maxlength=\"200\">",
+            format!("{approve_button}{reject_button}"),
+            String::new(),
+        ),
+    };
     let body = format!(
         "<h1>Deploy {name} to production?</h1>\
 <div class=\"card\"><dl>{details}</dl></div>\
-<form method=\"post\" class=\"card\">\
+<form method=\"post\" class=\"card\">{notice}\
 <p class=\"note\">Production will run exactly the image above, the one that ran in test.</p>\
-<label for=\"name\">Your name</label><input id=\"name\" name=\"name\" autocomplete=\"name\" maxlength=\"200\">\
-<label for=\"comment\">Comment <span class=\"note\">(optional)</span></label>\
+{fields}<label for=\"comment\">Comment <span class=\"note\">(optional)</span></label>\
 <textarea id=\"comment\" name=\"comment\" rows=\"3\" maxlength=\"500\"></textarea>\
-<div class=\"actions\">\
-<button class=\"approve\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
-<button class=\"reject\" type=\"submit\" name=\"decision\" value=\"reject\">Reject</button>\
-</div></form>\
+<div class=\"actions\">{buttons}</div></form>\
 <p class=\"note\">Or from a terminal: <code>shipgate approve {id}</code></p>",
         name = escape(&p.name),
         id = escape(e.id.as_str()),
@@ -150,20 +189,40 @@ pub fn confirm(view: &ApprovalView) -> String {
     page(&format!("Approve {}", p.name), &body)
 }
 
-/// A shared-link decision records the typed name as unverified; say so on the confirmation.
-fn unverified_note(decision: Option<&shared::domain::Decision>) -> &'static str {
-    match decision.map(|d| d.channel) {
-        Some(shared::domain::Channel::EmailLink) => {
-            "<p class=\"note\">Recorded as <strong>email link (unverified name)</strong>: this shared link cannot prove who you are, so the name typed is kept but marked unverified.</p>"
-        }
-        _ => "",
+/// How a link decision was recorded: a shared link's typed name as unverified, a personal
+/// link as its owner.
+fn recorded_note(decision: Option<&shared::domain::Decision>) -> String {
+    match decision {
+        Some(d) if d.channel == shared::domain::Channel::EmailLink => match &d.approver {
+            Some(email) => format!(
+                "<p class=\"note\">Recorded as <strong>{}</strong>: the approver this personal link was issued to.</p>",
+                escape(email)
+            ),
+            None => "<p class=\"note\">Recorded as <strong>email link (unverified name)</strong>: this shared link cannot prove who you are, so the name typed is kept but marked unverified.</p>".to_string(),
+        },
+        _ => String::new(),
     }
 }
 
 /// POST: what the decision did.
 pub fn decided(e: &Execution) -> String {
-    let decision = e.approval.as_ref().and_then(|a| a.decision.as_ref());
+    let approval = e.approval.as_ref();
+    let decision = approval.and_then(|a| a.decision.as_ref());
+    // an approval counted towards N, production still waiting for the others
+    let counted = match (e.status, approval) {
+        (Status::AwaitingApproval, Some(a)) if decision.is_none() => a.approvals.last(),
+        _ => None,
+    };
     let (title, headline) = match (decision.map(|d| d.verdict), e.status) {
+        _ if counted.is_some() => (
+            "Approval counted",
+            format!(
+                "<h1 class=\"ok\">Approval counted — {}</h1><p>Production deploys once the remaining approvals are in.</p>",
+                escape(&shared::domain::approval_policy::recorded_progress(
+                    approval.expect("counted")
+                ))
+            ),
+        ),
         (Some(Verdict::Approve), Status::ProdFailed) => (
             "Approved, but the deployment could not start",
             format!(
@@ -185,7 +244,8 @@ pub fn decided(e: &Execution) -> String {
             "<h1 class=\"bad\">Rejected — production was not changed</h1>".to_string(),
         ),
     };
-    let who = decision
+    let shown = decision.or(counted);
+    let who = shown
         .map(|d| {
             format!(
                 "{} at {}",
@@ -201,7 +261,7 @@ pub fn decided(e: &Execution) -> String {
         commit_rows(e),
         row("Decided by", &who),
         row("Status", &format!("<code>{}</code>", e.status)),
-        unverified_note(decision),
+        recorded_note(shown),
         escape(e.id.as_str()),
     );
     page(title, &body)

@@ -52,7 +52,8 @@ impl BuildRunner for CodeBuildRunner {
             .get()?
             .start_build()
             .project_name(&request.project)
-            .source_version(&request.source_version)
+            // empty: the project's own source version (smoke test projects)
+            .set_source_version(Some(request.source_version.clone()).filter(|v| !v.is_empty()))
             .set_environment_variables_override(Some(env))
             .idempotency_token(&request.idempotency_token)
             .send()

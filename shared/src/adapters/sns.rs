@@ -4,6 +4,9 @@ use async_trait::async_trait;
 use aws_sdk_sns::Client;
 
 use super::classify;
+use aws_sdk_sns::types::MessageAttributeValue;
+
+use crate::domain::audience;
 use crate::domain::limits::structured_message;
 use crate::domain::limits::{ascii_line, excerpt, MAX_NOTICE_BYTES, MAX_SUBJECT_CHARS};
 use crate::ports::{Notice, Notifier, ServiceError};
@@ -29,6 +32,17 @@ impl SnsNotifier {
     }
 }
 
+/// The attribute value: `all` when empty; an address is at most 254 bytes (validated), so the
+/// attribute stays far below SNS's 256 KB message limit (attributes count towards it).
+fn audience_value(audience: &str) -> String {
+    let a = audience.trim();
+    if a.is_empty() {
+        audience::EVERYONE.to_string()
+    } else {
+        excerpt(a, 256)
+    }
+}
+
 #[async_trait]
 impl Notifier for SnsNotifier {
     async fn publish(&self, topic_arn: &str, notice: &Notice) -> Result<String, ServiceError> {
@@ -38,7 +52,16 @@ impl Notifier for SnsNotifier {
             .publish()
             .topic_arn(topic_arn)
             // last resort: whatever a notice holds, SNS never refuses it for its size or subject
-            .subject(ascii_line(&notice.subject, MAX_SUBJECT_CHARS));
+            .subject(ascii_line(&notice.subject, MAX_SUBJECT_CHARS))
+            // who it is for: subscriptions' filter policies (`audience::filter_policy`) match it
+            .message_attributes(
+                audience::ATTRIBUTE,
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(audience_value(&notice.audience))
+                    .build()
+                    .map_err(|e| ServiceError::Rejected(e.to_string()))?,
+            );
         let publish = match &notice.chat {
             // one message per protocol: e-mail gets the text, chat (https) the Amazon Q JSON
             Some(chat) => publish

@@ -91,8 +91,13 @@ async fn two_of_four_needs_two_distinct_verified_approvers() {
     assert!(own
         .to_string()
         .contains("ada@example.com cannot approve their own change"));
-    // the shared e-mail link proves no one: refused with a clear page
-    let link = decide_by_link(&w.services, &approval_token(&w), form(Verdict::Approve)).await;
+    // a shared e-mail link proves no one: refused with a clear page (approvers get personal
+    // links; personal_links_tests.rs)
+    let shared = super::approvals::approval_link(&w.services, &exec(&w, &id).await)
+        .await
+        .unwrap();
+    let shared = shared.rsplit('/').next().unwrap().to_string();
+    let link = decide_by_link(&w.services, &shared, form(Verdict::Approve)).await;
     assert!(
         matches!(link, Err(LinkError::NotAnApprover(ref m)) if m.contains("shipgate approve")),
         "{link:?}"

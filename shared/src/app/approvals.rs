@@ -6,6 +6,7 @@ use serde::Serialize;
 use tracing::{instrument, warn};
 
 use super::{AppError, Applied, Services};
+use crate::domain::approval_policy::Approver;
 use crate::domain::token::{self, TokenClaims, TokenError};
 use crate::domain::{
     Channel, Decision, Environment, Event, Execution, ExecutionId, PipelineDefinition, Status,
@@ -16,8 +17,27 @@ use crate::ports::{rotating_secrets, DeployedRevision};
 /// Longest name or comment kept from the form.
 pub const MAX_FORM_FIELD: usize = 500;
 
-/// The approval page link for an execution awaiting approval.
+/// The shared approval page link for an execution awaiting approval (a pipeline without
+/// approvers).
 pub async fn approval_link(svc: &Services, exec: &Execution) -> Result<String, AppError> {
+    link_for(svc, exec, None).await
+}
+
+/// The personal approval link of the approver with e-mail `approver` (see
+/// [`crate::domain::token`]): it acts as that approver only.
+pub async fn personal_approval_link(
+    svc: &Services,
+    exec: &Execution,
+    approver: &str,
+) -> Result<String, AppError> {
+    link_for(svc, exec, Some(approver)).await
+}
+
+async fn link_for(
+    svc: &Services,
+    exec: &Execution,
+    approver: Option<&str>,
+) -> Result<String, AppError> {
     let (Some(approval), Some(image)) = (&exec.approval, &exec.image) else {
         return Err(AppError::Conflict(format!(
             "execution {} has no approval round",
@@ -28,15 +48,15 @@ pub async fn approval_link(svc: &Services, exec: &Execution) -> Result<String, A
     // a rotating key signs with `current` (the first value)
     let keys = rotating_secrets(key.expose());
     let signing_key = keys.first().map(String::as_bytes).unwrap_or_default();
-    let token = token::sign(
-        signing_key,
-        &TokenClaims {
-            execution_id: exec.id.clone(),
-            nonce: approval.nonce.clone(),
-            expires_at: approval.expires_at,
-        },
-        &image.digest,
-    );
+    let claims = TokenClaims {
+        execution_id: exec.id.clone(),
+        nonce: approval.nonce.clone(),
+        expires_at: approval.expires_at,
+    };
+    let token = match approver {
+        Some(email) => token::sign_personal(signing_key, &claims, &image.digest, email),
+        None => token::sign(signing_key, &claims, &image.digest),
+    };
     Ok(format!(
         "{}/approvals/{}",
         svc.settings.public_url.trim_end_matches('/'),
@@ -105,11 +125,39 @@ pub struct ApprovalView {
     pub expires_at: DateTime<Utc>,
     /// What production runs now (as recorded by shipgate).
     pub production: Option<DeployedRevision>,
+    /// A personal link: whose it is.
+    pub owner: Option<LinkOwner>,
+}
+
+/// The approver a personal link was issued to, as the page shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkOwner {
+    /// Their e-mail address (as listed in the pipeline).
+    pub email: String,
+    /// They pushed or wrote this change and the pipeline does not allow self-approval: they
+    /// may reject, not approve.
+    pub own_change: bool,
+    /// Their approval is already counted in this round.
+    pub counted: bool,
+}
+
+/// The actor recorded for a decision through a personal link.
+pub fn personal_link_actor(email: &str) -> String {
+    format!("{email} — personal email link")
+}
+
+/// A checked link: the execution, its claims and, for a personal link, the approver it binds
+/// (still listed in the pipeline).
+struct CheckedLink {
+    exec: Execution,
+    claims: TokenClaims,
+    owner: Option<Approver>,
+    pipeline: PipelineDefinition,
 }
 
 /// Check a token and load what it points at. Never changes anything.
-async fn check_link(svc: &Services, raw: &str) -> Result<(Execution, TokenClaims), LinkError> {
-    let claims = token::decode(raw).map_err(|_| LinkError::Malformed)?;
+async fn check_link(svc: &Services, raw: &str) -> Result<CheckedLink, LinkError> {
+    let (claims, approver_ref) = token::decode_link(raw).map_err(|_| LinkError::Malformed)?;
     let exec = svc
         .store
         .get_execution(&claims.execution_id)
@@ -124,10 +172,34 @@ async fn check_link(svc: &Services, raw: &str) -> Result<(Execution, TokenClaims
         .get(&svc.settings.signing_key_id)
         .await
         .map_err(AppError::from)?;
+    // a personal link names its approver by a ref: they must still be listed (the MAC then
+    // proves the link was issued to that address)
+    let pipeline = svc.pipeline(&exec.pipeline).await?;
+    let owner = match &approver_ref {
+        None => None,
+        Some(r) => {
+            let found = pipeline
+                .approval
+                .approvers
+                .iter()
+                .find(|a| token::approver_ref(&a.email) == *r);
+            match found {
+                Some(a) => Some(a.clone()),
+                None => {
+                    warn!(execution_id = %exec.id, "personal approval link of an approver not listed");
+                    return Err(LinkError::NotAnApprover(format!(
+                        "This personal approval link belongs to someone who is no longer an approver of pipeline {} (or the link was altered).",
+                        pipeline.name
+                    )));
+                }
+            }
+        }
+    };
     // during a rotation links signed with `current` or `previous` are accepted
     let keys = rotating_secrets(key.expose());
     let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-    let claims = match token::verify_any(&keys, raw, &digest, svc.now()) {
+    let email = owner.as_ref().map(|a| a.email.as_str());
+    let claims = match token::verify_any_as(&keys, raw, &digest, email, svc.now()) {
         Ok(c) => c,
         Err(TokenError::Malformed) => return Err(LinkError::Malformed),
         Err(TokenError::BadSignature) => {
@@ -141,7 +213,18 @@ async fn check_link(svc: &Services, raw: &str) -> Result<(Execution, TokenClaims
         _ => return Err(LinkError::Forged),
     }
     status_gate(&exec)?;
-    Ok((exec, claims))
+    Ok(CheckedLink {
+        exec,
+        claims,
+        owner,
+        pipeline,
+    })
+}
+
+/// Whether `owner` may not approve `exec` (they pushed or wrote it, and self-approval is off).
+fn owns_change(pipeline: &PipelineDefinition, owner: &Approver, exec: &Execution) -> bool {
+    !pipeline.approval.allow_self_approval
+        && crate::domain::approval_policy::is_own_change(owner, exec)
 }
 
 /// A valid link for an execution that no longer waits: say why.
@@ -179,8 +262,21 @@ fn status_gate(exec: &Execution) -> Result<(), LinkError> {
 /// GET/HEAD: the page data. Never changes state.
 #[instrument(skip_all)]
 pub async fn view(svc: &Services, raw_token: &str) -> Result<ApprovalView, LinkError> {
-    let (exec, claims) = check_link(svc, raw_token).await?;
-    let pipeline = svc.pipeline(&exec.pipeline).await?;
+    let CheckedLink {
+        exec,
+        claims,
+        owner,
+        pipeline,
+    } = check_link(svc, raw_token).await?;
+    let owner = owner.map(|a| LinkOwner {
+        own_change: owns_change(&pipeline, &a, &exec),
+        counted: exec.approval.as_ref().is_some_and(|r| {
+            r.approvals
+                .iter()
+                .any(|d| d.approver.as_deref() == Some(a.email.as_str()))
+        }),
+        email: a.email,
+    });
     let production = svc
         .store
         .get_revisions(&exec.pipeline, Environment::Prod)
@@ -192,6 +288,7 @@ pub async fn view(svc: &Services, raw_token: &str) -> Result<ApprovalView, LinkE
         pipeline,
         expires_at: claims.expires_at,
         production,
+        owner,
     })
 }
 
@@ -217,26 +314,49 @@ fn clean_field(v: Option<String>) -> Option<String> {
     .filter(|s| !s.is_empty())
 }
 
-/// POST: decide through the link. Exactly one of any number of concurrent POSTs wins.
+/// POST: decide through the link. Exactly one of any number of concurrent POSTs wins (for a
+/// pipeline needing N approvals: each approver is counted once).
+///
+/// A personal link records its owner: the approver it was issued to (a forwarded link acts as
+/// its owner — it is their bearer credential, which is why each approver's message is delivered
+/// only to them). The shared link of a pipeline without approvers records the typed name as
+/// unverified; for a pipeline with approvers it is refused.
 #[instrument(skip_all)]
 pub async fn decide_by_link(
     svc: &Services,
     raw_token: &str,
     form: FormDecision,
 ) -> Result<Execution, LinkError> {
-    let (exec, _) = check_link(svc, raw_token).await?;
-    let pipeline = svc.pipeline(&exec.pipeline).await?;
-    if !pipeline.approval.approvers.is_empty() {
-        // a shared link proves no one; personal links are not built yet (docs/approvals.md)
-        return Err(LinkError::NotAnApprover(format!(
-            "Pipeline {} names its approvers, and this shared link cannot tell who you are: approve with `shipgate approve {}` (your verified AWS identity is matched to the approver list).",
-            pipeline.name, exec.id
-        )));
-    }
+    let CheckedLink {
+        exec,
+        owner,
+        pipeline,
+        ..
+    } = check_link(svc, raw_token).await?;
+    let (approver, actor) = match owner {
+        Some(owner) => {
+            if form.verdict == Verdict::Approve && owns_change(&pipeline, &owner, &exec) {
+                return Err(LinkError::OwnChange(owner.email));
+            }
+            let actor = personal_link_actor(&owner.email);
+            (Some(owner.email), actor)
+        }
+        None if !pipeline.approval.approvers.is_empty() => {
+            // a shared link proves no one
+            return Err(LinkError::NotAnApprover(format!(
+                "Pipeline {} names its approvers, and this shared link cannot tell who you are: use the personal link from your approval e-mail, or `shipgate approve {}` (your verified AWS identity is matched to the approver list).",
+                pipeline.name, exec.id
+            )));
+        }
+        None => (
+            None,
+            crate::domain::identity::email_link_actor(clean_field(form.name).as_deref()),
+        ),
+    };
     let decision = Decision {
-        approver: None,
+        approver,
         verdict: form.verdict,
-        actor: crate::domain::identity::email_link_actor(clean_field(form.name).as_deref()),
+        actor,
         channel: Channel::EmailLink,
         comment: clean_field(form.comment),
         at: svc.now(),

@@ -318,6 +318,7 @@ pub async fn release(
             trigger: Trigger::Release {
                 actor: actor.to_string(),
             },
+            pushed_by: Default::default(),
             idempotency_key: request_id.map(|r| format!("RELEASE#{pipeline}#{r}")),
             actor: actor.to_string(),
         },

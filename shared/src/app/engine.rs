@@ -42,6 +42,9 @@ pub struct Capabilities {
     /// The automatic rollback of production after its verification failed: pointing the prod
     /// service back at an earlier, already registered revision (ecs:UpdateService only).
     pub roll_back_prod: bool,
+    /// Start the smoke test build of a test verification (codebuild:StartBuild on the smoke
+    /// projects only, `SmokeProjectNamePrefix` in the template).
+    pub start_smoke: bool,
 }
 
 impl Capabilities {
@@ -55,6 +58,7 @@ impl Capabilities {
         feedback: true,
         verify: true,
         roll_back_prod: true,
+        start_smoke: true,
     };
 
     pub fn allows(&self, effect: &Effect) -> bool {
@@ -541,13 +545,37 @@ impl Services {
         if exec.status != Status::AwaitingApproval || approval.message_id.is_some() {
             return Ok(None);
         }
-        let link = approvals::approval_link(self, exec).await?;
-        let notice = notices::approval_request(pipeline, exec, &link, approval.expires_at);
-        let notice = self.with_status_link(notice, pipeline).await;
-        let message_id = self
-            .notifier
-            .publish(&pipeline.approval.topic_arn, &notice)
-            .await?;
+        let topic = &pipeline.approval.topic_arn;
+        let message_id = if pipeline.approval.approvers.is_empty() {
+            let link = approvals::approval_link(self, exec).await?;
+            let notice = notices::approval_request(pipeline, exec, &link, approval.expires_at);
+            let notice = self.with_status_link(notice, pipeline).await;
+            self.notifier.publish(topic, &notice).await?
+        } else {
+            // one message per approver, holding only their personal link (message attribute
+            // `shipgate_audience` = their address; their subscription's filter policy). A Lambda
+            // dying between two publishes publishes them all again on the retry (the request is
+            // recorded sent only after the last): an approver may get their link twice, never
+            // someone else's.
+            let status_url = self.status_url(pipeline).await;
+            let mut ids = Vec::with_capacity(pipeline.approval.approvers.len());
+            for approver in &pipeline.approval.approvers {
+                let link = approvals::personal_approval_link(self, exec, &approver.email).await?;
+                let notice = notices::personal_approval_request(
+                    pipeline,
+                    exec,
+                    &link,
+                    approval.expires_at,
+                    approver,
+                );
+                let notice = match &status_url {
+                    Some(url) => notices::with_status_link(notice, url),
+                    None => notice,
+                };
+                ids.push(self.notifier.publish(topic, &notice).await?);
+            }
+            ids.join(",")
+        };
         info!(execution_id = %exec.id, %message_id, "approval request sent");
         self.follow_up(exec, Event::ApprovalRequested { message_id })
             .await
@@ -575,12 +603,20 @@ impl Services {
     /// A notice with the pipeline's status page link; without it if the link cannot be signed
     /// (the notice matters more than the link).
     async fn with_status_link(&self, notice: Notice, pipeline: &PipelineDefinition) -> Notice {
+        match self.status_url(pipeline).await {
+            Some(url) => notices::with_status_link(notice, &url),
+            None => notice,
+        }
+    }
+
+    /// The pipeline's status page link for a notice (None if it cannot be signed).
+    async fn status_url(&self, pipeline: &PipelineDefinition) -> Option<String> {
         let validity = crate::domain::status_token::NOTICE_LINK_VALIDITY;
         match super::status_page::status_page_link(self, &pipeline.name, validity).await {
-            Ok((url, _)) => notices::with_status_link(notice, &url),
+            Ok((url, _)) => Some(url),
             Err(e) => {
                 warn!(pipeline = %pipeline.name, error = %e, "status page link could not be signed");
-                notice
+                None
             }
         }
     }

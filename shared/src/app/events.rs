@@ -57,6 +57,10 @@ pub async fn on_build_state(
         )));
     };
     let exec = svc.execution(&id).await?;
+    // the same events report a test verification's smoke test build
+    if super::smoke::is_smoke_build(&exec, &change.build_id) {
+        return super::smoke::on_build_state(svc, exec, change).await;
+    }
     if exec.build_id.as_deref() != Some(change.build_id.as_str()) {
         return ignored(
             svc,
@@ -338,7 +342,7 @@ pub async fn on_deployment_state(
     finish(svc, applied).await
 }
 
-async fn finish(svc: &Services, applied: Applied) -> Result<EventOutcome, AppError> {
+pub(super) async fn finish(svc: &Services, applied: Applied) -> Result<EventOutcome, AppError> {
     if let Applied::Ignored { current, reason } = &applied {
         return ignored(svc, current, reason.to_string()).await;
     }

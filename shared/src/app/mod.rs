@@ -13,6 +13,7 @@ pub mod feedback;
 pub mod metrics;
 pub mod notices;
 pub mod releases;
+pub mod smoke;
 pub mod sources;
 pub mod status_page;
 pub mod sweeper;
@@ -31,7 +32,11 @@ mod flow_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod personal_links_tests;
+#[cfg(test)]
 mod release_tests;
+#[cfg(test)]
+mod smoke_tests;
 #[cfg(test)]
 mod sweeper_tests;
 #[cfg(test)]

@@ -146,11 +146,46 @@ pub fn approval_request(
         ],
         &subject,
     );
-    Notice {
-        subject,
-        body,
-        chat: Some(chat),
+    Notice::for_everyone(subject, body, Some(chat))
+}
+
+/// The approval request for one approver of a pipeline that lists them: it holds only their
+/// personal link (audience: their address, see [`crate::domain::audience`]). An approver who
+/// pushed or wrote the change (and self-approval is off) is told they cannot approve it; their
+/// link opens a page that can only reject.
+pub fn personal_approval_request(
+    pipeline: &PipelineDefinition,
+    exec: &Execution,
+    link: &str,
+    expires_at: DateTime<Utc>,
+    approver: &crate::domain::approval_policy::Approver,
+) -> Notice {
+    let mut notice = approval_request(pipeline, exec, link, expires_at);
+    let own = !pipeline.approval.allow_self_approval
+        && crate::domain::approval_policy::is_own_change(approver, exec);
+    let policy = &pipeline.approval;
+    let mut intro = format!(
+        "For {}: this message holds your personal approval link. It acts as you (whoever opens it), so do not forward it. {} of {} approver{} must approve.\n\n",
+        approver.email,
+        policy.required,
+        policy.approvers.len(),
+        if policy.approvers.len() == 1 { "" } else { "s" }
+    );
+    if own {
+        intro.push_str("You pushed or wrote this change, and the pipeline does not allow self-approval: you cannot approve it. Your link lets you review it and reject it.\n\n");
+        notice.body = notice.body.replacen(
+            "Review and approve or reject (the page asks you to confirm; opening it changes nothing):",
+            "Review or reject (you cannot approve your own change; opening the page changes nothing):",
+            1,
+        );
     }
+    // after the first paragraph (what waits), before the link
+    match notice.body.find("\n\n") {
+        Some(at) => notice.body.insert_str(at + 2, &intro),
+        None => notice.body.insert_str(0, &intro),
+    }
+    notice.audience = crate::domain::audience::approver(&approver.email);
+    notice
 }
 
 /// What the pusher wrote, quoted and labelled as such; never a link.
@@ -334,11 +369,7 @@ pub fn status_notice(pipeline: &PipelineDefinition, exec: &Execution) -> Notice 
         steps,
         &subject,
     );
-    Notice {
-        subject,
-        body,
-        chat: Some(chat),
-    }
+    Notice::for_everyone(subject, body, Some(chat))
 }
 
 /// Longest chat title and description shipgate sends (chat clients show a few lines).
@@ -491,11 +522,11 @@ mod tests {
             "https://x.example/status/t.k"
         );
         let n = with_status_link(
-            Notice {
-                subject: "s".into(),
-                body: "What\n\nFrom the commit (written by the pusher…):\n  x\n".into(),
-                chat: None,
-            },
+            Notice::for_everyone(
+                "s".into(),
+                "What\n\nFrom the commit (written by the pusher…):\n  x\n".into(),
+                None,
+            ),
             "https://x.example/status/t.k",
         );
         assert_eq!(

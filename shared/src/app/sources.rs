@@ -9,6 +9,7 @@ use crate::domain::github::{
     body_digest, decode_push, verify_signature, Push as GithubPush, PushError, SignatureError,
 };
 use crate::domain::limits::{bounded_commit, excerpt, MAX_AUTHOR_BYTES};
+use crate::domain::pushed_by::PushedBy;
 use crate::domain::{
     Commit, Effect, Execution, ExecutionId, PipelineDefinition, RefKind, Source, Status,
     Transition, Trigger,
@@ -34,6 +35,8 @@ pub struct StartRequest {
     /// A repeated request with the same key starts nothing and answers the first execution.
     pub idempotency_key: Option<String>,
     pub actor: String,
+    /// Who pushed or wrote the change (recorded on the execution: the self-approval check).
+    pub pushed_by: PushedBy,
 }
 
 /// What a start request did.
@@ -54,7 +57,7 @@ pub struct Started {
 #[instrument(skip_all, fields(pipeline = %req.pipeline.name, commit = %req.commit.sha))]
 pub async fn start_execution(svc: &Services, req: StartRequest) -> Result<Started, AppError> {
     let now = svc.now();
-    let exec = Execution::received(
+    let mut exec = Execution::received(
         ExecutionId::generate(now),
         &req.pipeline.name,
         bounded_commit(req.commit),
@@ -62,6 +65,8 @@ pub async fn start_execution(svc: &Services, req: StartRequest) -> Result<Starte
         now,
         &req.actor,
     );
+    let pushed_by = req.pushed_by.bounded();
+    exec.pushed_by = (!pushed_by.is_empty()).then(|| Box::new(pushed_by));
     let key = req.idempotency_key.map(|key| IdempotencyKey {
         key,
         expires_at: now + DELIVERY_KEY_TTL,
@@ -245,6 +250,14 @@ fn github_push<'a>(push: &'a GithubPush, delivery: &str, body_digest: &str) -> P
             delivery: delivery.to_string(),
             pusher,
         },
+        pushed_by: PushedBy {
+            pusher_name: push.pusher.clone(),
+            pusher_email: push.pusher_email.clone(),
+            sender_login: push.sender.clone(),
+            author_email: head.and_then(|h| h.author_email.clone()),
+            author_username: head.and_then(|h| h.author_username.clone()),
+            caller_arn: None,
+        },
         claim: format!("PUSH#{body_digest}"),
     }
 }
@@ -312,6 +325,12 @@ fn codecommit_push(change: &ReferenceChange, kind: RefKind) -> Option<Push<'_>> 
         trigger: Trigger::CodecommitPush {
             event_id: change.event_id.clone(),
         },
+        // the event names the IAM identity that pushed (AWS verified it); the commit's author
+        // e-mail is git metadata anyone can set, so it is not fetched (GetCommit) for this
+        pushed_by: PushedBy {
+            caller_arn: change.caller.clone(),
+            ..PushedBy::default()
+        },
         claim: format!("EVENT#{}", change.event_id),
     })
 }
@@ -327,6 +346,7 @@ struct Push<'a> {
     commit: Commit,
     trigger: Trigger,
     actor: String,
+    pushed_by: PushedBy,
     /// `PUSH#<body digest>` / `EVENT#<event id>`; with `#<pipeline>` appended, the idempotency
     /// key of that pipeline's execution.
     claim: String,
@@ -355,6 +375,7 @@ async fn start_push(svc: &Services, push: &Push<'_>) -> Result<Option<Vec<Starte
             trigger: push.trigger.clone(),
             idempotency_key: Some(format!("{}#{}", push.claim, pipeline.name)),
             actor: push.actor.clone(),
+            pushed_by: push.pushed_by.clone(),
             pipeline,
         };
         started.push(start_execution(svc, req).await?);

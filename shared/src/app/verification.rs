@@ -69,12 +69,24 @@ pub(crate) async fn run(
             return Ok(None);
         };
         let left = STEP_BUDGET.saturating_sub(started.elapsed());
+        // the smoke test phase (the HTTP check passed): its build decides
+        if env == Environment::Test && cur.status == Status::VerifyingTest && v.smoke.is_some() {
+            return super::smoke::step(svc, &cur).await;
+        }
         if cur.status == verifying(env) {
             let spec = pipeline.verify_of(env).cloned().unwrap_or_default();
             let Some(check) = spec.http() else {
-                // nothing to ask (bake only, or the definition no longer verifies): passed
+                // nothing to ask (bake only, smoke only, or the definition no longer
+                // verifies): passed
                 let event = passed(svc, pipeline, env, v.attempts + 1, None);
-                return svc.follow_up(&cur, event).await;
+                match svc.follow_up(&cur, event).await? {
+                    // a smoke test was asked for: start it
+                    Some(tr) if tr.execution.status == cur.status => {
+                        cur = tr.execution;
+                        continue;
+                    }
+                    other => return Ok(other),
+                }
             };
             // the interval since the last attempt (also across invocations)
             if let Some(last) = &v.last {
@@ -215,6 +227,18 @@ fn passed(
     attempt: u32,
     result: Option<crate::domain::verify::CheckResult>,
 ) -> Event {
+    // a test verification with a smoke test goes on with it
+    if env == Environment::Test {
+        if let Some(smoke) = pipeline.verify_of(env).and_then(|v| v.smoke()) {
+            return Event::SmokeRequested {
+                attempt,
+                result,
+                project: smoke.project,
+                target_url: smoke.target_url,
+                timeout_minutes: smoke.timeout_minutes,
+            };
+        }
+    }
     // a verified test deployment opens the approval round
     let approval = (env == Environment::Test).then(|| ApprovalGrant {
         nonce: new_nonce(),
@@ -290,27 +314,35 @@ pub fn verified_lines(exec: &Execution) -> Vec<(String, String)> {
     let Some(v) = exec.verify_test.as_ref() else {
         return Vec::new();
     };
-    let Some(last) = v.last.as_ref().filter(|l| l.passed) else {
-        return Vec::new();
-    };
-    vec![
-        ("Verified".into(), format!("GET {}", last.url)),
-        (
+    let mut out = Vec::new();
+    if let Some(last) = v.last.as_ref().filter(|l| l.passed) {
+        out.push(("Verified".into(), format!("GET {}", last.url)));
+        out.push((
             "Answer".into(),
             format!(
                 "{} with version {}",
                 last.status.map(|s| s.to_string()).unwrap_or_default(),
                 last.version_seen.as_deref().unwrap_or("-")
             ),
+        ));
+    }
+    if let Some(smoke) = v.smoke.as_ref().filter(|s| s.passed()) {
+        out.push(("Smoke test".into(), smoke.describe()));
+        if let Some(link) = &smoke.logs_link {
+            out.push(("Smoke test logs".into(), link.clone()));
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    out.push((
+        "Took".into(),
+        format!(
+            "{} s, {} attempt{}",
+            v.duration_seconds().unwrap_or(0),
+            v.attempts,
+            if v.attempts == 1 { "" } else { "s" }
         ),
-        (
-            "Took".into(),
-            format!(
-                "{} s, {} attempt{}",
-                v.duration_seconds().unwrap_or(0),
-                v.attempts,
-                if v.attempts == 1 { "" } else { "s" }
-            ),
-        ),
-    ]
+    ));
+    out
 }

@@ -198,7 +198,10 @@ pub fn approver_for_caller<'a>(
 }
 
 /// Whether `approver` pushed or wrote the change `exec` releases: the pusher or the commit
-/// author, matched by GitHub login or e-mail (case-insensitive).
+/// author, matched by GitHub login or e-mail (case-insensitive) against what the source reported
+/// ([`super::pushed_by::PushedBy`]: GitHub's pusher name and e-mail, sender login, head commit
+/// author e-mail and username; executions stored before it: the pusher login and the author
+/// name), and for CodeCommit the pushing IAM identity against the approver's `arn` pattern.
 pub fn is_own_change(approver: &Approver, exec: &Execution) -> bool {
     let mut who: Vec<&str> = Vec::new();
     if let Trigger::GithubPush {
@@ -209,6 +212,17 @@ pub fn is_own_change(approver: &Approver, exec: &Execution) -> bool {
     }
     if let Some(a) = exec.commit.author.as_deref() {
         who.push(a);
+    }
+    if let Some(p) = exec.pushed_by.as_deref() {
+        who.extend(p.names());
+        if let (Some(arn), Some(pattern)) = (p.caller_arn.as_deref(), approver.arn.as_deref()) {
+            let caller = VerifiedCaller::new(arn);
+            if Glob::new(pattern)
+                .is_ok_and(|g| g.is_match(&caller.arn) || g.is_match(&caller.principal))
+            {
+                return true;
+            }
+        }
     }
     who.iter().any(|w| {
         let w = w.trim();
@@ -283,6 +297,65 @@ mod tests {
         );
         let (_, _, _, e) = parse(json!({"required": 2}));
         assert_eq!(e[0].path, "approval.required", "no approvers: one approval");
+    }
+
+    #[test]
+    fn own_changes_are_matched_by_email_login_or_pushing_arn() {
+        use crate::domain::pushed_by::PushedBy;
+        let alice = Approver {
+            email: "alice@example.com".into(),
+            github: Some("alice-gh".into()),
+            arn: Some("arn:aws:iam::1:user/alice".into()),
+        };
+        let mut e = crate::domain::Execution::received(
+            crate::domain::ExecutionId::generate(chrono::Utc::now()),
+            "p",
+            crate::domain::Commit {
+                sha: "a".repeat(40),
+                reference: "main".into(),
+                author: Some("Alice Liddell".into()),
+                ..Default::default()
+            },
+            Trigger::GithubPush {
+                delivery: "d".into(),
+                pusher: Some("someone".into()),
+            },
+            chrono::Utc::now(),
+            "github",
+        );
+        assert!(!is_own_change(&alice, &e), "a display name matches nothing");
+        for p in [
+            PushedBy {
+                author_email: Some("Alice@Example.com".into()),
+                ..Default::default()
+            },
+            PushedBy {
+                pusher_email: Some("alice@example.com".into()),
+                ..Default::default()
+            },
+            PushedBy {
+                sender_login: Some("ALICE-GH".into()),
+                ..Default::default()
+            },
+            PushedBy {
+                author_username: Some("alice-gh".into()),
+                ..Default::default()
+            },
+            PushedBy {
+                caller_arn: Some("arn:aws:iam::1:user/alice".into()),
+                ..Default::default()
+            },
+        ] {
+            e.pushed_by = Some(Box::new(p.clone()));
+            assert!(is_own_change(&alice, &e), "{p:?}");
+        }
+        e.pushed_by = Some(Box::new(PushedBy {
+            author_email: Some("bob@example.com".into()),
+            caller_arn: Some("arn:aws:iam::1:user/bob".into()),
+            sender_login: Some("bob".into()),
+            ..Default::default()
+        }));
+        assert!(!is_own_change(&alice, &e));
     }
 
     #[test]

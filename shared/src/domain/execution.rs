@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::revisions::DeployedRevision;
 use super::verify::Verification;
 
+mod smoke_transition;
 mod transition;
 pub use transition::*;
 
@@ -492,6 +493,10 @@ pub struct Execution {
     /// The verification and bake of the production deployment (`verify.prod`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_prod: Option<Box<Verification>>,
+    /// Who pushed or wrote the change, as its source reported it (the self-approval check);
+    /// boxed like the verifications (an execution stays small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_by: Option<Box<super::pushed_by::PushedBy>>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -546,6 +551,7 @@ impl Execution {
             failure: None,
             verify_test: None,
             verify_prod: None,
+            pushed_by: None,
             history: vec![HistoryEntry {
                 at,
                 from: None,
@@ -623,12 +629,23 @@ impl Execution {
         }
     }
 
-    /// The id of the AWS work this execution waits on, which its events are looked up by: the
-    /// newest of prod deployment, test deployment and build (a retry clears what comes after the
+    /// The id of the AWS work this execution waits on, which its events are looked up by: a
+    /// running smoke test build, else the newest of prod deployment, test deployment and build (a retry clears what comes after the
     /// retried stage, so the newest is the one the execution is in). Events for older work
     /// (a build once the test deployment started, the test deployment once prod started) no
     /// longer find the execution; its state machine would ignore them anyway.
     pub fn awaited(&self) -> Option<Link> {
+        // a test verification's smoke build, while it runs (its state change decides)
+        if self.status == Status::VerifyingTest {
+            if let Some(build) = self
+                .verify_test
+                .as_ref()
+                .and_then(|v| v.smoke.as_ref())
+                .and_then(|s| s.running_build())
+            {
+                return Some(Link::Build(build.to_string()));
+            }
+        }
         if let Some(d) = self.prod.as_ref().or(self.test.as_ref()) {
             return Some(Link::Deployment(d.deployment_id.clone()));
         }

@@ -72,6 +72,10 @@ pub struct Push {
     pub compare_url: Option<String>,
     pub head_commit: Option<HeadCommit>,
     pub pusher: Option<String>,
+    /// `pusher.email`.
+    pub pusher_email: Option<String>,
+    /// `sender.login`: the GitHub account the event is for.
+    pub sender: Option<String>,
     /// Files added/modified/removed by the commits in the payload; `None` when GitHub did not
     /// list them all (no commits in the payload, or 20+ commits where the list is truncated).
     pub changed_files: Option<Vec<String>>,
@@ -82,6 +86,10 @@ pub struct HeadCommit {
     pub id: String,
     pub message: String,
     pub author: Option<String>,
+    /// `author.email` (the git author e-mail).
+    pub author_email: Option<String>,
+    /// `author.username` (the GitHub login, when GitHub matched the author to an account).
+    pub author_username: Option<String>,
     pub url: Option<String>,
 }
 
@@ -115,6 +123,8 @@ struct RawPush<'a> {
     head_commit: Option<RawCommit>,
     #[serde(default)]
     pusher: Option<RawPusher>,
+    #[serde(default)]
+    sender: Option<RawSender>,
     #[serde(default, borrow)]
     commits: Option<Vec<RawCommitFiles<'a>>>,
 }
@@ -140,6 +150,8 @@ struct RawAuthor {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
     username: Option<String>,
 }
 
@@ -147,6 +159,14 @@ struct RawAuthor {
 struct RawPusher {
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawSender {
+    #[serde(default)]
+    login: Option<String>,
 }
 
 /// File lists are only used for short pushes (see [`GITHUB_COMMIT_LIST_LIMIT`]): they borrow from
@@ -251,13 +271,23 @@ fn build_push(raw: RawPush<'_>) -> Result<Push, PushError> {
         deleted: raw.deleted,
         repository: raw.repository.full_name,
         compare_url: raw.compare,
-        head_commit: raw.head_commit.map(|c| HeadCommit {
-            id: c.id,
-            message: c.message,
-            author: c.author.and_then(|a| a.name.or(a.username)),
-            url: c.url,
+        head_commit: raw.head_commit.map(|c| {
+            let (name, email, username) = match c.author {
+                Some(a) => (a.name, a.email, a.username),
+                None => (None, None, None),
+            };
+            HeadCommit {
+                id: c.id,
+                message: c.message,
+                author: name.or(username.clone()),
+                author_email: email,
+                author_username: username,
+                url: c.url,
+            }
         }),
+        pusher_email: raw.pusher.as_ref().and_then(|p| p.email.clone()),
         pusher: raw.pusher.and_then(|p| p.name),
+        sender: raw.sender.and_then(|s| s.login),
         changed_files,
     })
 }

@@ -14,6 +14,7 @@ pub mod links;
 pub mod metrics;
 pub mod operators;
 pub mod pipeline;
+pub mod pushed_by;
 pub mod revisions;
 pub mod status_token;
 pub mod strip;

@@ -30,6 +30,10 @@ pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Most characters of a body kept in a check result (for the failure cause).
 pub const BODY_EXCERPT_CHARS: usize = 200;
+/// Longest a smoke test build may take before the verification fails, minutes (the sweeper
+/// fails a smoke build that never reports after this).
+pub const MAX_SMOKE_TIMEOUT_MINUTES: u32 = 120;
+pub const DEFAULT_SMOKE_TIMEOUT_MINUTES: u32 = 20;
 
 /// `verify` of a pipeline: per environment, optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -72,9 +76,49 @@ pub struct EnvironmentVerify {
     /// Production only: CloudWatch alarm names; one in ALARM during the bake rolls back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarms: Vec<String>,
+    /// Test only: the CodeBuild project of the smoke test started after the HTTP check passed
+    /// (or at once without a URL); its build state change decides the verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke_project: Option<String>,
+    /// Minutes the smoke test may take (0: [`DEFAULT_SMOKE_TIMEOUT_MINUTES`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub smoke_timeout_minutes: u32,
+    /// `TARGET_URL` of the smoke build when it is not the check's `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke_target_url: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The smoke test a verification asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmokeSpec {
+    pub project: String,
+    /// `TARGET_URL` ("" when the pipeline names none).
+    pub target_url: String,
+    pub timeout_minutes: u32,
 }
 
 impl EnvironmentVerify {
+    /// The smoke test, if a project is set.
+    pub fn smoke(&self) -> Option<SmokeSpec> {
+        let project = self.smoke_project.clone()?;
+        Some(SmokeSpec {
+            project,
+            target_url: self
+                .smoke_target_url
+                .clone()
+                .or_else(|| self.url.clone())
+                .unwrap_or_default(),
+            timeout_minutes: match self.smoke_timeout_minutes {
+                0 => DEFAULT_SMOKE_TIMEOUT_MINUTES,
+                n => n.min(MAX_SMOKE_TIMEOUT_MINUTES),
+            },
+        })
+    }
+
     /// The HTTP check, if a URL is set.
     pub fn http(&self) -> Option<HttpCheck> {
         let url = self.url.clone()?;
@@ -213,6 +257,81 @@ pub struct Verification {
     /// Production: the automatic rollback started after it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<super::ExecutionId>,
+    /// Test: the smoke test, once the HTTP check passed (the verification's second phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<SmokeRun>,
+}
+
+/// A smoke test build: asked for (the HTTP check passed), started (its build id linked to the
+/// execution, so its CodeBuild state change finds it), finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmokeRun {
+    pub project: String,
+    /// `TARGET_URL` given to the build.
+    #[serde(default)]
+    pub target_url: String,
+    pub timeout_minutes: u32,
+    /// CodeBuild idempotency token of its `StartBuild`: one per execution and round, so a
+    /// retried or resumed step gets the same build (AWS keeps a token for 5 minutes).
+    pub token: String,
+    pub requested_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// The build's final status (`SUCCEEDED`, `FAILED`, `FAULT`, `STOPPED`, `TIMED_OUT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_link: Option<String>,
+}
+
+impl SmokeRun {
+    /// The token of the smoke build of execution `execution_id` in round `attempt`.
+    pub fn token_for(execution_id: &str, attempt: u32) -> String {
+        format!("{execution_id}-smoke-{attempt}")
+    }
+
+    /// The build that runs and has not reported yet.
+    pub fn running_build(&self) -> Option<&str> {
+        self.build_id.as_deref().filter(|_| self.outcome.is_none())
+    }
+
+    /// When a started build that never reported fails the verification.
+    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+        self.started_at
+            .map(|s| s + chrono::Duration::minutes(i64::from(self.timeout_minutes)))
+    }
+
+    pub fn passed(&self) -> bool {
+        self.outcome.as_deref() == Some("SUCCEEDED")
+    }
+
+    /// One line: `smoke test P passed (build B, 12 s)`.
+    pub fn describe(&self) -> String {
+        let build = self.build_id.as_deref().unwrap_or("not started");
+        let took = match (self.started_at, self.finished_at) {
+            (Some(s), Some(f)) => format!(", {} s", (f - s).num_seconds()),
+            _ => String::new(),
+        };
+        match self.outcome.as_deref() {
+            Some("SUCCEEDED") => {
+                format!("smoke test {} passed (build {build}{took})", self.project)
+            }
+            Some(other) => format!("smoke test {} {other} (build {build}{took})", self.project),
+            None => format!("smoke test {} running (build {build})", self.project),
+        }
+    }
+}
+
+/// Is `status` a final CodeBuild build status?
+pub fn build_finished(status: &str) -> bool {
+    matches!(
+        status,
+        "SUCCEEDED" | "FAILED" | "FAULT" | "STOPPED" | "TIMED_OUT"
+    )
 }
 
 impl Verification {
@@ -223,8 +342,11 @@ impl Verification {
 
     /// What was verified, one line (for the approval message and page).
     pub fn summary(&self) -> Option<String> {
-        let last = self.last.as_ref().filter(|l| l.passed)?;
-        Some(format!(
+        let smoke = self.smoke.as_ref().filter(|s| s.passed());
+        let Some(last) = self.last.as_ref().filter(|l| l.passed) else {
+            return smoke.map(SmokeRun::describe);
+        };
+        let http = format!(
             "GET {} answered {} with version {} after {} attempt{} ({} s)",
             last.url,
             last.status.map(|s| s.to_string()).unwrap_or_default(),
@@ -232,7 +354,11 @@ impl Verification {
             self.attempts,
             if self.attempts == 1 { "" } else { "s" },
             self.duration_seconds().unwrap_or(0)
-        ))
+        );
+        Some(match smoke {
+            Some(s) => format!("{http}; {}", s.describe()),
+            None => http,
+        })
     }
 }
 

@@ -280,3 +280,101 @@ url = "https://x/health"
         .http()
         .is_none());
 }
+
+#[test]
+fn smoke_test_settings_are_validated_and_stored() {
+    let p = parse(
+        r#"
+[verify.test]
+url = "https://hello-test.example.com/health"
+smoke_project = "shipgate-smoke-hello"
+smoke_timeout_minutes = 15
+"#,
+    )
+    .unwrap();
+    let test = p.verify_of(crate::domain::Environment::Test).unwrap();
+    let smoke = test.smoke().unwrap();
+    assert_eq!(smoke.project, "shipgate-smoke-hello");
+    assert_eq!(smoke.timeout_minutes, 15);
+    // TARGET_URL defaults to the check's url
+    assert_eq!(smoke.target_url, "https://hello-test.example.com/health");
+    p.validate().unwrap();
+    let back: PipelineDefinition =
+        serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+    assert_eq!(back, p);
+    // a smoke test alone verifies test; the default timeout; its own TARGET_URL
+    let p = parse(
+        "[verify.test]\nsmoke_project = \"shipgate-smoke-hello\"\nsmoke_target_url = \"https://hello-test.example.com/\"\n",
+    )
+    .unwrap();
+    let smoke = p
+        .verify_of(crate::domain::Environment::Test)
+        .unwrap()
+        .smoke()
+        .unwrap();
+    assert_eq!(smoke.timeout_minutes, DEFAULT_SMOKE_TIMEOUT_MINUTES);
+    assert_eq!(smoke.target_url, "https://hello-test.example.com/");
+    // without a smoke test: none
+    let p = parse("[verify.test]\nurl = \"https://x/health\"\n").unwrap();
+    assert!(p
+        .verify_of(crate::domain::Environment::Test)
+        .unwrap()
+        .smoke()
+        .is_none());
+    // every problem with its path
+    let err = parse(
+        r#"
+[verify.test]
+url = "https://x/health"
+smoke_project = "no spaces allowed"
+smoke_timeout_minutes = 121
+smoke_target_url = "https://user:pw@x/"
+
+[verify.prod]
+url = "https://y/health"
+smoke_project = "shipgate-smoke-hello"
+"#,
+    )
+    .unwrap_err();
+    let problems: Vec<(&str, &str)> = err
+        .0
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    for (path, needle) in [
+        ("verify.test.smoke_project", "CodeBuild project name"),
+        ("verify.test.smoke_timeout_minutes", "between 1 and 120"),
+        ("verify.test.smoke_target_url", "user information"),
+        ("verify.prod.smoke_project", "test only"),
+    ] {
+        assert!(
+            problems
+                .iter()
+                .any(|(p, m)| *p == path && m.contains(needle)),
+            "{path}: {needle} missing from {problems:?}"
+        );
+    }
+    // the smoke fields need a project
+    let err = parse(
+        "[verify.test]\nurl = \"https://x/health\"\nsmoke_timeout_minutes = 5\nsmoke_target_url = \"https://x/\"\n",
+    )
+    .unwrap_err();
+    for path in [
+        "verify.test.smoke_timeout_minutes",
+        "verify.test.smoke_target_url",
+    ] {
+        assert!(
+            err.0
+                .iter()
+                .any(|e| e.path == path && e.message.contains("needs smoke_project")),
+            "{path}: {err}"
+        );
+    }
+    // nothing to verify in test
+    let err = parse("[verify.test]\nattempts = 3\n").unwrap_err();
+    assert!(err
+        .0
+        .iter()
+        .any(|e| e.path == "verify.test"
+            && e.message.contains("url (the HTTP check) or smoke_project")));
+}

@@ -20,6 +20,7 @@
 mod build_logs;
 mod events;
 mod rules;
+mod smoke;
 mod verify;
 
 use shared::wiring::profiles;
@@ -37,6 +38,8 @@ use events::{build_event, deployment_event, summary};
 use rules::{deliverable, fail_marker, fails, rollback_target, short_td, DeploymentNow};
 
 const TICK: Duration = Duration::from_millis(300);
+/// How long a build that finds no execution is held back before it is delivered as unknown.
+const UNLINKED_GRACE: Duration = Duration::from_secs(3);
 const PIPELINE_REFRESH: Duration = Duration::from_secs(2);
 
 struct Pump {
@@ -283,7 +286,25 @@ impl Pump {
         }
         let ready = deliverable(due, &recent, &self.builds_done, chrono::Utc::now());
         for (build_id, exec) in ready {
+            // a smoke test build is linked to its execution right after StartBuild answered:
+            // a build not (yet) linked waits a little before it counts as someone else's
+            if exec.is_none()
+                && self
+                    .builds_seen
+                    .get(&build_id)
+                    .is_some_and(|at| at.elapsed() < self.build_after + UNLINKED_GRACE)
+            {
+                continue;
+            }
             self.builds_done.insert(build_id.clone());
+            // a test verification's smoke test: `[smoke-fail]` fails it, no image is pushed
+            let smoke = exec
+                .as_ref()
+                .is_some_and(|e| shared::app::smoke::is_smoke_build(e, &build_id));
+            if smoke {
+                self.smoke_finished(&build_id, exec.as_ref()).await;
+                continue;
+            }
             let failed = fails(exec.as_ref(), "[fail-build]");
             if !failed {
                 if let Some(e) = &exec {
@@ -628,11 +649,23 @@ impl Pump {
         };
         for m in messages {
             println!("\n──── message on the approval topic ─────────────────────────────");
+            println!("For: {}", m.audience);
             println!("Subject: {}\n", m.subject);
             println!("{}", m.message.trim_end());
             println!("─────────────────────────────────────────────────────────────────\n");
             if let Ok(mut outbox) = self.state.outbox.lock() {
                 outbox.push(m);
+            }
+        }
+        // each demo approver's mailbox: what their filtered subscription received
+        for mailbox in &self.state.provisioned.mailboxes {
+            let Ok(messages) = drain_outbox(&self.sqs, &mailbox.queue_url).await else {
+                continue;
+            };
+            if let Ok(mut all) = self.state.mailboxes.lock() {
+                all.entry(mailbox.approver.clone())
+                    .or_default()
+                    .extend(messages);
             }
         }
     }

@@ -77,6 +77,7 @@ impl Pump {
                 || c.contains("verif")
                 || c.contains("bake")
                 || c.contains("automatic rollback")
+                || c.contains("smoke test")
             {
                 println!(
                     "[verify] {} {} → {}: {c}",

@@ -103,6 +103,28 @@ pub enum Event {
     /// The automatic rollback after a failed production verification was started (execution
     /// `by`).
     AutoRollbackStarted { by: ExecutionId },
+    /// Test verification with a smoke test: the HTTP check passed at `attempt` (`result` is
+    /// `None` without a URL); the smoke build of `project` is to be started.
+    SmokeRequested {
+        attempt: u32,
+        result: Option<CheckResult>,
+        project: String,
+        target_url: String,
+        timeout_minutes: u32,
+    },
+    /// `codebuild:StartBuild` of the smoke test answered this build id.
+    SmokeStarted { build_id: String },
+    /// CodeBuild reported the smoke build finished with `status`. `approval` opens the
+    /// approval round when it succeeded.
+    SmokeFinished {
+        build_id: String,
+        status: String,
+        reason: Option<String>,
+        link: Option<String>,
+        approval: Option<ApprovalGrant>,
+    },
+    /// The smoke build never reported within its timeout (the sweeper).
+    SmokeTimedOut,
 }
 
 impl Event {
@@ -131,7 +153,22 @@ impl Event {
             Event::VerifyFailed { .. } => "VerifyFailed",
             Event::BakePassed => "BakePassed",
             Event::AutoRollbackStarted { .. } => "AutoRollbackStarted",
+            Event::SmokeRequested { .. } => "SmokeRequested",
+            Event::SmokeStarted { .. } => "SmokeStarted",
+            Event::SmokeFinished { .. } => "SmokeFinished",
+            Event::SmokeTimedOut => "SmokeTimedOut",
         }
+    }
+
+    /// An event of the smoke test phase ([`smoke_transition`](super::smoke_transition)).
+    pub fn is_smoke(&self) -> bool {
+        matches!(
+            self,
+            Event::SmokeRequested { .. }
+                | Event::SmokeStarted { .. }
+                | Event::SmokeFinished { .. }
+                | Event::SmokeTimedOut
+        )
     }
 }
 
@@ -218,6 +255,10 @@ pub enum DomainError {
     CannotRetry(&'static str),
     #[error("the bake lasts until {until}")]
     BakeNotOver { until: DateTime<Utc> },
+    #[error("build {got} is not this execution's smoke test build")]
+    UnknownSmokeBuild { got: String },
+    #[error("the smoke test may run until {until}")]
+    SmokeNotOver { until: DateTime<Utc> },
 }
 
 /// Effects a stored execution still owes: what the winner of its last transition was to do
@@ -652,6 +693,12 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 vec![Effect::DeployProd],
             )
         }
+        (status, event) if event.is_smoke() => {
+            match super::smoke_transition::smoke(exec, &mut next, status, event, &change.at)? {
+                Some(decided) => decided,
+                None => return Err(illegal()),
+            }
+        }
         (status, event) => match verification(exec, &mut next, status, event, &change.at)? {
             Some(decided) => decided,
             None => return Err(illegal()),
@@ -742,6 +789,7 @@ fn verification(
                 },
                 failed: false,
                 rollback: None,
+                smoke: None,
             };
             match env {
                 Environment::Test => next.verify_test = Some(Box::new(v)),

@@ -17,6 +17,9 @@ const ENV_FIELDS: &[&str] = &[
     "bake_seconds",
     "bake_minutes",
     "alarms",
+    "smoke_project",
+    "smoke_timeout_minutes",
+    "smoke_target_url",
 ];
 
 impl Validator {
@@ -52,6 +55,9 @@ impl Validator {
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
             bake_seconds: 0,
             alarms: Vec::new(),
+            smoke_project: None,
+            smoke_timeout_minutes: 0,
+            smoke_target_url: None,
         };
         if t.contains_key("url") {
             if let Some(url) = self.required_str(t, &p, "url") {
@@ -142,6 +148,7 @@ impl Validator {
             }
             Some(_) => self.push(&join(&p, "alarms"), "must be a list of alarm names"),
         }
+        self.smoke(t, &p, env, &mut out);
         if env == "test" {
             if out.bake_seconds > 0 {
                 self.push(&join(&p, "bake_seconds"), "only production bakes");
@@ -153,11 +160,11 @@ impl Validator {
                 );
             }
         }
-        if out.url.is_none() && out.bake_seconds == 0 {
+        if out.url.is_none() && out.bake_seconds == 0 && out.smoke_project.is_none() {
             self.push(
                 &p,
                 if env == "test" {
-                    "needs url (the HTTP check)"
+                    "needs url (the HTTP check) or smoke_project (a smoke test)"
                 } else {
                     "needs url (the HTTP check) or bake_minutes"
                 },
@@ -170,5 +177,50 @@ impl Validator {
             );
         }
         Some(out)
+    }
+
+    /// `smoke_project` (test only), `smoke_timeout_minutes`, `smoke_target_url`.
+    fn smoke(&mut self, t: &Map<String, Value>, p: &str, env: &str, out: &mut EnvironmentVerify) {
+        if t.contains_key("smoke_project") {
+            if let Some(project) = self.required_str(t, p, "smoke_project") {
+                if env != "test" {
+                    self.push(
+                        &join(p, "smoke_project"),
+                        "smoke tests run in test only (production verifies with url, bake and alarms)",
+                    );
+                } else if super::valid_codebuild_project(&project) {
+                    out.smoke_project = Some(project);
+                } else {
+                    self.push(
+                        &join(p, "smoke_project"),
+                        "must be a CodeBuild project name (2-255 letters, digits, '-' or '_')",
+                    );
+                }
+            }
+        }
+        let has_smoke = t.contains_key("smoke_project");
+        if let Some(n) = self.optional_u32(t, p, "smoke_timeout_minutes") {
+            if !(1..=MAX_SMOKE_TIMEOUT_MINUTES).contains(&n) {
+                self.push(
+                    &join(p, "smoke_timeout_minutes"),
+                    &format!("must be between 1 and {MAX_SMOKE_TIMEOUT_MINUTES}"),
+                );
+            } else if !has_smoke {
+                self.push(&join(p, "smoke_timeout_minutes"), "needs smoke_project");
+            } else {
+                out.smoke_timeout_minutes = n;
+            }
+        }
+        if t.contains_key("smoke_target_url") {
+            if let Some(url) = self.required_str(t, p, "smoke_target_url") {
+                match valid_check_url(&url) {
+                    Err(m) => self.push(&join(p, "smoke_target_url"), m),
+                    Ok(()) if !has_smoke => {
+                        self.push(&join(p, "smoke_target_url"), "needs smoke_project")
+                    }
+                    Ok(()) => out.smoke_target_url = Some(url),
+                }
+            }
+        }
     }
 }

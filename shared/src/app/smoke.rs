@@ -1,0 +1,166 @@
+//! The smoke test of a test verification: a CodeBuild project started once the HTTP check
+//! passed (or at once without a URL) with `TARGET_URL`, `COMMIT_SHA`, `IMAGE_DIGEST` and
+//! `SHIPGATE_EXECUTION_ID`; its result comes with the same "CodeBuild Build State Change"
+//! events as image builds (build-events finds the execution by the smoke build's id, linked
+//! while it runs: `Execution::awaited`).
+//!
+//! - Starting it is one `StartBuild` with an idempotency token of the execution and round
+//!   (`SmokeRun::token_for`), then a conditional write of the build id: a retried or resumed
+//!   step (a Lambda killed between the two) gets the same build back, never a second one
+//!   (within the 5 minutes AWS keeps a token; a later resume could start another build, whose
+//!   events find no execution — the first build recorded is the one that counts).
+//! - A resumed step (sweeper) of a smoke build that runs reads it (`BatchGetBuilds`): a state
+//!   change that was lost, or that came before the build was linked, is applied then; a build
+//!   that never reports fails the verification after its timeout.
+
+use tracing::{info, warn};
+
+use super::events::EventOutcome;
+use super::{approvals, AppError, Services, SYSTEM_ACTOR};
+use crate::domain::aws_events::{BuildStateChange, BuildStatus};
+use crate::domain::token::new_nonce;
+use crate::domain::verify::{build_finished, SmokeRun};
+use crate::domain::{ApprovalGrant, Environment, Event, Execution, Status, Transition};
+use crate::ports::BuildRequest;
+
+/// Is `build_id` the smoke test build of this execution?
+pub fn is_smoke_build(exec: &Execution, build_id: &str) -> bool {
+    smoke_run(exec).is_some_and(|s| s.build_id.as_deref() == Some(build_id))
+}
+
+fn smoke_run(exec: &Execution) -> Option<&SmokeRun> {
+    exec.verify_test.as_ref().and_then(|v| v.smoke.as_ref())
+}
+
+/// The environment of a smoke build (what its buildspec reads).
+pub fn environment(exec: &Execution, run: &SmokeRun) -> Vec<(String, String)> {
+    vec![
+        ("TARGET_URL".into(), run.target_url.clone()),
+        ("COMMIT_SHA".into(), exec.commit.sha.clone()),
+        (
+            "IMAGE_DIGEST".into(),
+            exec.image
+                .as_ref()
+                .map(|i| i.digest.clone())
+                .unwrap_or_default(),
+        ),
+        ("SHIPGATE_EXECUTION_ID".into(), exec.id.to_string()),
+    ]
+}
+
+/// One step of the smoke phase of `exec` (in `VERIFYING_TEST` with a smoke test asked for):
+/// start the build if it is not recorded yet; otherwise (a resumed step) reconcile it.
+pub(crate) async fn step(svc: &Services, exec: &Execution) -> Result<Option<Transition>, AppError> {
+    let Some(run) = smoke_run(exec).filter(|r| r.outcome.is_none()) else {
+        return Ok(None);
+    };
+    if exec.status != Status::VerifyingTest {
+        return Ok(None);
+    }
+    let Some(build_id) = run.build_id.clone() else {
+        if !svc.can.start_smoke {
+            info!(execution_id = %exec.id, "smoke test start left to a function allowed to start it");
+            return Ok(None);
+        }
+        let request = BuildRequest {
+            project: run.project.clone(),
+            // the project's own source: the commit is in COMMIT_SHA
+            source_version: String::new(),
+            environment: environment(exec, run),
+            idempotency_token: run.token.clone(),
+        };
+        let event = match svc.builds.start_build(&request).await {
+            Ok(build_id) => {
+                info!(execution_id = %exec.id, %build_id, project = %run.project, "smoke test build started");
+                Event::SmokeStarted { build_id }
+            }
+            Err(e) if e.is_retryable() => {
+                // stays owed: the sweeper starts it (same token, so at most one build)
+                warn!(execution_id = %exec.id, error = %e, "smoke test StartBuild failed; resumed later");
+                return Ok(None);
+            }
+            Err(e) => {
+                warn!(execution_id = %exec.id, error = %e, "smoke test could not be started");
+                Event::VerifyFailed {
+                    environment: Environment::Test,
+                    reason: format!(
+                        "the smoke test {} could not be started: codebuild:StartBuild failed: {e}",
+                        run.project
+                    ),
+                    result: None,
+                }
+            }
+        };
+        return svc.follow_up(exec, event).await;
+    };
+    // resumed: the build's state change may have been lost, or have come before it was linked
+    match svc.builds.get_build(&build_id).await {
+        Ok(o) if build_finished(&o.status) => {
+            info!(execution_id = %exec.id, %build_id, status = %o.status, "smoke test build finished without an event reaching shipgate; applying it");
+            let event = finished(svc, exec, &build_id, &o.status, o.reason, o.logs_link).await?;
+            return svc.follow_up(exec, event).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            warn!(execution_id = %exec.id, %build_id, error = %e, "smoke test build could not be read")
+        }
+    }
+    if run.deadline().is_some_and(|d| svc.now() >= d) {
+        warn!(execution_id = %exec.id, %build_id, "smoke test build never reported; failing the verification");
+        return svc.follow_up(exec, Event::SmokeTimedOut).await;
+    }
+    Ok(None)
+}
+
+/// The event a finished smoke build makes (a passed one opens the approval round).
+async fn finished(
+    svc: &Services,
+    exec: &Execution,
+    build_id: &str,
+    status: &str,
+    reason: Option<String>,
+    link: Option<String>,
+) -> Result<Event, AppError> {
+    let approval = if status == "SUCCEEDED" {
+        let pipeline = svc.pipeline(&exec.pipeline).await?;
+        Some(ApprovalGrant {
+            nonce: new_nonce(),
+            expires_at: approvals::expiry(svc.now(), &pipeline),
+        })
+    } else {
+        None
+    };
+    Ok(Event::SmokeFinished {
+        build_id: build_id.to_string(),
+        status: status.to_string(),
+        reason,
+        link,
+        approval,
+    })
+}
+
+/// CodeBuild "Build State Change" of an execution's smoke test build (build-events).
+pub async fn on_build_state(
+    svc: &Services,
+    exec: Execution,
+    change: &BuildStateChange,
+) -> Result<EventOutcome, AppError> {
+    if change.status == BuildStatus::InProgress {
+        info!(execution_id = %exec.id, "smoke test build in progress");
+        return Ok(EventOutcome::Ignored(format!(
+            "smoke test build {} in progress",
+            change.build_id
+        )));
+    }
+    let event = finished(
+        svc,
+        &exec,
+        &change.build_id,
+        change.status.as_str(),
+        change.reason.clone(),
+        change.logs_link.clone(),
+    )
+    .await?;
+    let applied = svc.apply_to(exec, SYSTEM_ACTOR, event).await?;
+    super::events::finish(svc, applied).await
+}
