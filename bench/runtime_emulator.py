@@ -342,12 +342,73 @@ class FunctionProcess:
         self.stop()
 
 
+def _median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def cold_starts(binary: str, events: list, extra: dict, rounds: int) -> int:
+    """`--cold N`: N cold starts of one binary, each followed by its events once; medians of Init
+    Duration, Init CPU time (schedstat), the first invocation and the fields of the function's
+    `cold start` log line (shared::runtime::bootstrap; absent for the hello-world)."""
+    import tempfile
+
+    name = os.path.basename(binary)
+    rows = []
+    load_before = os.getloadavg()
+    for _ in range(rounds):
+        with tempfile.NamedTemporaryFile(prefix=f"cold-{name}-", suffix=".log", delete=False) as log:
+            log_path = log.name
+        with FunctionProcess(name, binary.split(), extra, log_path) as f:
+            row = {"init_ms": f.init_ms, "init_cpu_ms": f.init_cpu_ms}
+            for i, path in enumerate(events):
+                inv = f.invoke(open(path, "rb").read())
+                if i == 0:
+                    row["first_invocation_ms"] = inv.duration_ms
+                    row["first_kind"] = inv.kind
+        with open(log_path, errors="replace") as lf:
+            for line in lf:
+                if "cold start" not in line:
+                    continue
+                try:
+                    fields = json.loads(line)
+                except ValueError:
+                    continue
+                for k, v in fields.items():
+                    if k.endswith("_us") and isinstance(v, (int, float)):
+                        row[k] = v
+        os.unlink(log_path)
+        rows.append(row)
+    load_after = os.getloadavg()
+    keys = ["init_ms", "init_cpu_ms", "first_invocation_ms"] + sorted(
+        {k for r in rows for k in r if k.endswith("_us")}
+    )
+    print(f"{name}: {rounds} cold starts; load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
+    for k in keys:
+        vals = [r.get(k) for r in rows]
+        m = _median(vals)
+        present = [v for v in vals if v is not None]
+        if m is None:
+            continue
+        print(f"  {k:<22} median {m:9.3f}  min {min(present):9.3f}  max {max(present):9.3f}")
+    kinds = sorted({r.get("first_kind") for r in rows if r.get("first_kind")})
+    if kinds:
+        print(f"  first invocation answered: {', '.join(kinds)}")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description="Run one function binary under the Runtime API emulator.")
     p.add_argument("binary", help="function binary (e.g. target/release/webhook) or a command")
-    p.add_argument("event", nargs="+", help="event JSON file(s), invoked in order")
+    p.add_argument("event", nargs="*", help="event JSON file(s), invoked in order (none with --cold: init only)")
     p.add_argument("--env-file", help="KEY=VALUE lines (e.g. the sandbox's dev.env)")
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--cold", type=int, default=0,
+                   help="N cold starts (each invoked with the events once): print medians of Init "
+                        "Duration, Init CPU time, the first invocation and the `cold start` line's fields")
     a = p.parse_args()
     extra = {}
     if a.env_file:
@@ -356,6 +417,10 @@ def main() -> int:
             if line and not line.startswith("#") and "=" in line:
                 k, v = line.split("=", 1)
                 extra[k] = v
+    if a.cold > 0:
+        return cold_starts(a.binary, a.event, extra, a.cold)
+    if not a.event:
+        p.error("name at least one event file (or --cold N)")
     with FunctionProcess(os.path.basename(a.binary), a.binary.split(), extra, "/dev/stderr") as f:
         print(f"init {f.init_ms:.1f} ms")
         for _ in range(a.repeat):

@@ -8,6 +8,10 @@ use crate::wiring::{Config, FunctionProfile, Wiring};
 /// wire the ports of the function's profile `P`, and make one cheap DynamoDB call so the TLS
 /// handshake happens during init rather than on the first event.
 ///
+/// Only DynamoDB's client is built here; the other ports' clients are built on their first use,
+/// once per cold start (`adapters::lazy`), so `wire_us` is the cost of wiring, not of clients the
+/// next events may never use.
+///
 /// Logs one `cold start` line with the time of each step in microseconds (`telemetry_us`,
 /// `config_us`, `sdk_us`, `warm_up_us` — the one init-time AWS round trip, with the TLS set-up
 /// of the first connection — and `wire_us`), so Init Duration can be split without a profiler

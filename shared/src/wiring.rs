@@ -6,6 +6,8 @@
 //! every profile against the IAM role the template gives that function. A port a profile does
 //! not wire is [`Unused`], so its SDK client is not linked into that binary (the profile is a
 //! constant of a type parameter: the branches for other ports are removed at compile time).
+//! A port it wires gets its client on first use, once per cold start (`adapters::lazy`), except
+//! DynamoDB's, which the cold start's warm-up call uses.
 
 use std::sync::Arc;
 
@@ -226,46 +228,37 @@ impl Wiring {
     pub fn services_with<P: FunctionProfile>(&self, store: Arc<dynamodb::DynamoStore>) -> Services {
         let ports = P::PROFILE.ports;
         let builds: Arc<dyn BuildRunner> = if ports.codebuild {
-            Arc::new(codebuild::CodeBuildRunner::new(
-                aws_sdk_codebuild::Client::new(&self.sdk),
-            ))
+            Arc::new(codebuild::CodeBuildRunner::from_sdk(&self.sdk))
         } else {
             Arc::new(Unused)
         };
         let deployer: Arc<dyn Deployer> = if ports.ecs {
-            Arc::new(ecs::EcsDeployer::new(aws_sdk_ecs::Client::new(&self.sdk)))
+            Arc::new(ecs::EcsDeployer::from_sdk(&self.sdk))
         } else {
             Arc::new(Unused)
         };
         let registry: Arc<dyn ImageRegistry> = if ports.ecr {
-            Arc::new(ecr::EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk)))
+            Arc::new(ecr::EcrRegistry::from_sdk(&self.sdk))
         } else {
             Arc::new(Unused)
         };
         let notifier: Arc<dyn Notifier> = if ports.sns {
-            Arc::new(sns::SnsNotifier::new(aws_sdk_sns::Client::new(&self.sdk)))
+            Arc::new(sns::SnsNotifier::from_sdk(&self.sdk))
         } else {
             Arc::new(Unused)
         };
         let secret_source: Arc<dyn SecretSource> = if ports.secrets {
-            Arc::new(secrets::SecretsManagerSource::new(
-                aws_sdk_secretsmanager::Client::new(&self.sdk),
-            ))
+            Arc::new(secrets::SecretsManagerSource::from_sdk(&self.sdk))
         } else {
             Arc::new(Unused)
         };
-        let probe: Arc<dyn HealthProbe> = match ports.http.then(HttpProbe::new) {
-            Some(Ok(p)) => Arc::new(p),
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "HTTP checks unavailable");
-                Arc::new(Unused)
-            }
-            None => Arc::new(Unused),
+        let probe: Arc<dyn HealthProbe> = if ports.http {
+            Arc::new(HttpProbe::new())
+        } else {
+            Arc::new(Unused)
         };
         let alarms: Arc<dyn AlarmReader> = if ports.cloudwatch {
-            Arc::new(cloudwatch::CloudWatchAlarms::new(
-                aws_sdk_cloudwatch::Client::new(&self.sdk),
-            ))
+            Arc::new(cloudwatch::CloudWatchAlarms::from_sdk(&self.sdk))
         } else {
             Arc::new(Unused)
         };

@@ -7,12 +7,23 @@ use crate::domain::verify::AlarmState;
 use crate::ports::{AlarmReader, ServiceError};
 
 pub struct CloudWatchAlarms {
-    client: Client,
+    /// Built on first use (`super::lazy`).
+    client: super::lazy::Lazy<Client>,
 }
 
 impl CloudWatchAlarms {
+    /// Around a client already built.
     pub fn new(client: Client) -> CloudWatchAlarms {
-        CloudWatchAlarms { client }
+        CloudWatchAlarms {
+            client: super::lazy::Lazy::ready(client),
+        }
+    }
+
+    /// Its client is built from `sdk` on the first call (once per cold start).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> CloudWatchAlarms {
+        CloudWatchAlarms {
+            client: super::lazy::Lazy::sdk_client(sdk, Client::new),
+        }
     }
 }
 
@@ -27,6 +38,7 @@ impl AlarmReader for CloudWatchAlarms {
         }
         let out = self
             .client
+            .get()?
             .describe_alarms()
             .set_alarm_names(Some(names.to_vec()))
             .max_records(100)

@@ -8,12 +8,23 @@ use super::classify;
 use crate::ports::{BuildObservation, BuildRequest, BuildRunner, ServiceError};
 
 pub struct CodeBuildRunner {
-    client: Client,
+    /// Built on first use (`super::lazy`).
+    client: super::lazy::Lazy<Client>,
 }
 
 impl CodeBuildRunner {
+    /// Around a client already built.
     pub fn new(client: Client) -> CodeBuildRunner {
-        CodeBuildRunner { client }
+        CodeBuildRunner {
+            client: super::lazy::Lazy::ready(client),
+        }
+    }
+
+    /// Its client is built from `sdk` on the first call (once per cold start).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> CodeBuildRunner {
+        CodeBuildRunner {
+            client: super::lazy::Lazy::sdk_client(sdk, Client::new),
+        }
     }
 }
 
@@ -38,6 +49,7 @@ impl BuildRunner for CodeBuildRunner {
             .collect::<Result<Vec<_>, _>>()?;
         let out = self
             .client
+            .get()?
             .start_build()
             .project_name(&request.project)
             // empty: the project's own source version (smoke test projects)
@@ -56,6 +68,7 @@ impl BuildRunner for CodeBuildRunner {
     async fn get_build(&self, build_id: &str) -> Result<BuildObservation, ServiceError> {
         let out = self
             .client
+            .get()?
             .batch_get_builds()
             .ids(build_id)
             .send()

@@ -10,12 +10,23 @@ use super::classify;
 use crate::ports::{ImageDetail, ImageRegistry, ServiceError};
 
 pub struct EcrRegistry {
-    client: Client,
+    /// Built on first use (`super::lazy`).
+    client: super::lazy::Lazy<Client>,
 }
 
 impl EcrRegistry {
+    /// Around a client already built.
     pub fn new(client: Client) -> EcrRegistry {
-        EcrRegistry { client }
+        EcrRegistry {
+            client: super::lazy::Lazy::ready(client),
+        }
+    }
+
+    /// Its client is built from `sdk` on the first call (once per cold start).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> EcrRegistry {
+        EcrRegistry {
+            client: super::lazy::Lazy::sdk_client(sdk, Client::new),
+        }
     }
 }
 
@@ -39,6 +50,7 @@ impl ImageRegistry for EcrRegistry {
     ) -> Result<Option<ImageDetail>, ServiceError> {
         let result = self
             .client
+            .get()?
             .describe_images()
             .repository_name(repository)
             .image_ids(ImageIdentifier::builder().image_tag(tag).build())
@@ -58,6 +70,7 @@ impl ImageRegistry for EcrRegistry {
     ) -> Result<Option<ImageDetail>, ServiceError> {
         let result = self
             .client
+            .get()?
             .describe_images()
             .repository_name(repository)
             .image_ids(ImageIdentifier::builder().image_digest(digest).build())
@@ -88,6 +101,7 @@ impl ImageRegistry for EcrRegistry {
         loop {
             let page = self
                 .client
+                .get()?
                 .describe_images()
                 .repository_name(repository)
                 .set_next_token(next.take())
@@ -117,6 +131,7 @@ impl ImageRegistry for EcrRegistry {
             .collect();
         let out = self
             .client
+            .get()?
             .batch_delete_image()
             .repository_name(repository)
             .set_image_ids(Some(ids))

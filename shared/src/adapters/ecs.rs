@@ -13,17 +13,29 @@ use crate::ports::{
 };
 
 pub struct EcsDeployer {
-    client: Client,
+    /// Built on first use (`super::lazy`).
+    client: super::lazy::Lazy<Client>,
 }
 
 impl EcsDeployer {
+    /// Around a client already built.
     pub fn new(client: Client) -> EcsDeployer {
-        EcsDeployer { client }
+        EcsDeployer {
+            client: super::lazy::Lazy::ready(client),
+        }
+    }
+
+    /// Its client is built from `sdk` on the first call (once per cold start).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> EcsDeployer {
+        EcsDeployer {
+            client: super::lazy::Lazy::sdk_client(sdk, Client::new),
+        }
     }
 
     async fn service(&self, target: &ServiceTarget) -> Result<Service, ServiceError> {
         let out = self
             .client
+            .get()?
             .describe_services()
             .cluster(&target.cluster)
             .services(&target.service)
@@ -48,6 +60,7 @@ impl EcsDeployer {
     ) -> Result<(TaskDefinition, Vec<aws_sdk_ecs::types::Tag>), ServiceError> {
         let out = self
             .client
+            .get()?
             .describe_task_definition()
             .task_definition(arn)
             .include(TaskDefinitionField::Tags)
@@ -73,6 +86,7 @@ impl EcsDeployer {
         let unchanged = previous.as_deref() == Some(task_definition);
         let out = self
             .client
+            .get()?
             .update_service()
             .cluster(&target.cluster)
             .service(&target.service)
@@ -172,7 +186,7 @@ impl Deployer for EcsDeployer {
         let family = td.family().ok_or_else(|| {
             ServiceError::Rejected(format!("task definition {current} has no family"))
         })?;
-        let registered = next_revision(self.client.register_task_definition(), &td)
+        let registered = next_revision(self.client.get()?.register_task_definition(), &td)
             .family(family)
             .set_container_definitions(Some(containers))
             .set_tags(Some(tags).filter(|t| !t.is_empty()))

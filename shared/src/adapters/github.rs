@@ -2,14 +2,12 @@
 //! hyper + rustls (ring) stack the AWS SDK clients already link. The token is sent only in the
 //! `Authorization` header and never appears in an error or a log line.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use aws_smithy_runtime_api::client::http::HttpConnector;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
 use serde_json::{json, Value};
 
 use crate::ports::{
@@ -23,35 +21,31 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest response body read (a deployment list of one execution is tiny).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The client, built on the first call (only functions that report for a pipeline with
+/// The HTTPS connector, built on the first call (only functions that report for a pipeline with
 /// `[github]` load the system's CA certificates; GitHub is not signed by the Amazon roots the
-/// SDK clients trust) and kept for the rest of the execution environment's life.
-#[derive(Default)]
+/// SDK clients trust) and kept for the rest of the execution environment's life (`super::lazy`).
+///
+/// It is the SDK's own connector type (`aws_smithy_http_client::Connector`, as the STS verifier's),
+/// not a second `hyper_util` client: one copy of the HTTP/1 client code in each binary (a hyper
+/// client of its own, with its own body type, is a second copy of it; measured in
+/// bench/README.md "Binary sizes").
 pub struct GitHubApi {
-    client: std::sync::OnceLock<Result<HttpsClient, String>>,
+    connector: super::lazy::Lazy<aws_smithy_http_client::Connector>,
+}
+
+impl Default for GitHubApi {
+    fn default() -> Self {
+        GitHubApi::new()
+    }
 }
 
 impl GitHubApi {
     pub fn new() -> GitHubApi {
-        GitHubApi::default()
-    }
-
-    fn client(&self) -> Result<&HttpsClient, FeedbackError> {
-        self.client
-            .get_or_init(|| {
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(provider)
-                    .map_err(|e| format!("no TLS trust roots for GitHub: {e}"))?
-                    .https_or_http()
-                    .enable_http1()
-                    .build();
-                Ok(Client::builder(TokioExecutor::new()).build(https))
-            })
-            .as_ref()
-            .map_err(|e| FeedbackError::Rejected(e.clone()))
+        GitHubApi {
+            connector: super::lazy::Lazy::new(|| {
+                Ok(super::tls::connector_trusting(&super::tls::Roots::System))
+            }),
+        }
     }
 
     async fn call(
@@ -62,35 +56,51 @@ impl GitHubApi {
         body: Option<&Value>,
     ) -> Result<Value, FeedbackError> {
         let payload = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(url)
-            .header("authorization", format!("Bearer {}", token.expose()))
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28")
-            .header("user-agent", "shipgate")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(payload)))
-            .map_err(|e| FeedbackError::Rejected(format!("bad request URL: {e}")))?;
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client()?.request(request))
+        let bad =
+            |e: &dyn std::fmt::Display| FeedbackError::Rejected(format!("bad request URL: {e}"));
+        let mut request = aws_smithy_runtime_api::http::Request::new(SdkBody::from(payload));
+        request.set_method(method.as_str()).map_err(|e| bad(&e))?;
+        request.set_uri(url).map_err(|e| bad(&e))?;
+        let h = request.headers_mut();
+        h.insert("authorization", format!("Bearer {}", token.expose()));
+        h.insert("accept", "application/vnd.github+json");
+        h.insert("x-github-api-version", "2022-11-28");
+        h.insert("user-agent", "shipgate");
+        h.insert("content-type", "application/json");
+        let connector = self
+            .connector
+            .get()
+            .map_err(|e| FeedbackError::Rejected(format!("no TLS trust roots for GitHub: {e}")))?;
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, connector.call(request))
             .await
             .map_err(|_| retryable("timed out".into(), None))?
             .map_err(|e| retryable(format!("connection failed: {e}"), None))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            Limited::new(response.into_body(), MAX_RESPONSE_BYTES).collect(),
-        )
-        .await
-        .map_err(|_| retryable("timed out reading the answer".into(), None))?
-        .map_err(|e| retryable(format!("reading the answer failed: {e}"), None))?
-        .to_bytes();
+        let read = async {
+            let mut body = ByteStream::new(response.into_body());
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk
+                    .map_err(|e| retryable(format!("reading the answer failed: {e}"), None))?;
+                if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(retryable(
+                        format!("reading the answer failed: more than {MAX_RESPONSE_BYTES} bytes"),
+                        None,
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(REQUEST_TIMEOUT, read)
+            .await
+            .map_err(|_| retryable("timed out reading the answer".into(), None))??;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if (200..300).contains(&status) {
             return Ok(value);
         }
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let header = |name: &str| headers.get(name);
         Err(classify(
             status,
             header("retry-after"),

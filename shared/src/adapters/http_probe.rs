@@ -17,24 +17,36 @@ use crate::ports::{HealthProbe, ServiceError};
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// `GET` of check URLs (http and https). Built once per cold start.
+/// `GET` of check URLs (http and https). Its client is built on the first check, once per cold
+/// start (`super::lazy`): it loads the system's CA certificates (a checked service is not signed
+/// by the Amazon roots the SDK clients trust), which was the largest part of deploy-events' and
+/// the sweeper's own init work while it was built at init (bench/README.md).
 pub struct HttpProbe {
-    client: Client<Https, Empty<Bytes>>,
+    client: super::lazy::Lazy<Client<Https, Empty<Bytes>>>,
 }
 
 impl HttpProbe {
-    pub fn new() -> Result<HttpProbe, ServiceError> {
-        let tls = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| ServiceError::Rejected(format!("no TLS root certificates: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(HttpProbe {
-            client: Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(1)
-                .build(tls),
-        })
+    /// The probe; a missing trust store is the first check's `Rejected` error.
+    pub fn new() -> HttpProbe {
+        HttpProbe {
+            client: super::lazy::Lazy::new(|| {
+                let tls = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_native_roots()
+                    .map_err(|e| ServiceError::Rejected(format!("no TLS root certificates: {e}")))?
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
+                Ok(Client::builder(TokioExecutor::new())
+                    .pool_max_idle_per_host(1)
+                    .build(tls))
+            }),
+        }
+    }
+}
+
+impl Default for HttpProbe {
+    fn default() -> Self {
+        HttpProbe::new()
     }
 }
 
@@ -54,9 +66,9 @@ impl HealthProbe for HttpProbe {
             .header("accept", "application/json")
             .body(Empty::<Bytes>::new())
             .map_err(|e| ServiceError::Rejected(format!("request: {e}")))?;
+        let client = self.client.get()?;
         let work = async {
-            let response = self
-                .client
+            let response = client
                 .request(request)
                 .await
                 .map_err(|e| ServiceError::Unavailable(format!("GET failed: {e}")))?;

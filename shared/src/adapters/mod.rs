@@ -9,6 +9,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod github;
 pub mod http_probe;
+pub mod lazy;
 pub mod secrets;
 pub mod sns;
 pub mod sts;

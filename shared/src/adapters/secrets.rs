@@ -8,12 +8,23 @@ use super::classify;
 use crate::ports::{SecretSource, SecretValue, ServiceError};
 
 pub struct SecretsManagerSource {
-    client: Client,
+    /// Built on first use (`super::lazy`).
+    client: super::lazy::Lazy<Client>,
 }
 
 impl SecretsManagerSource {
+    /// Around a client already built.
     pub fn new(client: Client) -> SecretsManagerSource {
-        SecretsManagerSource { client }
+        SecretsManagerSource {
+            client: super::lazy::Lazy::ready(client),
+        }
+    }
+
+    /// Its client is built from `sdk` on the first call (once per cold start).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> SecretsManagerSource {
+        SecretsManagerSource {
+            client: super::lazy::Lazy::sdk_client(sdk, Client::new),
+        }
     }
 }
 
@@ -22,6 +33,7 @@ impl SecretSource for SecretsManagerSource {
     async fn secret(&self, id: &str) -> Result<SecretValue, ServiceError> {
         let out = self
             .client
+            .get()?
             .get_secret_value()
             .secret_id(id)
             .send()

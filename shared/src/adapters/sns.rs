@@ -12,12 +12,23 @@ use crate::domain::limits::{ascii_line, excerpt, MAX_NOTICE_BYTES, MAX_SUBJECT_C
 use crate::ports::{Notice, Notifier, ServiceError};
 
 pub struct SnsNotifier {
-    client: Client,
+    /// Built on first use (`super::lazy`).
+    client: super::lazy::Lazy<Client>,
 }
 
 impl SnsNotifier {
+    /// Around a client already built.
     pub fn new(client: Client) -> SnsNotifier {
-        SnsNotifier { client }
+        SnsNotifier {
+            client: super::lazy::Lazy::ready(client),
+        }
+    }
+
+    /// Its client is built from `sdk` on the first call (once per cold start).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> SnsNotifier {
+        SnsNotifier {
+            client: super::lazy::Lazy::sdk_client(sdk, Client::new),
+        }
     }
 }
 
@@ -37,6 +48,7 @@ impl Notifier for SnsNotifier {
     async fn publish(&self, topic_arn: &str, notice: &Notice) -> Result<String, ServiceError> {
         let publish = self
             .client
+            .get()?
             .publish()
             .topic_arn(topic_arn)
             // last resort: whatever a notice holds, SNS never refuses it for its size or subject

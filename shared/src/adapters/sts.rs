@@ -100,14 +100,17 @@ impl StsEndpoint {
 pub struct StsVerifier {
     endpoint: StsEndpoint,
     clock: std::sync::Arc<dyn Clock>,
-    connector: aws_smithy_http_client::Connector,
+    /// Built on the first verification (`super::lazy`): most control commands carry no proof.
+    connector: super::lazy::Lazy<aws_smithy_http_client::Connector>,
 }
 
 impl StsVerifier {
     pub fn new(endpoint: StsEndpoint, clock: std::sync::Arc<dyn Clock>) -> StsVerifier {
-        // the roots every SDK client of the function trusts (tls.rs)
-        let roots = super::tls::roots_from(|k| std::env::var(k).ok(), |p| std::fs::read(p));
-        let connector = super::tls::connector_trusting(&roots);
+        let connector = super::lazy::Lazy::new(|| {
+            // the roots every SDK client of the function trusts (tls.rs)
+            let roots = super::tls::roots_from(|k| std::env::var(k).ok(), |p| std::fs::read(p));
+            Ok(super::tls::connector_trusting(&roots))
+        });
         StsVerifier {
             endpoint,
             clock,
@@ -164,6 +167,8 @@ impl CallerVerifier for StsVerifier {
         let call = async {
             let response = self
                 .connector
+                .get()
+                .map_err(|e| IdentityError::Unavailable(format!("STS: {e}")))?
                 .call(request)
                 .await
                 .map_err(|e| IdentityError::Unavailable(format!("STS: {e}")))?;
