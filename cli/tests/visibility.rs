@@ -72,6 +72,9 @@ async fn release_wait_exits_0_once_the_approval_link_is_posted() {
         body.contains("Status page (read-only, valid 14 days): http"),
         "{body}"
     );
+    // the demo pipeline lists approvers: this is one approver's personal link, recorded as theirs
+    let owner = message["audience"].as_str().unwrap_or_default().to_string();
+    assert!(owner.ends_with("@example.com"), "{message}");
     let link = approval_link(&message);
     let post = reqwest::Client::new()
         .post(&link)
@@ -95,7 +98,6 @@ async fn release_wait_exits_0_once_the_approval_link_is_posted() {
         // the demo pipeline verifies test and bakes prod (docs/verification.md)
         "VERIFYING_TEST → AWAITING_APPROVAL",
         "AWAITING_APPROVAL → DEPLOYING_PROD",
-        "approved by Grace Hopper",
         "BAKING_PROD → SUCCEEDED",
         " UTC ",
         "shipgate logs ",
@@ -103,6 +105,11 @@ async fn release_wait_exits_0_once_the_approval_link_is_posted() {
     ] {
         assert!(stdout.contains(needle), "{needle:?} in {stdout}");
     }
+    assert!(
+        stdout.contains(&format!("approved by {owner}")),
+        "the link's owner, not the typed name, in {stdout}"
+    );
+    assert!(!stdout.contains("Grace Hopper"), "{stdout}");
     assert!(!stdout.contains("\x1b["), "NO_COLOR: no colours");
     // each transition once
     assert_eq!(stdout.matches("BAKING_PROD → SUCCEEDED").count(), 1);

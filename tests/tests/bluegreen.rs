@@ -305,6 +305,19 @@ async fn an_alarm_event_rolls_a_baking_release_back_once() {
     let dep = approve(&w, &id2).await;
     let done = deployment_event(&w, &dep, "SERVICE_DEPLOYMENT_COMPLETED").await;
     assert_eq!(done["execution_status"], "BAKING_PROD", "{done}");
+    // an ALARM event while the alarm is OK (a late, retried one) fails nothing
+    let out = deploy_events::handler::handle(&w.services, alarm.clone())
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "ignored", "{out}");
+    aws_sdk_cloudwatch::Client::new(&w.moto.sdk)
+        .set_alarm_state()
+        .alarm_name(shipgate_sandbox::DEMO_ALARM)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("test: 5xx")
+        .send()
+        .await
+        .unwrap();
     let out = deploy_events::handler::handle(&w.services, alarm.clone())
         .await
         .unwrap();

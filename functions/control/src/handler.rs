@@ -413,12 +413,13 @@ async fn run(
                 .await?,
         }),
         ControlRequest::Release(a) => {
-            let started = control::release(
+            let started = control::release_as(
                 svc,
                 &a.pipeline,
                 a.commit.as_deref(),
                 a.request_id.as_deref(),
                 &actor,
+                acting.verified.as_ref().map(|c| c.arn.as_str()),
             )
             .await?;
             let execution = svc.execution(&started.execution_id).await?;

@@ -69,12 +69,48 @@ pub async fn on_alarm_state(
         ),
         None => format!("during the bake: alarm {} went to ALARM", change.alarm_name),
     };
+    let watching: Vec<_> = baking
+        .into_iter()
+        .filter(|e| {
+            e.verify_prod
+                .as_ref()
+                .is_some_and(|v| v.alarms.contains(&change.alarm_name))
+        })
+        .collect();
+    if watching.is_empty() {
+        return ignored(format!(
+            "no production bake watches alarm {}",
+            change.alarm_name
+        ));
+    }
+    // EventBridge retries an event for up to an hour (and a dead-letter queue can be redriven):
+    // an ALARM that is already over must not fail a bake that started after it. The alarm's
+    // state now decides; a failed read fails nothing (the bake's own steps read the alarms).
+    match svc
+        .alarms
+        .alarm_states(std::slice::from_ref(&change.alarm_name))
+        .await
+    {
+        Ok(states)
+            if states
+                .iter()
+                .any(|(n, s)| *n == change.alarm_name && *s == AlarmState::Alarm) => {}
+        Ok(_) => {
+            return ignored(format!(
+                "alarm {} is no longer in ALARM (a late or repeated event)",
+                change.alarm_name
+            ))
+        }
+        Err(e) => {
+            warn!(error = %e, "alarm state could not be read; the bake's next step reads it");
+            return ignored(format!(
+                "alarm {} could not be read to confirm the event",
+                change.alarm_name
+            ));
+        }
+    }
     let mut failed = Vec::new();
-    for exec in baking.into_iter().filter(|e| {
-        e.verify_prod
-            .as_ref()
-            .is_some_and(|v| v.alarms.contains(&change.alarm_name))
-    }) {
+    for exec in watching {
         let id = exec.id.clone();
         let event = Event::VerifyFailed {
             environment: Environment::Prod,

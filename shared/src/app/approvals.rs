@@ -456,6 +456,7 @@ async fn record_decision(
         Event::Counted {
             decision,
             required: policy.required,
+            listed: policy.approvers.iter().map(|a| a.email.clone()).collect(),
         }
     } else {
         Event::Decided { decision }

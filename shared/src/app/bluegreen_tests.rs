@@ -380,7 +380,21 @@ async fn an_alarm_event_rolls_a_baking_release_back_exactly_once() {
     assert!(out.ignored.is_some());
     assert_eq!(exec(&w, &id).await.status, Status::BakingProd);
 
+    // a late ALARM event (retried by EventBridge) while the alarm is OK again: nothing
+    let out = on_alarm_state(&w.services, &alarm_event("shipgate-hello-5xx", "ALARM"))
+        .await
+        .unwrap();
+    assert!(
+        out.ignored
+            .as_deref()
+            .unwrap()
+            .contains("no longer in ALARM"),
+        "{out:?}"
+    );
+    assert_eq!(exec(&w, &id).await.status, Status::BakingProd);
+
     // the watched alarm fires: at once, not at the next bake step
+    w.alarms.set("shipgate-hello-5xx", AlarmState::Alarm);
     let out = on_alarm_state(&w.services, &alarm_event("shipgate-hello-5xx", "ALARM"))
         .await
         .unwrap();

@@ -277,6 +277,20 @@ pub async fn release(
     request_id: Option<&str>,
     actor: &str,
 ) -> Result<Started, AppError> {
+    release_as(svc, pipeline, commit, request_id, actor, None).await
+}
+
+/// [`release`] requested by a caller STS verified (`caller_arn`): recorded as who pushed the
+/// change, so that caller cannot approve their own release (no self-approval). Only a verified
+/// ARN, never a claimed actor.
+pub async fn release_as(
+    svc: &Services,
+    pipeline: &str,
+    commit: Option<&str>,
+    request_id: Option<&str>,
+    actor: &str,
+    caller_arn: Option<&str>,
+) -> Result<Started, AppError> {
     let def = svc.pipeline(pipeline).await?;
     let branch = def
         .branches
@@ -318,7 +332,10 @@ pub async fn release(
             trigger: Trigger::Release {
                 actor: actor.to_string(),
             },
-            pushed_by: Default::default(),
+            pushed_by: crate::domain::pushed_by::PushedBy {
+                caller_arn: caller_arn.map(str::to_string),
+                ..Default::default()
+            },
             idempotency_key: request_id.map(|r| format!("RELEASE#{pipeline}#{r}")),
             actor: actor.to_string(),
         },

@@ -671,3 +671,38 @@ async fn lost_worker_is_resumed_by_a_redelivered_event() {
     assert_eq!(w.deployer.deployments_to("hello-test"), 1);
     assert_eq!(exec(&w, &id).await.status, Status::DeployingTest);
 }
+
+#[tokio::test]
+async fn a_verified_release_requester_is_who_pushed_it() {
+    use crate::domain::approval_policy::{is_own_change, Approver};
+    let w = FakeWorld::with_pipeline().await;
+    let alice_arn = "arn:aws:iam::123456789012:user/alice";
+    let s = control::release_as(
+        &w.services,
+        "hello",
+        Some(&sha(31)),
+        None,
+        alice_arn,
+        Some(alice_arn),
+    )
+    .await
+    .unwrap();
+    let e = exec(&w, &s.execution_id).await;
+    let alice = Approver {
+        email: "alice@example.com".into(),
+        github: None,
+        arn: Some("arn:aws:iam::123456789012:user/alice".into()),
+    };
+    let bob = Approver {
+        email: "bob@example.com".into(),
+        github: None,
+        arn: Some("arn:aws:iam::123456789012:user/bob".into()),
+    };
+    assert!(is_own_change(&alice, &e), "alice requested it: her change");
+    assert!(!is_own_change(&bob, &e));
+    // an unverified request records no one (nothing a payload claims)
+    let s = control::release(&w.services, "hello", Some(&sha(32)), None, "ops")
+        .await
+        .unwrap();
+    assert!(!is_own_change(&alice, &exec(&w, &s.execution_id).await));
+}

@@ -286,6 +286,32 @@ async fn an_approver_removed_from_the_list_is_refused() {
 }
 
 #[tokio::test]
+async fn an_approval_of_someone_removed_since_no_longer_counts() {
+    let w = world(2).await;
+    let id = awaiting(&w, 1).await;
+    let alice = token_of(&w, "alice@example.com");
+    let bob = token_of(&w, "bob@example.com");
+    let carol = token_of(&w, "carol@example.com");
+    decide_by_link(&w.services, &alice, approve())
+        .await
+        .unwrap();
+    // alice is removed from the pipeline's approvers after approving
+    let def = definition(2, &["bob", "carol", "ada"]);
+    w.store.put_pipeline(&def, w.clock.now()).await.unwrap();
+    let svc = w.services.for_invocation();
+    // bob's approval is the first that counts now: production waits
+    let e = decide_by_link(&svc, &bob, approve()).await.unwrap();
+    assert_eq!(e.status, Status::AwaitingApproval);
+    assert_eq!(w.deployer.deployments_to("hello-prod"), 0);
+    // a second current approver decides
+    let svc = w.services.for_invocation();
+    let e = decide_by_link(&svc, &carol, approve()).await.unwrap();
+    assert_eq!(e.status, Status::DeployingProd);
+    assert_eq!(w.deployer.deployments_to("hello-prod"), 1);
+    assert_eq!(exec(&w, &id).await.approval.unwrap().approvals.len(), 3);
+}
+
+#[tokio::test]
 async fn links_do_not_cross_between_approvers_or_kinds() {
     let w = world(1).await;
     let id = awaiting(&w, 1).await;

@@ -61,7 +61,15 @@ pub enum Event {
     /// A person decided for a pipeline that needs `required` distinct approvers: an approval
     /// is counted (once per approver) and decides when it is the `required`-th; a rejection
     /// decides at once.
-    Counted { decision: Decision, required: u32 },
+    ///
+    /// `listed`: the pipeline's approvers (e-mail) when the decision is made; an earlier
+    /// approval of someone no longer listed is kept in the record but does not count. Empty:
+    /// every approval counts.
+    Counted {
+        decision: Decision,
+        required: u32,
+        listed: Vec<String>,
+    },
     /// The approval window closed.
     ApprovalExpired,
     /// A newer execution of the pipeline now awaits approval.
@@ -592,7 +600,14 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 Verdict::Reject => (S::Rejected, format!("rejected by {who}{comment}"), vec![]),
             }
         }
-        (S::AwaitingApproval, Event::Counted { decision, required }) => {
+        (
+            S::AwaitingApproval,
+            Event::Counted {
+                decision,
+                required,
+                listed,
+            },
+        ) => {
             let Some(approval) = next.approval.as_mut() else {
                 return Err(illegal());
             };
@@ -615,7 +630,15 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                     }
                     approval.approvals.push(decision.clone());
                     approval.required = required;
-                    let count = approval.approvals.len();
+                    // an approver removed from the pipeline since approving no longer counts
+                    let count = approval
+                        .approvals
+                        .iter()
+                        .filter(|d| {
+                            listed.is_empty()
+                                || d.approver.as_ref().is_some_and(|a| listed.contains(a))
+                        })
+                        .count();
                     if count as u32 >= required.max(1) {
                         approval.decision = Some(decision);
                         (

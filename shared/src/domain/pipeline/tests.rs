@@ -461,3 +461,29 @@ fn index_key_is_equal_exactly_when_sources_match() {
         }
     }
 }
+
+#[test]
+fn a_codecommit_source_without_self_approval_needs_every_approvers_arn() {
+    let text = |source: &str, extra: &str| {
+        EXAMPLE
+            .replace("source = { github = \"acme/hello\" }", source)
+            .replace(
+                "timeout_hours = 48 }",
+                &format!(
+                    "timeout_hours = 48, {extra}approvers = [{{ email = \"alice@example.com\" }}, {{ email = \"bob@example.com\", arn = \"arn:aws:iam::123456789012:user/bob\" }}] }}"
+                ),
+            )
+    };
+    let cc = "source = { codecommit = \"hello\" }";
+    let err = PipelineDefinition::parse(&text(cc, ""), Format::Toml).unwrap_err();
+    let paths: Vec<&str> = err.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["approval.approvers[0].arn"], "{err:?}");
+    // allowed when self-approval is, and on GitHub (the pusher's e-mail and login are known)
+    PipelineDefinition::parse(&text(cc, "allow_self_approval = true, "), Format::Toml)
+        .expect("self-approval allowed");
+    PipelineDefinition::parse(
+        &text("source = { github = \"acme/hello\" }", ""),
+        Format::Toml,
+    )
+    .expect("github source");
+}

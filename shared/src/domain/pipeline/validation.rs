@@ -137,6 +137,18 @@ impl PipelineDefinition {
                 }
                 let (approvers, required, allow_self_approval) =
                     crate::domain::approval_policy::parse_policy(t, &p, &mut v.errors);
+                // a CodeCommit push is known only by its IAM caller ARN (no pusher e-mail an
+                // approver could be matched by), so no self-approval needs every approver's arn
+                if matches!(source, Some(Source::Codecommit(_))) && !allow_self_approval {
+                    for (i, a) in approvers.iter().enumerate() {
+                        if a.arn.is_none() {
+                            v.push(
+                                &format!("{p}.approvers[{i}].arn"),
+                                "is required with a CodeCommit source (a push is known by its IAM caller ARN, and the pusher may not approve), unless allow_self_approval = true",
+                            );
+                        }
+                    }
+                }
                 ApprovalSpec {
                     topic_arn,
                     timeout_hours,
