@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use super::super::verify::{build_finished, SmokeRun};
-use super::{Approval, DomainError, Effect, Environment, Event, Execution, Failure, Stage, Status};
+use super::{DomainError, Effect, Environment, Event, Execution, Failure, Stage, Status};
 
 /// The transition a smoke event makes (`None`: it does not apply in `status`).
 pub(super) fn smoke(
@@ -137,15 +137,7 @@ pub(super) fn smoke(
                         .filter(|l| l.passed)
                         .map(|l| format!("{}; ", l.describe()))
                         .unwrap_or_default();
-                    next.approval = Some(Approval {
-                        nonce: grant.nonce,
-                        requested_at: *at,
-                        expires_at: grant.expires_at,
-                        message_id: None,
-                        decision: None,
-                        approvals: Vec::new(),
-                        required: 0,
-                    });
+                    next.approval = Some(grant.open(*at));
                     (
                         S::AwaitingApproval,
                         format!("test verified: {http}{what}; approval requested"),

@@ -198,6 +198,21 @@ pub struct ApprovalGrant {
     pub expires_at: DateTime<Utc>,
 }
 
+impl ApprovalGrant {
+    /// The approval round this grant opens at `at`: nothing decided, nothing sent yet.
+    pub(crate) fn open(self, at: DateTime<Utc>) -> Approval {
+        Approval {
+            nonce: self.nonce,
+            requested_at: at,
+            expires_at: self.expires_at,
+            message_id: None,
+            decision: None,
+            approvals: Vec::new(),
+            required: 0,
+        }
+    }
+}
+
 /// An event with when it happened and who caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -485,15 +500,7 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
                 )
             } else {
                 let grant = approval.ok_or(DomainError::MissingApproval)?;
-                next.approval = Some(Approval {
-                    nonce: grant.nonce,
-                    requested_at: change.at,
-                    expires_at: grant.expires_at,
-                    message_id: None,
-                    decision: None,
-                    approvals: Vec::new(),
-                    required: 0,
-                });
+                next.approval = Some(grant.open(change.at));
                 (
                     S::AwaitingApproval,
                     format!("test deployment {deployment_id} completed; approval requested"),
@@ -973,15 +980,7 @@ fn verification(
             if let Some(v) = next.verify_test.as_mut() {
                 v.passed_at = Some(*at);
             }
-            next.approval = Some(Approval {
-                nonce: grant.nonce,
-                requested_at: *at,
-                expires_at: grant.expires_at,
-                message_id: None,
-                decision: None,
-                approvals: Vec::new(),
-                required: 0,
-            });
+            next.approval = Some(grant.open(*at));
             (
                 S::AwaitingApproval,
                 format!("test verified: {what}; approval requested"),
