@@ -140,6 +140,14 @@ pub(crate) fn form(verdict: Verdict) -> FormDecision {
 }
 
 pub(crate) async fn succeed(w: &FakeWorld, n: u8) -> ExecutionId {
+    let id = approve_and_complete_prod(w, n).await;
+    assert_eq!(exec(w, &id).await.status, Status::Succeeded);
+    id
+}
+
+/// Execution `n` awaiting approval, approved from the CLI, its prod deployment completed (what
+/// follows depends on the pipeline: SUCCEEDED, or a production verification / bake).
+pub(crate) async fn approve_and_complete_prod(w: &FakeWorld, n: u8) -> ExecutionId {
     let id = awaiting(w, n).await;
     let e = super::approvals::decide(
         &w.services,
@@ -158,7 +166,6 @@ pub(crate) async fn succeed(w: &FakeWorld, n: u8) -> ExecutionId {
     )
     .await
     .unwrap();
-    assert_eq!(exec(w, &id).await.status, Status::Succeeded);
     id
 }
 

@@ -7,7 +7,7 @@ use super::sweeper::{sweep, SweepLimits};
 use super::test_support::*;
 use crate::domain::aws_events::DeploymentEventName;
 use crate::domain::verify::AlarmState;
-use crate::domain::{Environment, Format, PipelineDefinition, Status, Verdict};
+use crate::domain::{Environment, Format, PipelineDefinition, Status};
 use crate::fake_world::FakeWorld;
 use crate::fakes::SAMPLE_PIPELINE;
 use crate::ports::{Clock, ExecutionStore};
@@ -166,28 +166,6 @@ const PROD_BAKE: &str = r#"
 bake_seconds = 1
 alarms = ["shipgate-hello-5xx"]
 "#;
-
-async fn approve_and_complete_prod(w: &FakeWorld, n: u8) -> crate::domain::ExecutionId {
-    let id = awaiting(w, n).await;
-    let e = super::approvals::decide(
-        &w.services,
-        &id,
-        Verdict::Approve,
-        "ops",
-        crate::domain::Channel::Cli,
-        None,
-    )
-    .await
-    .unwrap();
-    let dep = e.prod.unwrap().deployment_id;
-    on_deployment_state(
-        &w.services,
-        &deploy_event(&dep, DeploymentEventName::Completed),
-    )
-    .await
-    .unwrap();
-    id
-}
 
 #[tokio::test]
 async fn production_succeeds_only_after_its_bake_and_an_alarm_rolls_it_back_automatically() {
