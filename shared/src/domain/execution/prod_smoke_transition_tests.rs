@@ -314,3 +314,41 @@ fn prod_smoke_events_are_refused_outside_the_prod_verification() {
     moved.status = Status::BakingProd;
     assert!(apply(&moved, finished(PROD_BUILD, "FAILED")).is_err());
 }
+
+/// Two workers ran the same last HTTP check attempt (the scheduled resume and an event's
+/// resume of the same stale execution): one passed and moved on (the smoke test, then the
+/// bake); the other's failed answer, decided again on the stored execution, must not fail a
+/// verification whose check phase is over — it would roll a healthy production back.
+#[test]
+fn a_racing_workers_failed_check_after_the_check_passed_changes_nothing() {
+    let late_failure = || Event::VerifyFailed {
+        environment: Environment::Prod,
+        reason: "1 check attempt(s) failed; last: GET 503".into(),
+        result: Some(check_result(false)),
+    };
+    let (asked, _) = step(
+        &at(Status::VerifyingProd),
+        requested(Environment::Prod, 1, true),
+    );
+    let (running, _) = step(&asked, started(PROD_BUILD));
+    let (baking, _) = step(&running, finished(PROD_BUILD, "SUCCEEDED"));
+    for e in [asked, running, baking] {
+        let got = apply(&e, late_failure());
+        assert!(
+            matches!(got, Err(DomainError::AlreadyApplied { .. })),
+            "{}: {got:?}",
+            e.status
+        );
+    }
+    // a failure without a check result (the smoke build, an alarm of the bake) still decides
+    let (failed, effects) = step(
+        &running_prod(),
+        Event::VerifyFailed {
+            environment: Environment::Prod,
+            reason: "the smoke test could not be started".into(),
+            result: None,
+        },
+    );
+    assert_eq!(failed.status, Status::ProdFailed);
+    assert_eq!(effects, vec![Effect::AutoRollback, Effect::Notify]);
+}

@@ -1060,6 +1060,16 @@ fn verification(
         ) if s == env_status(environment)
             || (s == S::BakingProd && environment == Environment::Prod) =>
         {
+            // a failed HTTP check attempt once the check phase is over (it passed: the smoke
+            // test or the bake runs) is a racing worker's answer to an attempt already
+            // decided: it fails nothing (the smoke build, an alarm, carry no check result)
+            if result.is_some()
+                && exec
+                    .verification(environment)
+                    .is_some_and(|v| v.smoke.is_some() || v.passed_at.is_some())
+            {
+                return Err(DomainError::AlreadyApplied { event: name });
+            }
             let attempt = exec
                 .verification(environment)
                 .map(|v| v.attempts)
