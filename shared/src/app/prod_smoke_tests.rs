@@ -420,3 +420,75 @@ async fn a_handler_killed_after_the_failure_was_written_has_its_rollback_started
         1
     );
 }
+
+/// deploy-events runs 60 s: its scheduled resume must end well inside that however many
+/// production verifications are stale (every bake step watches for up to 12 s), and an owed
+/// automatic rollback — production runs a release that failed — comes before any bake.
+#[tokio::test]
+async fn the_scheduled_resume_starts_owed_rollbacks_first_and_stops_within_its_budget() {
+    let w = world(PROD_SMOKE).await;
+    let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
+    let first = prod_completed(&w, 1).await;
+    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
+    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
+        .await
+        .unwrap();
+    finish_bake(&w, &first).await;
+    let good = exec(&w, &first).await.image.unwrap().digest;
+
+    // release 2 failed its smoke test; the rollback is owed (its handler died)
+    let second = prod_completed(&w, 2).await;
+    let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
+    let no_rollback = w
+        .services
+        .clone()
+        .with_capabilities(crate::app::Capabilities {
+            roll_back_prod: false,
+            ..profiles::DEPLOY_EVENTS.can
+        });
+    let event = crate::domain::Event::SmokeFinished {
+        build_id: build,
+        status: "FAILED".into(),
+        reason: Some("exit status 22".into()),
+        link: None,
+        approval: None,
+    };
+    no_rollback
+        .apply_to(exec(&w, &second).await, super::SYSTEM_ACTOR, event)
+        .await
+        .unwrap();
+    // long bakes whose workers died (older executions: listed first)
+    let template = exec(&w, &first).await;
+    for i in 0..3 {
+        let mut baking = template.clone();
+        baking.id = ExecutionId::generate(template.created_at - chrono::Duration::hours(1 + i));
+        baking.status = Status::BakingProd;
+        if let Some(v) = baking.verify_prod.as_mut() {
+            v.bake_until = Some(w.clock.now() + chrono::Duration::hours(1));
+            v.alarms.clear();
+        }
+        w.store.create_execution(&baking, None).await.unwrap();
+    }
+    w.clock
+        .advance(super::RESUME_AFTER + chrono::Duration::seconds(2));
+    // a spent budget: this run resumes one execution — the owed rollback
+    let limits = SweepLimits {
+        production_budget: std::time::Duration::ZERO,
+        ..SweepLimits::default()
+    };
+    let report = resume_production(&deploy_events, &limits).await.unwrap();
+    assert_eq!(report.resumed, 1, "{report:?}");
+    assert_eq!(report.deferred, 3, "{report:?}");
+    let e = exec(&w, &second).await;
+    assert!(e.verify_prod.as_ref().unwrap().rollback.is_some());
+    complete_rollback(&w, &e).await;
+    prod_runs(&w, &good).await;
+    // the default budget ends the run within deploy-events' timeout
+    assert!(
+        SweepLimits::default().production_budget + 2 * super::verification::STEP_BUDGET
+            < std::time::Duration::from_secs(DEPLOY_EVENTS_TIMEOUT_SECONDS)
+    );
+}
+
+/// deploy-events' `Timeout` in infra/template.yaml.
+const DEPLOY_EVENTS_TIMEOUT_SECONDS: u64 = 60;

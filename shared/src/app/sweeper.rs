@@ -32,6 +32,11 @@ pub struct SweepLimits {
     /// more, each run takes the next ones, so the work of a run does not grow with the number
     /// of pipelines.
     pub prune_repositories: usize,
+    /// deploy-events' scheduled resume of production verifications starts no further
+    /// execution once it has run this long (one resume may still take two verification steps,
+    /// [`STEP_BUDGET`](super::verification::STEP_BUDGET) each): the run ends inside the
+    /// function's timeout, and what is left waits for the next run.
+    pub production_budget: std::time::Duration,
 }
 
 impl Default for SweepLimits {
@@ -42,6 +47,8 @@ impl Default for SweepLimits {
             deploy_stuck_after: Duration::minutes(10),
             max_image_deletions: 100,
             prune_repositories: 20,
+            // deploy-events' Timeout is 60 s: 30 s + two 12 s steps + margin
+            production_budget: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -356,11 +363,14 @@ async fn resume(
     Ok(())
 }
 
-/// The statuses of a production verification and its automatic rollback.
+/// The statuses of a production verification and its automatic rollback, in the order the
+/// scheduled resume takes them: an owed rollback first (production runs a release that failed;
+/// starting it is quick), then checks and smoke tests, then bakes (each step watches for up to
+/// [`STEP_BUDGET`](super::verification::STEP_BUDGET)).
 const PRODUCTION_VERIFICATION: [Status; 3] = [
+    Status::ProdFailed,
     Status::VerifyingProd,
     Status::BakingProd,
-    Status::ProdFailed,
 ];
 
 /// What one scheduled resume of production verifications did (deploy-events).
@@ -368,6 +378,8 @@ const PRODUCTION_VERIFICATION: [Status; 3] = [
 pub struct ProductionResume {
     pub checked: usize,
     pub resumed: usize,
+    /// Executions left for the next run: this one's time budget was spent.
+    pub deferred: usize,
     pub errors: Vec<String>,
 }
 
@@ -382,8 +394,14 @@ pub async fn resume_production(
     limits: &SweepLimits,
 ) -> Result<ProductionResume, AppError> {
     let mut report = ProductionResume::default();
+    let started = std::time::Instant::now();
     for status in PRODUCTION_VERIFICATION {
         for exec in svc.store.list_by_status(status, limits.per_status).await? {
+            // at least one per run, so a run always makes progress
+            if report.checked > 0 && started.elapsed() >= limits.production_budget {
+                report.deferred += 1;
+                continue;
+            }
             report.checked += 1;
             match svc.resume_if_stale(&exec).await {
                 Ok(Some(e)) => {
@@ -403,6 +421,7 @@ pub async fn resume_production(
     info!(
         checked = report.checked,
         resumed = report.resumed,
+        deferred = report.deferred,
         errors = report.errors.len(),
         "production verifications resumed"
     );

@@ -600,6 +600,7 @@ impl Pump {
             deploy_stuck_after: chrono::Duration::zero(),
             max_image_deletions: 0,
             prune_repositories: 0,
+            production_budget: std::time::Duration::ZERO,
         };
         if let Err(e) =
             shared::app::sweeper::sweep(&self.state.services_of(&profiles::SWEEPER), &limits).await
