@@ -492,3 +492,49 @@ async fn the_scheduled_resume_starts_owed_rollbacks_first_and_stops_within_its_b
 
 /// deploy-events' `Timeout` in infra/template.yaml.
 const DEPLOY_EVENTS_TIMEOUT_SECONDS: u64 = 60;
+
+/// An operator rolls production back while a release's production smoke test runs: once the
+/// rollback completed, the release it moved away from is ROLLED_BACK (what `status` and ECS
+/// say), and that smoke build's late success neither bakes nor succeeds it.
+#[tokio::test]
+async fn an_operator_rollback_during_the_prod_smoke_test_marks_the_release_rolled_back() {
+    let w = world(PROD_SMOKE).await;
+    let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
+    let first = prod_completed(&w, 1).await;
+    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
+    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
+        .await
+        .unwrap();
+    finish_bake(&w, &first).await;
+    let good = exec(&w, &first).await.image.unwrap().digest;
+
+    let second = prod_completed(&w, 2).await;
+    let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
+    // `shipgate rollback hello --env prod` (control) while the smoke build runs
+    let rb = super::releases::rollback(&w.services, "hello", Environment::Prod, None, "ops")
+        .await
+        .unwrap();
+    let dep = exec(&w, &rb.id).await.prod.unwrap().deployment_id;
+    on_deployment_state(
+        &deploy_events,
+        &deploy_event(&dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
+    assert_eq!(exec(&w, &rb.id).await.status, Status::Succeeded);
+    let e = exec(&w, &second).await;
+    assert_eq!(e.status, Status::RolledBack, "{:?}", e.history);
+    prod_runs(&w, &good).await;
+    // the smoke build of the release moved away from succeeds late; resumes follow
+    let late = on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
+        .await
+        .unwrap();
+    assert!(matches!(late, EventOutcome::Ignored(_)), "{late:?}");
+    w.clock
+        .advance(super::RESUME_AFTER + chrono::Duration::seconds(2));
+    resume_production(&deploy_events, &SweepLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(exec(&w, &second).await.status, Status::RolledBack);
+    prod_runs(&w, &good).await;
+}

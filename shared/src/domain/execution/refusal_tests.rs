@@ -264,9 +264,17 @@ fn illegal_transitions_table() {
         ),
         (
             Status::VerifyingProd,
-            &["CheckAttemptedProd", "CheckPassedProd", "VerifyFailedProd"],
+            &[
+                "CheckAttemptedProd",
+                "CheckPassedProd",
+                "VerifyFailedProd",
+                "RolledBack",
+            ],
         ),
-        (Status::BakingProd, &["VerifyFailedProd", "BakePassed"]),
+        (
+            Status::BakingProd,
+            &["VerifyFailedProd", "BakePassed", "RolledBack"],
+        ),
     ];
     assert_eq!(legal.len(), Status::ALL.len(), "every state is covered");
     let mut refused = 0;

@@ -693,6 +693,14 @@ pub fn transition(exec: &Execution, change: Change) -> Result<Transition, Domain
             format!("rolled back by execution {by}"),
             vec![Effect::Notify],
         ),
+        // a rollback (`shipgate rollback`) completed while this release's production
+        // verification ran (its check, smoke test or bake): production no longer runs it, so
+        // it is not verified any further (a late smoke result or bake end changes nothing)
+        (S::VerifyingProd | S::BakingProd, Event::RolledBack { by }) => (
+            S::RolledBack,
+            format!("rolled back by execution {by} during its production verification"),
+            vec![Effect::Notify],
+        ),
         (S::BuildFailed, Event::Retry) => {
             next.attempt += 1;
             next.build_id = None;
