@@ -538,3 +538,96 @@ async fn an_operator_rollback_during_the_prod_smoke_test_marks_the_release_rolle
     assert_eq!(exec(&w, &second).await.status, Status::RolledBack);
     prod_runs(&w, &good).await;
 }
+
+/// deploy-events dies between creating the automatic rollback's execution and starting its
+/// production deployment. On the next tick deploy-events' resume and the sweeper both find it
+/// (in either order): the rollback's deployment is started by deploy-events — the sweeper,
+/// which may not deploy production, must not be left to fail it while the failed release
+/// stays in production with its rollback "recorded".
+#[tokio::test]
+async fn an_automatic_rollback_killed_before_its_deployment_is_deployed_by_the_resume() {
+    killed_rollback_then_the_schedule(false).await;
+    killed_rollback_then_the_schedule(true).await;
+}
+
+async fn killed_rollback_then_the_schedule(sweeper_first: bool) {
+    let w = world(PROD_SMOKE).await;
+    let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
+    let first = prod_completed(&w, 1).await;
+    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
+    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
+        .await
+        .unwrap();
+    finish_bake(&w, &first).await;
+    let good = exec(&w, &first).await.image.unwrap().digest;
+
+    let second = prod_completed(&w, 2).await;
+    let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
+    let no_rollback = w
+        .services
+        .clone()
+        .with_capabilities(crate::app::Capabilities {
+            roll_back_prod: false,
+            ..profiles::DEPLOY_EVENTS.can
+        });
+    let event = crate::domain::Event::SmokeFinished {
+        build_id: build,
+        status: "FAILED".into(),
+        reason: Some("exit status 22".into()),
+        link: None,
+        approval: None,
+    };
+    no_rollback
+        .apply_to(exec(&w, &second).await, super::SYSTEM_ACTOR, event)
+        .await
+        .unwrap();
+    // the rollback execution is stored (claim and item), then the invocation dies: its
+    // production deployment is never started (a function that may not deploy prod)
+    let rb = super::releases::rollback(
+        &no_rollback,
+        "hello",
+        Environment::Prod,
+        None,
+        super::SYSTEM_ACTOR,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rb.status, Status::DeployingProd);
+    assert!(rb.prod.is_none());
+    w.clock
+        .advance(super::RESUME_AFTER + chrono::Duration::seconds(2));
+    // the schedule runs both functions, in either order
+    let sweeper = function(&w, &profiles::SWEEPER);
+    if sweeper_first {
+        sweep(&sweeper, &SweepLimits::default()).await.unwrap();
+    }
+    resume_production(&deploy_events, &SweepLimits::default())
+        .await
+        .unwrap();
+    if !sweeper_first {
+        sweep(&sweeper, &SweepLimits::default()).await.unwrap();
+    }
+    let e = exec(&w, &second).await;
+    let by = e.verify_prod.as_ref().unwrap().rollback.clone().unwrap();
+    let running = exec(&w, &by).await;
+    assert_eq!(
+        running.status,
+        Status::DeployingProd,
+        "{:?}",
+        running.history
+    );
+    assert!(
+        running.prod.is_some(),
+        "the rollback's deployment was started"
+    );
+    if sweeper_first {
+        // the sweeper failed the dead one first: a new rollback was started instead
+        assert_eq!(exec(&w, &rb.id).await.status, Status::ProdFailed);
+        assert_ne!(by, rb.id);
+    } else {
+        assert_eq!(by, rb.id);
+    }
+    complete_rollback(&w, &e).await;
+    prod_runs(&w, &good).await;
+    assert_eq!(exec(&w, &second).await.status, Status::RolledBack);
+}

@@ -339,7 +339,17 @@ pub(crate) async fn auto_rollback(
                 .await?
                 .and_then(|r| r.value.rollback)
             {
-                Some(claim) => claim.execution_id,
+                Some(claim) => {
+                    // the invocation that started it may have died before its production
+                    // deployment: start it now (the sweeper, which may not deploy production,
+                    // would otherwise fail it and leave this release in production)
+                    if let Some(rb) = svc.store.get_execution(&claim.execution_id).await? {
+                        if rb.trigger.is_rollback() {
+                            Box::pin(elevated.resume_if_stale(&rb)).await?;
+                        }
+                    }
+                    claim.execution_id
+                }
                 None => {
                     warn!(execution_id = %exec.id, %why, "automatic rollback not possible");
                     return Ok(None);
