@@ -631,3 +631,85 @@ async fn killed_rollback_then_the_schedule(sweeper_first: bool) {
     prod_runs(&w, &good).await;
     assert_eq!(exec(&w, &second).await.status, Status::RolledBack);
 }
+
+/// The first release fails its production smoke test (no earlier release: no rollback is
+/// possible), and its prod deployment's completion event was lost (the sweeper reconciles
+/// it, deploy-events verifies it). `shipgate retry` starts a new round: a new smoke build with
+/// its own token; the old build's late event changes nothing; the new one bakes and succeeds.
+#[tokio::test]
+async fn a_retried_release_gets_a_new_prod_smoke_build_and_the_old_ones_late_event_is_ignored() {
+    let w = world(PROD_SMOKE).await;
+    let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
+    let sweeper = function(&w, &profiles::SWEEPER);
+    let id = awaiting(&w, 1).await;
+    let e = super::approvals::decide(
+        &w.services,
+        &id,
+        crate::domain::Verdict::Approve,
+        "ops",
+        crate::domain::Channel::Cli,
+        None,
+    )
+    .await
+    .unwrap();
+    w.probe.answer_version(200, &e.image_tag());
+    // the deployment completes; its event is lost: the sweeper reconciles, leaves the
+    // verification to deploy-events
+    let dep = e.prod.as_ref().unwrap().deployment_id.clone();
+    w.deployer
+        .set_deployment_state(&dep, crate::ports::DeploymentObservation::Completed);
+    w.clock.advance(chrono::Duration::minutes(11));
+    sweep(&sweeper, &SweepLimits::default()).await.unwrap();
+    let e = exec(&w, &id).await;
+    assert_eq!(e.status, Status::VerifyingProd, "{:?}", e.history);
+    assert!(smoke_requests(&w).is_empty());
+    w.clock
+        .advance(super::RESUME_AFTER + chrono::Duration::seconds(2));
+    resume_production(&deploy_events, &SweepLimits::default())
+        .await
+        .unwrap();
+    let e = exec(&w, &id).await;
+    let old = prod_smoke_build(&e).expect("deploy-events started the smoke build");
+    assert_eq!(
+        smoke_requests(&w)[0].idempotency_token,
+        format!("{id}-smoke-prod-1")
+    );
+    on_smoke_build_event(&deploy_events, &smoke_event(&old, BuildStatus::Failed))
+        .await
+        .unwrap();
+    let e = exec(&w, &id).await;
+    assert_eq!(e.status, Status::ProdFailed);
+    assert!(
+        e.verify_prod.as_ref().unwrap().rollback.is_none(),
+        "nothing to roll back to"
+    );
+
+    let retried = super::control::retry(&w.services, &id, "ops")
+        .await
+        .unwrap();
+    assert_eq!(retried.status, Status::DeployingProd);
+    let dep = retried.prod.as_ref().unwrap().deployment_id.clone();
+    on_deployment_state(
+        &deploy_events,
+        &deploy_event(&dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
+    let e = exec(&w, &id).await;
+    let new = prod_smoke_build(&e).expect("a new smoke build");
+    assert_ne!(new, old);
+    let requests = smoke_requests(&w);
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].idempotency_token, format!("{id}-smoke-prod-2"));
+    // the first round's build reports again, late: ignored
+    let late = on_smoke_build_event(&deploy_events, &smoke_event(&old, BuildStatus::Succeeded))
+        .await
+        .unwrap();
+    assert!(matches!(late, EventOutcome::Ignored(_)), "{late:?}");
+    assert_eq!(exec(&w, &id).await.status, Status::VerifyingProd);
+    on_smoke_build_event(&deploy_events, &smoke_event(&new, BuildStatus::Succeeded))
+        .await
+        .unwrap();
+    finish_bake(&w, &id).await;
+    prod_runs(&w, &e.image.unwrap().digest).await;
+}
