@@ -103,8 +103,9 @@ pub mod profiles {
     profile!(
         /// Build results: the image's digest, deploy to test, notices, GitHub feedback (CodeBuild
         /// only to read the commit a branch-head release resolved; Secrets Manager only for the
-        /// GitHub token and the signing key of the status page link in notices); a smoke test
-        /// build's result decides the test verification, so a passed one requests approval.
+        /// GitHub token and the signing key of the status page link in notices). Smoke test
+        /// builds' results are deploy-events' (their own rule); one that reaches build-events
+        /// is ignored.
         BuildEvents, BUILD_EVENTS, "build-events",
         Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: false, http: false },
         Capabilities { deploy_test: true, request_approval: true, notify: true, feedback: true, ..NONE }

@@ -91,7 +91,8 @@ pub(crate) async fn step(
                 Event::SmokeStarted { build_id }
             }
             Err(e) if e.is_retryable() => {
-                // stays owed: the sweeper starts it (same token, so at most one build)
+                // stays owed: a resumed step starts it (the sweeper for test, deploy-events for
+                // production; same token, so at most one build within its 5 minutes)
                 warn!(execution_id = %exec.id, error = %e, "smoke test StartBuild failed; resumed later");
                 return Ok(None);
             }
