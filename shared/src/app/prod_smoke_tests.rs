@@ -713,3 +713,38 @@ async fn a_retried_release_gets_a_new_prod_smoke_build_and_the_old_ones_late_eve
     finish_bake(&w, &id).await;
     prod_runs(&w, &e.image.unwrap().digest).await;
 }
+
+/// Two good releases, then a third whose prod smoke test fails: the automatic rollback restores
+/// the second (the last good one), not the first; the third is ROLLED_BACK.
+#[tokio::test]
+async fn a_third_release_failing_its_prod_smoke_test_restores_the_second() {
+    let w = world(PROD_SMOKE).await;
+    let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
+    let mut good = Vec::new();
+    for n in 1..=2 {
+        let id = prod_completed(&w, n).await;
+        let build = prod_smoke_build(&exec(&w, &id).await).unwrap();
+        on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
+            .await
+            .unwrap();
+        finish_bake(&w, &id).await;
+        assert_eq!(exec(&w, &id).await.status, Status::Succeeded);
+        good.push(exec(&w, &id).await.image.unwrap().digest);
+    }
+    assert_ne!(good[0], good[1]);
+    let third = prod_completed(&w, 3).await;
+    let build = prod_smoke_build(&exec(&w, &third).await).unwrap();
+    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Failed))
+        .await
+        .unwrap();
+    let e = exec(&w, &third).await;
+    assert_eq!(e.status, Status::ProdFailed, "{:?}", e.history);
+    let rollback = complete_rollback(&w, &e).await;
+    assert_eq!(
+        exec(&w, &rollback).await.image.unwrap().digest,
+        good[1],
+        "the rollback restores the last good release"
+    );
+    assert_eq!(exec(&w, &third).await.status, Status::RolledBack);
+    prod_runs(&w, &good[1]).await;
+}
