@@ -1,10 +1,13 @@
-//! The test verification's smoke test end to end against `shipgate dev`: deploy-events starts
-//! the demo smoke project's build after the real `/health` check passed, the pump finishes it
-//! like CodeBuild (a GET of `TARGET_URL`) and delivers its "Build State Change" to
-//! build-events. A healthy push passes it and the approval message says so; a `[smoke-fail]`
-//! push ends TEST_FAILED with the build's logs link and no approval message; what `status`
-//! says test runs is what ECS runs there (the failed push's image: nothing rolls test back), and
-//! production never runs it.
+//! The verifications' smoke tests end to end against `shipgate dev`: deploy-events starts the
+//! demo smoke project's build after the real `/health` check passed (in test, and in production
+//! after the approval), the pump finishes it like CodeBuild (a GET of `TARGET_URL`) and
+//! delivers its "Build State Change" to deploy-events (the smoke projects' rule). A healthy
+//! push passes it and the approval message says so; a `[smoke-fail]` push ends TEST_FAILED
+//! with the build's logs link and no approval message; what `status` says test runs is what ECS
+//! runs there (the failed push's image: nothing rolls test back), and production never runs it.
+//! In production: the healthy release passes its smoke test and bake (SUCCEEDED); an approved
+//! `[prod-smoke-fail]` release is rolled back automatically (ROLLED_BACK), and production runs,
+//! and `status` shows, the healthy release again.
 
 mod common;
 
@@ -58,7 +61,7 @@ async fn smoke_test_passes_into_approval_and_smoke_fail_stops_test() {
     );
     let printed = sb.printed();
     assert!(printed.contains("[smoke]"), "the smoke build is printed");
-    assert!(printed.contains("→ build-events"), "{printed}");
+    assert!(printed.contains("→ deploy-events"), "{printed}");
     let good_digest = waiting["image"]["digest"].as_str().unwrap().to_string();
 
     // [smoke-fail]: the smoke build fails → TEST_FAILED with its logs, no approval message
@@ -107,5 +110,41 @@ async fn smoke_test_passes_into_approval_and_smoke_fail_stops_test() {
     assert_ne!(bad_digest, good_digest);
     let (_, prod) = sb.service_runs("demo-prod", "hello-prod", "app").await;
     assert!(!prod.ends_with(&bad_digest), "prod runs {prod}");
+
+    // production: the healthy release passes its own smoke test (TARGET_URL = prod) and bake
+    sb.approve_by_link(&good).await;
+    let done = sb.wait_for(&good, "SUCCEEDED").await;
+    let prod_smoke = &done["verify_prod"]["smoke"];
+    assert_eq!(prod_smoke["outcome"], "SUCCEEDED", "{done}");
+    assert_ne!(prod_smoke["build_id"], smoke["build_id"], "its own build");
+    assert_ne!(prod_smoke["target_url"], smoke["target_url"], "{done}");
+
+    // an approved release whose production smoke test fails is rolled back automatically
+    let (_, body) = sb.push("Break production only [prod-smoke-fail]").await;
+    let third = body["execution_id"].as_str().unwrap().to_string();
+    sb.wait_for(&third, "AWAITING_APPROVAL").await;
+    sb.approve_by_link(&third).await;
+    let rolled = sb.wait_for(&third, "ROLLED_BACK").await;
+    let reason = rolled["failure"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("smoke test shipgate-smoke-hello FAILED")
+            && reason.contains("[prod-smoke-fail]"),
+        "{reason}"
+    );
+    assert_eq!(rolled["failure"]["stage"], "prod", "{rolled}");
+    let third_digest = rolled["image"]["digest"].as_str().unwrap().to_string();
+    // what status says production runs is what ECS runs: the healthy release
+    let status = sb
+        .control(json!({"command": "status", "pipeline": "demo"}))
+        .await;
+    let current = &status["pipelines"][0]["prod"]["current"];
+    let said = current["image"]["digest"].as_str().unwrap_or_default();
+    assert_eq!(said, good_digest, "{status}");
+    let (_, prod) = sb.service_runs("demo-prod", "hello-prod", "app").await;
+    assert!(
+        prod.ends_with(&format!("@{good_digest}")),
+        "prod runs {prod}"
+    );
+    assert!(!prod.ends_with(&third_digest));
     sb.stop();
 }

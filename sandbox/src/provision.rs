@@ -84,14 +84,16 @@ pub struct DemoVerify {
     pub prod_url: String,
     pub bake_seconds: u32,
     pub alarm: String,
-    /// The smoke test project of the test verification (`None`: no smoke test).
+    /// The smoke test project of the test and production verifications (`None`: no smoke
+    /// test).
     pub smoke_project: Option<String>,
 }
 
 /// The demo alarm `[alarm]` pushes set to ALARM during the bake.
 pub const DEMO_ALARM: &str = "shipgate-demo-prod-5xx";
-/// The demo smoke test project (named with the template's default `SmokeProjectNamePrefix`);
-/// `[smoke-fail]` pushes fail its simulated build.
+/// The demo smoke test project (named with the template's default `SmokeProjectNamePrefix`),
+/// run after the test and the production check; `[smoke-fail]` pushes fail its simulated build
+/// in test, `[prod-smoke-fail]` pushes in production.
 pub const DEMO_SMOKE_PROJECT: &str = "shipgate-smoke-hello";
 
 impl Default for Sandbox {
@@ -383,7 +385,7 @@ url = "{prod_url}"
 attempts = 3
 interval_seconds = 1
 timeout_seconds = 2
-"#,
+{smoke}"#,
                 test_url = v.test_url,
                 prod_url = v.prod_url,
             ));

@@ -134,10 +134,11 @@ pub mod profiles {
     );
     profile!(
         /// The schedule: everything but production (a never-started prod deployment is failed
-        /// instead, for `shipgate retry` through control; a production verification it resumes
-        /// is only ever passed by it, a failure is left to deploy-events / the operator).
+        /// instead, for `shipgate retry` through control; production verifications, which roll
+        /// production back when they fail, are resumed by deploy-events on the same schedule —
+        /// so no CloudWatch: alarms are read only during production bakes).
         Sweeper, SWEEPER, "sweeper",
-        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: true, http: true },
+        Ports { codebuild: true, ecs: true, ecr: true, sns: true, secrets: true, github: true, cloudwatch: false, http: true },
         Capabilities { deploy_prod: false, roll_back_prod: false, ..Capabilities::ALL }
     );
 
@@ -390,18 +391,21 @@ mod tests {
             .collect();
         assert_eq!(prod, ["approvals", "control"]);
         // verification needs its ports; the automatic rollback of production only where
-        // verification runs (it points prod back at a registered revision)
+        // verification runs (it points prod back at a registered revision), and production is
+        // verified (bakes read alarms) only there
         for p in profiles::ALL {
+            assert!(!p.can.verify || p.ports.http, "{}", p.function);
             assert!(
-                !p.can.verify || (p.ports.http && p.ports.cloudwatch),
-                "{}",
-                p.function
-            );
-            assert!(
-                !p.can.roll_back_prod || (p.can.verify && p.ports.ecs),
+                !p.can.roll_back_prod || (p.can.verify && p.ports.ecs && p.ports.cloudwatch),
                 "{}",
                 p.function
             );
         }
+        let prod_verifiers: Vec<&str> = profiles::ALL
+            .iter()
+            .filter(|p| p.can.verify && p.can.roll_back_prod)
+            .map(|p| p.function)
+            .collect();
+        assert_eq!(prod_verifiers, ["deploy-events"]);
     }
 }

@@ -447,6 +447,58 @@ fn codecommit_rule_passes_branch_and_tag_pushes() {
     assert!(!events.contains(&"referenceDeleted"));
 }
 
+/// The logical ids of the functions a rule targets (`Arn: !GetAtt X.Arn`), each with a
+/// permission that lets EventBridge invoke it for that rule.
+fn rule_targets(template: &Value, rule_id: &str) -> Vec<String> {
+    let rule = &template["Resources"][rule_id];
+    let targets: Vec<String> = rule["Properties"]["Targets"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{rule_id} has no Targets"))
+        .iter()
+        .map(|t| {
+            untagged(&t["Arn"])
+                .as_str()
+                .and_then(|a| a.strip_suffix(".Arn"))
+                .unwrap_or_else(|| panic!("{rule_id}: a target's Arn is not !GetAtt X.Arn"))
+                .to_string()
+        })
+        .collect();
+    for function in &targets {
+        let allowed = resources_of_type(template, "AWS::Lambda::Permission")
+            .into_iter()
+            .any(|(_, p)| {
+                untagged(&p["Properties"]["FunctionName"]).as_str() == Some(function.as_str())
+                    && untagged(&p["Properties"]["SourceArn"]).as_str()
+                        == Some(format!("{rule_id}.Arn").as_str())
+            });
+        assert!(
+            allowed,
+            "{rule_id} targets {function} without a permission to invoke it"
+        );
+    }
+    targets
+}
+
+/// Verified promotion: the smoke test projects' build events go to deploy-events (it starts
+/// smoke builds and may roll production back), never to build-events; the sweeper's schedule
+/// also runs deploy-events (it resumes production verifications the sweeper may not decide).
+#[test]
+fn smoke_results_and_production_resumes_reach_deploy_events() {
+    let template = template();
+    assert_eq!(
+        rule_targets(&template, "SmokeBuildEventsRule"),
+        vec!["DeployEventsFunction"]
+    );
+    assert_eq!(
+        rule_targets(&template, "SweeperScheduleRule"),
+        vec!["SweeperFunction", "DeployEventsFunction"]
+    );
+    assert_eq!(
+        rule_targets(&template, "BuildEventsRule"),
+        vec!["BuildEventsFunction"]
+    );
+}
+
 /// Only approvals and control may update a production service: every other role that may call
 /// ecs:UpdateService allows it on TestServiceArns only and explicitly denies it on
 /// ProdServiceArns (an explicit deny wins even if the two parameters overlap).

@@ -45,7 +45,8 @@ pub struct DevArgs {
     /// Provision the demo pipeline without verification (no local hello-service processes).
     #[arg(long)]
     no_verify: bool,
-    /// Provision the demo pipeline's test verification without its smoke test build.
+    /// Provision the demo pipeline's test and production verifications without their smoke
+    /// test builds.
     #[arg(long)]
     no_smoke: bool,
     /// Seconds between sweeper runs (the EventBridge schedule in AWS).
@@ -544,14 +545,27 @@ fn print_banner(base: &str, aws: &str, env_file: &Path, p: &Provisioned) {
         sb.prod_service
     );
     if let Some(v) = &sb.demo_verify {
-        let smoke = match &v.smoke_project {
-            Some(project) => format!(
-                " + smoke test {project} (CodeBuild, TARGET_URL {}; [smoke-fail] fails it)",
-                v.test_url
-            ),
+        let smoke = |url: &str, marker: &str| match &v.smoke_project {
+            Some(project) => {
+                format!(" + smoke test {project} (CodeBuild, TARGET_URL {url}; {marker} fails it)")
+            }
             None => String::new(),
         };
-        println!("  verify test    GET {}{smoke}", v.test_url);
+        println!(
+            "  verify test    GET {}{}",
+            v.test_url,
+            smoke(&v.test_url, "[smoke-fail]")
+        );
+        println!(
+            "  verify prod    GET {}{}{}",
+            v.prod_url,
+            smoke(&v.prod_url, "[prod-smoke-fail]"),
+            if v.bake_seconds > 0 {
+                format!("; bake {} s watching {} ([alarm])", v.bake_seconds, v.alarm)
+            } else {
+                String::new()
+            }
+        );
     }
     println!("  environment    {}", env_file.display());
     println!();

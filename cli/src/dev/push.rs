@@ -13,7 +13,9 @@ use shipgate_sandbox::DEV_WEBHOOK_SECRET;
 #[derive(Args, Debug)]
 pub struct PushArgs {
     /// Commit message (`[fail-build]`, `[fail-deploy]` or `[fail-prod]` makes the sandbox fail
-    /// the build, the test or the production deployment; `[smoke-fail]` the smoke test).
+    /// the build, the test or the production deployment; `[smoke-fail]` the test smoke test,
+    /// `[prod-smoke-fail]` the production one; `[bad-health]` the test service's version;
+    /// `[alarm]` the bake).
     #[arg(long, short, default_value = "Update the demo service")]
     message: String,
     /// GitHub repository (`owner/name`) the push is for.

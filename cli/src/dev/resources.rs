@@ -27,11 +27,20 @@ pub async fn ensure(
     let mut created = Vec::new();
     let repository_uri = ensure_repository(sdk, pipeline, &mut created).await?;
     ensure_project(sdk, pipeline, &pipeline.build.project, &mut created).await?;
-    // the test verification's smoke test project (the pump runs its builds like image builds)
-    if let Some(smoke) = pipeline
-        .verify_of(shared::domain::Environment::Test)
-        .and_then(|v| v.smoke_project.as_deref())
-    {
+    // the verifications' smoke test projects (the pump runs their builds like image builds)
+    let mut smoke_projects: Vec<&str> = [
+        shared::domain::Environment::Test,
+        shared::domain::Environment::Prod,
+    ]
+    .into_iter()
+    .filter_map(|env| {
+        pipeline
+            .verify_of(env)
+            .and_then(|v| v.smoke_project.as_deref())
+    })
+    .collect();
+    smoke_projects.dedup();
+    for smoke in smoke_projects {
         ensure_project(sdk, pipeline, smoke, &mut created).await?;
     }
     let ecs_client = aws_sdk_ecs::Client::new(sdk);

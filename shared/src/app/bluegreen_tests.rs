@@ -452,3 +452,45 @@ async fn an_alarm_event_rolls_a_baking_release_back_exactly_once() {
         .unwrap();
     assert_eq!(shown.current().unwrap().image.digest, good_digest);
 }
+
+#[tokio::test]
+async fn an_ecs_completion_before_the_green_revision_passed_is_verified_and_rolled_back() {
+    let w = world(GREEN).await;
+    let first = released(&w, 1).await;
+    let good = exec(&w, &first).await.image.unwrap().digest;
+    let id = approved(&w, 2).await;
+    // the green revision answers the wrong version: the hook keeps answering IN_PROGRESS ...
+    w.probe.answer_version(200, "blueblueblue");
+    assert_eq!(
+        answer(&w, &hook("hello-prod", 2)).await.status,
+        HookStatus::InProgress
+    );
+    // ... and ECS completes anyway (a hook that stopped gating: its timeout action continued)
+    ecs_says(&w, &id, DeploymentEventName::Completed).await;
+    let e = exec(&w, &id).await;
+    // production traffic is on a revision that never passed: checked now (test listener URL,
+    // the pipeline has no other), failed, rolled back automatically by shipgate
+    assert_eq!(e.status, Status::ProdFailed, "{:?}", e.history);
+    assert!(e.verify_prod.as_ref().unwrap().green.is_none());
+    let rollback = e
+        .verify_prod
+        .as_ref()
+        .unwrap()
+        .rollback
+        .clone()
+        .expect("automatic rollback started");
+    let dep = exec(&w, &rollback).await.prod.unwrap().deployment_id;
+    on_deployment_state(
+        &w.services,
+        &deploy_event(&dep, DeploymentEventName::Completed),
+    )
+    .await
+    .unwrap();
+    assert_eq!(exec(&w, &id).await.status, Status::RolledBack);
+    let p = FakeWorld::pipeline();
+    let running = w.deployer.image_of(&p.prod).unwrap();
+    assert!(
+        running.ends_with(&good),
+        "prod runs {running}, expected {good}"
+    );
+}

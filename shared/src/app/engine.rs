@@ -69,7 +69,10 @@ impl Capabilities {
             Effect::RequestApproval => self.request_approval,
             Effect::Notify => self.notify,
             Effect::CommitFeedback { .. } => self.feedback,
-            Effect::Verify(_) => self.verify,
+            Effect::Verify(Environment::Test) => self.verify,
+            // a failing production verification rolls production back: it runs only where
+            // that may be done (deploy-events), never half in a function that could only pass it
+            Effect::Verify(Environment::Prod) => self.verify && self.roll_back_prod,
             Effect::AutoRollback => self.roll_back_prod,
             Effect::SupersedeOlder
             | Effect::RecordRevision(_)

@@ -57,9 +57,13 @@ pub async fn on_build_state(
         )));
     };
     let exec = svc.execution(&id).await?;
-    // the same events report a test verification's smoke test build
+    // a smoke test build is deploy-events' (its own EventBridge rule): never an image build
     if super::smoke::is_smoke_build(&exec, &change.build_id) {
-        return super::smoke::on_build_state(svc, exec, change).await;
+        info!(execution_id = %exec.id, "smoke test build: its result is deploy-events'; ignored");
+        return Ok(EventOutcome::Ignored(format!(
+            "build {} is a smoke test build (deploy-events decides it)",
+            change.build_id
+        )));
     }
     if exec.build_id.as_deref() != Some(change.build_id.as_str()) {
         return ignored(

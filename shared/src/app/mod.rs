@@ -38,6 +38,8 @@ mod hostile_tests;
 #[cfg(test)]
 mod personal_links_tests;
 #[cfg(test)]
+mod prod_smoke_tests;
+#[cfg(test)]
 mod release_tests;
 #[cfg(test)]
 mod smoke_tests;

@@ -1,40 +1,51 @@
-//! The smoke test of a test verification: a CodeBuild project started once the HTTP check
-//! passed (or at once without a URL) with `TARGET_URL`, `COMMIT_SHA`, `IMAGE_DIGEST` and
-//! `SHIPGATE_EXECUTION_ID`; its result comes with the same "CodeBuild Build State Change"
-//! events as image builds (build-events finds the execution by the smoke build's id, linked
-//! while it runs: `Execution::awaited`).
+//! The smoke test of a verification (test, and production): a CodeBuild project started once
+//! the HTTP check passed (or at once without a URL) with `TARGET_URL`, `COMMIT_SHA`,
+//! `IMAGE_DIGEST`, `SHIPGATE_EXECUTION_ID` and `SHIPGATE_ENVIRONMENT`; its result comes with the
+//! "CodeBuild Build State Change" events of the smoke projects, which EventBridge delivers to
+//! deploy-events (the function that starts smoke builds and may roll production back); it finds
+//! the execution by the smoke build's id, linked while it runs (`Execution::awaited`).
 //!
-//! - Starting it is one `StartBuild` with an idempotency token of the execution and round
-//!   (`SmokeRun::token_for`), then a conditional write of the build id: a retried or resumed
-//!   step (a Lambda killed between the two) gets the same build back, never a second one
-//!   (within the 5 minutes AWS keeps a token; a later resume could start another build, whose
-//!   events find no execution — the first build recorded is the one that counts).
-//! - A resumed step (sweeper) of a smoke build that runs reads it (`BatchGetBuilds`): a state
-//!   change that was lost, or that came before the build was linked, is applied then; a build
-//!   that never reports fails the verification after its timeout.
+//! - Starting it is one `StartBuild` with an idempotency token of the execution, round and
+//!   environment (`SmokeRun::token_for`), then a conditional write of the build id: a retried
+//!   or resumed step (a Lambda killed between the two) gets the same build back, never a second
+//!   one (within the 5 minutes AWS keeps a token; a later resume could start another build,
+//!   whose events find no execution — the first build recorded is the one that counts).
+//! - A resumed step of a smoke build that runs reads it (`BatchGetBuilds`): a state change that
+//!   was lost, or that came before the build was linked, is applied then; a build that never
+//!   reports fails the verification after its timeout. A failed production smoke test rolls
+//!   production back, so only a function that may do that (deploy-events) decides it.
 
 use tracing::{info, warn};
 
 use super::events::EventOutcome;
 use super::{approvals, AppError, Services, SYSTEM_ACTOR};
 use crate::domain::aws_events::{BuildStateChange, BuildStatus};
+use crate::domain::smoke_of_build;
 use crate::domain::token::new_nonce;
 use crate::domain::verify::{build_finished, SmokeRun};
 use crate::domain::{ApprovalGrant, Environment, Event, Execution, Status, Transition};
 use crate::ports::BuildRequest;
 
-/// Is `build_id` the smoke test build of this execution?
+/// Is `build_id` a smoke test build (test or production) of this execution?
 pub fn is_smoke_build(exec: &Execution, build_id: &str) -> bool {
-    smoke_run(exec).is_some_and(|s| s.build_id.as_deref() == Some(build_id))
+    smoke_of_build(exec, build_id).is_some()
 }
 
-fn smoke_run(exec: &Execution) -> Option<&SmokeRun> {
-    exec.verify_test.as_ref().and_then(|v| v.smoke.as_ref())
+fn smoke_run(exec: &Execution, env: Environment) -> Option<&SmokeRun> {
+    exec.verification(env).and_then(|v| v.smoke.as_ref())
 }
 
-/// The environment of a smoke build (what its buildspec reads).
-pub fn environment(exec: &Execution, run: &SmokeRun) -> Vec<(String, String)> {
+fn verifying(env: Environment) -> Status {
+    match env {
+        Environment::Test => Status::VerifyingTest,
+        Environment::Prod => Status::VerifyingProd,
+    }
+}
+
+/// The environment variables of a smoke build (what its buildspec reads).
+pub fn environment(exec: &Execution, run: &SmokeRun, env: Environment) -> Vec<(String, String)> {
     vec![
+        ("SHIPGATE_ENVIRONMENT".into(), env.to_string()),
         ("TARGET_URL".into(), run.target_url.clone()),
         ("COMMIT_SHA".into(), exec.commit.sha.clone()),
         (
@@ -48,13 +59,18 @@ pub fn environment(exec: &Execution, run: &SmokeRun) -> Vec<(String, String)> {
     ]
 }
 
-/// One step of the smoke phase of `exec` (in `VERIFYING_TEST` with a smoke test asked for):
-/// start the build if it is not recorded yet; otherwise (a resumed step) reconcile it.
-pub(crate) async fn step(svc: &Services, exec: &Execution) -> Result<Option<Transition>, AppError> {
-    let Some(run) = smoke_run(exec).filter(|r| r.outcome.is_none()) else {
+/// One step of the smoke phase of `exec` (in `VERIFYING_TEST` / `VERIFYING_PROD` with a smoke
+/// test asked for): start the build if it is not recorded yet; otherwise (a resumed step)
+/// reconcile it.
+pub(crate) async fn step(
+    svc: &Services,
+    exec: &Execution,
+    env: Environment,
+) -> Result<Option<Transition>, AppError> {
+    let Some(run) = smoke_run(exec, env).filter(|r| r.outcome.is_none()) else {
         return Ok(None);
     };
-    if exec.status != Status::VerifyingTest {
+    if exec.status != verifying(env) {
         return Ok(None);
     }
     let Some(build_id) = run.build_id.clone() else {
@@ -66,7 +82,7 @@ pub(crate) async fn step(svc: &Services, exec: &Execution) -> Result<Option<Tran
             project: run.project.clone(),
             // the project's own source: the commit is in COMMIT_SHA
             source_version: String::new(),
-            environment: environment(exec, run),
+            environment: environment(exec, run, env),
             idempotency_token: run.token.clone(),
         };
         let event = match svc.builds.start_build(&request).await {
@@ -81,8 +97,11 @@ pub(crate) async fn step(svc: &Services, exec: &Execution) -> Result<Option<Tran
             }
             Err(e) => {
                 warn!(execution_id = %exec.id, error = %e, "smoke test could not be started");
+                if !may_decide(svc, exec, env, "its smoke test could not be started") {
+                    return Ok(None);
+                }
                 Event::VerifyFailed {
-                    environment: Environment::Test,
+                    environment: env,
                     reason: format!(
                         "the smoke test {} could not be started: codebuild:StartBuild failed: {e}",
                         run.project
@@ -96,6 +115,9 @@ pub(crate) async fn step(svc: &Services, exec: &Execution) -> Result<Option<Tran
     // resumed: the build's state change may have been lost, or have come before it was linked
     match svc.builds.get_build(&build_id).await {
         Ok(o) if build_finished(&o.status) => {
+            if o.status != "SUCCEEDED" && !may_decide(svc, exec, env, "its smoke test failed") {
+                return Ok(None);
+            }
             info!(execution_id = %exec.id, %build_id, status = %o.status, "smoke test build finished without an event reaching shipgate; applying it");
             let event = finished(svc, exec, &build_id, &o.status, o.reason, o.logs_link).await?;
             return svc.follow_up(exec, event).await;
@@ -106,13 +128,26 @@ pub(crate) async fn step(svc: &Services, exec: &Execution) -> Result<Option<Tran
         }
     }
     if run.deadline().is_some_and(|d| svc.now() >= d) {
+        if !may_decide(svc, exec, env, "its smoke test never reported") {
+            return Ok(None);
+        }
         warn!(execution_id = %exec.id, %build_id, "smoke test build never reported; failing the verification");
         return svc.follow_up(exec, Event::SmokeTimedOut).await;
     }
     Ok(None)
 }
 
-/// The event a finished smoke build makes (a passed one opens the approval round).
+/// A failed production smoke test rolls production back: only a function that may do that
+/// fails it (the others leave it, logged, to deploy-events' next resume).
+fn may_decide(svc: &Services, exec: &Execution, env: Environment, what: &str) -> bool {
+    if env == Environment::Prod && !svc.can.roll_back_prod {
+        warn!(execution_id = %exec.id, "production verification failed ({what}), but this function may not roll production back; left to deploy-events");
+        return false;
+    }
+    true
+}
+
+/// The event a finished smoke build makes (a passed test smoke build opens the approval round).
 async fn finished(
     svc: &Services,
     exec: &Execution,
@@ -121,7 +156,8 @@ async fn finished(
     reason: Option<String>,
     link: Option<String>,
 ) -> Result<Event, AppError> {
-    let approval = if status == "SUCCEEDED" {
+    let test = smoke_of_build(exec, build_id).is_some_and(|(env, _)| env == Environment::Test);
+    let approval = if status == "SUCCEEDED" && test {
         let pipeline = svc.pipeline(&exec.pipeline).await?;
         Some(ApprovalGrant {
             nonce: new_nonce(),
@@ -139,7 +175,31 @@ async fn finished(
     })
 }
 
-/// CodeBuild "Build State Change" of an execution's smoke test build (build-events).
+/// CodeBuild "Build State Change" of a smoke test project (deploy-events): the execution is
+/// found by the build's id; a build that is not a smoke build of it is not this function's.
+pub async fn on_smoke_build_event(
+    svc: &Services,
+    change: &BuildStateChange,
+) -> Result<EventOutcome, AppError> {
+    let Some(id) = svc.store.find_by_build(&change.build_id).await? else {
+        info!(build_id = %change.build_id, "smoke build event of no execution; ignored");
+        return Ok(EventOutcome::Ignored(format!(
+            "build {} is not the smoke test build of an execution",
+            change.build_id
+        )));
+    };
+    let exec = svc.execution(&id).await?;
+    if !is_smoke_build(&exec, &change.build_id) {
+        info!(build_id = %change.build_id, execution_id = %exec.id, "not a smoke build; ignored");
+        return Ok(EventOutcome::Ignored(format!(
+            "build {} is not a smoke test build (execution {} is {})",
+            change.build_id, exec.id, exec.status
+        )));
+    }
+    on_build_state(svc, exec, change).await
+}
+
+/// CodeBuild "Build State Change" of an execution's smoke test build.
 pub async fn on_build_state(
     svc: &Services,
     exec: Execution,

@@ -4,11 +4,12 @@
 //! start a killed handler left, reconciles a lost event and fails a build that never reports.
 
 use super::events::{on_build_state, on_deployment_state, EventOutcome};
+use super::smoke::on_smoke_build_event;
 use super::sweeper::{sweep, SweepLimits};
 use super::test_support::*;
 use super::Services;
 use crate::domain::aws_events::{BuildStateChange, BuildStatus, DeploymentEventName};
-use crate::domain::{ExecutionId, Format, PipelineDefinition, Status};
+use crate::domain::{Environment, ExecutionId, Format, PipelineDefinition, Status};
 use crate::fake_world::FakeWorld;
 use crate::fakes::SAMPLE_PIPELINE;
 use crate::ports::{BuildRequest, BuildRunner, Clock, ExecutionStore};
@@ -74,7 +75,7 @@ fn smoke_event(build_id: &str, status: BuildStatus) -> BuildStateChange {
 async fn a_passed_check_starts_one_smoke_build_whose_success_asks_for_approval() {
     let w = world(SMOKE).await;
     let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
-    let build_events = function(&w, &profiles::BUILD_EVENTS);
+    let smoke_events = function(&w, &profiles::DEPLOY_EVENTS);
     let id = completed(&w, &deploy_events, 1).await;
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::VerifyingTest);
@@ -116,13 +117,13 @@ async fn a_passed_check_starts_one_smoke_build_whose_success_asks_for_approval()
     let mut late = build_event(&e, BuildStatus::Succeeded);
     late.build_id = image_build;
     assert!(matches!(
-        on_build_state(&build_events, &late).await.unwrap(),
+        on_smoke_build_event(&smoke_events, &late).await.unwrap(),
         EventOutcome::Ignored(_)
     ));
     // in progress: nothing
     assert!(matches!(
-        on_build_state(
-            &build_events,
+        on_smoke_build_event(
+            &smoke_events,
             &smoke_event(&build_id, BuildStatus::InProgress)
         )
         .await
@@ -130,9 +131,21 @@ async fn a_passed_check_starts_one_smoke_build_whose_success_asks_for_approval()
         EventOutcome::Ignored(_)
     ));
     assert_eq!(exec(&w, &id).await.status, Status::VerifyingTest);
-    // the smoke build's state change (build-events) decides
-    let out = on_build_state(
-        &build_events,
+    // build-events never takes a smoke build for an image build (should a rule send it there)
+    let build_events = function(&w, &profiles::BUILD_EVENTS);
+    assert!(matches!(
+        on_build_state(
+            &build_events,
+            &smoke_event(&build_id, BuildStatus::Succeeded)
+        )
+        .await
+        .unwrap(),
+        EventOutcome::Ignored(_)
+    ));
+    assert_eq!(exec(&w, &id).await.status, Status::VerifyingTest);
+    // the smoke build's state change (deploy-events, the smoke projects' rule) decides
+    let out = on_smoke_build_event(
+        &smoke_events,
         &smoke_event(&build_id, BuildStatus::Succeeded),
     )
     .await
@@ -160,7 +173,7 @@ async fn a_passed_check_starts_one_smoke_build_whose_success_asks_for_approval()
         .contains("Verified:   GET http://hello-test.internal/health"));
     // duplicated, and a contradicting late one: nothing twice
     for status in [BuildStatus::Succeeded, BuildStatus::Failed] {
-        let out = on_build_state(&build_events, &smoke_event(&build_id, status))
+        let out = on_smoke_build_event(&smoke_events, &smoke_event(&build_id, status))
             .await
             .unwrap();
         assert!(matches!(out, EventOutcome::Ignored(_)), "{out:?}");
@@ -189,10 +202,10 @@ async fn a_passed_check_starts_one_smoke_build_whose_success_asks_for_approval()
 #[tokio::test]
 async fn a_failed_smoke_build_fails_test_with_its_logs_and_asks_no_one() {
     let w = world(SMOKE).await;
-    let build_events = function(&w, &profiles::BUILD_EVENTS);
+    let smoke_events = function(&w, &profiles::DEPLOY_EVENTS);
     let id = completed(&w, &function(&w, &profiles::DEPLOY_EVENTS), 2).await;
     let build_id = smoke_build(&exec(&w, &id).await).unwrap();
-    on_build_state(&build_events, &smoke_event(&build_id, BuildStatus::Failed))
+    on_smoke_build_event(&smoke_events, &smoke_event(&build_id, BuildStatus::Failed))
         .await
         .unwrap();
     let e = exec(&w, &id).await;
@@ -238,15 +251,15 @@ async fn a_handler_killed_between_start_build_and_the_write_is_resumed_without_a
     let request = BuildRequest {
         project: run.project.clone(),
         source_version: String::new(),
-        environment: super::smoke::environment(&e, &run),
+        environment: super::smoke::environment(&e, &run, Environment::Test),
         idempotency_token: run.token.clone(),
     };
     let orphan = w.builds.start_build(&request).await.unwrap();
     // the build is quick: it finished before it was linked; its event finds no execution
     w.builds.set_state(&orphan, "SUCCEEDED", None);
-    let build_events = function(&w, &profiles::BUILD_EVENTS);
+    let smoke_events = function(&w, &profiles::DEPLOY_EVENTS);
     assert!(matches!(
-        on_build_state(&build_events, &smoke_event(&orphan, BuildStatus::Succeeded))
+        on_smoke_build_event(&smoke_events, &smoke_event(&orphan, BuildStatus::Succeeded))
             .await
             .unwrap(),
         EventOutcome::Ignored(_)
@@ -300,8 +313,8 @@ async fn a_smoke_build_that_never_reports_is_failed_by_the_sweeper_after_its_tim
     );
     assert_eq!(w.notifier.count("Approve"), 0);
     // its late event changes nothing
-    let out = on_build_state(
-        &function(&w, &profiles::BUILD_EVENTS),
+    let out = on_smoke_build_event(
+        &function(&w, &profiles::DEPLOY_EVENTS),
         &smoke_event(&build_id, BuildStatus::Succeeded),
     )
     .await
@@ -384,7 +397,7 @@ async fn the_smoke_build_samples_decode_and_decide() {
     let id = completed(&w, &function(&w, &profiles::DEPLOY_EVENTS), 7).await;
     let mut change = failed.clone();
     change.build_id = smoke_build(&exec(&w, &id).await).unwrap();
-    on_build_state(&function(&w, &profiles::BUILD_EVENTS), &change)
+    on_smoke_build_event(&function(&w, &profiles::DEPLOY_EVENTS), &change)
         .await
         .unwrap();
     let e = exec(&w, &id).await;

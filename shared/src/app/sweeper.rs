@@ -301,6 +301,12 @@ async fn resume(
         Status::BakingProd,
         Status::ProdFailed,
     ] {
+        if PRODUCTION_VERIFICATION.contains(&status) && !svc.can.roll_back_prod {
+            // a failing production verification rolls production back, which this function
+            // may not do: deploy-events resumes these on the same schedule
+            // ([`resume_production`])
+            continue;
+        }
         for exec in svc.store.list_by_status(status, limits.per_status).await? {
             if status == Status::DeployingProd
                 && exec.prod.is_none()
@@ -348,6 +354,59 @@ async fn resume(
         }
     }
     Ok(())
+}
+
+/// The statuses of a production verification and its automatic rollback.
+const PRODUCTION_VERIFICATION: [Status; 3] = [
+    Status::VerifyingProd,
+    Status::BakingProd,
+    Status::ProdFailed,
+];
+
+/// What one scheduled resume of production verifications did (deploy-events).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProductionResume {
+    pub checked: usize,
+    pub resumed: usize,
+    pub errors: Vec<String>,
+}
+
+/// Resume production verifications whose worker died or whose events were lost: a check or
+/// bake not finished, a smoke test whose result never came or that never reported within its
+/// timeout, an automatic rollback not started. Run by deploy-events on the sweeper's schedule
+/// (it may roll production back; the sweeper may not). Bounded like the sweep; every step is a
+/// conditional transition, so running next to an event for the same execution is harmless.
+#[instrument(skip_all)]
+pub async fn resume_production(
+    svc: &Services,
+    limits: &SweepLimits,
+) -> Result<ProductionResume, AppError> {
+    let mut report = ProductionResume::default();
+    for status in PRODUCTION_VERIFICATION {
+        for exec in svc.store.list_by_status(status, limits.per_status).await? {
+            report.checked += 1;
+            match svc.resume_if_stale(&exec).await {
+                Ok(Some(e)) => {
+                    warn!(execution_id = %e.id, from = %status, to = %e.status, "production verification resumed");
+                    report.resumed += 1;
+                }
+                Ok(None) => {}
+                Err(e) => report
+                    .errors
+                    .push(format!("resume of execution {} failed: {e}", exec.id)),
+            }
+        }
+    }
+    for e in &report.errors {
+        error!(problem = %e, "production resume item failed");
+    }
+    info!(
+        checked = report.checked,
+        resumed = report.resumed,
+        errors = report.errors.len(),
+        "production verifications resumed"
+    );
+    Ok(report)
 }
 
 /// Executions per active status read to protect their images; more than this and pruning

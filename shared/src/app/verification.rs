@@ -75,11 +75,16 @@ pub(crate) async fn run(
             return green_reconcile(svc, &cur).await;
         }
         // the smoke test phase (the HTTP check passed): its build decides
-        if env == Environment::Test && cur.status == Status::VerifyingTest && v.smoke.is_some() {
-            return super::smoke::step(svc, &cur).await;
+        if cur.status == verifying(env) && v.smoke.is_some() {
+            return super::smoke::step(svc, &cur, env).await;
         }
         if cur.status == verifying(env) {
-            let spec = pipeline.verify_of(env).cloned().unwrap_or_default();
+            let mut spec = pipeline.verify_of(env).cloned().unwrap_or_default();
+            if spec.url.is_none() {
+                // a blue/green production checked after its traffic shift (the hook never
+                // passed it): the test listener serves the new revision too by then
+                spec.url = spec.test_listener_url.clone();
+            }
             let Some(check) = spec.http() else {
                 // nothing to ask (bake only, smoke only, or the definition no longer
                 // verifies): passed
@@ -264,17 +269,17 @@ fn passed(
     attempt: u32,
     result: Option<crate::domain::verify::CheckResult>,
 ) -> Event {
-    // a test verification with a smoke test goes on with it
-    if env == Environment::Test {
-        if let Some(smoke) = pipeline.verify_of(env).and_then(|v| v.smoke()) {
-            return Event::SmokeRequested {
-                attempt,
-                result,
-                project: smoke.project,
-                target_url: smoke.target_url,
-                timeout_minutes: smoke.timeout_minutes,
-            };
-        }
+    // a verification with a smoke test goes on with it (not a blue/green production one:
+    // the pipeline's validation refuses that combination)
+    if let Some(smoke) = pipeline.verify_of(env).and_then(|v| v.smoke()) {
+        return Event::SmokeRequested {
+            environment: env,
+            attempt,
+            result,
+            project: smoke.project,
+            target_url: smoke.target_url,
+            timeout_minutes: smoke.timeout_minutes,
+        };
     }
     // a verified test deployment opens the approval round
     let approval = (env == Environment::Test).then(|| ApprovalGrant {

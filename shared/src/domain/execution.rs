@@ -11,6 +11,7 @@ use super::revisions::DeployedRevision;
 use super::verify::Verification;
 
 mod smoke_transition;
+pub use smoke_transition::smoke_of_build;
 mod transition;
 pub use transition::*;
 
@@ -630,21 +631,23 @@ impl Execution {
     }
 
     /// The id of the AWS work this execution waits on, which its events are looked up by: a
-    /// running smoke test build, else the newest of prod deployment, test deployment and build (a retry clears what comes after the
+    /// running smoke test build (test or production), else the newest of prod deployment, test deployment and build (a retry clears what comes after the
     /// retried stage, so the newest is the one the execution is in). Events for older work
     /// (a build once the test deployment started, the test deployment once prod started) no
     /// longer find the execution; its state machine would ignore them anyway.
     pub fn awaited(&self) -> Option<Link> {
-        // a test verification's smoke build, while it runs (its state change decides)
-        if self.status == Status::VerifyingTest {
-            if let Some(build) = self
-                .verify_test
-                .as_ref()
-                .and_then(|v| v.smoke.as_ref())
-                .and_then(|s| s.running_build())
-            {
-                return Some(Link::Build(build.to_string()));
-            }
+        // a verification's smoke build, while it runs (its state change decides)
+        let verifying = match self.status {
+            Status::VerifyingTest => Some(Environment::Test),
+            Status::VerifyingProd => Some(Environment::Prod),
+            _ => None,
+        };
+        if let Some(build) = verifying
+            .and_then(|env| self.verification(env))
+            .and_then(|v| v.smoke.as_ref())
+            .and_then(|s| s.running_build())
+        {
+            return Some(Link::Build(build.to_string()));
         }
         if let Some(d) = self.prod.as_ref().or(self.test.as_ref()) {
             return Some(Link::Deployment(d.deployment_id.clone()));

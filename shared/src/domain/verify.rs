@@ -82,8 +82,9 @@ pub struct EnvironmentVerify {
     /// traffic moves (see [`crate::domain::ecs_hook`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_listener_url: Option<String>,
-    /// Test only: the CodeBuild project of the smoke test started after the HTTP check passed
-    /// (or at once without a URL); its build state change decides the verification.
+    /// The CodeBuild project of the smoke test started after the HTTP check passed (or at once
+    /// without a URL); its build state change decides the verification (production: a failed
+    /// one rolls back automatically; not with `test_listener_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke_project: Option<String>,
     /// Minutes the smoke test may take (0: [`DEFAULT_SMOKE_TIMEOUT_MINUTES`]).
@@ -277,7 +278,7 @@ pub struct Verification {
     /// back a green revision that fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub green: Option<String>,
-    /// Test: the smoke test, once the HTTP check passed (the verification's second phase).
+    /// The smoke test, once the HTTP check passed (the verification's second phase).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke: Option<SmokeRun>,
 }
@@ -309,9 +310,13 @@ pub struct SmokeRun {
 }
 
 impl SmokeRun {
-    /// The token of the smoke build of execution `execution_id` in round `attempt`.
-    pub fn token_for(execution_id: &str, attempt: u32) -> String {
-        format!("{execution_id}-smoke-{attempt}")
+    /// The token of the smoke build of execution `execution_id` in round `attempt` of `env`
+    /// (test keeps the token it always had).
+    pub fn token_for(execution_id: &str, attempt: u32, env: Environment) -> String {
+        match env {
+            Environment::Test => format!("{execution_id}-smoke-{attempt}"),
+            Environment::Prod => format!("{execution_id}-smoke-prod-{attempt}"),
+        }
     }
 
     /// The build that runs and has not reported yet.

@@ -372,6 +372,7 @@ smoke_target_url = "https://user:pw@x/"
 
 [verify.prod]
 url = "https://y/health"
+test_listener_url = "https://y:9090/health"
 smoke_project = "shipgate-smoke-hello"
 "#,
     )
@@ -385,7 +386,7 @@ smoke_project = "shipgate-smoke-hello"
         ("verify.test.smoke_project", "CodeBuild project name"),
         ("verify.test.smoke_timeout_minutes", "between 1 and 120"),
         ("verify.test.smoke_target_url", "user information"),
-        ("verify.prod.smoke_project", "test only"),
+        ("verify.prod.smoke_project", "not with test_listener_url"),
     ] {
         assert!(
             problems
@@ -394,6 +395,27 @@ smoke_project = "shipgate-smoke-hello"
             "{path}: {needle} missing from {problems:?}"
         );
     }
+    // production: a smoke test after the HTTP check, or alone (with a bake)
+    let p = parse(
+        "[verify.prod]\nurl = \"https://y/health\"\nsmoke_project = \"shipgate-smoke-hello\"\nsmoke_timeout_minutes = 7\nbake_minutes = 1\n",
+    )
+    .unwrap();
+    let prod = p.verify_of(crate::domain::Environment::Prod).unwrap();
+    let smoke = prod.smoke().unwrap();
+    assert_eq!(smoke.project, "shipgate-smoke-hello");
+    assert_eq!(smoke.timeout_minutes, 7);
+    assert_eq!(smoke.target_url, "https://y/health");
+    assert_eq!(prod.bake_seconds, 60);
+    let p = parse("[verify.prod]\nsmoke_project = \"shipgate-smoke-hello\"\nsmoke_target_url = \"https://y/\"\n")
+        .unwrap();
+    assert_eq!(
+        p.verify_of(crate::domain::Environment::Prod)
+            .unwrap()
+            .smoke()
+            .unwrap()
+            .target_url,
+        "https://y/"
+    );
     // the smoke fields need a project
     let err = parse(
         "[verify.test]\nurl = \"https://x/health\"\nsmoke_timeout_minutes = 5\nsmoke_target_url = \"https://x/\"\n",

@@ -297,7 +297,8 @@ impl Pump {
                 continue;
             }
             self.builds_done.insert(build_id.clone());
-            // a test verification's smoke test: `[smoke-fail]` fails it, no image is pushed
+            // a verification's smoke test: `[smoke-fail]` / `[prod-smoke-fail]` fails it, no
+            // image is pushed
             let smoke = exec
                 .as_ref()
                 .is_some_and(|e| shared::app::smoke::is_smoke_build(e, &build_id));
@@ -616,8 +617,21 @@ impl Pump {
         }
     }
 
-    /// What the EventBridge schedule does in AWS: one sweeper run.
+    /// What the EventBridge schedule does in AWS: one sweeper run, and deploy-events' resume of
+    /// production verifications (the schedule's second target).
     async fn sweep(&self) {
+        match deploy_events::handler::handle(
+            &self.state.services_of(&profiles::DEPLOY_EVENTS),
+            json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}),
+        )
+        .await
+        {
+            Ok(report) if report["resumed"].as_u64().unwrap_or(0) > 0 => {
+                println!("[pump] deploy-events (schedule): {report}");
+            }
+            Ok(_) => {}
+            Err(e) => println!("[pump] deploy-events (schedule) failed: {e}"),
+        }
         match sweeper::handler::handle(
             &self.state.services_of(&profiles::SWEEPER),
             json!({"detail-type": "Scheduled Event"}),

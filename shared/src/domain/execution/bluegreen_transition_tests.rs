@@ -61,8 +61,7 @@ fn the_green_revision_is_verified_before_ecs_completes_then_bakes() {
         *target_revision = "arn:aws:ecs:us-east-1:1:service-revision/apps/hello-prod/8".into();
     }
     assert!(apply(&verifying, other).is_err());
-    // ECS's completion before the check passed changes nothing
-    assert!(apply(&verifying, completed()).is_err());
+    // (ECS's completion before the check passed: the fallback test below)
     let (ok, effects) = step(&verifying, passed(1));
     assert_eq!(
         ok.status,
@@ -210,6 +209,68 @@ fn the_hook_starts_only_an_approved_deployment_under_way() {
     }
     assert!(matches!(
         apply(&at(Status::DeployingProd), wrong),
+        Err(DomainError::UnknownDeployment { .. })
+    ));
+}
+
+#[test]
+fn a_completion_before_the_green_revision_passed_falls_back_to_verifying_production() {
+    // the hook started checking, then ECS completed anyway (its timeout action continued)
+    let (verifying, _) = step(&at(Status::DeployingProd), green_started(60));
+    let with_attempt = step(
+        &verifying,
+        Event::CheckAttempted {
+            environment: Environment::Prod,
+            attempt: 1,
+            result: check_result(false),
+        },
+    )
+    .0;
+    for event in [completed(), verify_started("ecs-svc/2", 60)] {
+        let (fallback, effects) = step(&with_attempt, event);
+        assert_eq!(fallback.status, Status::VerifyingProd);
+        assert_eq!(
+            effects,
+            vec![
+                Effect::RecordRevision(Environment::Prod),
+                Effect::Verify(Environment::Prod)
+            ]
+        );
+        let v = fallback.verify_prod.as_ref().unwrap();
+        assert!(v.green.is_none(), "now an ordinary production verification");
+        assert_eq!(v.attempts, 0);
+        assert!(v.last.is_none());
+        assert!(fallback
+            .history
+            .last()
+            .unwrap()
+            .cause
+            .contains("completed before its green revision passed"));
+        // from here it is the rolling path: a pass bakes, a failure rolls back automatically
+        let (baking, _) = step(&fallback, passed(1));
+        assert_eq!(baking.status, Status::BakingProd);
+        let (failed, effects) = step(
+            &fallback,
+            Event::VerifyFailed {
+                environment: Environment::Prod,
+                reason: "1 check attempt(s) failed".into(),
+                result: Some(check_result(false)),
+            },
+        );
+        assert_eq!(failed.status, Status::ProdFailed);
+        assert_eq!(effects, vec![Effect::AutoRollback, Effect::Notify]);
+        // the same completion again changes nothing more
+        assert!(apply(&fallback, completed()).is_err());
+    }
+    // another deployment's completion is refused
+    assert!(matches!(
+        apply(
+            &verifying,
+            Event::DeployCompleted {
+                deployment_id: "ecs-svc/9".into(),
+                approval: None
+            }
+        ),
         Err(DomainError::UnknownDeployment { .. })
     ));
 }

@@ -1,14 +1,52 @@
-//! The smoke test phase of a test verification (pure): `VERIFYING_TEST` asks for a smoke build
-//! once the HTTP check passed (`SmokeRequested`), records the build `StartBuild` answered
-//! (`SmokeStarted`: from then on the execution waits on that build, `Execution::awaited`), and
-//! is decided by the build's CodeBuild state change (`SmokeFinished`) or by the sweeper once the
-//! build never reported within its timeout (`SmokeTimedOut`). No new state: the phase is the
-//! `smoke` record of the test verification.
+//! The smoke test phase of a verification (pure), in test (`VERIFYING_TEST`) and production
+//! (`VERIFYING_PROD`): the verification asks for a smoke build once the HTTP check passed
+//! (`SmokeRequested`), records the build `StartBuild` answered (`SmokeStarted`: from then on the
+//! execution waits on that build, `Execution::awaited`), and is decided by the build's CodeBuild
+//! state change (`SmokeFinished`) or, once the build never reported within its timeout, by a
+//! resumed step (`SmokeTimedOut`). No new state: the phase is the `smoke` record of the
+//! environment's verification. Test: passed → approval requested, failed → `TEST_FAILED`.
+//! Production: passed → the bake (or `SUCCEEDED`), failed → `PROD_FAILED` with the automatic
+//! rollback.
 
 use chrono::{DateTime, Utc};
 
 use super::super::verify::{build_finished, SmokeRun};
+use super::transition::{prod_verified, prod_verify_failed};
 use super::{DomainError, Effect, Environment, Event, Execution, Failure, Stage, Status};
+
+/// The environment whose verification a status is.
+fn verifying(status: Status) -> Option<Environment> {
+    match status {
+        Status::VerifyingTest => Some(Environment::Test),
+        Status::VerifyingProd => Some(Environment::Prod),
+        _ => None,
+    }
+}
+
+fn verification_mut(
+    next: &mut Execution,
+    env: Environment,
+) -> Option<&mut super::super::verify::Verification> {
+    match env {
+        Environment::Test => next.verify_test.as_deref_mut(),
+        Environment::Prod => next.verify_prod.as_deref_mut(),
+    }
+}
+
+/// The environment whose smoke run is build `build_id`, and that run.
+pub fn smoke_of_build<'a>(
+    exec: &'a Execution,
+    build_id: &str,
+) -> Option<(Environment, &'a SmokeRun)> {
+    [Environment::Test, Environment::Prod]
+        .into_iter()
+        .find_map(|env| {
+            exec.verification(env)
+                .and_then(|v| v.smoke.as_ref())
+                .filter(|s| s.build_id.as_deref() == Some(build_id))
+                .map(|s| (env, s))
+        })
+}
 
 /// The transition a smoke event makes (`None`: it does not apply in `status`).
 pub(super) fn smoke(
@@ -21,19 +59,30 @@ pub(super) fn smoke(
     use Status as S;
     let name = event.name();
     let already = DomainError::AlreadyApplied { event: name };
-    let recorded = exec.verify_test.as_ref().and_then(|v| v.smoke.as_ref());
+    // the smoke run of the environment this status verifies
+    let env = verifying(status);
+    let recorded = env
+        .and_then(|e| exec.verification(e))
+        .and_then(|v| v.smoke.as_ref());
     Ok(Some(match (status, event) {
         (
-            S::VerifyingTest,
+            S::VerifyingTest | S::VerifyingProd,
             Event::SmokeRequested {
+                environment,
                 attempt,
                 result,
                 project,
                 target_url,
                 timeout_minutes,
             },
-        ) => {
-            let Some(v) = next.verify_test.as_mut() else {
+        ) if env == Some(environment) => {
+            // blue/green: the green revision is verified by ECS's hook, not by a smoke build
+            if exec.verify_prod.as_ref().is_some_and(|v| v.green.is_some())
+                && environment == Environment::Prod
+            {
+                return Ok(None);
+            }
+            let Some(v) = verification_mut(next, environment) else {
                 return Ok(None);
             };
             if recorded.is_some() || attempt <= v.attempts {
@@ -43,7 +92,7 @@ pub(super) fn smoke(
                 return Ok(None);
             }
             let checked = match &result {
-                Some(r) => format!("test check passed: {}", r.describe()),
+                Some(r) => format!("{environment} check passed: {}", r.describe()),
                 None => "no HTTP check".to_string(),
             };
             v.attempts = attempt;
@@ -51,7 +100,7 @@ pub(super) fn smoke(
                 v.last = result;
             }
             v.smoke = Some(SmokeRun {
-                token: SmokeRun::token_for(exec.id.as_str(), exec.attempt),
+                token: SmokeRun::token_for(exec.id.as_str(), exec.attempt, environment),
                 project: project.clone(),
                 target_url,
                 timeout_minutes,
@@ -63,13 +112,13 @@ pub(super) fn smoke(
                 logs_link: None,
             });
             (
-                S::VerifyingTest,
+                status,
                 format!("{checked}; starting smoke test {project}"),
                 vec![],
             )
         }
-        (S::VerifyingTest, Event::SmokeStarted { build_id }) => {
-            let Some(run) = recorded else {
+        (S::VerifyingTest | S::VerifyingProd, Event::SmokeStarted { build_id }) => {
+            let (Some(run), Some(env)) = (recorded, env) else {
                 return Ok(None);
             };
             match run.build_id.as_deref() {
@@ -79,13 +128,13 @@ pub(super) fn smoke(
                 None => {}
             }
             let project = run.project.clone();
-            if let Some(s) = next.verify_test.as_mut().and_then(|v| v.smoke.as_mut()) {
+            if let Some(s) = verification_mut(next, env).and_then(|v| v.smoke.as_mut()) {
                 s.build_id = Some(build_id.clone());
                 s.started_at = Some(*at);
             }
             (
-                S::VerifyingTest,
-                format!("smoke test build {build_id} started ({project})"),
+                status,
+                format!("{env} smoke test build {build_id} started ({project})"),
                 vec![],
             )
         }
@@ -99,26 +148,31 @@ pub(super) fn smoke(
                 approval,
             },
         ) => {
-            let Some(run) = recorded else {
+            // the build may be either environment's (a late event of the test smoke build
+            // arrives while production verifies)
+            let Some((env, run)) = smoke_of_build(exec, &build_id) else {
+                let any = [Environment::Test, Environment::Prod]
+                    .into_iter()
+                    .any(|e| exec.verification(e).is_some_and(|v| v.smoke.is_some()));
+                if any {
+                    return Err(DomainError::UnknownSmokeBuild { got: build_id });
+                }
                 return Ok(None);
             };
-            if run.build_id.as_deref() != Some(build_id.as_str()) {
-                return Err(DomainError::UnknownSmokeBuild { got: build_id });
-            }
             // a repeated or late event of a smoke build already decided changes nothing
             if run.outcome.is_some() {
                 return Err(already);
             }
-            if s != S::VerifyingTest || !build_finished(&build_status) {
+            if verifying(s) != Some(env) || !build_finished(&build_status) {
                 return Ok(None);
             }
             let passed = build_status == "SUCCEEDED";
-            let grant = if passed {
+            let grant = if passed && env == Environment::Test {
                 Some(approval.ok_or(DomainError::MissingApproval)?)
             } else {
                 None
             };
-            let Some(v) = next.verify_test.as_mut() else {
+            let Some(v) = verification_mut(next, env) else {
                 return Ok(None);
             };
             let Some(smoke) = v.smoke.as_mut() else {
@@ -128,6 +182,27 @@ pub(super) fn smoke(
             smoke.finished_at = Some(*at);
             smoke.logs_link = link.clone();
             let what = smoke.describe();
+            if env == Environment::Prod {
+                let http = v
+                    .last
+                    .as_ref()
+                    .filter(|l| l.passed)
+                    .map(|l| format!("{}; ", l.describe()))
+                    .unwrap_or_default();
+                if passed {
+                    return Ok(Some(prod_verified(
+                        exec,
+                        next,
+                        at,
+                        &format!("{http}{what}"),
+                    )));
+                }
+                let reason = match reason.filter(|r| !r.is_empty()) {
+                    Some(r) => format!("{what}: {r}"),
+                    None => format!("{what}; see the smoke build's logs"),
+                };
+                return Ok(Some(prod_verify_failed(next, &reason, link)));
+            }
             match grant {
                 Some(grant) => {
                     v.passed_at = Some(*at);
@@ -167,8 +242,9 @@ pub(super) fn smoke(
                 }
             }
         }
-        (S::VerifyingTest, Event::SmokeTimedOut) => {
-            let Some(run) = recorded.filter(|r| r.running_build().is_some()) else {
+        (S::VerifyingTest | S::VerifyingProd, Event::SmokeTimedOut) => {
+            let (Some(run), Some(env)) = (recorded.filter(|r| r.running_build().is_some()), env)
+            else {
                 return Ok(None);
             };
             if let Some(until) = run.deadline().filter(|d| at < d) {
@@ -180,12 +256,15 @@ pub(super) fn smoke(
                 run.build_id.as_deref().unwrap_or_default(),
                 run.timeout_minutes
             );
-            if let Some(v) = next.verify_test.as_mut() {
-                v.failed = true;
+            if let Some(v) = verification_mut(next, env) {
                 if let Some(s) = v.smoke.as_mut() {
                     s.outcome = Some("TIMED_OUT".into());
                     s.finished_at = Some(*at);
                 }
+                if env == Environment::Prod {
+                    return Ok(Some(prod_verify_failed(next, &reason, None)));
+                }
+                v.failed = true;
             }
             next.failure = Some(Failure {
                 stage: Stage::Test,
@@ -205,3 +284,7 @@ pub(super) fn smoke(
 #[cfg(test)]
 #[path = "smoke_transition_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "prod_smoke_transition_tests.rs"]
+mod prod_tests;

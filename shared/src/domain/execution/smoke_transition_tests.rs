@@ -8,6 +8,7 @@ const BUILD: &str = "hello-smoke:0001";
 
 fn requested(attempt: u32, with_check: bool) -> Event {
     Event::SmokeRequested {
+        environment: Environment::Test,
         attempt,
         result: with_check.then(|| check_result(true)),
         project: "hello-smoke".into(),

@@ -121,9 +121,10 @@ pub enum Event {
         bake_seconds: u32,
         alarms: Vec<String>,
     },
-    /// Test verification with a smoke test: the HTTP check passed at `attempt` (`result` is
-    /// `None` without a URL); the smoke build of `project` is to be started.
+    /// A verification with a smoke test: the HTTP check of `environment` passed at `attempt`
+    /// (`result` is `None` without a URL); the smoke build of `project` is to be started.
     SmokeRequested {
+        environment: Environment,
         attempt: u32,
         result: Option<CheckResult>,
         project: String,
@@ -133,7 +134,7 @@ pub enum Event {
     /// `codebuild:StartBuild` of the smoke test answered this build id.
     SmokeStarted { build_id: String },
     /// CodeBuild reported the smoke build finished with `status`. `approval` opens the
-    /// approval round when it succeeded.
+    /// approval round when a test smoke build succeeded (production: `None`).
     SmokeFinished {
         build_id: String,
         status: String,
@@ -141,7 +142,7 @@ pub enum Event {
         link: Option<String>,
         approval: Option<ApprovalGrant>,
     },
-    /// The smoke build never reported within its timeout (the sweeper).
+    /// The smoke build never reported within its timeout (a resumed verification step).
     SmokeTimedOut,
 }
 
@@ -915,6 +916,35 @@ fn verification(
                 )
             }
         }
+        // blue/green: ECS completed the deployment although its green revision never passed
+        // the hook's check (a hook configured to continue on timeout, or not invoked):
+        // production traffic is on an unverified revision, so it is verified now like a
+        // rolling deployment (a failure rolls back automatically)
+        (
+            S::VerifyingProd,
+            Event::VerifyStarted { deployment_id, .. }
+            | Event::DeployCompleted { deployment_id, .. },
+        ) if exec
+            .verify_prod
+            .as_ref()
+            .is_some_and(|v| v.green.is_some() && !v.green_passed() && !v.failed) =>
+        {
+            expect_deployment(exec, Environment::Prod, &deployment_id)?;
+            if let Some(v) = next.verify_prod.as_mut() {
+                v.green = None;
+                v.attempts = 0;
+                v.last = None;
+                v.passed_at = None;
+                v.started_at = *at;
+            }
+            (
+                S::VerifyingProd,
+                format!("prod deployment {deployment_id} completed before its green revision passed the lifecycle hook's check; verifying prod after the traffic shift"),
+                // ECS runs it now: recorded as what prod runs (so a rollback knows what it
+                // moves away from), then verified
+                vec![Effect::RecordRevision(Environment::Prod), Effect::Verify(Environment::Prod)],
+            )
+        }
         // blue/green: ECS gave up on the deployment (its own rollback, a hook timeout)
         (
             S::VerifyingProd,
@@ -1018,30 +1048,7 @@ fn verification(
                     vec![],
                 )));
             }
-            let bake = exec
-                .verify_prod
-                .as_ref()
-                .map(|v| v.bake_seconds)
-                .unwrap_or(0);
-            if let Some(v) = next.verify_prod.as_mut() {
-                v.passed_at = Some(*at);
-                if bake > 0 {
-                    v.bake_until = Some(*at + chrono::Duration::seconds(i64::from(bake)));
-                }
-            }
-            if bake > 0 {
-                (
-                    S::BakingProd,
-                    format!("prod verified: {what}; baking for {bake} s"),
-                    vec![Effect::Verify(Environment::Prod)],
-                )
-            } else {
-                (
-                    S::Succeeded,
-                    format!("prod verified: {what}"),
-                    vec![Effect::RecordRevision(Environment::Prod)],
-                )
-            }
+            prod_verified(exec, next, at, &what)
         }
         (
             s,
@@ -1089,11 +1096,7 @@ fn verification(
                             vec![Effect::RecordFailure(Environment::Prod), Effect::Notify],
                         )));
                     }
-                    (
-                        S::ProdFailed,
-                        format!("prod verification failed: {reason}; rolling back automatically"),
-                        vec![Effect::AutoRollback, Effect::Notify],
-                    )
+                    prod_verify_failed(next, &reason, None)
                 }
             }
         }
@@ -1137,6 +1140,62 @@ fn verification(
         }
         _ => return Ok(None),
     }))
+}
+
+/// A production verification passed (its HTTP check, or its smoke test): the bake starts, or
+/// without one the release succeeded.
+pub(super) fn prod_verified(
+    exec: &Execution,
+    next: &mut Execution,
+    at: &DateTime<Utc>,
+    what: &str,
+) -> (Status, String, Vec<Effect>) {
+    let bake = exec
+        .verify_prod
+        .as_ref()
+        .map(|v| v.bake_seconds)
+        .unwrap_or(0);
+    if let Some(v) = next.verify_prod.as_mut() {
+        v.passed_at = Some(*at);
+        if bake > 0 {
+            v.bake_until = Some(*at + chrono::Duration::seconds(i64::from(bake)));
+        }
+    }
+    if bake > 0 {
+        (
+            Status::BakingProd,
+            format!("prod verified: {what}; baking for {bake} s"),
+            vec![Effect::Verify(Environment::Prod)],
+        )
+    } else {
+        (
+            Status::Succeeded,
+            format!("prod verified: {what}"),
+            vec![Effect::RecordRevision(Environment::Prod)],
+        )
+    }
+}
+
+/// A production verification failed (not a blue/green one, which ECS rolls back): production
+/// is rolled back automatically to the last good release.
+pub(super) fn prod_verify_failed(
+    next: &mut Execution,
+    reason: &str,
+    link: Option<String>,
+) -> (Status, String, Vec<Effect>) {
+    if let Some(v) = next.verify_prod.as_mut() {
+        v.failed = true;
+    }
+    next.failure = Some(Failure {
+        stage: Stage::Prod,
+        reason: reason.to_string(),
+        link,
+    });
+    (
+        Status::ProdFailed,
+        format!("prod verification failed: {reason}; rolling back automatically"),
+        vec![Effect::AutoRollback, Effect::Notify],
+    )
 }
 
 /// `got` must be the deployment the execution started to `expected`.

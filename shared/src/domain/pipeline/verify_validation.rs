@@ -162,7 +162,7 @@ impl Validator {
             }
             Some(_) => self.push(&join(&p, "alarms"), "must be a list of alarm names"),
         }
-        self.smoke(t, &p, env, &mut out);
+        self.smoke(t, &p, &mut out);
         if env == "test" {
             if out.bake_seconds > 0 {
                 self.push(&join(&p, "bake_seconds"), "only production bakes");
@@ -184,7 +184,7 @@ impl Validator {
                 if env == "test" {
                     "needs url (the HTTP check) or smoke_project (a smoke test)"
                 } else {
-                    "needs url (the HTTP check), test_listener_url (blue/green) or bake_minutes"
+                    "needs url (the HTTP check), test_listener_url (blue/green), smoke_project (a smoke test) or bake_minutes"
                 },
             );
         }
@@ -197,14 +197,18 @@ impl Validator {
         Some(out)
     }
 
-    /// `smoke_project` (test only), `smoke_timeout_minutes`, `smoke_target_url`.
-    fn smoke(&mut self, t: &Map<String, Value>, p: &str, env: &str, out: &mut EnvironmentVerify) {
+    /// `smoke_project` (not with a blue/green `test_listener_url`), `smoke_timeout_minutes`,
+    /// `smoke_target_url`.
+    fn smoke(&mut self, t: &Map<String, Value>, p: &str, out: &mut EnvironmentVerify) {
         if t.contains_key("smoke_project") {
             if let Some(project) = self.required_str(t, p, "smoke_project") {
-                if env != "test" {
+                if out.test_listener_url.is_some() {
+                    // blue/green: the green revision is verified by ECS's lifecycle hook before
+                    // it takes traffic; a smoke build after the traffic moved could only roll
+                    // back what the hook already let through
                     self.push(
                         &join(p, "smoke_project"),
-                        "smoke tests run in test only (production verifies with url, bake and alarms)",
+                        "not with test_listener_url: a blue/green production is verified by the lifecycle hook before it takes traffic (verify it with url/test_listener_url, bake and alarms)",
                     );
                 } else if super::valid_codebuild_project(&project) {
                     out.smoke_project = Some(project);
