@@ -177,12 +177,8 @@ fn default_keep_images() -> u32 {
     DEFAULT_KEEP_IMAGES
 }
 
-/// What kind of git reference a push updated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefKind {
-    Branch,
-    Tag,
-}
+/// What kind of git reference a push updated (defined next to the push decoding it comes from).
+pub use shipgate_hotpath::RefKind;
 
 /// One problem in a pipeline definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

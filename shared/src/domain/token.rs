@@ -210,19 +210,9 @@ pub fn verify_any_as(
     Ok(claims)
 }
 
-/// Whether `given` is the HMAC-SHA256 of `input` under any of `keys` (current and previous,
-/// during a rotation). Every key is tried, without an early exit, and `verify_slice` compares in
-/// constant time, so timing reveals neither the match nor which key matched. Shared by the
-/// approval and the status tokens and the webhook signature.
-pub(crate) fn mac_matches_any(keys: &[&[u8]], input: &[u8], given: &[u8]) -> bool {
-    let mut valid = false;
-    for key in keys {
-        let mut m = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
-        m.update(input);
-        valid |= m.verify_slice(given).is_ok();
-    }
-    valid
-}
+/// The constant-time check against every key, shared with the webhook signature (whose crate
+/// defines it).
+pub(crate) use shipgate_hotpath::mac_matches_any;
 
 /// What the MAC covers: the context, the payload, the digest and, for a personal token, the
 /// approver's full (lower-case) address.

@@ -4,7 +4,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::pipeline::RefKind;
+use crate::RefKind;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -37,7 +37,7 @@ pub fn verify_signature(
     }
     let expected = hex::decode(hex_sig).map_err(|_| SignatureError::Malformed)?;
     // every secret is tried, no early exit: timing reveals neither the match nor which secret
-    if super::token::mac_matches_any(secrets, body, &expected) {
+    if crate::mac_matches_any(secrets, body, &expected) {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
@@ -389,7 +389,7 @@ mod tests {
         }
     }
 
-    const PUSH: &str = include_str!("../../../events/github/push.json");
+    const PUSH: &str = include_str!("../../events/github/push.json");
 
     #[test]
     fn decodes_sample_push() {
