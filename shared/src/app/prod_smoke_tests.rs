@@ -124,6 +124,33 @@ async fn prod_runs(w: &FakeWorld, digest: &str) {
     assert_eq!(shown.current().unwrap().image.digest, digest);
 }
 
+/// Release `n` reaches production, passes its smoke test and its bake: SUCCEEDED. Returns its id
+/// and digest.
+async fn good_release(w: &FakeWorld, n: u8) -> (ExecutionId, String) {
+    let id = prod_completed(w, n).await;
+    let build = prod_smoke_build(&exec(w, &id).await).unwrap();
+    on_smoke_build_event(
+        &function(w, &profiles::DEPLOY_EVENTS),
+        &smoke_event(&build, BuildStatus::Succeeded),
+    )
+    .await
+    .unwrap();
+    finish_bake(w, &id).await;
+    let digest = exec(w, &id).await.image.unwrap().digest;
+    (id, digest)
+}
+
+/// deploy-events without the right to roll production back: it records a failure, then the
+/// rollback is owed — what a handler killed right after that write leaves behind.
+fn without_rollback(w: &FakeWorld) -> Services {
+    w.services
+        .clone()
+        .with_capabilities(crate::app::Capabilities {
+            roll_back_prod: false,
+            ..profiles::DEPLOY_EVENTS.can
+        })
+}
+
 /// The automatic rollback `e` started completes (its ECS deployment event).
 async fn complete_rollback(w: &FakeWorld, e: &Execution) -> ExecutionId {
     let rollback = e
@@ -229,13 +256,7 @@ async fn a_failed_prod_smoke_test_rolls_production_back_to_the_last_good_release
     let w = world(PROD_SMOKE).await;
     let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
     // a first release passes
-    let first = prod_completed(&w, 1).await;
-    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
-    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
-        .await
-        .unwrap();
-    finish_bake(&w, &first).await;
-    let good = exec(&w, &first).await.image.unwrap().digest;
+    let (_, good) = good_release(&w, 1).await;
 
     // the second one's smoke test fails
     let second = prod_completed(&w, 2).await;
@@ -287,13 +308,7 @@ async fn the_sweeper_leaves_production_and_deploy_events_resume_applies_a_lost_f
     let w = world(PROD_SMOKE).await;
     let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
     let sweeper = function(&w, &profiles::SWEEPER);
-    let first = prod_completed(&w, 1).await;
-    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
-    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
-        .await
-        .unwrap();
-    finish_bake(&w, &first).await;
-    let good = exec(&w, &first).await.image.unwrap().digest;
+    let (_, good) = good_release(&w, 1).await;
 
     let second = prod_completed(&w, 2).await;
     let e = exec(&w, &second).await;
@@ -335,13 +350,7 @@ async fn the_sweeper_leaves_production_and_deploy_events_resume_applies_a_lost_f
 async fn a_prod_smoke_build_that_never_reports_rolls_back_after_its_timeout_only() {
     let w = world(PROD_SMOKE).await;
     let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
-    let first = prod_completed(&w, 1).await;
-    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
-    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
-        .await
-        .unwrap();
-    finish_bake(&w, &first).await;
-    let good = exec(&w, &first).await.image.unwrap().digest;
+    let (_, good) = good_release(&w, 1).await;
 
     let second = prod_completed(&w, 2).await;
     // before its timeout: resumes leave the running build alone
@@ -370,24 +379,12 @@ async fn a_prod_smoke_build_that_never_reports_rolls_back_after_its_timeout_only
 async fn a_handler_killed_after_the_failure_was_written_has_its_rollback_started_by_the_resume() {
     let w = world(PROD_SMOKE).await;
     let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
-    let first = prod_completed(&w, 1).await;
-    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
-    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
-        .await
-        .unwrap();
-    finish_bake(&w, &first).await;
-    let good = exec(&w, &first).await.image.unwrap().digest;
+    let (_, good) = good_release(&w, 1).await;
 
     let second = prod_completed(&w, 2).await;
     let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
     // a function that may not roll back records the failure, then "dies" (the rollback owed)
-    let no_rollback = w
-        .services
-        .clone()
-        .with_capabilities(crate::app::Capabilities {
-            roll_back_prod: false,
-            ..profiles::DEPLOY_EVENTS.can
-        });
+    let no_rollback = without_rollback(&w);
     let stored = exec(&w, &second).await;
     let event = crate::domain::Event::SmokeFinished {
         build_id: build.clone(),
@@ -428,24 +425,12 @@ async fn a_handler_killed_after_the_failure_was_written_has_its_rollback_started
 async fn the_scheduled_resume_starts_owed_rollbacks_first_and_stops_within_its_budget() {
     let w = world(PROD_SMOKE).await;
     let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
-    let first = prod_completed(&w, 1).await;
-    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
-    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
-        .await
-        .unwrap();
-    finish_bake(&w, &first).await;
-    let good = exec(&w, &first).await.image.unwrap().digest;
+    let (first, good) = good_release(&w, 1).await;
 
     // release 2 failed its smoke test; the rollback is owed (its handler died)
     let second = prod_completed(&w, 2).await;
     let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
-    let no_rollback = w
-        .services
-        .clone()
-        .with_capabilities(crate::app::Capabilities {
-            roll_back_prod: false,
-            ..profiles::DEPLOY_EVENTS.can
-        });
+    let no_rollback = without_rollback(&w);
     let event = crate::domain::Event::SmokeFinished {
         build_id: build,
         status: "FAILED".into(),
@@ -500,13 +485,7 @@ const DEPLOY_EVENTS_TIMEOUT_SECONDS: u64 = 60;
 async fn an_operator_rollback_during_the_prod_smoke_test_marks_the_release_rolled_back() {
     let w = world(PROD_SMOKE).await;
     let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
-    let first = prod_completed(&w, 1).await;
-    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
-    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
-        .await
-        .unwrap();
-    finish_bake(&w, &first).await;
-    let good = exec(&w, &first).await.image.unwrap().digest;
+    let (_, good) = good_release(&w, 1).await;
 
     let second = prod_completed(&w, 2).await;
     let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
@@ -553,23 +532,11 @@ async fn an_automatic_rollback_killed_before_its_deployment_is_deployed_by_the_r
 async fn killed_rollback_then_the_schedule(sweeper_first: bool) {
     let w = world(PROD_SMOKE).await;
     let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
-    let first = prod_completed(&w, 1).await;
-    let build = prod_smoke_build(&exec(&w, &first).await).unwrap();
-    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
-        .await
-        .unwrap();
-    finish_bake(&w, &first).await;
-    let good = exec(&w, &first).await.image.unwrap().digest;
+    let (_, good) = good_release(&w, 1).await;
 
     let second = prod_completed(&w, 2).await;
     let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
-    let no_rollback = w
-        .services
-        .clone()
-        .with_capabilities(crate::app::Capabilities {
-            roll_back_prod: false,
-            ..profiles::DEPLOY_EVENTS.can
-        });
+    let no_rollback = without_rollback(&w);
     let event = crate::domain::Event::SmokeFinished {
         build_id: build,
         status: "FAILED".into(),
