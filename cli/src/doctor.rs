@@ -26,6 +26,12 @@ pub const TEST_SERVICES: &str = "TestServiceArns";
 pub const PROD_SERVICES: &str = "ProdServiceArns";
 pub const TASK_ROLES: &str = "EcsTaskRoleArns";
 pub const CODECOMMIT_REPOSITORIES: &str = "CodeCommitRepositoryArns";
+/// Verified promotion: the prefix smoke test projects and bake alarms must be named with, and
+/// the template's defaults (a stack without the parameter is read as having the default).
+pub const SMOKE_PREFIX: &str = "SmokeProjectNamePrefix";
+pub const ALARM_PREFIX: &str = "VerifyAlarmNamePrefix";
+const SMOKE_PREFIX_DEFAULT: &str = "shipgate-smoke-";
+const ALARM_PREFIX_DEFAULT: &str = "shipgate-";
 
 /// The stack outputs doctor reads.
 pub const REQUIRED_OUTPUTS: [&str; 7] = [
@@ -131,6 +137,14 @@ impl StackFacts {
             .unwrap_or(&[])
     }
 
+    /// A String parameter's value, or `default` when the stack has no such parameter.
+    pub fn string<'a>(&'a self, parameter: &str, default: &'a str) -> &'a str {
+        self.list(parameter)
+            .first()
+            .map(String::as_str)
+            .unwrap_or(default)
+    }
+
     pub fn output(&self, key: &str) -> Option<&str> {
         self.outputs
             .get(key)
@@ -206,6 +220,8 @@ pub struct PipelineFacts {
     pub test: Lookup<ServiceFacts>,
     pub prod: Lookup<ServiceFacts>,
     pub approval_topic: Lookup<TopicFacts>,
+    /// The smoke test projects of `[verify.test]` / `[verify.prod]` (each name once).
+    pub smoke: Vec<(String, Lookup<ProjectFacts>)>,
 }
 
 impl PipelineFacts {
@@ -218,6 +234,7 @@ impl PipelineFacts {
             test: Lookup::NotRead,
             prod: Lookup::NotRead,
             approval_topic: Lookup::NotRead,
+            smoke: Vec::new(),
         }
     }
 }
@@ -582,6 +599,26 @@ fn pipeline_checks(
         Lookup::NotRead => {}
     }
 
+    for (project, found) in &p.smoke {
+        let label = format!("smoke test project {project}");
+        match found {
+            Lookup::Missing => checks.push(Check::fail(
+                &sec,
+                &label,
+                "does not exist in this account and region: every verification that starts it fails (production: rolls back)",
+                format!("create it (infra/example-environment.yaml has SmokeProject), or set verify.test/verify.prod smoke_project of pipeline {} to an existing project and apply it again", d.name),
+            )),
+            Lookup::Failed(e) => checks.push(Check::fail(
+                &sec,
+                &label,
+                format!("codebuild:BatchGetProjects failed: {e}"),
+                "allow your identity codebuild:BatchGetProjects (read-only)",
+            )),
+            Lookup::Found(_) => checks.push(Check::pass(&sec, &label, "exists")),
+            Lookup::NotRead => {}
+        }
+    }
+
     match &p.repository {
         Lookup::Missing => checks.push(Check::fail(
             &sec,
@@ -851,6 +888,8 @@ fn coverage(p: &PipelineFacts, stack: &StackFacts, facts: &Facts, place: &Place)
         }
     }
 
+    checks.extend(verify_coverage(d, stack, &sec));
+
     // image
     let repo_arn = p
         .repository
@@ -992,6 +1031,69 @@ fn coverage(p: &PipelineFacts, stack: &StackFacts, facts: &Facts, place: &Place)
             )),
             Lookup::Failed(_) => {}
         }
+    }
+    checks
+}
+
+/// Whether the stack lets shipgate start the pipeline's smoke test projects and read its bake
+/// alarms: both are scoped by a name prefix (stack parameters [`SMOKE_PREFIX`] and
+/// [`ALARM_PREFIX`]), which also filters the smoke builds' and alarms' events.
+fn verify_coverage(d: &PipelineDefinition, stack: &StackFacts, sec: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let Some(verify) = &d.verify else {
+        return checks;
+    };
+    let smoke_prefix = stack.string(SMOKE_PREFIX, SMOKE_PREFIX_DEFAULT);
+    for (env, v) in [("test", &verify.test), ("prod", &verify.prod)] {
+        let Some(project) = v.as_ref().and_then(|v| v.smoke_project.as_deref()) else {
+            continue;
+        };
+        let name = format!("{env} smoke test allowed");
+        if project.starts_with(smoke_prefix) {
+            checks.push(Check::pass(
+                sec,
+                name,
+                format!("{project} starts with {SMOKE_PREFIX} ({smoke_prefix})"),
+            ));
+        } else {
+            checks.push(Check::fail(
+                sec,
+                name,
+                format!("smoke test project {project} does not start with {SMOKE_PREFIX} ({smoke_prefix}): StartBuild is denied and its build events are filtered out, so every {env} verification fails"),
+                format!("name the project {smoke_prefix}…, or set the stack parameter {SMOKE_PREFIX} to a prefix of {project}, {REDEPLOY}"),
+            ));
+        }
+    }
+    let alarm_prefix = stack.string(ALARM_PREFIX, ALARM_PREFIX_DEFAULT);
+    let alarms = verify
+        .prod
+        .as_ref()
+        .map(|v| v.alarms.as_slice())
+        .unwrap_or(&[]);
+    let outside: Vec<&str> = alarms
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with(alarm_prefix))
+        .collect();
+    if alarms.is_empty() {
+        return checks;
+    }
+    if outside.is_empty() {
+        checks.push(Check::pass(
+            sec,
+            "bake alarms readable",
+            format!(
+                "{} alarm(s), each starting with {ALARM_PREFIX} ({alarm_prefix})",
+                alarms.len()
+            ),
+        ));
+    } else {
+        checks.push(Check::fail(
+            sec,
+            "bake alarms readable",
+            format!("alarm(s) {} do not start with {ALARM_PREFIX} ({alarm_prefix}): cloudwatch:DescribeAlarms is denied on them and their state changes are filtered out, so the production bake cannot watch them", outside.join(", ")),
+            format!("name the alarms {alarm_prefix}…, or set the stack parameter {ALARM_PREFIX} to a prefix they share, {REDEPLOY}"),
+        ));
     }
     checks
 }

@@ -61,6 +61,11 @@ async fn doctor_against_the_sandbox_then_an_uncovered_prod_service() {
         "✓ prod circuit breaker: on, with rollback",
         "✓ approval subscribers: 3 confirmed", // the outbox and the two demo approvers' mailboxes
         "✓ prod service allowed",
+        // the demo verifies both environments with a smoke test and bakes watching an alarm
+        "✓ smoke test project shipgate-smoke-hello: exists",
+        "✓ test smoke test allowed: shipgate-smoke-hello starts with SmokeProjectNamePrefix (shipgate-smoke-)",
+        "✓ prod smoke test allowed",
+        "✓ bake alarms readable: 1 alarm(s), each starting with VerifyAlarmNamePrefix (shipgate-)",
     ] {
         assert!(stdout.contains(line), "{line:?} in {stdout}");
     }

@@ -53,6 +53,10 @@ pub fn allow_list_parameters(p: &Provisioned) -> Vec<(&'static str, String)> {
             format!("arn:aws:iam::{ACCOUNT}:role/shipgate-task-execution"),
         ),
         ("CodeCommitRepositoryArns", String::new()),
+        // String parameters (the template's defaults, which the demo's smoke project and alarm
+        // are named with)
+        ("SmokeProjectNamePrefix", "shipgate-smoke-".into()),
+        ("VerifyAlarmNamePrefix", "shipgate-".into()),
     ]
 }
 
@@ -72,7 +76,11 @@ pub fn template(p: &Provisioned, public_url: &str) -> Value {
     let sb = &p.sandbox;
     let mut parameters = serde_json::Map::new();
     for (name, _) in allow_list_parameters(p) {
-        let mut param = json!({"Type": "CommaDelimitedList"});
+        let mut param = if name.ends_with("Prefix") {
+            json!({"Type": "String"})
+        } else {
+            json!({"Type": "CommaDelimitedList"})
+        };
         if name == "CodeCommitRepositoryArns" {
             param["Default"] = json!("");
         }

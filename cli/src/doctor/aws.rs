@@ -399,6 +399,19 @@ impl AwsReader {
             self.service(&d.prod.cluster, &d.prod.service),
             self.topic(&d.approval.topic_arn, !d.approval.approvers.is_empty()),
         );
+        let mut smoke = Vec::new();
+        if let Some(v) = &definition.verify {
+            for project in [&v.test, &v.prod]
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.smoke_project.clone())
+            {
+                if !smoke.iter().any(|(p, _)| p == &project) {
+                    let found = self.project(&project).await;
+                    smoke.push((project, found));
+                }
+            }
+        }
         PipelineFacts {
             definition,
             project,
@@ -406,6 +419,7 @@ impl AwsReader {
             test,
             prod,
             approval_topic,
+            smoke,
         }
     }
 

@@ -134,6 +134,7 @@ fn healthy() -> Facts {
                 pending: 0,
                 ..TopicFacts::default()
             }),
+            smoke: Vec::new(),
         }],
     }
 }
@@ -550,16 +551,111 @@ fn the_template_has_every_parameter_and_output_doctor_reads() {
         PROD_SERVICES,
         TASK_ROLES,
         CODECOMMIT_REPOSITORIES,
+        SMOKE_PREFIX,
+        ALARM_PREFIX,
     ] {
         assert!(
             template["Parameters"].get(parameter).is_some(),
             "infra/template.yaml has no parameter {parameter}"
         );
     }
+    // the defaults doctor assumes for a stack without the prefix parameters
+    assert_eq!(
+        template["Parameters"][SMOKE_PREFIX]["Default"].as_str(),
+        Some(SMOKE_PREFIX_DEFAULT)
+    );
+    assert_eq!(
+        template["Parameters"][ALARM_PREFIX]["Default"].as_str(),
+        Some(ALARM_PREFIX_DEFAULT)
+    );
     for output in REQUIRED_OUTPUTS.iter().chain(&["CodeCommitRuleName"]) {
         assert!(
             template["Outputs"].get(*output).is_some(),
             "infra/template.yaml has no output {output}"
         );
     }
+}
+
+const VERIFIED: &str = r#"
+[verify.test]
+url = "https://web-test.example.com/health"
+smoke_project = "shipgate-smoke-web"
+[verify.prod]
+url = "https://web.example.com/health"
+smoke_project = "shipgate-smoke-web"
+bake_minutes = 5
+alarms = ["shipgate-web-5xx", "shipgate-web-latency"]
+"#;
+
+fn verified(smoke: Lookup<ProjectFacts>) -> Facts {
+    let mut facts = healthy();
+    facts.pipelines[0].definition = definition(VERIFIED);
+    facts.pipelines[0].smoke = vec![("shipgate-smoke-web".into(), smoke)];
+    facts
+}
+
+fn smoke_found() -> Lookup<ProjectFacts> {
+    Lookup::Found(ProjectFacts {
+        arn: "arn:aws:codebuild:eu-west-1:123456789012:project/shipgate-smoke-web".into(),
+    })
+}
+
+#[test]
+fn verified_pipelines_check_their_smoke_project_and_the_prefixes_of_smoke_and_alarms() {
+    // the template's default prefixes (the stack lists no such parameter)
+    let checks = evaluate(&verified(smoke_found()));
+    assert!(failed(&checks).is_empty(), "{}", render(&checks));
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    for n in [
+        "smoke test project shipgate-smoke-web",
+        "test smoke test allowed",
+        "prod smoke test allowed",
+        "bake alarms readable",
+    ] {
+        assert!(names.contains(&n), "{n}: {}", render(&checks));
+    }
+
+    let c = only_failure(&verified(Lookup::Missing));
+    assert_eq!(c.name, "smoke test project shipgate-smoke-web");
+    assert!(c.fix.unwrap().contains("smoke_project"));
+}
+
+#[test]
+fn smoke_projects_and_alarms_outside_the_stacks_prefixes_name_the_parameter() {
+    let mut facts = verified(smoke_found());
+    let Lookup::Found(s) = &mut facts.stack else {
+        unreachable!()
+    };
+    s.parameters
+        .insert(SMOKE_PREFIX.into(), vec!["web-smoke-".into()]);
+    s.parameters
+        .insert(ALARM_PREFIX.into(), vec!["web-".into()]);
+    let checks = evaluate(&facts);
+    let f = failed(&checks);
+    assert_eq!(f.len(), 3, "{}", render(&checks));
+    for c in &f[..2] {
+        assert!(c.name.ends_with("smoke test allowed"), "{}", c.name);
+        assert!(c.detail.contains("StartBuild is denied"), "{}", c.detail);
+        assert!(c.fix.as_deref().unwrap().contains(SMOKE_PREFIX));
+    }
+    assert_eq!(f[2].name, "bake alarms readable");
+    assert!(f[2]
+        .detail
+        .contains("shipgate-web-5xx, shipgate-web-latency"));
+    assert!(f[2].fix.as_deref().unwrap().contains(ALARM_PREFIX));
+    // the coverage check of `pipeline apply` says the same (nothing read)
+    let place = Place::of(
+        facts.identity.as_ref().unwrap(),
+        facts.region.as_deref().unwrap(),
+    );
+    let Lookup::Found(stack) = &facts.stack else {
+        unreachable!()
+    };
+    let apply = coverage_checks(
+        definition(VERIFIED),
+        stack,
+        (Lookup::NotRead, Lookup::NotRead, Lookup::NotRead),
+        &place,
+    );
+    assert_eq!(failed(&apply).len(), 3, "{}", render(&apply));
 }
