@@ -26,12 +26,10 @@ pub const TEST_SERVICES: &str = "TestServiceArns";
 pub const PROD_SERVICES: &str = "ProdServiceArns";
 pub const TASK_ROLES: &str = "EcsTaskRoleArns";
 pub const CODECOMMIT_REPOSITORIES: &str = "CodeCommitRepositoryArns";
-/// Verified promotion: the prefix smoke test projects and bake alarms must be named with, and
-/// the template's defaults (a stack without the parameter is read as having the default).
+/// Verified promotion: the prefixes smoke test projects and bake alarms must be named with
+/// (String parameters; a stack without them predates verified promotion).
 pub const SMOKE_PREFIX: &str = "SmokeProjectNamePrefix";
 pub const ALARM_PREFIX: &str = "VerifyAlarmNamePrefix";
-const SMOKE_PREFIX_DEFAULT: &str = "shipgate-smoke-";
-const ALARM_PREFIX_DEFAULT: &str = "shipgate-";
 
 /// The stack outputs doctor reads.
 pub const REQUIRED_OUTPUTS: [&str; 7] = [
@@ -137,12 +135,9 @@ impl StackFacts {
             .unwrap_or(&[])
     }
 
-    /// A String parameter's value, or `default` when the stack has no such parameter.
-    pub fn string<'a>(&'a self, parameter: &str, default: &'a str) -> &'a str {
-        self.list(parameter)
-            .first()
-            .map(String::as_str)
-            .unwrap_or(default)
+    /// A String parameter's value; `None` when the stack has no such parameter.
+    pub fn string(&self, parameter: &str) -> Option<&str> {
+        self.list(parameter).first().map(String::as_str)
     }
 
     pub fn output(&self, key: &str) -> Option<&str> {
@@ -1043,41 +1038,48 @@ fn verify_coverage(d: &PipelineDefinition, stack: &StackFacts, sec: &str) -> Vec
     let Some(verify) = &d.verify else {
         return checks;
     };
-    let smoke_prefix = stack.string(SMOKE_PREFIX, SMOKE_PREFIX_DEFAULT);
     for (env, v) in [("test", &verify.test), ("prod", &verify.prod)] {
         let Some(project) = v.as_ref().and_then(|v| v.smoke_project.as_deref()) else {
             continue;
         };
         let name = format!("{env} smoke test allowed");
-        if project.starts_with(smoke_prefix) {
-            checks.push(Check::pass(
+        match stack.string(SMOKE_PREFIX) {
+            Some(prefix) if project.starts_with(prefix) => checks.push(Check::pass(
                 sec,
                 name,
-                format!("{project} starts with {SMOKE_PREFIX} ({smoke_prefix})"),
-            ));
-        } else {
-            checks.push(Check::fail(
+                format!("{project} starts with {SMOKE_PREFIX} ({prefix})"),
+            )),
+            Some(prefix) => checks.push(Check::fail(
                 sec,
                 name,
-                format!("smoke test project {project} does not start with {SMOKE_PREFIX} ({smoke_prefix}): StartBuild is denied and its build events are filtered out, so every {env} verification fails"),
-                format!("name the project {smoke_prefix}…, or set the stack parameter {SMOKE_PREFIX} to a prefix of {project}, {REDEPLOY}"),
-            ));
+                format!("smoke test project {project} does not start with {SMOKE_PREFIX} ({prefix}): StartBuild is denied and its build events are filtered out, so every {env} verification fails"),
+                format!("name the project {prefix}…, or set the stack parameter {SMOKE_PREFIX} to a prefix of {project}, {REDEPLOY}"),
+            )),
+            None => checks.push(predates(sec, name, SMOKE_PREFIX, "its smoke tests cannot start")),
         }
     }
-    let alarm_prefix = stack.string(ALARM_PREFIX, ALARM_PREFIX_DEFAULT);
     let alarms = verify
         .prod
         .as_ref()
         .map(|v| v.alarms.as_slice())
         .unwrap_or(&[]);
+    if alarms.is_empty() {
+        return checks;
+    }
+    let Some(alarm_prefix) = stack.string(ALARM_PREFIX) else {
+        checks.push(predates(
+            sec,
+            "bake alarms readable".into(),
+            ALARM_PREFIX,
+            "its bake cannot read the alarms",
+        ));
+        return checks;
+    };
     let outside: Vec<&str> = alarms
         .iter()
         .map(String::as_str)
         .filter(|a| !a.starts_with(alarm_prefix))
         .collect();
-    if alarms.is_empty() {
-        return checks;
-    }
     if outside.is_empty() {
         checks.push(Check::pass(
             sec,
@@ -1096,6 +1098,16 @@ fn verify_coverage(d: &PipelineDefinition, stack: &StackFacts, sec: &str) -> Vec
         ));
     }
     checks
+}
+
+/// A ✗ for a stack deployed from a template older than the parameter `parameter`.
+fn predates(sec: &str, name: String, parameter: &str, consequence: &str) -> Check {
+    Check::fail(
+        sec,
+        name,
+        format!("the stack has no parameter {parameter}: it was deployed from a template before verified promotion, so {consequence}"),
+        "deploy the current infra/template.yaml: `make deploy` (or `sam deploy`; see infra/README.md)",
+    )
 }
 
 /// The coverage checks of `pipeline apply` for `definition` (no resource is read).

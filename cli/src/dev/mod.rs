@@ -215,6 +215,13 @@ async fn serve(args: DevArgs) -> Result<(), String> {
             },
         },
     );
+    // what the demo pipeline names that provisioning leaves to `resources::ensure` (its smoke
+    // test project) exists before dev.env tells anyone the sandbox is ready (`shipgate doctor`
+    // right after start checks that it exists); the pump would create it only on its first pass
+    // (not printed: the banner names the smoke project)
+    resources::ensure(&sdk, &provisioned.pipeline, &provisioned.outbox_queue_url)
+        .await
+        .map_err(|e| format!("demo pipeline resources: {e}"))?;
     // removed when this function returns (every path) and when the process panics
     let env_file = EnvFile::write(
         &args.state_dir,

@@ -48,6 +48,8 @@ fn stack() -> StackFacts {
     put(PROD_SERVICES, &[&arn_service("live", "web")]);
     put(TASK_ROLES, &["arn:aws:iam::123456789012:role/web-*"]);
     put(CODECOMMIT_REPOSITORIES, &[]);
+    put(SMOKE_PREFIX, &["shipgate-smoke-"]);
+    put(ALARM_PREFIX, &["shipgate-"]);
     let outputs = [
         ("ControlFunctionName", "shipgate-control".to_string()),
         (
@@ -559,15 +561,6 @@ fn the_template_has_every_parameter_and_output_doctor_reads() {
             "infra/template.yaml has no parameter {parameter}"
         );
     }
-    // the defaults doctor assumes for a stack without the prefix parameters
-    assert_eq!(
-        template["Parameters"][SMOKE_PREFIX]["Default"].as_str(),
-        Some(SMOKE_PREFIX_DEFAULT)
-    );
-    assert_eq!(
-        template["Parameters"][ALARM_PREFIX]["Default"].as_str(),
-        Some(ALARM_PREFIX_DEFAULT)
-    );
     for output in REQUIRED_OUTPUTS.iter().chain(&["CodeCommitRuleName"]) {
         assert!(
             template["Outputs"].get(*output).is_some(),
@@ -602,7 +595,6 @@ fn smoke_found() -> Lookup<ProjectFacts> {
 
 #[test]
 fn verified_pipelines_check_their_smoke_project_and_the_prefixes_of_smoke_and_alarms() {
-    // the template's default prefixes (the stack lists no such parameter)
     let checks = evaluate(&verified(smoke_found()));
     assert!(failed(&checks).is_empty(), "{}", render(&checks));
     let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
@@ -658,4 +650,33 @@ fn smoke_projects_and_alarms_outside_the_stacks_prefixes_name_the_parameter() {
         &place,
     );
     assert_eq!(failed(&apply).len(), 3, "{}", render(&apply));
+}
+
+#[test]
+fn a_stack_older_than_verified_promotion_is_told_to_redeploy() {
+    let mut facts = verified(smoke_found());
+    let Lookup::Found(s) = &mut facts.stack else {
+        unreachable!()
+    };
+    s.parameters.remove(SMOKE_PREFIX);
+    s.parameters.remove(ALARM_PREFIX);
+    let checks = evaluate(&facts);
+    let f = failed(&checks);
+    assert_eq!(f.len(), 3, "{}", render(&checks));
+    for c in f {
+        assert!(
+            c.detail.contains("before verified promotion"),
+            "{}",
+            c.detail
+        );
+        assert!(c.fix.as_deref().unwrap().contains("make deploy"));
+    }
+    // a pipeline without verification is not affected
+    let mut plain = healthy();
+    let Lookup::Found(s) = &mut plain.stack else {
+        unreachable!()
+    };
+    s.parameters.remove(SMOKE_PREFIX);
+    s.parameters.remove(ALARM_PREFIX);
+    assert!(failed(&evaluate(&plain)).is_empty());
 }
