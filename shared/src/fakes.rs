@@ -345,6 +345,8 @@ impl ExecutionStore for InMemoryStore {
 #[derive(Default)]
 pub struct FakeBuilds {
     pub started: Mutex<Vec<BuildRequest>>,
+    /// StopBuild calls, in order.
+    pub stopped: Mutex<Vec<String>>,
     pub observations: Mutex<HashMap<String, BuildObservation>>,
     by_token: Mutex<HashMap<String, String>>,
     counter: AtomicU64,
@@ -405,6 +407,18 @@ impl BuildRunner for FakeBuilds {
             .get(build_id)
             .cloned()
             .ok_or_else(|| ServiceError::NotFound(format!("build {build_id}")))
+    }
+
+    async fn stop_build(&self, build_id: &str) -> Result<(), ServiceError> {
+        self.faults.check("stop_build")?;
+        lock(&self.stopped).push(build_id.to_string());
+        // like CodeBuild: a running build ends STOPPED, an ended one keeps its status
+        match lock(&self.observations).get_mut(build_id) {
+            Some(o) if o.status == "IN_PROGRESS" => o.status = "STOPPED".into(),
+            Some(_) => {}
+            None => return Err(ServiceError::NotFound(format!("build {build_id}"))),
+        }
+        Ok(())
     }
 }
 

@@ -248,6 +248,9 @@ pub trait BuildRunner: Send + Sync {
     /// Start a build; answers the build id (`project:uuid`).
     async fn start_build(&self, request: &BuildRequest) -> Result<String, ServiceError>;
     async fn get_build(&self, build_id: &str) -> Result<BuildObservation, ServiceError>;
+    /// Stop a running build (a smoke test whose verification timed out). Stopping a build that
+    /// already ended is not an error.
+    async fn stop_build(&self, build_id: &str) -> Result<(), ServiceError>;
 }
 
 /// A deployment that was started.

@@ -68,3 +68,19 @@ async fn an_exported_digest_ecr_does_not_have_fails_the_build() {
         "nothing deployed"
     );
 }
+
+/// The CodeBuild adapter's StopBuild (a smoke test build that never reported is stopped): moto
+/// accepts the request, also for a build stopped already. (What the build reads as afterwards
+/// cannot be checked here: moto's BatchGetBuilds answers SUCCEEDED for every build; the fakes'
+/// StopBuild and the late STOPPED event are covered by shared's smoke tests.)
+#[tokio::test]
+async fn a_started_build_is_stopped_through_the_adapter() {
+    let Some(w) = World::start().await else {
+        return;
+    };
+    let id = start(&w, "d-stop").await;
+    let exec = w.services.execution(&id).await.unwrap();
+    let build_id = exec.build_id.clone().unwrap();
+    w.services.builds.stop_build(&build_id).await.unwrap();
+    w.services.builds.stop_build(&build_id).await.unwrap();
+}

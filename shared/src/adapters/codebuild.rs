@@ -65,6 +65,17 @@ impl BuildRunner for CodeBuildRunner {
             .ok_or_else(|| ServiceError::Unavailable("StartBuild answered no build id".into()))
     }
 
+    async fn stop_build(&self, build_id: &str) -> Result<(), ServiceError> {
+        self.client
+            .get()?
+            .stop_build()
+            .id(build_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
     async fn get_build(&self, build_id: &str) -> Result<BuildObservation, ServiceError> {
         let out = self
             .client

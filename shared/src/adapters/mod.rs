@@ -128,6 +128,9 @@ impl crate::ports::BuildRunner for Unused {
     async fn get_build(&self, _: &str) -> Result<crate::ports::BuildObservation, ServiceError> {
         Err(unused("CodeBuild"))
     }
+    async fn stop_build(&self, _: &str) -> Result<(), ServiceError> {
+        Err(unused("CodeBuild"))
+    }
 }
 
 #[async_trait::async_trait]

@@ -371,7 +371,15 @@ async fn a_prod_smoke_build_that_never_reports_rolls_back_after_its_timeout_only
         .unwrap()
         .reason
         .contains("did not report within 10 minutes"));
+    let build = prod_smoke_build(&e).unwrap();
+    assert_eq!(*w.builds.stopped.lock().unwrap(), vec![build.clone()]);
     complete_rollback(&w, &e).await;
+    prod_runs(&w, &good).await;
+    // the stopped build's late event changes nothing
+    on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Stopped))
+        .await
+        .unwrap();
+    assert_eq!(exec(&w, &second).await.status, Status::RolledBack);
     prod_runs(&w, &good).await;
 }
 

@@ -133,7 +133,16 @@ pub(crate) async fn step(
             return Ok(None);
         }
         warn!(execution_id = %exec.id, %build_id, "smoke test build never reported; failing the verification");
-        return svc.follow_up(exec, Event::SmokeTimedOut).await;
+        let decided = svc.follow_up(exec, Event::SmokeTimedOut).await?;
+        if decided.is_some() {
+            // the verification failed (this write won): stop the build, so that it does not run
+            // on (and bill) until the project's own timeout. Best effort: its late STOPPED event
+            // changes nothing, and one that does not stop ends at that timeout.
+            if let Err(e) = svc.builds.stop_build(&build_id).await {
+                warn!(execution_id = %exec.id, %build_id, error = %e, "timed-out smoke test build could not be stopped");
+            }
+        }
+        return Ok(decided);
     }
     Ok(None)
 }

@@ -300,10 +300,15 @@ async fn a_smoke_build_that_never_reports_is_failed_by_the_sweeper_after_its_tim
         .advance(super::RESUME_AFTER + chrono::Duration::seconds(1));
     sweep(&sweeper, &SweepLimits::default()).await.unwrap();
     assert_eq!(exec(&w, &id).await.status, Status::VerifyingTest);
+    assert!(w.builds.stopped.lock().unwrap().is_empty());
     w.clock.advance(chrono::Duration::minutes(10));
     sweep(&sweeper, &SweepLimits::default()).await.unwrap();
     let e = exec(&w, &id).await;
     assert_eq!(e.status, Status::TestFailed);
+    // the build is stopped (it would run on until the project's own timeout), once
+    assert_eq!(*w.builds.stopped.lock().unwrap(), vec![build_id.clone()]);
+    sweep(&sweeper, &SweepLimits::default()).await.unwrap();
+    assert_eq!(w.builds.stopped.lock().unwrap().len(), 1);
     let reason = &e.failure.as_ref().unwrap().reason;
     assert!(
         reason.contains(&format!(
@@ -320,7 +325,33 @@ async fn a_smoke_build_that_never_reports_is_failed_by_the_sweeper_after_its_tim
     .await
     .unwrap();
     assert!(matches!(out, EventOutcome::Ignored(_)));
+    // nor does the STOPPED event of the stop
+    let out = on_smoke_build_event(
+        &function(&w, &profiles::DEPLOY_EVENTS),
+        &smoke_event(&build_id, BuildStatus::Stopped),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(out, EventOutcome::Ignored(_)));
+    assert_eq!(exec(&w, &id).await, e);
+}
+
+/// A StopBuild that fails (throttled, denied) changes nothing of the decided verification.
+#[tokio::test]
+async fn a_failed_stop_of_a_timed_out_smoke_build_is_only_logged() {
+    let w = world(SMOKE).await;
+    let id = completed(&w, &function(&w, &profiles::DEPLOY_EVENTS), 4).await;
+    w.builds.faults.fail_always(
+        "stop_build",
+        crate::ports::ServiceError::Throttled("slow down".into()),
+    );
+    w.clock
+        .advance(super::RESUME_AFTER + chrono::Duration::minutes(11));
+    sweep(&function(&w, &profiles::SWEEPER), &SweepLimits::default())
+        .await
+        .unwrap();
     assert_eq!(exec(&w, &id).await.status, Status::TestFailed);
+    assert!(w.builds.stopped.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
