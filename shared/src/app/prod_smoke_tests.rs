@@ -151,6 +151,25 @@ fn without_rollback(w: &FakeWorld) -> Services {
         })
 }
 
+/// Release `id`'s prod smoke test fails, recorded by a function that may not roll back (what a
+/// deploy-events killed right after that write leaves: the rollback owed). Returns it.
+async fn smoke_failed_rollback_owed(w: &FakeWorld, id: &ExecutionId) -> Services {
+    let build = prod_smoke_build(&exec(w, id).await).unwrap();
+    let no_rollback = without_rollback(w);
+    let event = crate::domain::Event::SmokeFinished {
+        build_id: build,
+        status: "FAILED".into(),
+        reason: Some("exit status 22".into()),
+        link: None,
+        approval: None,
+    };
+    no_rollback
+        .apply_to(exec(w, id).await, super::SYSTEM_ACTOR, event)
+        .await
+        .unwrap();
+    no_rollback
+}
+
 /// The automatic rollback `e` started completes (its ECS deployment event).
 async fn complete_rollback(w: &FakeWorld, e: &Execution) -> ExecutionId {
     let rollback = e
@@ -390,21 +409,8 @@ async fn a_handler_killed_after_the_failure_was_written_has_its_rollback_started
     let (_, good) = good_release(&w, 1).await;
 
     let second = prod_completed(&w, 2).await;
-    let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
     // a function that may not roll back records the failure, then "dies" (the rollback owed)
-    let no_rollback = without_rollback(&w);
-    let stored = exec(&w, &second).await;
-    let event = crate::domain::Event::SmokeFinished {
-        build_id: build.clone(),
-        status: "FAILED".into(),
-        reason: Some("exit status 22".into()),
-        link: None,
-        approval: None,
-    };
-    no_rollback
-        .apply_to(stored, super::SYSTEM_ACTOR, event)
-        .await
-        .unwrap();
+    smoke_failed_rollback_owed(&w, &second).await;
     let e = exec(&w, &second).await;
     assert_eq!(e.status, Status::ProdFailed);
     assert!(e.verify_prod.as_ref().unwrap().rollback.is_none());
@@ -437,19 +443,7 @@ async fn the_scheduled_resume_starts_owed_rollbacks_first_and_stops_within_its_b
 
     // release 2 failed its smoke test; the rollback is owed (its handler died)
     let second = prod_completed(&w, 2).await;
-    let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
-    let no_rollback = without_rollback(&w);
-    let event = crate::domain::Event::SmokeFinished {
-        build_id: build,
-        status: "FAILED".into(),
-        reason: Some("exit status 22".into()),
-        link: None,
-        approval: None,
-    };
-    no_rollback
-        .apply_to(exec(&w, &second).await, super::SYSTEM_ACTOR, event)
-        .await
-        .unwrap();
+    smoke_failed_rollback_owed(&w, &second).await;
     // long bakes whose workers died (older executions: listed first)
     let template = exec(&w, &first).await;
     for i in 0..3 {
@@ -543,19 +537,7 @@ async fn killed_rollback_then_the_schedule(sweeper_first: bool) {
     let (_, good) = good_release(&w, 1).await;
 
     let second = prod_completed(&w, 2).await;
-    let build = prod_smoke_build(&exec(&w, &second).await).unwrap();
-    let no_rollback = without_rollback(&w);
-    let event = crate::domain::Event::SmokeFinished {
-        build_id: build,
-        status: "FAILED".into(),
-        reason: Some("exit status 22".into()),
-        link: None,
-        approval: None,
-    };
-    no_rollback
-        .apply_to(exec(&w, &second).await, super::SYSTEM_ACTOR, event)
-        .await
-        .unwrap();
+    let no_rollback = smoke_failed_rollback_owed(&w, &second).await;
     // the rollback execution is stored (claim and item), then the invocation dies: its
     // production deployment is never started (a function that may not deploy prod)
     let rb = super::releases::rollback(
