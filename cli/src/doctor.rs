@@ -561,6 +561,28 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
     checks
 }
 
+/// Whether a CodeBuild project exists (`None` when it was not read): the image build project and
+/// the smoke test projects alike.
+fn project_check(
+    sec: &str,
+    label: String,
+    found: &Lookup<ProjectFacts>,
+    missing: &str,
+    fix: String,
+) -> Option<Check> {
+    match found {
+        Lookup::Missing => Some(Check::fail(sec, label, missing, fix)),
+        Lookup::Failed(e) => Some(Check::fail(
+            sec,
+            label,
+            format!("codebuild:BatchGetProjects failed: {e}"),
+            "allow your identity codebuild:BatchGetProjects (read-only)",
+        )),
+        Lookup::Found(_) => Some(Check::pass(sec, label, "exists")),
+        Lookup::NotRead => None,
+    }
+}
+
 /// Every check of one pipeline: whether what it names exists and is healthy (when read), and
 /// whether the stack covers it.
 fn pipeline_checks(
@@ -573,45 +595,21 @@ fn pipeline_checks(
     let sec = format!("pipeline {}", d.name);
     let mut checks = Vec::new();
 
-    match &p.project {
-        Lookup::Missing => checks.push(Check::fail(
-            &sec,
-            format!("CodeBuild project {}", d.build.project),
-            "does not exist in this account and region",
-            format!("create it (infra/example-environment.yaml has one), or set build.project of pipeline {} to an existing project and apply it again", d.name),
-        )),
-        Lookup::Failed(e) => checks.push(Check::fail(
-            &sec,
-            format!("CodeBuild project {}", d.build.project),
-            format!("codebuild:BatchGetProjects failed: {e}"),
-            "allow your identity codebuild:BatchGetProjects (read-only)",
-        )),
-        Lookup::Found(_) => checks.push(Check::pass(
-            &sec,
-            format!("CodeBuild project {}", d.build.project),
-            "exists",
-        )),
-        Lookup::NotRead => {}
-    }
-
+    checks.extend(project_check(
+        &sec,
+        format!("CodeBuild project {}", d.build.project),
+        &p.project,
+        "does not exist in this account and region",
+        format!("create it (infra/example-environment.yaml has one), or set build.project of pipeline {} to an existing project and apply it again", d.name),
+    ));
     for (project, found) in &p.smoke {
-        let label = format!("smoke test project {project}");
-        match found {
-            Lookup::Missing => checks.push(Check::fail(
-                &sec,
-                &label,
-                "does not exist in this account and region: every verification that starts it fails (production: rolls back)",
-                format!("create it (infra/example-environment.yaml has SmokeProject), or set verify.test/verify.prod smoke_project of pipeline {} to an existing project and apply it again", d.name),
-            )),
-            Lookup::Failed(e) => checks.push(Check::fail(
-                &sec,
-                &label,
-                format!("codebuild:BatchGetProjects failed: {e}"),
-                "allow your identity codebuild:BatchGetProjects (read-only)",
-            )),
-            Lookup::Found(_) => checks.push(Check::pass(&sec, &label, "exists")),
-            Lookup::NotRead => {}
-        }
+        checks.extend(project_check(
+            &sec,
+            format!("smoke test project {project}"),
+            found,
+            "does not exist in this account and region: every verification that starts it fails (production: rolls back)",
+            format!("create it (infra/example-environment.yaml has SmokeProject), or set verify.test/verify.prod smoke_project of pipeline {} to an existing project and apply it again", d.name),
+        ));
     }
 
     match &p.repository {

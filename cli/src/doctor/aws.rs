@@ -392,26 +392,14 @@ impl AwsReader {
 
     pub async fn pipeline(&self, definition: PipelineDefinition) -> PipelineFacts {
         let d = &definition;
-        let (project, repository, test, prod, approval_topic) = tokio::join!(
+        let (project, repository, test, prod, approval_topic, smoke) = tokio::join!(
             self.project(&d.build.project),
             self.repository(&d.image.repository),
             self.service(&d.test.cluster, &d.test.service),
             self.service(&d.prod.cluster, &d.prod.service),
             self.topic(&d.approval.topic_arn, !d.approval.approvers.is_empty()),
+            self.smoke_projects(d),
         );
-        let mut smoke = Vec::new();
-        if let Some(v) = &definition.verify {
-            for project in [&v.test, &v.prod]
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.smoke_project.clone())
-            {
-                if !smoke.iter().any(|(p, _)| p == &project) {
-                    let found = self.project(&project).await;
-                    smoke.push((project, found));
-                }
-            }
-        }
         PipelineFacts {
             definition,
             project,
@@ -421,6 +409,29 @@ impl AwsReader {
             approval_topic,
             smoke,
         }
+    }
+
+    /// The smoke test projects of the pipeline's verifications, each name once (test and prod
+    /// usually share one).
+    async fn smoke_projects(&self, d: &PipelineDefinition) -> Vec<(String, Lookup<ProjectFacts>)> {
+        let mut names: Vec<String> = Vec::new();
+        if let Some(v) = &d.verify {
+            for name in [&v.test, &v.prod]
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.smoke_project.clone())
+            {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for name in names {
+            let lookup = self.project(&name).await;
+            found.push((name, lookup));
+        }
+        found
     }
 
     /// The three rules the stack's outputs name.

@@ -679,14 +679,9 @@ async fn a_third_release_failing_its_prod_smoke_test_restores_the_second() {
     let deploy_events = function(&w, &profiles::DEPLOY_EVENTS);
     let mut good = Vec::new();
     for n in 1..=2 {
-        let id = prod_completed(&w, n).await;
-        let build = prod_smoke_build(&exec(&w, &id).await).unwrap();
-        on_smoke_build_event(&deploy_events, &smoke_event(&build, BuildStatus::Succeeded))
-            .await
-            .unwrap();
-        finish_bake(&w, &id).await;
+        let (id, digest) = good_release(&w, n).await;
         assert_eq!(exec(&w, &id).await.status, Status::Succeeded);
-        good.push(exec(&w, &id).await.image.unwrap().digest);
+        good.push(digest);
     }
     assert_ne!(good[0], good[1]);
     let third = prod_completed(&w, 3).await;
