@@ -408,7 +408,10 @@ async fn the_smoke_build_samples_decode_and_decide() {
     let passed = sample(include_str!(
         "../../../events/codebuild/smoke-succeeded.json"
     ));
-    for c in [&failed, &passed] {
+    // what a smoke build stopped after its timeout sends (its late event changes nothing)
+    let stopped = sample(include_str!("../../../events/codebuild/smoke-stopped.json"));
+    assert_eq!(stopped.status, BuildStatus::Stopped);
+    for c in [&failed, &passed, &stopped] {
         assert_eq!(
             c.build_id,
             "shipgate-smoke-hello:3c1f9d2e-7a44-4e0b-9b1d-6f2a8c5e0d17"
